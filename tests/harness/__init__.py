@@ -1,0 +1,1 @@
+"""Test harness: real PostgreSQL and Redis servers and what the machine offers the tests."""

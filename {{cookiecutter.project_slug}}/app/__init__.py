@@ -1,0 +1,1 @@
+"""The AI agent API service."""

@@ -1,0 +1,1 @@
+"""Conversations with the agent: messages in, model replies out."""

@@ -1,0 +1,161 @@
+"""Conversation endpoints."""
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi.responses import StreamingResponse
+
+from app.conversations import service
+from app.conversations.models import Conversation
+from app.conversations.schemas import (
+    ConversationCreate,
+    ConversationDetail,
+    ConversationOut,
+    ConversationPage,
+    Exchange,
+    MessageCreate,
+    MessageOut,
+)
+from app.deps import LLMDep, SessionDep, SessionmakerDep, SettingsDep
+from app.llm.base import ChatMessage, LLMError, LLMProvider
+
+router = APIRouter(prefix="/conversations", tags=["conversations"])
+EVENT_STREAM = "text/event-stream"
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def create_conversation(body: ConversationCreate, session: SessionDep) -> ConversationOut:
+    """Start a conversation."""
+    conversation = await service.create_conversation(session=session, data=body)
+    return ConversationOut.model_validate(conversation)
+
+
+@router.get("")
+async def list_conversations(
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> ConversationPage:
+    """List conversations, newest first."""
+    items, total = await service.list_conversations(session=session, limit=limit, offset=offset)
+    return ConversationPage(
+        items=[ConversationOut.model_validate(item) for item in items],
+        total=total,
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.get("/{conversation_id}")
+async def get_conversation(conversation_id: uuid.UUID, session: SessionDep) -> ConversationDetail:
+    """Get a conversation with its messages."""
+    conversation = await _existing(session, conversation_id, with_messages=True)
+    return ConversationDetail.model_validate(conversation)
+
+
+@router.delete("/{conversation_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_conversation(conversation_id: uuid.UUID, session: SessionDep) -> None:
+    """Delete a conversation and its messages."""
+    conversation = await _existing(session, conversation_id)
+    await service.delete_conversation(session=session, conversation=conversation)
+
+
+@router.post(
+    "/{conversation_id}/messages",
+    status_code=status.HTTP_201_CREATED,
+    response_model=Exchange,
+    responses={
+        status.HTTP_200_OK: {
+            "description": "With Accept: text/event-stream, the reply as Server-Sent Events",
+            "content": {EVENT_STREAM: {}},
+        },
+        status.HTTP_502_BAD_GATEWAY: {"description": "The language model provider failed"},
+    },
+)
+async def send_message(
+    conversation_id: uuid.UUID,
+    body: MessageCreate,
+    request: Request,
+    session: SessionDep,
+    sessionmaker: SessionmakerDep,
+    settings: SettingsDep,
+    llm: LLMDep,
+) -> Exchange | StreamingResponse:
+    """Send a message and get the assistant's reply (streamed with Accept: text/event-stream)."""
+    conversation = await _existing(session, conversation_id)
+    try:
+        user_message = await service.add_user_message(
+            session=session, conversation=conversation, data=body
+        )
+    except service.UnknownFilesError as exc:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f"unknown file ids: {exc}"
+        ) from None
+    context = await service.build_context(
+        session=session,
+        conversation_id=conversation.id,
+        llm=settings.config.llm,
+        uploads_dir=settings.uploads_dir,
+    )
+    if EVENT_STREAM in request.headers.get("accept", ""):
+        events = _stream_reply(llm, context, conversation.id, sessionmaker)
+        return StreamingResponse(
+            events,
+            media_type=EVENT_STREAM,
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+    try:
+        reply = await llm.complete(context)
+    except LLMError as exc:
+        # The user's message is already committed: the client may simply retry the reply.
+        raise HTTPException(status.HTTP_502_BAD_GATEWAY, str(exc)) from None
+    assistant_message = await service.add_assistant_message(
+        session=session, conversation_id=conversation.id, content=reply
+    )
+    return Exchange(
+        user_message=MessageOut.model_validate(user_message),
+        assistant_message=MessageOut.model_validate(assistant_message),
+    )
+
+
+async def _stream_reply(
+    llm: LLMProvider,
+    context: list[ChatMessage],
+    conversation_id: uuid.UUID,
+    sessionmaker: SessionmakerDep,
+) -> AsyncIterator[str]:
+    """Relay tokens as they come; store the whole reply once the stream has ended."""
+    parts: list[str] = []
+    try:
+        async for token in llm.stream(context):
+            parts.append(token)
+            yield _event("token", {"content": token})
+    except LLMError as exc:
+        yield _event("error", {"detail": str(exc)})
+        return
+    # The request's session is closed once streaming starts, so the reply gets its own.
+    async with sessionmaker() as session:
+        message = await service.add_assistant_message(
+            session=session, conversation_id=conversation_id, content="".join(parts)
+        )
+    yield _event(
+        "done", {"assistant_message": MessageOut.model_validate(message).model_dump(mode="json")}
+    )
+
+
+def _event(name: str, data: dict[str, object]) -> str:
+    return f"event: {name}\ndata: {json.dumps(data)}\n\n"
+
+
+async def _existing(
+    session: SessionDep, conversation_id: uuid.UUID, *, with_messages: bool = False
+) -> Conversation:
+    conversation = await service.get_conversation(
+        session=session, conversation_id=conversation_id, with_messages=with_messages
+    )
+    if conversation is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"conversation {conversation_id} not found")
+    return conversation

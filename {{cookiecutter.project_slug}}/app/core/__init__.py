@@ -1,0 +1,1 @@
+"""Cross-cutting parts: settings, logging, database, security, rate limiting."""

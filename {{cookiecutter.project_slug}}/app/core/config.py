@@ -1,0 +1,210 @@
+"""Settings: secrets and URLs from the environment, everything else from config.yaml."""
+
+import os
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    PositiveFloat,
+    PositiveInt,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_CONFIG_FILE = Path("config/config.yaml")
+PLACEHOLDER_PREFIX = "change-me"
+RELAXED_ENVIRONMENTS = frozenset({"development", "test"})
+
+
+class ConfigError(Exception):
+    """The service cannot start: a setting is missing, malformed or unsafe."""
+
+
+class _Section(BaseModel):
+    # extra="forbid" turns a typo in config.yaml into a start-up error naming the key.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LLMConfig(_Section):
+    provider: Literal["echo", "openai"] = "echo"
+    model: str = Field(default="gpt-4o-mini", min_length=1)
+    base_url: HttpUrl | None = None
+    timeout_seconds: PositiveFloat = 60.0
+    max_retries: int = Field(default=2, ge=0, le=10)
+    system_prompt: str = "You are a helpful assistant."
+    history_limit: PositiveInt = 50
+    max_file_chars: PositiveInt = 20_000
+
+
+class UploadsConfig(_Section):
+    max_bytes: PositiveInt = 10 * 1024 * 1024
+    allowed_content_types: frozenset[str] = frozenset({"text/plain", "application/json"})
+
+
+class RateLimitConfig(_Section):
+    requests: PositiveInt = 60
+    window_seconds: PositiveInt = 60
+
+
+class HealthConfig(_Section):
+    timeout_seconds: PositiveFloat = 1.0
+
+
+class LoggingConfig(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    file_max_bytes: PositiveInt = 10 * 1024 * 1024
+    file_backup_count: int = Field(default=5, ge=0)
+
+
+class AppConfig(_Section):
+    """The contents of config.yaml."""
+
+    llm: LLMConfig = LLMConfig()
+    uploads: UploadsConfig = UploadsConfig()
+    rate_limit: RateLimitConfig = RateLimitConfig()
+    health: HealthConfig = HealthConfig()
+    logging: LoggingConfig = LoggingConfig()
+
+
+def async_database_url(url: str) -> str:
+    """Return the URL with the asyncpg driver, accepting the usual postgresql:// form."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() not in {"postgresql", "postgres"}:
+        raise ValueError("must be a postgresql:// URL")
+    return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+
+
+class DatabaseSettings(BaseSettings):
+    """The part of the settings that migrations need: only DATABASE_URL."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    database_url: SecretStr
+
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _use_asyncpg(cls, value: Any) -> Any:
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        return async_database_url(raw) if isinstance(raw, str) else value
+
+
+class Settings(DatabaseSettings):
+    """Everything the service reads at start-up."""
+
+    environment: Literal["development", "test", "production"] = "production"
+    redis_url: SecretStr
+    api_keys: Annotated[tuple[SecretStr, ...], NoDecode]
+    secret_key: SecretStr
+    openai_api_key: SecretStr | None = None
+    logs_dir: Path = Path("logs")
+    uploads_dir: Path = Path("uploads")
+    config: AppConfig
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(key.strip() for key in value.split(",") if key.strip())
+        return value
+
+    @field_validator("openai_api_key", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _secrets_are_real(self) -> Self:
+        if not self.api_keys:
+            raise ValueError("API_KEYS must hold at least one key")
+        if self.config.llm.provider == "openai" and self.openai_api_key is None:
+            raise ValueError("OPENAI_API_KEY is required when llm.provider is openai")
+        unsafe = self._placeholder_secrets()
+        if unsafe and self.environment not in RELAXED_ENVIRONMENTS:
+            raise ValueError(f"{unsafe[0]} is empty or a placeholder; set a real secret")
+        return self
+
+    def _placeholder_secrets(self) -> list[str]:
+        secrets = [
+            ("SECRET_KEY", self.secret_key.get_secret_value()),
+            ("DATABASE_URL password", make_url(self.database_url.get_secret_value()).password),
+            ("REDIS_URL password", urlsplit(self.redis_url.get_secret_value()).password),
+            *(("API_KEYS", key.get_secret_value()) for key in self.api_keys),
+        ]
+        if self.config.llm.provider == "openai" and self.openai_api_key is not None:
+            secrets.append(("OPENAI_API_KEY", self.openai_api_key.get_secret_value()))
+        return [name for name, value in secrets if _is_placeholder(value)]
+
+
+def _is_placeholder(value: str | None) -> bool:
+    return not value or value.startswith(PLACEHOLDER_PREFIX)
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Read config.yaml, failing with a message that names the file."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} not found (set CONFIG_FILE)") from None
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of sections")
+    return data
+
+
+def _describe(error: ValidationError) -> str:
+    problems = []
+    for item in error.errors():
+        loc = [str(part) for part in item["loc"]]
+        if loc and loc[0] == "config":
+            name = "config.yaml: " + ".".join(loc[1:])
+        else:
+            name = ".".join(loc).upper() or "settings"
+        message = item["msg"].removeprefix("Value error, ")
+        problems.append(message if name == "settings" else f"{name}: {message}")
+    return "; ".join(problems)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings from the environment, .env and the config file."""
+    config_file = Path(os.environ.get("CONFIG_FILE", DEFAULT_CONFIG_FILE))
+    raw_config = read_config_file(config_file)
+    try:
+        return Settings(config=raw_config, **overrides)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid settings: {_describe(exc)}") from None
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Return the settings, read once per process."""
+    return load_settings()
+
+
+@lru_cache
+def project_metadata() -> tuple[str, str]:
+    """Return the service's name and version from pyproject.toml (their one source)."""
+    project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    return str(project["project"]["name"]), str(project["project"]["version"])

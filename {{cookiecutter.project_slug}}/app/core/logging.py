@@ -1,0 +1,107 @@
+"""JSON-lines logs with a request id, to stdout and to a size-rotated file."""
+
+import logging
+import re
+import time
+import uuid
+from contextvars import ContextVar
+from logging.handlers import RotatingFileHandler
+from pathlib import Path
+
+from pythonjsonlogger.json import JsonFormatter
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.config import LoggingConfig
+
+LOG_FILE_NAME = "app.log"
+REQUEST_ID_HEADER = "x-request-id"
+# A client-supplied id is echoed only when it is short and harmless in a log line.
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
+logger = logging.getLogger("app.request")
+
+
+class _RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id_var.get()
+        return True
+
+
+def setup_logging(config: LoggingConfig, logs_dir: Path) -> None:
+    """Send every log record, uvicorn's included, as JSON to stdout and the log file."""
+    logs_dir.mkdir(parents=True, exist_ok=True)
+    formatter = JsonFormatter(
+        "{asctime}{levelname}{name}{message}{request_id}",
+        style="{",
+        rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+    )
+    file_handler = RotatingFileHandler(
+        logs_dir / LOG_FILE_NAME,
+        maxBytes=config.file_max_bytes,
+        backupCount=config.file_backup_count,
+        encoding="utf-8",
+    )
+    handlers: list[logging.Handler] = [logging.StreamHandler(), file_handler]
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        handler.addFilter(_RequestIdFilter())
+    root = logging.getLogger()
+    for old in root.handlers[:]:
+        root.removeHandler(old)
+        old.close()
+    for handler in handlers:
+        root.addHandler(handler)
+    root.setLevel(config.level)
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).handlers.clear()
+        logging.getLogger(name).propagate = True
+    # RequestLogMiddleware logs every request with its id; uvicorn's access log would repeat it.
+    logging.getLogger("uvicorn.access").disabled = True
+
+
+class RequestLogMiddleware:
+    """Give each request an id (X-Request-ID), echo it back and log the outcome."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _request_id(scope)
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message).append(REQUEST_ID_HEADER, request_id)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            logger.info(
+                "request",
+                extra={
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                },
+            )
+            request_id_var.reset(token)
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == REQUEST_ID_HEADER.encode():
+            candidate = bytes(value).decode("latin-1")
+            if _VALID_REQUEST_ID.match(candidate):
+                return candidate
+    return uuid.uuid4().hex

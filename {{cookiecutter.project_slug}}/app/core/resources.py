@@ -1,0 +1,66 @@
+"""Shared resources, created by the lifespan and closed on shutdown."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from alembic.script import ScriptDirectory
+from redis.asyncio import Redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.core.config import Settings
+from app.core.db import create_engine, create_sessionmaker
+from app.llm.base import LLMProvider
+from app.llm.factory import create_provider
+
+MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
+DB_CONNECT_TIMEOUT_SECONDS = 5.0
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Resources:
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    redis: "Redis"
+    llm: LLMProvider
+    schema_head: str | None
+
+
+def create_redis(url: str, *, timeout: float) -> "Redis":
+    """Create the Redis client; short timeouts and one retry so an outage is noticed fast."""
+    return Redis.from_url(
+        url,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), retries=1),
+        health_check_interval=30,
+    )
+
+
+def migrations_head() -> str | None:
+    """Return the newest Alembic revision shipped with this code."""
+    return ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
+
+
+@asynccontextmanager
+async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
+    """Create the engine, session factory, Redis pool and LLM client; close them on exit."""
+    engine = create_engine(
+        settings.database_url.get_secret_value(), timeout=DB_CONNECT_TIMEOUT_SECONDS
+    )
+    redis = create_redis(
+        settings.redis_url.get_secret_value(), timeout=settings.config.health.timeout_seconds
+    )
+    llm = create_provider(settings)
+    try:
+        yield Resources(engine, create_sessionmaker(engine), redis, llm, migrations_head())
+    finally:
+        await llm.aclose()
+        await redis.aclose()
+        await engine.dispose()
+        logger.info("resources closed")

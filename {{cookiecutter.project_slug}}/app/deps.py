@@ -1,0 +1,73 @@
+"""Request dependencies, as Annotated aliases for the routers."""
+
+from collections.abc import AsyncIterator
+from typing import Annotated, cast
+
+from fastapi import Depends, HTTPException, Request, status
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.core.config import Settings
+from app.core.ratelimit import check_rate_limit
+from app.core.resources import Resources
+from app.core.security import BearerCredentials, key_id, key_matches, unauthorized
+from app.llm.base import LLMProvider
+
+
+def get_resources(request: Request) -> Resources:
+    return cast(Resources, request.state.resources)
+
+
+def get_settings(request: Request) -> Settings:
+    return cast(Settings, request.state.settings)
+
+
+ResourcesDep = Annotated[Resources, Depends(get_resources)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_sessionmaker(resources: ResourcesDep) -> async_sessionmaker[AsyncSession]:
+    return resources.sessionmaker
+
+
+SessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessionmaker)]
+
+
+async def get_session(maker: SessionmakerDep) -> AsyncIterator[AsyncSession]:
+    """Yield a session and close it; services commit explicitly."""
+    async with maker() as session:
+        yield session
+
+
+def get_llm(resources: ResourcesDep) -> LLMProvider:
+    return resources.llm
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+LLMDep = Annotated[LLMProvider, Depends(get_llm)]
+
+
+async def authorize(
+    credentials: BearerCredentials, settings: SettingsDep, resources: ResourcesDep
+) -> str:
+    """Accept a valid API key within its rate limit; return the key's id."""
+    if credentials is None or not key_matches(credentials.credentials, settings):
+        raise unauthorized()
+    caller = key_id(credentials.credentials)
+    limits = settings.config.rate_limit
+    verdict = await check_rate_limit(
+        resources.redis,
+        key_id=caller,
+        config=limits,
+        budget=settings.config.health.timeout_seconds,
+    )
+    if not verdict.allowed:
+        raise HTTPException(
+            status_code=status.HTTP_429_TOO_MANY_REQUESTS,
+            detail=f"rate limit exceeded: {limits.requests} requests per "
+            f"{limits.window_seconds} s; retry after {verdict.retry_after} s",
+            headers={"Retry-After": str(verdict.retry_after)},
+        )
+    return caller
+
+
+CallerDep = Annotated[str, Depends(authorize)]

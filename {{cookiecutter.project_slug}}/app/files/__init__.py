@@ -1,0 +1,1 @@
+"""File uploads: bytes in the uploads directory, metadata in PostgreSQL."""

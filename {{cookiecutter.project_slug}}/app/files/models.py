@@ -1,0 +1,16 @@
+"""File metadata table."""
+
+from sqlalchemy import BigInteger, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.core.db import Base, CreatedAtMixin, IdMixin
+
+
+class StoredFile(IdMixin, CreatedAtMixin, Base):
+    __tablename__ = "files"
+
+    # The client's name, kept for display and downloads only; never used as a path.
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(255))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))

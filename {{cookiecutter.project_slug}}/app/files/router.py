@@ -1,0 +1,63 @@
+"""File endpoints."""
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, File, HTTPException, Request, UploadFile, status
+from fastapi.responses import FileResponse
+
+from app.deps import SessionDep, SettingsDep
+from app.files import service, storage
+from app.files.schemas import FileOut
+
+router = APIRouter(prefix="/files", tags=["files"])
+# Multipart framing adds a little to the file itself.
+MULTIPART_OVERHEAD_BYTES = 16 * 1024
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def upload_file(
+    request: Request,
+    file: Annotated[UploadFile, File(description="The file to store")],
+    session: SessionDep,
+    settings: SettingsDep,
+) -> FileOut:
+    """Store an uploaded file under a generated id."""
+    config = settings.config.uploads
+    declared = int(request.headers.get("content-length") or 0)
+    if declared > config.max_bytes + MULTIPART_OVERHEAD_BYTES:
+        raise _too_large(config.max_bytes)
+    try:
+        record = await service.store_file(
+            session=session, upload=file, config=config, directory=settings.uploads_dir
+        )
+    except storage.TooLargeError:
+        raise _too_large(config.max_bytes) from None
+    except service.UnsupportedTypeError as exc:
+        allowed = ", ".join(sorted(config.allowed_content_types))
+        raise HTTPException(
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+            f"content type {str(exc) or '(none)'!r} is not allowed; allowed: {allowed}",
+        ) from None
+    return FileOut.model_validate(record)
+
+
+@router.get("/{file_id}", response_class=FileResponse)
+async def download_file(
+    file_id: uuid.UUID, session: SessionDep, settings: SettingsDep
+) -> FileResponse:
+    """Download a stored file."""
+    record = await service.get_file(session=session, file_id=file_id)
+    if record is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"file {file_id} not found")
+    return FileResponse(
+        storage.blob_path(settings.uploads_dir, record.id),
+        media_type=record.content_type,
+        filename=record.filename,
+    )
+
+
+def _too_large(max_bytes: int) -> HTTPException:
+    return HTTPException(
+        status.HTTP_413_CONTENT_TOO_LARGE, f"file is larger than the limit of {max_bytes} bytes"
+    )

@@ -1,0 +1,63 @@
+"""File operations."""
+
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+from fastapi import UploadFile
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.config import UploadsConfig
+from app.files import storage
+from app.files.models import StoredFile
+
+TEXT_TYPES = frozenset({"application/json", "application/xml", "application/x-yaml"})
+
+
+class UnsupportedTypeError(Exception):
+    """The upload's content type is not in the allow-list."""
+
+
+def media_type(upload: UploadFile) -> str:
+    """Return the declared type without parameters, lower-cased."""
+    return (upload.content_type or "").split(";", 1)[0].strip().lower()
+
+
+def is_text(content_type: str) -> bool:
+    return content_type.startswith("text/") or content_type in TEXT_TYPES
+
+
+async def store_file(
+    *, session: AsyncSession, upload: UploadFile, config: UploadsConfig, directory: Path
+) -> StoredFile:
+    """Save the bytes, then record the metadata; removes the bytes if the insert fails."""
+    content_type = media_type(upload)
+    if content_type not in config.allowed_content_types:
+        raise UnsupportedTypeError(content_type)
+    blob = await storage.save_upload(upload, directory, config.max_bytes)
+    record = StoredFile(
+        id=blob.id,
+        filename=storage.display_name(upload.filename),
+        content_type=content_type,
+        size_bytes=blob.size_bytes,
+        sha256=blob.sha256,
+    )
+    session.add(record)
+    try:
+        await session.commit()
+    except BaseException:
+        storage.blob_path(directory, blob.id).unlink(missing_ok=True)
+        raise
+    return record
+
+
+async def get_file(*, session: AsyncSession, file_id: uuid.UUID) -> StoredFile | None:
+    return await session.get(StoredFile, file_id)
+
+
+async def get_files(*, session: AsyncSession, file_ids: Sequence[uuid.UUID]) -> list[StoredFile]:
+    """Return the files in the order asked for; missing ids are simply absent."""
+    rows = await session.scalars(select(StoredFile).where(StoredFile.id.in_(file_ids)))
+    found = {row.id: row for row in rows}
+    return [found[file_id] for file_id in file_ids if file_id in found]

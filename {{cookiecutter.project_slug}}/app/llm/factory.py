@@ -1,0 +1,23 @@
+"""Build the provider that config.yaml names."""
+
+import openai
+
+from app.core.config import Settings
+from app.llm.base import LLMProvider
+from app.llm.echo import EchoProvider
+from app.llm.openai_compatible import OpenAICompatibleProvider
+
+
+def create_provider(settings: Settings) -> LLMProvider:
+    """Return the configured provider; the openai one gets its own HTTP connection pool."""
+    llm = settings.config.llm
+    if llm.provider == "echo":
+        return EchoProvider()
+    key = settings.openai_api_key
+    client = openai.AsyncOpenAI(
+        api_key=key.get_secret_value() if key else None,
+        base_url=str(llm.base_url) if llm.base_url else None,
+        timeout=llm.timeout_seconds,
+        max_retries=llm.max_retries,
+    )
+    return OpenAICompatibleProvider(client, llm.model)
