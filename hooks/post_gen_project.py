@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Mapping
@@ -22,14 +23,10 @@ OPTIONAL_PATHS: dict[tuple[str, str], list[str]] = {
     ("ci", "gitlab"): [".gitlab-ci.yml"],
 }
 
-# Placeholders in .env.example; each gets one fresh secret used at every occurrence, so a password
-# and the URL that embeds it stay equal.
-SECRET_PLACEHOLDERS = (
-    "change-me-db-password",
-    "change-me-redis-password",
-    "change-me-api-key",
-    "change-me-secret-key",
-)
+# Placeholders in .env.example look like change-me-db-password. Each distinct one gets one fresh
+# secret used at every occurrence, so a password and the URL that embeds it stay equal; any new
+# placeholder added to .env.example is covered without editing this hook.
+PLACEHOLDER = re.compile(r"change-me-[a-z0-9]+(?:-[a-z0-9]+)*")
 ENVIRONMENT_LINE = "ENVIRONMENT=development"
 
 
@@ -64,8 +61,9 @@ def new_secret() -> str:
 
 def env_from_example(example: str) -> str:
     """Return .env text: placeholders replaced by fresh secrets, ENVIRONMENT set to development."""
-    for placeholder in SECRET_PLACEHOLDERS:
-        example = example.replace(placeholder, new_secret())
+    fresh = {placeholder: new_secret() for placeholder in set(PLACEHOLDER.findall(example))}
+    # One regex pass: a placeholder that is a prefix of another cannot corrupt it.
+    example = PLACEHOLDER.sub(lambda match: fresh[match.group()], example)
     lines = [
         ENVIRONMENT_LINE if line.startswith("ENVIRONMENT=") else line
         for line in example.splitlines()

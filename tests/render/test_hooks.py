@@ -317,6 +317,19 @@ def test_env_replaces_every_placeholder_with_a_url_safe_secret() -> None:
     assert all(re.fullmatch(r"[A-Za-z0-9_-]{43}", secret) for secret in secrets)
 
 
+def test_env_replaces_any_placeholder_but_not_prose() -> None:
+    example = '# "change-me" values are refused\nWEBHOOK_TOKEN=change-me-webhook-token\n'
+    env = post_gen.env_from_example(example)
+    assert env.startswith('# "change-me" values are refused\nWEBHOOK_TOKEN=')
+    assert "change-me-" not in env
+
+
+def test_env_replaces_placeholders_that_share_a_prefix() -> None:
+    values = env_values(post_gen.env_from_example("A=change-me-key\nB=change-me-key-2\n"))
+    assert values["A"] != values["B"]
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{43}", value) for value in values.values())
+
+
 def test_env_uses_the_same_secret_at_every_occurrence() -> None:
     values = env_values(post_gen.env_from_example(EXAMPLE))
     db, redis = values["POSTGRES_PASSWORD"], values["REDIS_PASSWORD"]

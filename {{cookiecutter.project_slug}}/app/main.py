@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import Depends, FastAPI
 
 from app.conversations.router import router as conversations_router
+from app.core.body_limit import BodySizeLimitMiddleware
 from app.core.config import ConfigError, Settings, get_settings, project_metadata
 from app.core.logging import RequestLogMiddleware, setup_logging
 from app.core.resources import open_resources
@@ -16,6 +17,7 @@ from app.files.router import router as files_router
 from app.health.router import router as health_router
 
 logger = logging.getLogger(__name__)
+MULTIPART_OVERHEAD_BYTES = 16 * 1024
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -36,6 +38,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             logger.info("shutting down")
 
     app = FastAPI(title=name, version=version, lifespan=lifespan)
+    # Uploads are the largest bodies; multipart framing adds a little to the file itself.
+    max_body = settings.config.uploads.max_bytes + MULTIPART_OVERHEAD_BYTES
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=max_body)
     app.add_middleware(RequestLogMiddleware)
     app.include_router(health_router)
     api_dependencies = [Depends(authorize)]

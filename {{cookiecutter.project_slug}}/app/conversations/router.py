@@ -101,6 +101,9 @@ async def send_message(
         uploads_dir=settings.uploads_dir,
     )
     if EVENT_STREAM in request.headers.get("accept", ""):
+        # Hand the connection back now rather than hold it for the whole stream;
+        # the reply is stored with a session of its own when the stream ends.
+        await session.close()
         events = _stream_reply(llm, context, conversation.id, sessionmaker)
         return StreamingResponse(
             events,
@@ -136,7 +139,6 @@ async def _stream_reply(
     except LLMError as exc:
         yield _event("error", {"detail": str(exc)})
         return
-    # The request's session is closed once streaming starts, so the reply gets its own.
     async with sessionmaker() as session:
         message = await service.add_assistant_message(
             session=session, conversation_id=conversation_id, content="".join(parts)

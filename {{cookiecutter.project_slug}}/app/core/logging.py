@@ -2,6 +2,7 @@
 
 import logging
 import re
+import sys
 import time
 import uuid
 from contextvars import ContextVar
@@ -21,6 +22,7 @@ _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 logger = logging.getLogger("app.request")
+_installed: list[logging.Handler] = []
 
 
 class _RequestIdFilter(logging.Filter):
@@ -43,16 +45,20 @@ def setup_logging(config: LoggingConfig, logs_dir: Path) -> None:
         backupCount=config.file_backup_count,
         encoding="utf-8",
     )
-    handlers: list[logging.Handler] = [logging.StreamHandler(), file_handler]
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stdout), file_handler]
     for handler in handlers:
         handler.setFormatter(formatter)
         handler.addFilter(_RequestIdFilter())
     root = logging.getLogger()
-    for old in root.handlers[:]:
+    # Replace only our own handlers, so a second call (tests, reloads) neither doubles
+    # every line nor removes handlers that others (pytest, for one) installed.
+    while _installed:
+        old = _installed.pop()
         root.removeHandler(old)
         old.close()
     for handler in handlers:
         root.addHandler(handler)
+        _installed.append(handler)
     root.setLevel(config.level)
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers.clear()

@@ -3,7 +3,7 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, File, HTTPException, Request, UploadFile, status
+from fastapi import APIRouter, File, HTTPException, UploadFile, status
 from fastapi.responses import FileResponse
 
 from app.deps import SessionDep, SettingsDep
@@ -11,22 +11,16 @@ from app.files import service, storage
 from app.files.schemas import FileOut
 
 router = APIRouter(prefix="/files", tags=["files"])
-# Multipart framing adds a little to the file itself.
-MULTIPART_OVERHEAD_BYTES = 16 * 1024
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def upload_file(
-    request: Request,
     file: Annotated[UploadFile, File(description="The file to store")],
     session: SessionDep,
     settings: SettingsDep,
 ) -> FileOut:
     """Store an uploaded file under a generated id."""
     config = settings.config.uploads
-    declared = int(request.headers.get("content-length") or 0)
-    if declared > config.max_bytes + MULTIPART_OVERHEAD_BYTES:
-        raise _too_large(config.max_bytes)
     try:
         record = await service.store_file(
             session=session, upload=file, config=config, directory=settings.uploads_dir

@@ -1,0 +1,169 @@
+"""Fixtures: the app against REAL PostgreSQL and Redis, each test in a rolled-back transaction.
+
+Point the tests at servers with TEST_DATABASE_URL and TEST_REDIS_URL. The database gets the
+migrations applied; every test runs inside an outer transaction that is rolled back, and the
+Redis database is flushed before each test, so use throwaway servers, not production ones.
+"""
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic import command
+from alembic.config import Config
+from asgi_lifespan import LifespanManager
+from httpx import ASGITransport, AsyncClient
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
+
+from app.core.config import (
+    PROJECT_ROOT,
+    AppConfig,
+    Settings,
+    async_database_url,
+    read_config_file,
+)
+from app.core.db import create_engine
+from app.deps import get_sessionmaker
+from app.main import create_app
+from tests.fake_openai import FakeOpenAI
+
+API_KEY = "test-key-for-the-suite"
+OTHER_API_KEY = "second-test-key"
+
+
+def _required_url(name: str) -> str:
+    url = os.environ.get(name)
+    if not url:
+        reason = f"{name} is not set; point it at a throwaway server to run this test"
+        if os.environ.get("CI", "").lower() in {"1", "true"}:
+            pytest.fail(f"{reason} (required under CI=true)")
+        pytest.skip(reason)
+    return url
+
+
+@pytest.fixture(scope="session")
+def database_url() -> str:
+    return async_database_url(_required_url("TEST_DATABASE_URL"))
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    return _required_url("TEST_REDIS_URL")
+
+
+@pytest.fixture(scope="session")
+def migrated(database_url: str) -> str:
+    """Apply the migrations once per run; return the URL of the migrated database."""
+    config = Config(str(PROJECT_ROOT / "alembic.ini"))
+    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    config.attributes["configure_logger"] = False
+    command.upgrade(config, "head")
+    return database_url
+
+
+@pytest.fixture(scope="session")
+async def engine(migrated: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(migrated, timeout=5)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """An outer transaction that every session of the test joins and that is rolled back."""
+    async with engine.connect() as connection:
+        transaction = await connection.begin()
+        yield connection
+        await transaction.rollback()
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url)
+    await client.flushdb()
+    yield client
+    await client.aclose()
+
+
+def _merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            merged[key] = _merged(base[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def config_for_tests(**overrides: Any) -> AppConfig:
+    """The shipped config/config.yaml, with the echo provider unless a test says otherwise."""
+    shipped = read_config_file(PROJECT_ROOT / "config" / "config.yaml")
+    return AppConfig.model_validate(
+        _merged(shipped, _merged({"llm": {"provider": "echo"}}, overrides))
+    )
+
+
+def make_settings(tmp_path: Path, database_url: str, redis_url: str, **config: Any) -> Settings:
+    """Settings for one test; nothing comes from a .env file."""
+    return Settings(
+        _env_file=None,
+        environment="test",
+        database_url=database_url,
+        redis_url=redis_url,
+        api_keys=f"{API_KEY},{OTHER_API_KEY}",
+        secret_key="test-secret",
+        openai_api_key="test-openai-key",
+        logs_dir=tmp_path / "logs",
+        uploads_dir=tmp_path / "uploads",
+        config=config_for_tests(**config),
+    )
+
+
+@pytest.fixture
+def config_overrides() -> dict[str, Any]:
+    """Override in a test module (or parametrize) to change config.yaml values."""
+    return {}
+
+
+@pytest.fixture
+def settings(
+    tmp_path: Path,
+    migrated: str,
+    redis_url: str,
+    config_overrides: dict[str, Any],
+    redis: Redis,
+) -> Settings:
+    return make_settings(tmp_path, migrated, redis_url, **config_overrides)
+
+
+async def serve(settings: Settings, connection: AsyncConnection) -> AsyncIterator[AsyncClient]:
+    """Run the app's lifespan and yield an authenticated client bound to the test transaction."""
+    app = create_app(settings)
+    maker = async_sessionmaker(
+        bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+    )
+    app.dependency_overrides[get_sessionmaker] = lambda: maker
+    async with (
+        LifespanManager(app) as manager,
+        AsyncClient(
+            transport=ASGITransport(app=manager.app),
+            base_url="http://testserver",
+            headers={"Authorization": f"Bearer {API_KEY}"},
+        ) as client,
+    ):
+        yield client
+
+
+@pytest.fixture
+async def client(settings: Settings, connection: AsyncConnection) -> AsyncIterator[AsyncClient]:
+    async for client in serve(settings, connection):
+        yield client
+
+
+@pytest.fixture
+def fake_openai() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI() as server:
+        yield server

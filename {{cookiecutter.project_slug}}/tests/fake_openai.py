@@ -1,0 +1,135 @@
+"""A real HTTP server speaking OpenAI's chat-completions wire format, for tests and demos.
+
+Run it by hand with `python -m tests.fake_openai --port 8081` and point config.yaml's
+llm.base_url at http://127.0.0.1:8081/v1 to try the openai provider with no key.
+"""
+
+import argparse
+import json
+import re
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+COMPLETIONS_PATH = "/v1/chat/completions"
+
+
+def reply_to(request: dict[str, Any]) -> str:
+    """The fake model's answer: deterministic, and it shows what it was sent."""
+    messages = request.get("messages", [])
+    last = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
+    return f"fake reply to: {last}"
+
+
+class FakeOpenAI(ThreadingHTTPServer):
+    """Serve chat completions; `fail_with` makes every request fail with that HTTP status."""
+
+    daemon_threads = True
+
+    def __init__(self, port: int = 0) -> None:
+        super().__init__(("127.0.0.1", port), _Handler)
+        self.fail_with: int | None = None
+        self.requests: list[dict[str, Any]] = []
+        self.headers_seen: list[dict[str, str]] = []
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/v1"
+
+    def __enter__(self) -> "FakeOpenAI":
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: FakeOpenAI
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        if self.path != COMPLETIONS_PATH:
+            self._json(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
+            return
+        body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))))
+        self.server.requests.append(body)
+        self.server.headers_seen.append({k.lower(): v for k, v in self.headers.items()})
+        if self.server.fail_with is not None:
+            error = {"error": {"message": "upstream exploded", "type": "server_error"}}
+            self._json(self.server.fail_with, error)
+        elif body.get("stream"):
+            self._stream(body)
+        else:
+            self._json(200, _completion(body))
+
+    def _json(self, status: int, payload: dict[str, Any]) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _stream(self, body: dict[str, Any]) -> None:
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.send_header("connection", "close")
+        self.end_headers()
+        for piece in re.findall(r"\S+\s*", reply_to(body)):
+            self._event(_chunk(body, {"content": piece}))
+        self._event(_chunk(body, {}, finish_reason="stop"))
+        self.wfile.write(b"data: [DONE]\n\n")
+        self.wfile.flush()
+        self.close_connection = True
+
+    def _event(self, payload: dict[str, Any]) -> None:
+        self.wfile.write(f"data: {json.dumps(payload)}\n\n".encode())
+        self.wfile.flush()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
+
+
+def _completion(body: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": body.get("model", "fake"),
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": reply_to(body)},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+    }
+
+
+def _chunk(
+    body: dict[str, Any], delta: dict[str, str], finish_reason: str | None = None
+) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": body.get("model", "fake"),
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, default=8081)
+    port = parser.parse_args().port
+    with FakeOpenAI(port) as server:
+        print(f"fake OpenAI endpoint at {server.base_url}", flush=True)
+        threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()

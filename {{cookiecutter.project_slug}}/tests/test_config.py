@@ -1,0 +1,169 @@
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.core.config import ConfigError, Settings, load_settings
+from app.main import create_app
+
+GOOD_ENV = {
+    "ENVIRONMENT": "production",
+    "DATABASE_URL": "postgresql://svc:s3cret-db@db:5432/svc",
+    "REDIS_URL": "redis://:s3cret-redis@redis:6379/0",
+    "API_KEYS": "key-one, key-two",
+    "SECRET_KEY": "a-real-secret",
+    "OPENAI_API_KEY": "",
+}
+
+
+@pytest.fixture
+def config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A config file named by CONFIG_FILE, and an environment that holds only GOOD_ENV."""
+    path = tmp_path / "config.yaml"
+    path.write_text("llm:\n  provider: echo\n")
+    monkeypatch.chdir(tmp_path)  # no .env of the project is read
+    monkeypatch.setenv("CONFIG_FILE", str(path))
+    for name, value in GOOD_ENV.items():
+        monkeypatch.setenv(name, value)
+    return path
+
+
+def test_settings_come_from_env_and_the_config_file(config_file: Path) -> None:
+    config_file.write_text("llm:\n  provider: echo\n  system_prompt: Be brief.\n")
+
+    settings = load_settings()
+
+    assert settings.config.llm.system_prompt == "Be brief."
+    assert [key.get_secret_value() for key in settings.api_keys] == ["key-one", "key-two"]
+    assert settings.database_url.get_secret_value().startswith("postgresql+asyncpg://svc:")
+    assert settings.openai_api_key is None
+
+
+def test_the_shipped_config_file_is_valid(config_file: Path) -> None:
+    shipped = Path(__file__).parents[1] / "config" / "config.yaml"
+    config_file.write_text(shipped.read_text())
+
+    settings = load_settings(openai_api_key="real-key")
+
+    assert settings.config.uploads.max_bytes > 0
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "fragment"),
+    [
+        ("llm:\n  providr: echo\n", "config.yaml: llm.providr: Extra inputs are not permitted"),
+        ("llm:\n  timeout_seconds: -1\n", "config.yaml: llm.timeout_seconds: Input should be"),
+        ("rate_limit:\n  requests: many\n", "config.yaml: rate_limit.requests"),
+        ("llm: [unclosed\n", "cannot be read"),
+        ("- a list\n", "must hold a mapping of sections"),
+    ],
+    ids=["unknown-key", "negative-timeout", "wrong-type", "bad-yaml", "not-a-mapping"],
+)
+def test_bad_config_names_the_key(config_file: Path, yaml_text: str, fragment: str) -> None:
+    config_file.write_text(yaml_text)
+
+    with pytest.raises(ConfigError, match=None) as raised:
+        load_settings()
+
+    assert fragment in str(raised.value)
+
+
+def test_missing_config_file_names_the_path(config_file: Path) -> None:
+    config_file.unlink()
+
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+
+    assert f"config file {config_file} not found" in str(raised.value)
+
+
+def test_empty_config_file_means_defaults(config_file: Path) -> None:
+    config_file.write_text("")
+
+    assert load_settings().config.llm.provider == "echo"
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"SECRET_KEY": "change-me-secret-key"}, "SECRET_KEY"),
+        ({"API_KEYS": "good-key,change-me-api-key"}, "API_KEYS"),
+        ({"DATABASE_URL": "postgresql://svc:change-me-db-password@db/svc"}, "DATABASE_URL"),
+        ({"DATABASE_URL": "postgresql://svc@db/svc"}, "DATABASE_URL"),
+        ({"REDIS_URL": "redis://redis:6379/0"}, "REDIS_URL"),
+        ({"SECRET_KEY": ""}, "SECRET_KEY"),
+    ],
+    ids=["secret-key", "api-key", "db-password", "db-no-password", "redis-no-password", "empty"],
+)
+def test_placeholder_secrets_are_refused_outside_development(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch, env: dict[str, str], named: str
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    monkeypatch.setenv("ENVIRONMENT", "development")
+    relaxed = load_settings()
+
+    assert named in str(raised.value)
+    assert "placeholder" in str(raised.value)
+    assert relaxed.environment == "development"
+
+
+@pytest.mark.parametrize(
+    ("env", "fragment"),
+    [
+        ({"DATABASE_URL": "mysql://u:p@h/d"}, "DATABASE_URL: must be a postgresql://"),
+        ({"REDIS_URL": "http://redis"}, "REDIS_URL: must be a redis://"),
+        ({"API_KEYS": " , "}, "API_KEYS must hold at least one key"),
+        ({"ENVIRONMENT": "staging"}, "ENVIRONMENT: Input should be"),
+    ],
+    ids=["db-scheme", "redis-scheme", "no-api-keys", "unknown-environment"],
+)
+def test_bad_environment_values_are_named(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch, env: dict[str, str], fragment: str
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+
+    assert fragment in str(raised.value)
+
+
+def test_openai_provider_needs_a_real_key(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config_file.write_text("llm:\n  provider: openai\n")
+
+    with pytest.raises(ConfigError) as missing:
+        load_settings()
+    monkeypatch.setenv("OPENAI_API_KEY", "change-me")
+    with pytest.raises(ConfigError) as placeholder:
+        load_settings()
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-real")
+    settings: Settings = load_settings()
+
+    assert "OPENAI_API_KEY is required when llm.provider is openai" in str(missing.value)
+    assert "OPENAI_API_KEY is empty or a placeholder" in str(placeholder.value)
+    assert settings.openai_api_key is not None
+
+
+def test_create_app_stops_with_one_line_on_bad_config(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config_file.write_text("health:\n  timeout_seconds: zero\n")
+    monkeypatch.setattr("app.core.config.get_settings.__wrapped__", _uncached)
+
+    with pytest.raises(SystemExit) as raised:
+        create_app()
+
+    message = str(raised.value)
+    assert message.startswith("configuration error: invalid settings: config.yaml: health")
+    assert "\n" not in message
+
+
+def _uncached(*_: Any) -> Settings:
+    return load_settings()

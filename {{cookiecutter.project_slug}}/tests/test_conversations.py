@@ -1,0 +1,178 @@
+import json
+import uuid
+from typing import Any
+
+import pytest
+from httpx import AsyncClient
+
+SYSTEM_PROMPT = "You are a helpful assistant."
+
+
+async def _conversation(client: AsyncClient, title: str | None = "Support") -> dict[str, Any]:
+    response = await client.post("/v1/conversations", json={"title": title})
+    assert response.status_code == 201
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def _events(stream_text: str) -> list[tuple[str, dict[str, Any]]]:
+    events = []
+    for block in stream_text.strip().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines())
+        events.append((lines["event"], json.loads(lines["data"])))
+    return events
+
+
+async def test_create_and_get_a_conversation(client: AsyncClient) -> None:
+    created = await _conversation(client, "Billing question")
+
+    fetched = await client.get(f"/v1/conversations/{created['id']}")
+
+    assert fetched.status_code == 200
+    assert fetched.json()["title"] == "Billing question"
+    assert fetched.json()["messages"] == []
+
+
+async def test_list_is_paginated_newest_first(client: AsyncClient) -> None:
+    ids = [(await _conversation(client, f"c{i}"))["id"] for i in range(5)]
+
+    first = (await client.get("/v1/conversations", params={"limit": 2})).json()
+    rest = (await client.get("/v1/conversations", params={"limit": 2, "offset": 2})).json()
+
+    assert first["total"] == 5
+    assert [item["id"] for item in first["items"]] == ids[::-1][:2]
+    assert [item["id"] for item in rest["items"]] == ids[::-1][2:4]
+
+
+async def test_delete_removes_the_conversation_and_its_messages(client: AsyncClient) -> None:
+    created = await _conversation(client)
+    await client.post(f"/v1/conversations/{created['id']}/messages", json={"content": "hi"})
+
+    deleted = await client.delete(f"/v1/conversations/{created['id']}")
+    again = await client.get(f"/v1/conversations/{created['id']}")
+
+    assert deleted.status_code == 204
+    assert again.status_code == 404
+
+
+async def test_message_round_trip_with_the_echo_provider(client: AsyncClient) -> None:
+    created = await _conversation(client)
+
+    response = await client.post(
+        f"/v1/conversations/{created['id']}/messages", json={"content": "What is 2+2?"}
+    )
+
+    assert response.status_code == 201
+    exchange = response.json()
+    assert exchange["user_message"]["content"] == "What is 2+2?"
+    assert exchange["assistant_message"]["role"] == "assistant"
+    assert exchange["assistant_message"]["content"] == f"[{SYSTEM_PROMPT}] What is 2+2?"
+    stored = (await client.get(f"/v1/conversations/{created['id']}")).json()["messages"]
+    assert [m["role"] for m in stored] == ["user", "assistant"]
+
+
+@pytest.mark.parametrize("config_overrides", [{"llm": {"system_prompt": "Answer in French."}}])
+async def test_the_configured_system_prompt_reaches_the_model(client: AsyncClient) -> None:
+    created = await _conversation(client)
+
+    response = await client.post(
+        f"/v1/conversations/{created['id']}/messages", json={"content": "Hello"}
+    )
+
+    assert response.json()["assistant_message"]["content"] == "[Answer in French.] Hello"
+
+
+async def test_streaming_sends_tokens_and_stores_the_whole_reply(client: AsyncClient) -> None:
+    created = await _conversation(client)
+
+    response = await client.post(
+        f"/v1/conversations/{created['id']}/messages",
+        json={"content": "stream this please"},
+        headers={"Accept": "text/event-stream"},
+    )
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    events = _events(response.text)
+    tokens = [data["content"] for name, data in events if name == "token"]
+    assert len(tokens) > 1
+    assert "".join(tokens) == f"[{SYSTEM_PROMPT}] stream this please"
+    name, done = events[-1]
+    assert name == "done"
+    assert done["assistant_message"]["content"] == "".join(tokens)
+    stored = (await client.get(f"/v1/conversations/{created['id']}")).json()["messages"]
+    assert [m["content"] for m in stored] == ["stream this please", "".join(tokens)]
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ({"content": ""}, "at least 1 character"),
+        ({"content": 42}, "valid string"),
+        ({"content": "x", "file_ids": ["not-a-uuid"]}, "valid UUID"),
+        ({"content": "x", "extra": 1}, "Extra inputs"),
+        ({}, "Field required"),
+    ],
+    ids=["empty", "wrong-type", "bad-file-id", "unknown-field", "missing"],
+)
+async def test_bad_messages_get_422_and_store_nothing(
+    client: AsyncClient, body: dict[str, Any], fragment: str
+) -> None:
+    created = await _conversation(client)
+
+    response = await client.post(f"/v1/conversations/{created['id']}/messages", json=body)
+
+    assert response.status_code == 422
+    assert fragment in response.text
+    stored = (await client.get(f"/v1/conversations/{created['id']}")).json()["messages"]
+    assert stored == []
+
+
+async def test_malformed_json_gets_422(client: AsyncClient) -> None:
+    response = await client.post(
+        "/v1/conversations", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
+
+    assert response.status_code == 422
+    assert "JSON decode error" in response.text
+
+
+async def test_unknown_file_ids_are_refused_and_nothing_is_stored(client: AsyncClient) -> None:
+    created = await _conversation(client)
+    missing = str(uuid.uuid4())
+
+    response = await client.post(
+        f"/v1/conversations/{created['id']}/messages",
+        json={"content": "see file", "file_ids": [missing]},
+    )
+
+    assert response.status_code == 422
+    assert missing in response.json()["detail"]
+    stored = (await client.get(f"/v1/conversations/{created['id']}")).json()["messages"]
+    assert stored == []
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/v1/conversations/{id}"),
+        ("DELETE", "/v1/conversations/{id}"),
+        ("POST", "/v1/conversations/{id}/messages"),
+    ],
+)
+async def test_unknown_conversation_gets_404(client: AsyncClient, method: str, path: str) -> None:
+    unknown = uuid.uuid4()
+
+    response = await client.request(
+        method, path.format(id=unknown), json={"content": "hi"} if method == "POST" else None
+    )
+
+    assert response.status_code == 404
+    assert response.json()["detail"] == f"conversation {unknown} not found"
+
+
+@pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 101}, {"offset": -1}])
+async def test_pagination_bounds_are_enforced(client: AsyncClient, params: dict[str, int]) -> None:
+    response = await client.get("/v1/conversations", params=params)
+
+    assert response.status_code == 422

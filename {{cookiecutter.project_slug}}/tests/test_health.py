@@ -1,0 +1,83 @@
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from httpx import AsyncClient
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.core.config import Settings
+from app.core.resources import open_resources
+from app.health.service import check_database, timed_check
+from tests.conftest import make_settings, serve
+
+
+def _closed_port_url(scheme: str) -> str:
+    # Port 1 on loopback: nothing listens there, so connections are refused at once.
+    return f"{scheme}://user:password@127.0.0.1:1/db"
+
+
+async def test_health_reports_connected_dependencies(client: AsyncClient) -> None:
+    response = await client.get("/health", headers={"Authorization": ""})
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "healthy"
+    assert body["database"] == "connected"
+    assert body["redis"] == "connected"
+    assert body["version"]
+    assert set(body["checks"]) == {"database", "redis"}
+    assert all(check["latency_ms"] >= 0 for check in body["checks"].values())
+
+
+async def test_liveness_needs_no_dependency(client: AsyncClient) -> None:
+    response = await client.get("/health/live")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "alive"}
+
+
+async def test_unreachable_redis_makes_health_503_quickly(
+    tmp_path: Path, migrated: str, connection: AsyncConnection
+) -> None:
+    settings = make_settings(tmp_path, migrated, "redis://:secret@127.0.0.1:1/0")
+    async for client in serve(settings, connection):
+        started = time.monotonic()
+        response = await client.get("/health")
+        elapsed = time.monotonic() - started
+        live = await client.get("/health/live")
+
+    assert response.status_code == 503
+    body = response.json()
+    assert (body["status"], body["database"], body["redis"]) == (
+        "unhealthy",
+        "connected",
+        "disconnected",
+    )
+    assert elapsed < 2
+    assert live.status_code == 200
+    assert "127.0.0.1" not in response.text
+    assert "secret" not in response.text
+
+
+async def test_unreachable_database_makes_health_503_without_leaking_the_dsn(
+    tmp_path: Path, redis_url: str, connection: AsyncConnection
+) -> None:
+    settings = make_settings(tmp_path, _closed_port_url("postgresql"), redis_url)
+    async for client in serve(settings, connection):
+        response = await client.get("/health")
+
+    assert response.status_code == 503
+    body = response.json()
+    assert body["database"] == "disconnected"
+    assert body["redis"] == "connected"
+    assert body["checks"]["database"]["error"] == "unreachable"
+    assert "password" not in response.text
+
+
+async def test_schema_behind_head_fails_the_database_check(settings: Settings) -> None:
+    async with open_resources(settings) as resources:
+        outdated = replace(resources, schema_head="a-newer-revision")
+        result = await timed_check(lambda: check_database(outdated), 1.0)
+
+    assert result.status == "disconnected"
+    assert result.error == "schema not at head; run alembic upgrade head"

@@ -1,0 +1,121 @@
+"""The openai provider against a real local HTTP server speaking the OpenAI wire format."""
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from httpx import AsyncClient
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from tests.conftest import make_settings, serve
+from tests.fake_openai import FakeOpenAI
+
+
+@pytest.fixture
+async def openai_client(
+    tmp_path: Path,
+    migrated: str,
+    redis_url: str,
+    connection: AsyncConnection,
+    fake_openai: FakeOpenAI,
+) -> AsyncIterator[AsyncClient]:
+    llm = {"provider": "openai", "model": "test-model", "base_url": fake_openai.base_url}
+    settings = make_settings(tmp_path, migrated, redis_url, llm={**llm, "max_retries": 0})
+    async for client in serve(settings, connection):
+        yield client
+
+
+async def _conversation_id(client: AsyncClient) -> str:
+    return str((await client.post("/v1/conversations", json={})).json()["id"])
+
+
+async def test_reply_comes_from_the_endpoint_with_prompt_history_and_key(
+    openai_client: AsyncClient, fake_openai: FakeOpenAI
+) -> None:
+    conversation = await _conversation_id(openai_client)
+    url = f"/v1/conversations/{conversation}/messages"
+
+    await openai_client.post(url, json={"content": "first"})
+    response = await openai_client.post(url, json={"content": "second"})
+
+    assert response.status_code == 201
+    assert response.json()["assistant_message"]["content"] == "fake reply to: second"
+    sent = fake_openai.requests[-1]
+    assert sent["model"] == "test-model"
+    assert [(m["role"], m["content"]) for m in sent["messages"]] == [
+        ("system", "You are a helpful assistant."),
+        ("user", "first"),
+        ("assistant", "fake reply to: first"),
+        ("user", "second"),
+    ]
+    assert fake_openai.headers_seen[-1]["authorization"] == "Bearer test-openai-key"
+
+
+async def test_streamed_reply_is_relayed_and_stored(
+    openai_client: AsyncClient, fake_openai: FakeOpenAI
+) -> None:
+    conversation = await _conversation_id(openai_client)
+
+    response = await openai_client.post(
+        f"/v1/conversations/{conversation}/messages",
+        json={"content": "tell me"},
+        headers={"Accept": "text/event-stream"},
+    )
+
+    blocks = [b for b in response.text.split("\n\n") if b]
+    tokens = [json.loads(b.split("data: ", 1)[1])["content"] for b in blocks if "token" in b]
+    assert "".join(tokens) == "fake reply to: tell me"
+    assert fake_openai.requests[-1]["stream"] is True
+    stored = (await openai_client.get(f"/v1/conversations/{conversation}")).json()["messages"]
+    assert stored[-1]["content"] == "fake reply to: tell me"
+
+
+async def test_provider_failure_gives_502_and_keeps_the_user_message(
+    openai_client: AsyncClient, fake_openai: FakeOpenAI
+) -> None:
+    conversation = await _conversation_id(openai_client)
+    fake_openai.fail_with = 500
+
+    response = await openai_client.post(
+        f"/v1/conversations/{conversation}/messages", json={"content": "are you there?"}
+    )
+
+    assert response.status_code == 502
+    assert response.json()["detail"] == "the language model provider answered HTTP 500"
+    assert "exploded" not in response.text
+    stored = (await openai_client.get(f"/v1/conversations/{conversation}")).json()["messages"]
+    assert [(m["role"], m["content"]) for m in stored] == [("user", "are you there?")]
+
+
+async def test_stream_failure_sends_an_error_event_and_keeps_the_user_message(
+    openai_client: AsyncClient, fake_openai: FakeOpenAI
+) -> None:
+    conversation = await _conversation_id(openai_client)
+    fake_openai.fail_with = 503
+
+    response = await openai_client.post(
+        f"/v1/conversations/{conversation}/messages",
+        json={"content": "stream?"},
+        headers={"Accept": "text/event-stream"},
+    )
+
+    assert response.text.startswith("event: error\n")
+    assert "answered HTTP 503" in response.text
+    stored = (await openai_client.get(f"/v1/conversations/{conversation}")).json()["messages"]
+    assert [m["role"] for m in stored] == ["user"]
+
+
+async def test_unreachable_endpoint_gives_502(
+    tmp_path: Path, migrated: str, redis_url: str, connection: AsyncConnection
+) -> None:
+    llm = {"provider": "openai", "base_url": "http://127.0.0.1:1/v1", "max_retries": 0}
+    settings = make_settings(tmp_path, migrated, redis_url, llm=llm)
+    async for client in serve(settings, connection):
+        conversation = await _conversation_id(client)
+        response = await client.post(
+            f"/v1/conversations/{conversation}/messages", json={"content": "hello?"}
+        )
+
+    assert response.status_code == 502
+    assert response.json()["detail"] == "the language model provider could not be reached"
