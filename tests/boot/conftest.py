@@ -1,0 +1,104 @@
+"""Real PostgreSQL and Redis servers, and a rendered project running under uvicorn."""
+
+import secrets
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.harness.environment import free_port, need
+from tests.harness.servers import (
+    PostgresServer,
+    RedisServer,
+    ServerUnavailable,
+    start_postgres,
+    start_redis,
+)
+from tests.project import Project
+
+READY_SECONDS = 60.0
+STOP_SECONDS = 30.0
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    try:
+        server = start_postgres(tmp_path_factory.mktemp("postgres"))
+    except ServerUnavailable as exc:
+        need(False, str(exc))
+        raise
+    with server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    try:
+        server = start_redis(tmp_path_factory.mktemp("redis"))
+    except ServerUnavailable as exc:
+        need(False, str(exc))
+        raise
+    with server:
+        yield server
+
+
+@dataclass
+class Process:
+    """A long-running command of the project, its output in a log file."""
+
+    project: Project
+    args: list[str]
+    env: dict[str, str]
+    log: Path
+    popen: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.popen = subprocess.Popen(
+                self.args, cwd=self.project.path, env=self.env, stdout=out, stderr=out
+            )
+
+    def stop(self) -> int:
+        """Send SIGTERM, as an orchestrator would, and return the exit code."""
+        assert self.popen is not None
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+        try:
+            return self.popen.wait(timeout=STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait()
+            raise AssertionError(f"{self.args} ignored SIGTERM for {STOP_SECONDS} s") from None
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_for_http(self, url: str) -> None:
+        """Poll until the URL answers (bounded), failing early if the process died."""
+        deadline = time.monotonic() + READY_SECONDS
+        while time.monotonic() < deadline:
+            assert self.popen is not None
+            if self.popen.poll() is not None:
+                raise AssertionError(
+                    f"{self.args} exited {self.popen.returncode}:\n{self.output()}"
+                )
+            try:
+                httpx.get(url, timeout=1.0)
+            except httpx.TransportError:
+                time.sleep(0.2)
+                continue
+            return
+        raise AssertionError(f"{url} did not answer within {READY_SECONDS} s:\n{self.output()}")
+
+
+def new_secret() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def new_port() -> int:
+    return free_port()

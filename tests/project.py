@@ -1,0 +1,81 @@
+"""Render the template and drive the generated project with its own locked tools."""
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cookiecutter.main import cookiecutter
+
+from tests.harness.environment import env_for_uv, need, python_for, uv_executable
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMAND_TIMEOUT = 600
+
+
+@dataclass(frozen=True)
+class Project:
+    """A rendered project on disk."""
+
+    path: Path
+    answers: dict[str, Any]
+
+    @property
+    def python_version(self) -> str:
+        return str(self.answers.get("python_version", "3.13"))
+
+    def run(
+        self, *args: str, env: dict[str, str] | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a command in the project; on failure the error shows its output."""
+        result = subprocess.run(
+            args,
+            cwd=self.path,
+            env={**env_for_uv(), **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_TIMEOUT,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"{' '.join(args)} exited {result.returncode} in {self.path}\n"
+                f"--- stdout ---\n{result.stdout[-6000:]}\n--- stderr ---\n{result.stderr[-6000:]}"
+            )
+        return result
+
+    def uv(self, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        return self.run(uv(), *args, **kwargs)
+
+
+def uv() -> str:
+    path = uv_executable()
+    need(path is not None, "uv not found (pip install uv)")
+    assert path is not None
+    return path
+
+
+def render(output_dir: Path, answers: dict[str, Any]) -> Project:
+    """Render one combination with its hooks, as `cookiecutter --no-input` would."""
+    path = cookiecutter(str(ROOT), no_input=True, output_dir=str(output_dir), extra_context=answers)
+    return Project(Path(path), answers)
+
+
+def install(project: Project) -> Project:
+    """`uv sync --locked` with the combination's Python; fails if the lock is stale."""
+    python = python_for(project.python_version)
+    need(python is not None, f"Python {project.python_version} not found (uv python install)")
+    assert python is not None
+    project.uv("sync", "--locked", "--python", python)
+    return project
+
+
+def project_env(**values: str) -> dict[str, str]:
+    """Environment for the project's processes: no inherited app settings, unbuffered output."""
+    inherited = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DATABASE_", "REDIS_", "TEST_", "API_", "OPENAI_"))
+    }
+    return {**inherited, **env_for_uv(), "PYTHONUNBUFFERED": "1", **values}

@@ -1,0 +1,40 @@
+"""Every supported combination is clean as generated: formatted, linted, strictly typed, locked."""
+
+import pytest
+
+from tests.combinations import SUPPORTED_COMBINATIONS
+from tests.project import Project, install, render
+
+
+@pytest.fixture(scope="module", params=SUPPORTED_COMBINATIONS)
+def project(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Project:
+    return install(render(tmp_path_factory.mktemp("quality"), request.param))
+
+
+def test_ruff_format_leaves_it_unchanged(project: Project) -> None:
+    project.uv("run", "--locked", "ruff", "format", "--check", ".")
+
+
+def test_ruff_check_passes(project: Project) -> None:
+    project.uv("run", "--locked", "ruff", "check", ".")
+
+
+def test_mypy_strict_passes(project: Project) -> None:
+    result = project.uv("run", "--locked", "mypy")
+
+    assert "Success: no issues found" in result.stdout
+    assert "strict = true" in (project.path / "pyproject.toml").read_text()
+
+
+def test_lock_matches_pyproject(project: Project) -> None:
+    project.uv("lock", "--check")
+
+
+def test_no_template_syntax_in_generated_python(project: Project) -> None:
+    offenders = [
+        str(path.relative_to(project.path))
+        for path in project.path.rglob("*.py")
+        if ".venv" not in path.parts and ("{%" in path.read_text() or "{{" in path.read_text())
+    ]
+
+    assert offenders == []
