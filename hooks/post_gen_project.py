@@ -86,7 +86,7 @@ def write_env(root: Path) -> bool:
     return True
 
 
-def next_steps(slug: str, *, env_written: bool) -> str:
+def next_steps(slug: str, port: str, *, env_written: bool) -> str:
     """Return the message printed after generation."""
     env_note = (
         ".env written with fresh random secrets (mode 0600; never commit it)."
@@ -99,13 +99,12 @@ def next_steps(slug: str, *, env_written: bool) -> str:
             "",
             "Next steps:",
             f"  cd {slug}",
-            "  docker compose up -d --wait        # the whole stack in containers",
-            "or run the API on the host against the compose database and Redis:",
-            "  uv sync",
-            "  uv run alembic upgrade head",
-            "  uv run uvicorn app.main:app --reload",
-            "and run the tests:",
-            "  uv run pytest",
+            "  docker compose up -d --wait        # api, migrate, db and redis in containers",
+            f"  curl http://localhost:{port}/health",
+            "Without Docker, with your own PostgreSQL and Redis (URLs in .env):",
+            "  uv sync && uv run alembic upgrade head",
+            f"  uv run uvicorn --factory app.main:create_app --reload --port {port}",
+            "Tests and checks: see README.md (TEST_DATABASE_URL, TEST_REDIS_URL).",
         ]
     )
 
@@ -116,7 +115,9 @@ def main() -> None:
     root = Path.cwd()
     remove_unselected(root, answers)
     env_written = write_env(root)
-    print(next_steps(str(answers["project_slug"]), env_written=env_written))
+    print(
+        next_steps(str(answers["project_slug"]), str(answers["api_port"]), env_written=env_written)
+    )
 
 
 if __name__ == "__main__":

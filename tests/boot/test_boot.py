@@ -221,3 +221,23 @@ def test_sigterm_stops_gracefully_and_logs_the_shutdown(service: Service) -> Non
     assert code in (0, -signal.SIGTERM)
     assert "shutting down" in service.api.output()
     assert "resources closed" in service.api.output()
+
+
+def test_bad_config_stops_start_up_with_one_line_naming_the_key(
+    service: Service, tmp_path: Path
+) -> None:
+    bad = tmp_path / "config.yaml"
+    bad.write_text("llm:\n  providr: echo\n")
+    env = {**service.api.env, "CONFIG_FILE": str(bad)}
+    uvicorn = str(service.project.path / ".venv/bin/uvicorn")
+
+    result = service.project.run(
+        uvicorn, "--factory", "app.main:create_app", "--port", "1", env=env, check=False
+    )
+
+    assert result.returncode != 0
+    assert (
+        "configuration error: invalid settings: config.yaml: llm.providr: "
+        "Extra inputs are not permitted"
+    ) in result.stderr
+    assert "Traceback" not in result.stderr
