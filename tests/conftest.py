@@ -1,13 +1,19 @@
-"""Test tiers by directory: render, quality, boot (and the harness that boot relies on).
+"""Test tiers by directory: render, quality, boot, compose (and the harness under boot).
 
-Select a tier with `-m render`, `-m quality` or `-m boot`; the default runs them all.
+Select a tier with `-m render`, `-m quality`, `-m boot` or `-m compose`; the default runs all.
 """
 
 from pathlib import Path
 
 import pytest
 
-TIERS = {"render": "render", "quality": "quality", "boot": "boot", "harness": "boot"}
+TIERS = {
+    "render": "render",
+    "quality": "quality",
+    "boot": "boot",
+    "harness": "boot",
+    "compose": "compose",
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -1,0 +1,98 @@
+"""Data in named volumes outlives containers; only `down -v` removes it."""
+
+import json
+
+from tests.compose.conftest import Stack
+from tests.harness import docker as lab
+
+VOLUMES = ("postgres_data", "redis_data", "api_logs", "uploads")
+
+
+def _seed(stack: Stack) -> tuple[str, str]:
+    with stack.client() as client:
+        conversation = client.post("/v1/conversations", json={"title": "keep me"}).json()
+        uploaded = client.post("/v1/files", files={"file": ("k.txt", b"kept", "text/plain")})
+    stack.exec("redis", "sh", "-c", "$0 set persisted-key kept-value", _redis_cli(stack))
+    return conversation["id"], uploaded.json()["id"]
+
+
+def _redis_cli(stack: Stack) -> str:
+    return "valkey-cli" if "valkey" in stack.images.redis else "redis-cli"
+
+
+def _redis_get(stack: Stack, key: str) -> str:
+    command = f"{_redis_cli(stack)} get {key}"
+    return stack.exec("redis", "sh", "-c", command).stdout.strip()
+
+
+def _project_volumes(stack: Stack) -> list[str]:
+    label = f"label=com.docker.compose.project={stack.name}"
+    return lab.docker("volume", "ls", "-q", "--filter", label).stdout.split()
+
+
+def test_data_survives_down_and_up_and_a_new_db_container(fresh_stack: Stack) -> None:
+    stack = fresh_stack
+    stack.up()
+    conversation_id, file_id = _seed(stack)
+    # Redis writes its append-only file every second; make the key durable before stopping.
+    stack.exec("redis", "sh", "-c", f"{_redis_cli(stack)} bgrewriteaof")
+
+    stack.compose("down")
+    stack.up()
+    with stack.client() as client:
+        after_down = client.get(f"/v1/conversations/{conversation_id}")
+        file_after_down = client.get(f"/v1/files/{file_id}")
+    redis_value = _redis_get(stack, "persisted-key")
+
+    lab.docker("rm", "-f", stack.container("db"))
+    stack.up()
+    with stack.client() as client:
+        after_new_db = client.get(f"/v1/conversations/{conversation_id}")
+
+    assert after_down.status_code == 200
+    assert after_down.json()["title"] == "keep me"
+    assert file_after_down.content == b"kept"
+    assert redis_value == "kept-value"
+    assert after_new_db.status_code == 200
+    assert sorted(v.removeprefix(f"{stack.name}_") for v in _project_volumes(stack)) == sorted(
+        VOLUMES
+    )
+
+
+def test_down_with_volumes_wipes_all_four(fresh_stack: Stack) -> None:
+    stack = fresh_stack
+    stack.up()
+    conversation_id, _ = _seed(stack)
+    assert len(_project_volumes(stack)) == 4
+
+    stack.compose("down", "-v")
+    remaining = _project_volumes(stack)
+    stack.up()
+    with stack.client() as client:
+        gone = client.get(f"/v1/conversations/{conversation_id}")
+    listed = json.loads(lab.docker("volume", "inspect", stack.volume("postgres_data")).stdout)
+
+    assert remaining == []
+    assert gone.status_code == 404
+    assert _redis_get(stack, "persisted-key") == ""
+    assert listed[0]["Mountpoint"].startswith("/var/lib/docker/volumes/")
+
+
+def test_missing_config_file_stops_the_stack_and_creates_no_directory(
+    fresh_stack: Stack,
+) -> None:
+    stack = fresh_stack
+    config = stack.project.path / "config" / "config.yaml"
+    moved = config.with_name("config.yaml.moved")
+    config.rename(moved)
+    try:
+        result = stack.compose("up", "-d", "--wait", "--no-build", check=False)
+        created = config.exists()
+    finally:
+        if config.is_dir():
+            config.rmdir()
+        moved.rename(config)
+
+    assert result.returncode != 0
+    assert "config.yaml" in result.stderr
+    assert not created

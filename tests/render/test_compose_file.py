@@ -1,0 +1,94 @@
+"""The compose file of every combination, read as data: the rules that need no engine."""
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.combinations import SUPPORTED_COMBINATIONS
+from tests.project import render
+
+
+@pytest.fixture(scope="module", params=SUPPORTED_COMBINATIONS)
+def compose(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[dict[str, Any], dict[str, Any], Path]:
+    project = render(tmp_path_factory.mktemp("compose-file"), request.param)
+    data = yaml.safe_load((project.path / "compose.yaml").read_text())
+    return data, request.param, project.path
+
+
+def test_no_obsolete_version_key_and_the_four_services(compose: tuple[Any, ...]) -> None:
+    data, _, _ = compose
+
+    assert "version" not in data
+    assert {"api", "migrate", "db", "redis"} <= set(data["services"])
+
+
+def test_postgres_volume_path_follows_the_major_version(compose: tuple[Any, ...]) -> None:
+    data, answers, _ = compose
+    major = int(answers.get("postgres_version", "17"))
+
+    expected = "/var/lib/postgresql" if major >= 18 else "/var/lib/postgresql/data"
+    assert data["services"]["db"]["volumes"] == [f"postgres_data:{expected}"]
+    assert data["services"]["db"]["image"] == f"${{POSTGRES_IMAGE:-postgres:{major}-alpine}}"
+
+
+def test_redis_flavor_picks_server_cli_and_image(compose: tuple[Any, ...]) -> None:
+    data, answers, _ = compose
+    flavor = answers.get("redis_flavor", "redis")
+    redis = data["services"]["redis"]
+
+    name = "valkey" if flavor == "valkey" else "redis"
+    image = "valkey/valkey:8-alpine" if flavor == "valkey" else "redis:8-alpine"
+    assert redis["image"] == f"${{REDIS_IMAGE:-{image}}}"
+    assert redis["command"][0] == f"{name}-server"
+    assert f"{name}-cli ping" in redis["healthcheck"]["test"][1]
+    assert redis["command"][1:5] == ["--appendonly", "yes", "--appendfsync", "everysec"]
+
+
+def test_only_the_api_publishes_a_port_on_loopback(compose: tuple[Any, ...]) -> None:
+    data, answers, _ = compose
+    services = data["services"]
+
+    assert [name for name, s in services.items() if "ports" in s] == ["api"]
+    port = answers.get("api_port", "8000")
+    assert services["api"]["ports"] == [f"127.0.0.1:${{API_PORT:-{port}}}:8000"]
+
+
+def test_config_bind_is_read_only_and_never_created(compose: tuple[Any, ...]) -> None:
+    data, _, _ = compose
+    binds = [v for v in data["services"]["api"]["volumes"] if isinstance(v, dict)]
+
+    assert binds == [
+        {
+            "type": "bind",
+            "source": "./config/config.yaml",
+            "target": "/app/config.yaml",
+            "read_only": True,
+            "bind": {"create_host_path": False},
+        }
+    ]
+    assert set(data["volumes"]) == {"postgres_data", "redis_data", "api_logs", "uploads"}
+
+
+def test_api_waits_for_healthy_dependencies_and_one_migration(compose: tuple[Any, ...]) -> None:
+    data, _, _ = compose
+    depends = data["services"]["api"]["depends_on"]
+
+    assert depends["db"]["condition"] == "service_healthy"
+    assert depends["redis"]["condition"] == "service_healthy"
+    assert depends["migrate"]["condition"] == "service_completed_successfully"
+    assert data["services"]["migrate"]["command"] == ["alembic", "upgrade", "head"]
+    assert data["services"]["migrate"]["restart"] == "no"
+
+
+def test_dockerfile_base_image_follows_the_python_version(compose: tuple[Any, ...]) -> None:
+    _, answers, path = compose
+    dockerfile = (path / "Dockerfile").read_text()
+
+    python = answers.get("python_version", "3.13")
+    assert f"ARG PYTHON_IMAGE=python:{python}-slim" in dockerfile
+    assert "# syntax" not in dockerfile
+    assert ".env" in (path / ".dockerignore").read_text().splitlines()
