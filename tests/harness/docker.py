@@ -369,8 +369,7 @@ def _digest(parts: Sequence[str | None]) -> str:
 # `docker import` starts from an empty config: no PATH, no command. Give it the official
 # debian image's.
 _BASE_CHANGES = (
-    "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
-    'CMD ["bash"]'
+    'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\nCMD ["bash"]'
 )
 
 
