@@ -79,6 +79,11 @@ class Stack:
     def up(self, *services: str, files: tuple[str, ...] = (BASE_FILE,)) -> None:
         self.compose("up", "-d", "--wait", "--no-build", *services, files=files)
 
+    def restart_api(self) -> None:
+        """Restart only the api container and wait until its healthcheck passes again."""
+        self.compose("restart", "api")
+        lab.wait_until_healthy(self.container("api"))
+
     def down(self) -> None:
         self.compose("down", "-v", "--remove-orphans", "--timeout", "20", check=False)
 

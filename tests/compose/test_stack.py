@@ -2,7 +2,6 @@
 
 import hashlib
 import json
-import time
 
 from tests.compose.conftest import Stack
 from tests.harness import docker as lab
@@ -90,9 +89,9 @@ def test_only_the_api_is_published_and_only_on_loopback(stack: Stack) -> None:
 
 
 def test_config_is_mounted_read_only(stack: Stack) -> None:
-    attempt = stack.exec(
-        "api", "python", "-c", "open('/app/config.yaml', 'a').write('x: 1')", check=False
-    )
+    # As root, so that file permissions cannot be what stops the write: the mount itself does.
+    write = "open('/app/config.yaml', 'a').write('x: 1')"
+    attempt = stack.compose("exec", "-T", "-u", "root", "api", "python", "-c", write, check=False)
     mounts = {m["Destination"]: m for m in stack.inspect("api")["Mounts"]}
 
     assert attempt.returncode != 0
@@ -106,8 +105,7 @@ def test_changed_config_on_the_host_takes_effect_after_a_restart(stack: Stack) -
     original = config.read_text()
     try:
         config.write_text(original.replace("You are a helpful assistant.", "Speak like a pirate."))
-        stack.compose("restart", "api")
-        stack.up("api")
+        stack.restart_api()
         with stack.client() as client:
             conversation = client.post("/v1/conversations", json={}).json()
             reply = client.post(
@@ -115,8 +113,7 @@ def test_changed_config_on_the_host_takes_effect_after_a_restart(stack: Stack) -
             )
     finally:
         config.write_text(original)
-        stack.compose("restart", "api")
-        stack.up("api")
+        stack.restart_api()
 
     assert reply.json()["assistant_message"]["content"] == "[Speak like a pirate.] hello"
 
@@ -142,9 +139,7 @@ def test_migrate_ran_once_and_restarting_the_api_does_not_migrate_again(stack: S
     migrate = stack.inspect("migrate")
     started = migrate["State"]["StartedAt"]
 
-    stack.compose("restart", "api")
-    stack.up("api")
-    time.sleep(1)
+    stack.restart_api()
 
     assert migrate["State"]["ExitCode"] == 0
     assert stack.inspect("migrate")["State"]["StartedAt"] == started

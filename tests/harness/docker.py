@@ -211,21 +211,21 @@ def _run_streaming(
 ) -> tuple[int, str]:
     """Run a long command, optionally echoing its output; return its code and output tail."""
     tail: deque[str] = deque(maxlen=60)
-    process = subprocess.Popen(
+    with subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    # A hung apt-get or debootstrap must not hang the test run: kill it after the timeout.
-    watchdog = threading.Timer(BUILD_TIMEOUT, process.kill)
-    watchdog.start()
-    try:
-        assert process.stdout is not None
-        for line in process.stdout:
-            tail.append(line.rstrip("\n"))
-            if echo:
-                print(line, end="", file=sys.stderr, flush=True)
-        returncode = process.wait()
-    finally:
-        watchdog.cancel()
+    ) as process:
+        # A hung apt-get or debootstrap must not hang the test run: kill it after the timeout.
+        watchdog = threading.Timer(BUILD_TIMEOUT, process.kill)
+        watchdog.start()
+        try:
+            assert process.stdout is not None
+            for line in process.stdout:
+                tail.append(line.rstrip("\n"))
+                if echo:
+                    print(line, end="", file=sys.stderr, flush=True)
+            returncode = process.wait()
+        finally:
+            watchdog.cancel()
     return returncode, "\n".join(tail)
 
 

@@ -1,0 +1,1 @@
+"""Maintenance scripts of the template (run with `uv run python -m scripts.<name>`)."""
