@@ -4,8 +4,8 @@ The lock of a rendered project must name the rendered project, so each lock is s
 templates/uv-<python>.lock with the root package's name and version as Jinja expressions, and
 `{{cookiecutter.project_slug}}/uv.lock` includes the one for the chosen Python.
 
-    uv run python scripts/relock.py             # re-resolve within the pyproject.toml bounds
-    uv run python scripts/relock.py --upgrade   # take the newest allowed versions
+    uv run python -m scripts.relock             # re-resolve within the pyproject.toml bounds
+    uv run python -m scripts.relock --upgrade   # take the newest allowed versions
 """
 
 import argparse
