@@ -167,3 +167,56 @@ def test_create_app_stops_with_one_line_on_bad_config(
 
 def _uncached(*_: Any) -> Settings:
     return load_settings()
+
+
+def test_secrets_can_come_from_files(
+    config_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secrets = {
+        "API_KEYS": "file-key-1,file-key-2",
+        "SECRET_KEY": "file-secret",
+        "DATABASE_PASSWORD": "db p@ss/word",
+        "REDIS_PASSWORD": "redis-file-pass",
+    }
+    for name, value in secrets.items():
+        path = tmp_path / name.lower()
+        path.write_text(value + "\n")
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv(f"{name}_FILE", str(path))
+    monkeypatch.setenv("DATABASE_URL", "postgresql://svc@db:5432/svc")
+    monkeypatch.setenv("REDIS_URL", "redis://redis:6379/0")
+
+    settings = load_settings()
+
+    assert [k.get_secret_value() for k in settings.api_keys] == ["file-key-1", "file-key-2"]
+    assert settings.secret_key.get_secret_value() == "file-secret"
+    assert settings.database_url.get_secret_value() == (
+        "postgresql+asyncpg://svc:db%20p%40ss%2Fword@db:5432/svc"
+    )
+    assert settings.redis_url.get_secret_value() == "redis://:redis-file-pass@redis:6379/0"
+
+
+def test_unreadable_secret_file_is_named(
+    config_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = tmp_path / "nope"
+    monkeypatch.setenv("SECRET_KEY_FILE", str(missing))
+
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+
+    assert f"SECRET_KEY_FILE={missing} cannot be read" in str(raised.value)
+
+
+def test_placeholder_in_a_password_file_is_refused(
+    config_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    password = tmp_path / "db_password"
+    password.write_text("change-me-db-password")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://svc@db:5432/svc")
+    monkeypatch.setenv("DATABASE_PASSWORD_FILE", str(password))
+
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+
+    assert "DATABASE_URL password is empty or a placeholder" in str(raised.value)

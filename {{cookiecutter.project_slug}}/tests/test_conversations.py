@@ -114,8 +114,9 @@ async def test_streaming_sends_tokens_and_stores_the_whole_reply(client: AsyncCl
         ({"content": "x", "file_ids": ["not-a-uuid"]}, "valid UUID"),
         ({"content": "x", "extra": 1}, "Extra inputs"),
         ({}, "Field required"),
+        ({"content": "nul\u0000byte"}, "must not contain NUL characters"),
     ],
-    ids=["empty", "wrong-type", "bad-file-id", "unknown-field", "missing"],
+    ids=["empty", "wrong-type", "bad-file-id", "unknown-field", "missing", "nul"],
 )
 async def test_bad_messages_get_422_and_store_nothing(
     client: AsyncClient, body: dict[str, Any], fragment: str
@@ -173,7 +174,9 @@ async def test_unknown_conversation_gets_404(client: AsyncClient, method: str, p
     assert response.json()["detail"] == f"conversation {unknown} not found"
 
 
-@pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 101}, {"offset": -1}])
+@pytest.mark.parametrize(
+    "params", [{"limit": 0}, {"limit": 101}, {"offset": -1}, {"offset": 2**63}]
+)
 async def test_pagination_bounds_are_enforced(client: AsyncClient, params: dict[str, int]) -> None:
     response = await client.get("/v1/conversations", params=params)
 

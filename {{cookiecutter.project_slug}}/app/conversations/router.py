@@ -24,6 +24,8 @@ from app.llm.base import ChatMessage, LLMError, LLMProvider
 
 router = APIRouter(prefix="/conversations", tags=["conversations"])
 EVENT_STREAM = "text/event-stream"
+# Far beyond any real page, and well inside PostgreSQL's bigint.
+MAX_OFFSET = 1_000_000_000
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -37,7 +39,7 @@ async def create_conversation(body: ConversationCreate, session: SessionDep) -> 
 async def list_conversations(
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> ConversationPage:
     """List conversations, newest first."""
     items, total = await service.list_conversations(session=session, limit=limit, offset=offset)

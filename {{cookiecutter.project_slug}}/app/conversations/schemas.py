@@ -2,18 +2,28 @@
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 MAX_MESSAGE_CHARS = 32_000
 MAX_FILES_PER_MESSAGE = 10
 
 
+def _no_nul(value: str) -> str:
+    # PostgreSQL text cannot hold NUL characters: refuse them here, as a 422, not a 500.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
+
+
 class ConversationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    title: str | None = Field(default=None, max_length=200)
+    title: Text | None = Field(default=None, max_length=200)
 
 
 class ConversationOut(BaseModel):
@@ -27,7 +37,7 @@ class ConversationOut(BaseModel):
 class MessageCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    content: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
+    content: Text = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
     file_ids: list[uuid.UUID] = Field(default_factory=list, max_length=MAX_FILES_PER_MESSAGE)
 
 

@@ -5,7 +5,7 @@ import tomllib
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import yaml
 from pydantic import (
@@ -20,7 +20,13 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 from sqlalchemy.engine import make_url
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -87,12 +93,61 @@ def async_database_url(url: str) -> str:
     return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
 
 
+def with_password(url: str, password: str) -> str:
+    """Put the password into a URL that has none (credentials kept out of the URL itself)."""
+    parts = urlsplit(url)
+    if parts.password is not None or not parts.hostname:
+        return url
+    user = parts.username or ""
+    netloc = f"{user}:{quote(password, safe='')}@{parts.netloc.rpartition('@')[2]}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+class FileVariantsSource(PydanticBaseSettingsSource):
+    """Read NAME_FILE for any setting NAME, as the official database images do.
+
+    Compose and Kubernetes mount secrets as files (/run/secrets/...): pointing API_KEYS_FILE
+    at one keeps the value out of the container's environment and `docker inspect`.
+    """
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        variable = f"{field_name.upper()}_FILE"
+        path = os.environ.get(variable)
+        if not path:
+            return None, field_name, False
+        try:
+            return Path(path).read_text(encoding="utf-8").strip(), field_name, False
+        except OSError as exc:
+            raise ConfigError(f"{variable}={path} cannot be read: {exc.strerror}") from None
+
+    def __call__(self) -> dict[str, Any]:
+        values = {}
+        for name, field in self.settings_cls.model_fields.items():
+            value, key, _ = self.get_field_value(field, name)
+            if value is not None:
+                values[key] = value
+        return values
+
+
 class DatabaseSettings(BaseSettings):
-    """The part of the settings that migrations need: only DATABASE_URL."""
+    """The part of the settings that migrations need: the database URL and password."""
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
 
     database_url: SecretStr
+    database_password: SecretStr | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        files = FileVariantsSource(settings_cls)
+        return init_settings, env_settings, files, dotenv_settings, file_secret_settings
 
     @field_validator("database_url", mode="before")
     @classmethod
@@ -100,12 +155,22 @@ class DatabaseSettings(BaseSettings):
         raw = value.get_secret_value() if isinstance(value, SecretStr) else value
         return async_database_url(raw) if isinstance(raw, str) else value
 
+    @model_validator(mode="after")
+    def _database_password(self) -> Self:
+        if self.database_password is not None:
+            url = with_password(
+                self.database_url.get_secret_value(), self.database_password.get_secret_value()
+            )
+            object.__setattr__(self, "database_url", SecretStr(url))
+        return self
+
 
 class Settings(DatabaseSettings):
     """Everything the service reads at start-up."""
 
     environment: Literal["development", "test", "production"] = "production"
     redis_url: SecretStr
+    redis_password: SecretStr | None = None
     api_keys: Annotated[tuple[SecretStr, ...], NoDecode]
     secret_key: SecretStr
     openai_api_key: SecretStr | None = None
@@ -131,6 +196,15 @@ class Settings(DatabaseSettings):
         if not value.get_secret_value().startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must be a redis://, rediss:// or unix:// URL")
         return value
+
+    @model_validator(mode="after")
+    def _redis_password(self) -> Self:
+        if self.redis_password is not None:
+            url = with_password(
+                self.redis_url.get_secret_value(), self.redis_password.get_secret_value()
+            )
+            object.__setattr__(self, "redis_url", SecretStr(url))
+        return self
 
     @model_validator(mode="after")
     def _secrets_are_real(self) -> Self:
