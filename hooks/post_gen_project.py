@@ -103,7 +103,7 @@ def next_steps(slug: str, port: str, *, env_written: bool) -> str:
             f"  curl http://localhost:{port}/health",
             "Without Docker, with your own PostgreSQL and Redis (URLs in .env):",
             "  uv sync && uv run alembic upgrade head",
-            f"  uv run uvicorn --factory app.main:create_app --reload --port {port}",
+            f"  uv run python -m app --factory app.main:create_app --reload --port {port}",
             "Tests and checks: see README.md (TEST_DATABASE_URL, TEST_REDIS_URL).",
         ]
     )

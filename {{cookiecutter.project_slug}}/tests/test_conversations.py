@@ -150,7 +150,14 @@ async def test_unknown_file_ids_are_refused_and_nothing_is_stored(client: AsyncC
     )
 
     assert response.status_code == 422
-    assert missing in response.json()["detail"]
+    assert response.json()["detail"] == [
+        {
+            "type": "unknown_file",
+            "loc": ["body", "file_ids", 0],
+            "msg": f"file {missing} not found",
+            "input": missing,
+        }
+    ]
     stored = (await client.get(f"/v1/conversations/{created['id']}")).json()["messages"]
     assert stored == []
 

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 
 from app.conversations import service
@@ -93,8 +94,17 @@ async def send_message(
             session=session, conversation=conversation, data=body
         )
     except service.UnknownFilesError as exc:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, f"unknown file ids: {exc}"
+        # The same 422 shape as any other invalid field, so clients parse one format.
+        raise RequestValidationError(
+            [
+                {
+                    "type": "unknown_file",
+                    "loc": ("body", "file_ids", body.file_ids.index(file_id)),
+                    "msg": f"file {file_id} not found",
+                    "input": str(file_id),
+                }
+                for file_id in exc.missing
+            ]
         ) from None
     context = await service.build_context(
         session=session,
