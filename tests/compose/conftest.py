@@ -198,7 +198,7 @@ class Rendered:
     images: Images
 
 
-@pytest.fixture(scope="module", params=VARIANTS)
+@pytest.fixture(scope="session", params=VARIANTS)
 def rendered(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Rendered]:

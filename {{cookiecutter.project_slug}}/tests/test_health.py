@@ -1,3 +1,4 @@
+import socket
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -81,3 +82,25 @@ async def test_schema_behind_head_fails_the_database_check(settings: Settings) -
 
     assert result.status == "disconnected"
     assert result.error == "schema not at head; run alembic upgrade head"
+
+
+async def test_a_silent_dependency_is_cut_off_at_the_budget(
+    tmp_path: Path, migrated: str, connection: AsyncConnection
+) -> None:
+    # A real listener that accepts connections and never answers: a stalled Redis.
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        port = silent.getsockname()[1]
+        settings = make_settings(
+            tmp_path,
+            migrated,
+            f"redis://:secret@127.0.0.1:{port}/0",
+            health={"timeout_seconds": 0.5},
+        )
+        async for client in serve(settings, connection):
+            started = time.monotonic()
+            response = await client.get("/health")
+            elapsed = time.monotonic() - started
+
+    assert response.status_code == 503
+    assert response.json()["checks"]["redis"]["error"] == "no answer within 0.5 s"
+    assert elapsed < 1.5

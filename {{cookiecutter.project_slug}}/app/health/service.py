@@ -16,23 +16,45 @@ class CheckFailedError(Exception):
     """A dependency answered, but not as it should; the message is safe to show."""
 
 
+# Probes that ran out of time finish their cleanup here, after /health has answered.
+_abandoned: set[asyncio.Task[None]] = set()
+
+
 async def timed_check(probe: Callable[[], Awaitable[None]], budget: float) -> CheckResult:
     """Run one probe; report our own words for failures, never exception text or DSNs."""
     started = time.perf_counter()
-    error: str | None = None
-    try:
-        async with asyncio.timeout(budget):
-            await probe()
-    except TimeoutError:
+    task: asyncio.Task[None] = asyncio.ensure_future(probe())
+    done, _ = await asyncio.wait({task}, timeout=budget)
+    if done:
+        error = _failure(task)
+    else:
+        # Do not wait for the cancellation: closing a connection to a stalled server can
+        # itself stall, and /health must answer within its budget.
+        task.cancel()
+        _abandoned.add(task)
+        task.add_done_callback(_forget)
         error = f"no answer within {budget:g} s"
-    except CheckFailedError as exc:
-        error = str(exc)
-    except (SQLAlchemyError, RedisError, OSError):
-        error = "unreachable"
     latency = round((time.perf_counter() - started) * 1000, 1)
     return CheckResult(
         status="disconnected" if error else "connected", latency_ms=latency, error=error
     )
+
+
+def _failure(task: "asyncio.Task[None]") -> str | None:
+    exc = task.exception()
+    if exc is None:
+        return None
+    if isinstance(exc, CheckFailedError):
+        return str(exc)
+    if isinstance(exc, SQLAlchemyError | RedisError | OSError | TimeoutError):
+        return "unreachable"
+    raise exc
+
+
+def _forget(task: "asyncio.Task[None]") -> None:
+    _abandoned.discard(task)
+    if not task.cancelled():
+        task.exception()  # retrieved, so asyncio does not log it as never retrieved
 
 
 async def check_database(resources: Resources) -> None:
