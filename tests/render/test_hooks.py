@@ -395,10 +395,10 @@ def test_main_finishes_the_project(
     for step in (
         "cd support_bot",
         "docker compose up -d --wait",
-        "uv sync",
-        "uv run alembic upgrade head",
-        "uv run uvicorn app.main:app --reload",
-        "uv run pytest",
+        "/health",
+        "uv sync && uv run alembic upgrade head",
+        "uv run python -m app --factory app.main:create_app --reload",
+        "TEST_DATABASE_URL",
     ):
         assert step in out
 
