@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import secrets
 import shutil
 from collections.abc import Mapping
@@ -23,10 +22,16 @@ OPTIONAL_PATHS: dict[tuple[str, str], list[str]] = {
     ("ci", "gitlab"): [".gitlab-ci.yml"],
 }
 
-# Placeholders in .env.example look like change-me-db-password. Each distinct one gets one fresh
-# secret used at every occurrence, so a password and the URL that embeds it stay equal; any new
-# placeholder added to .env.example is covered without editing this hook.
-PLACEHOLDER = re.compile(r"change-me-[a-z0-9]+(?:-[a-z0-9]+)*")
+# One file per secret under secrets/, handed to the containers as compose secrets. The value
+# is generated here, except the LLM key, which is yours to paste in when you use one.
+GENERATED_SECRETS = ("postgres_password", "redis_password", "api_keys", "secret_key")
+EMPTY_SECRETS = ("openai_api_key",)
+# The directory keeps everyone else out (0700). The files are also readable by your group
+# (0640): the api runs as a fixed non-root uid and reads them through that group id, which
+# compose adds to the container (SECRETS_GID in .env); outside Swarm, compose cannot change
+# the owner of a file secret.
+SECRETS_DIR_MODE = 0o700
+SECRET_FILE_MODE = 0o640
 ENVIRONMENT_LINE = "ENVIRONMENT=development"
 
 
@@ -59,22 +64,21 @@ def new_secret() -> str:
     return secrets.token_urlsafe(32)
 
 
-def env_from_example(example: str) -> str:
-    """Return .env text: placeholders replaced by fresh secrets, ENVIRONMENT set to development."""
-    fresh = {placeholder: new_secret() for placeholder in set(PLACEHOLDER.findall(example))}
-    # One regex pass: a placeholder that is a prefix of another cannot corrupt it.
-    example = PLACEHOLDER.sub(lambda match: fresh[match.group()], example)
-    lines = [
-        ENVIRONMENT_LINE if line.startswith("ENVIRONMENT=") else line
-        for line in example.splitlines()
-    ]
+def env_from_example(example: str, *, secrets_gid: int) -> str:
+    """Return .env text: ENVIRONMENT=development and SECRETS_GID set, other lines as given."""
+    values = {"ENVIRONMENT": "development", "SECRETS_GID": str(secrets_gid)}
+    lines = []
+    for line in example.splitlines():
+        key = line.split("=", 1)[0]
+        lines.append(f"{key}={values[key]}" if key in values and "=" in line else line)
     return "\n".join(lines) + "\n"
 
 
 def write_env(root: Path) -> bool:
     """Write root/.env from root/.env.example with mode 0600; keep an existing .env. Return True
     when a new file was written."""
-    text = env_from_example((root / ".env.example").read_text(encoding="utf-8"))
+    example = (root / ".env.example").read_text(encoding="utf-8")
+    text = env_from_example(example, secrets_gid=current_gid())
     try:
         # O_EXCL with mode 0o600: the file never exists with wider permissions, even briefly,
         # and a .env from an earlier run (overwrite_if_exists) is never replaced.
@@ -86,22 +90,52 @@ def write_env(root: Path) -> bool:
     return True
 
 
-def next_steps(slug: str, port: str, *, env_written: bool) -> str:
+def current_gid() -> int:
+    """Return the user's primary group id (0 where the platform has none, as on Windows)."""
+    getgid = getattr(os, "getgid", None)
+    return int(getgid()) if getgid is not None else 0
+
+
+def write_secret(path: Path, value: str) -> bool:
+    """Create one secret file, never readable by others; keep an existing one."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w", encoding="utf-8") as secret_file:
+        os.fchmod(secret_file.fileno(), SECRET_FILE_MODE)  # only ever narrower than 0640
+        secret_file.write(value)
+    return True
+
+
+def write_secrets(root: Path) -> list[str]:
+    """Write secrets/ with fresh values; return the names of the files written."""
+    directory = root / "secrets"
+    directory.mkdir(mode=SECRETS_DIR_MODE, exist_ok=True)
+    directory.chmod(SECRETS_DIR_MODE)
+    written = [name for name in GENERATED_SECRETS if write_secret(directory / name, new_secret())]
+    written += [name for name in EMPTY_SECRETS if write_secret(directory / name, "")]
+    return written
+
+
+def next_steps(slug: str, port: str, *, env_written: bool, secrets_written: int) -> str:
     """Return the message printed after generation."""
-    env_note = (
-        ".env written with fresh random secrets (mode 0600; never commit it)."
-        if env_written
-        else ".env already existed and was left unchanged."
+    env_note = ".env written." if env_written else ".env already existed and was left unchanged."
+    secrets_note = (
+        f"secrets/ holds {secrets_written} new random secrets (never commit it)."
+        if secrets_written
+        else "secrets/ already existed and was left unchanged."
     )
     return "\n".join(
         [
             env_note,
+            secrets_note,
             "",
             "Next steps:",
             f"  cd {slug}",
             "  docker compose up -d --wait        # api, migrate, db and redis in containers",
             f"  curl http://localhost:{port}/health",
-            "Without Docker, with your own PostgreSQL and Redis (URLs in .env):",
+            "Without Docker, with your own PostgreSQL and Redis (see .env and secrets/):",
             "  uv sync && uv run alembic upgrade head",
             f"  uv run python -m app --factory app.main:create_app --reload --port {port}",
             "Tests and checks: see README.md (TEST_DATABASE_URL, TEST_REDIS_URL).",
@@ -115,9 +149,9 @@ def main() -> None:
     root = Path.cwd()
     remove_unselected(root, answers)
     env_written = write_env(root)
-    print(
-        next_steps(str(answers["project_slug"]), str(answers["api_port"]), env_written=env_written)
-    )
+    written = write_secrets(root)
+    slug, port = str(answers["project_slug"]), str(answers["api_port"])
+    print(next_steps(slug, port, env_written=env_written, secrets_written=len(written)))
 
 
 if __name__ == "__main__":

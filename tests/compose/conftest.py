@@ -130,10 +130,7 @@ class Stack:
         return lab.docker("run", "--rm", "-v", mount, lab.helper_image(), *command).stdout
 
     def api_key(self) -> str:
-        for line in (self.project.path / ".env").read_text().splitlines():
-            if line.startswith("API_KEYS="):
-                return line.split("=", 1)[1].split(",")[0]
-        raise AssertionError(".env has no API_KEYS")
+        return (self.project.path / "secrets" / "api_keys").read_text().strip().split(",")[0]
 
     def client(self) -> httpx.Client:
         return httpx.Client(

@@ -1,5 +1,6 @@
 """The compose file of every combination, read as data: the rules that need no engine."""
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +44,11 @@ def test_redis_flavor_picks_server_cli_and_image(compose: tuple[Any, ...]) -> No
     name = "valkey" if flavor == "valkey" else "redis"
     image = "valkey/valkey:8-alpine" if flavor == "valkey" else "redis:8-alpine"
     assert redis["image"] == f"${{REDIS_IMAGE:-{image}}}"
-    assert redis["command"][0] == f"{name}-server"
+    script = redis["entrypoint"][2]
+    assert script.startswith(f"exec docker-entrypoint.sh {name}-server ")
+    assert "--appendonly yes --appendfsync everysec" in script
+    assert '--requirepass "$$(cat /run/secrets/redis_password)"' in script
     assert f"{name}-cli ping" in redis["healthcheck"]["test"][1]
-    assert redis["command"][1:5] == ["--appendonly", "yes", "--appendfsync", "everysec"]
 
 
 def test_only_the_api_publishes_a_port_on_loopback(compose: tuple[Any, ...]) -> None:
@@ -92,3 +95,23 @@ def test_dockerfile_base_image_follows_the_python_version(compose: tuple[Any, ..
     assert f"ARG PYTHON_IMAGE=python:{python}-slim" in dockerfile
     assert "# syntax" not in dockerfile
     assert ".env" in (path / ".dockerignore").read_text().splitlines()
+
+
+def test_secrets_are_files_not_environment(compose: tuple[Any, ...]) -> None:
+    data, _, _ = compose
+    services = data["services"]
+
+    assert set(data["secrets"]) == {
+        "postgres_password",
+        "redis_password",
+        "api_keys",
+        "secret_key",
+        "openai_api_key",
+    }
+    assert services["db"]["environment"]["POSTGRES_PASSWORD_FILE"] == (
+        "/run/secrets/postgres_password"
+    )
+    for name in ("api", "migrate", "db", "redis"):
+        environment = json.dumps(services[name].get("environment", {}))
+        assert "PASSWORD}" not in environment
+        assert "API_KEYS}" not in environment

@@ -22,25 +22,16 @@ from tests.combinations import BAD_ANSWERS, SUPPORTED_COMBINATIONS
 ROOT = Path(__file__).resolve().parents[2]
 HOOKS = ROOT / "hooks"
 COOKIECUTTER_JSON = ROOT / "cookiecutter.json"
-PLACEHOLDERS = (
-    "change-me-db-password",
-    "change-me-redis-password",
-    "change-me-api-key",
-    "change-me-secret-key",
-)
 EXAMPLE = """\
 # comment mentioning nothing secret
 ENVIRONMENT=production
 POSTGRES_USER=bot
-POSTGRES_PASSWORD=change-me-db-password
-DATABASE_URL=postgresql://bot:change-me-db-password@localhost:5432/bot
-REDIS_PASSWORD=change-me-redis-password
-REDIS_URL=redis://:change-me-redis-password@localhost:6379/0
-API_KEYS=change-me-api-key
-SECRET_KEY=change-me-secret-key
-OPENAI_API_KEY=
+DATABASE_URL=postgresql://bot@localhost:5432/bot
+DATABASE_PASSWORD_FILE=secrets/postgres_password
 API_PORT=8000
+SECRETS_GID=0
 """
+SECRET_NAMES = ("postgres_password", "redis_password", "api_keys", "secret_key")
 
 
 def load_hook(name: str) -> ModuleType:
@@ -298,7 +289,7 @@ def test_remove_path_tolerates_a_missing_path(tmp_path: Path) -> None:
     post_gen.remove_path(tmp_path / "absent")
 
 
-# --- post_gen_project: .env ----------------------------------------------------------------------
+# --- post_gen_project: .env and secrets/ ------------------------------------------------------
 
 
 def env_values(text: str) -> dict[str, str]:
@@ -306,49 +297,15 @@ def env_values(text: str) -> dict[str, str]:
     return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
 
 
-def test_env_replaces_every_placeholder_with_a_url_safe_secret() -> None:
-    env = post_gen.env_from_example(EXAMPLE)
-    assert "change-me" not in env
-    values = env_values(env)
-    secrets = [
-        values[key] for key in ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "API_KEYS", "SECRET_KEY")
-    ]
-    assert len(set(secrets)) == len(secrets)
-    assert all(re.fullmatch(r"[A-Za-z0-9_-]{43}", secret) for secret in secrets)
-
-
-def test_env_replaces_any_placeholder_but_not_prose() -> None:
-    example = '# "change-me" values are refused\nWEBHOOK_TOKEN=change-me-webhook-token\n'
-    env = post_gen.env_from_example(example)
-    assert env.startswith('# "change-me" values are refused\nWEBHOOK_TOKEN=')
-    assert "change-me-" not in env
-
-
-def test_env_replaces_placeholders_that_share_a_prefix() -> None:
-    values = env_values(post_gen.env_from_example("A=change-me-key\nB=change-me-key-2\n"))
-    assert values["A"] != values["B"]
-    assert all(re.fullmatch(r"[A-Za-z0-9_-]{43}", value) for value in values.values())
-
-
-def test_env_uses_the_same_secret_at_every_occurrence() -> None:
-    values = env_values(post_gen.env_from_example(EXAMPLE))
-    db, redis = values["POSTGRES_PASSWORD"], values["REDIS_PASSWORD"]
-    assert values["DATABASE_URL"] == f"postgresql://bot:{db}@localhost:5432/bot"
-    assert values["REDIS_URL"] == f"redis://:{redis}@localhost:6379/0"
-
-
-def test_env_is_for_development_and_keeps_other_lines() -> None:
-    env = post_gen.env_from_example(EXAMPLE).splitlines()
+def test_env_is_for_development_with_the_group_id_and_keeps_other_lines() -> None:
+    env = post_gen.env_from_example(EXAMPLE, secrets_gid=1234).splitlines()
     example = EXAMPLE.splitlines()
+
     assert "ENVIRONMENT=development" in env
-    unchanged = [line for line in example if not any(p in line for p in PLACEHOLDERS)]
-    unchanged.remove("ENVIRONMENT=production")
+    assert "SECRETS_GID=1234" in env
+    unchanged = [line for line in example if not line.startswith(("ENVIRONMENT=", "SECRETS_GID="))]
     assert all(line in env for line in unchanged)
     assert len(env) == len(example)
-
-
-def test_env_secrets_differ_between_runs() -> None:
-    assert post_gen.env_from_example(EXAMPLE) != post_gen.env_from_example(EXAMPLE)
 
 
 @pytest.fixture
@@ -364,7 +321,7 @@ def test_write_env_creates_a_private_file(project: Path) -> None:
     assert post_gen.write_env(project) is True
     env = project / ".env"
     assert stat.S_IMODE(env.stat().st_mode) == 0o600
-    assert "change-me" not in env.read_text()
+    assert env_values(env.read_text())["SECRETS_GID"] == str(os.getgid())
 
 
 def test_write_env_keeps_an_existing_env(project: Path) -> None:
@@ -379,6 +336,36 @@ def test_write_env_fails_loudly_without_an_example(tmp_path: Path) -> None:
     assert not (tmp_path / ".env").exists()
 
 
+@pytest.mark.usefixtures("open_umask")
+def test_write_secrets_creates_private_random_files(tmp_path: Path) -> None:
+    written = post_gen.write_secrets(tmp_path)
+
+    directory = tmp_path / "secrets"
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    assert sorted(written) == sorted([*SECRET_NAMES, "openai_api_key"])
+    values = [(directory / name).read_text() for name in SECRET_NAMES]
+    assert len(set(values)) == len(values)
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{43}", value) for value in values)
+    assert (directory / "openai_api_key").read_text() == ""
+    modes = {stat.S_IMODE((directory / name).stat().st_mode) for name in written}
+    assert modes == {0o640}
+
+
+def test_write_secrets_keeps_existing_files_and_differs_between_runs(tmp_path: Path) -> None:
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir()
+    second.mkdir()
+    post_gen.write_secrets(first)
+    post_gen.write_secrets(second)
+    (first / "secrets" / "api_keys").write_text("mine")
+
+    assert post_gen.write_secrets(first) == []
+    assert (first / "secrets" / "api_keys").read_text() == "mine"
+    assert (first / "secrets" / "secret_key").read_text() != (
+        second / "secrets" / "secret_key"
+    ).read_text()
+
+
 # --- post_gen_project: main() --------------------------------------------------------------------
 
 
@@ -390,7 +377,7 @@ def test_main_finishes_the_project(
     post_gen.main()
     assert not (project / ".github").exists()
     assert (project / ".gitlab-ci.yml").exists()
-    assert "change-me" not in (project / ".env").read_text()
+    assert (project / "secrets" / "api_keys").read_text()
     out = capsys.readouterr().out
     for step in (
         "cd support_bot",

@@ -219,16 +219,16 @@ def test_license_file_and_metadata_agree(baked: Baked) -> None:
 # --- .env ----------------------------------------------------------------------------------------
 
 
-def test_env_example_holds_the_secret_placeholders(baked: Baked) -> None:
+def test_env_example_holds_no_secret(baked: Baked) -> None:
     example = baked.text(".env.example")
-    for placeholder in ("db-password", "redis-password", "api-key", "secret-key"):
-        assert f"change-me-{placeholder}" in example
+    for name in ("postgres_password", "redis_password", "api_keys", "secret_key"):
+        assert f"secrets/{name}" in example
+    assert "PASSWORD=" not in example
 
 
-def test_env_is_private_and_has_no_placeholders(baked: Baked) -> None:
+def test_env_is_private(baked: Baked) -> None:
     env = baked.path / ".env"
     assert stat.S_IMODE(env.stat().st_mode) == 0o600
-    assert "change-me-" not in env.read_text()
 
 
 def test_env_has_the_same_keys_as_the_example(baked: Baked) -> None:
@@ -239,16 +239,26 @@ def test_env_has_the_same_keys_as_the_example(baked: Baked) -> None:
     assert "ENVIRONMENT=development" in baked.text(".env").splitlines()
 
 
-def test_env_is_git_ignored(baked: Baked) -> None:
-    assert ".env" in baked.text(".gitignore").splitlines()
+def test_secrets_are_private_files_ignored_by_git_and_docker(baked: Baked) -> None:
+    directory = baked.path / "secrets"
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    assert {p.name for p in directory.iterdir()} == {
+        "postgres_password",
+        "redis_password",
+        "api_keys",
+        "secret_key",
+        "openai_api_key",
+    }
+    for ignore_file in (".gitignore", ".dockerignore"):
+        assert {".env", "secrets/"} <= set(baked.text(ignore_file).splitlines())
 
 
 def test_two_bakes_get_different_secrets(cookies: Any) -> None:
     first, second = (cookies.bake(template=str(ROOT)) for _ in range(2))
     assert first.exit_code == second.exit_code == 0
-    first_env = (first.project_path / ".env").read_text()
-    second_env = (second.project_path / ".env").read_text()
-    assert first_env != second_env
+    first_key = (first.project_path / "secrets" / "secret_key").read_text()
+    second_key = (second.project_path / "secrets" / "secret_key").read_text()
+    assert first_key != second_key
 
 
 # --- rejected answers ----------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from app.core.config import (
     Settings,
     async_database_url,
     read_config_file,
+    with_password,
 )
 from app.core.db import create_engine
 from app.deps import get_sessionmaker
@@ -35,12 +36,16 @@ OTHER_API_KEY = "second-test-key"
 
 
 def _required_url(name: str) -> str:
+    """Return the URL in NAME, with the password from NAME_PASSWORD_FILE if one is given."""
     url = os.environ.get(name)
     if not url:
         reason = f"{name} is not set; point it at a throwaway server to run this test"
         if os.environ.get("CI", "").lower() in {"1", "true"}:
             pytest.fail(f"{reason} (required under CI=true)")
         pytest.skip(reason)
+    password_file = os.environ.get(f"{name.removesuffix('_URL')}_PASSWORD_FILE")
+    if password_file:
+        url = with_password(url, Path(password_file).read_text(encoding="utf-8").strip())
     return url
 
 

@@ -2,12 +2,13 @@
 
 import os
 import tomllib
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import yaml
+from dotenv import dotenv_values
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -112,13 +113,24 @@ class FileVariantsSource(PydanticBaseSettingsSource):
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
         variable = f"{field_name.upper()}_FILE"
-        path = os.environ.get(variable)
+        path = self._variables().get(variable)
         if not path:
             return None, field_name, False
         try:
             return Path(path).read_text(encoding="utf-8").strip(), field_name, False
         except OSError as exc:
             raise ConfigError(f"{variable}={path} cannot be read: {exc.strerror}") from None
+
+    @cached_property
+    def _dotenv(self) -> dict[str, str]:
+        env_file = self.config.get("env_file")
+        if not isinstance(env_file, str | Path) or not Path(env_file).is_file():
+            return {}
+        return {k: v for k, v in dotenv_values(env_file).items() if v is not None}
+
+    def _variables(self) -> dict[str, str]:
+        # NAME_FILE may be set in the environment or in .env; the environment wins.
+        return {**self._dotenv, **os.environ}
 
     def __call__(self) -> dict[str, Any]:
         values = {}
