@@ -232,3 +232,43 @@ def fresh_stack(rendered: Rendered) -> Iterator[Stack]:
         yield stack
     finally:
         stack.down()
+
+
+SCRIPT_TIMEOUT = 600
+
+
+def script_env(stack: Stack, **extra: str) -> dict[str, str]:
+    """Environment for the generated scripts/: the stack's compose settings and a local helper."""
+    return {
+        **stack.env,
+        "COMPOSE_PROJECT_NAME": stack.name,
+        "COMPOSE_FILE": BASE_FILE,
+        "BACKUP_HELPER_IMAGE": lab.helper_image(),
+        **extra,
+    }
+
+
+def run_script(
+    stack: Stack,
+    script: str,
+    *args: str,
+    cwd: Path = Path("/"),
+    env: dict[str, str] | None = None,
+    check: bool = True,
+) -> subprocess.CompletedProcess[str]:
+    """Run one of the project's scripts by absolute path from cwd (the root by default)."""
+    result = subprocess.run(
+        [str(stack.project.path / "scripts" / script), *args],
+        cwd=cwd,
+        env=env or script_env(stack),
+        capture_output=True,
+        text=True,
+        timeout=SCRIPT_TIMEOUT,
+        check=False,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"scripts/{script} {' '.join(args)} exited {result.returncode}:\n"
+            f"--- stdout ---\n{result.stdout[-4000:]}\n--- stderr ---\n{result.stderr[-4000:]}"
+        )
+    return result
