@@ -167,19 +167,25 @@ def test_file_upload_and_download_over_http(service: Service) -> None:
     assert uploaded.json()["sha256"] == hashlib.sha256(data).hexdigest()
 
 
+def _request_records(log_file: Path, request_id: str) -> list[dict[str, Any]]:
+    """The request's log records; the line is written just after the response is sent."""
+    deadline = time.monotonic() + 5
+    while True:
+        records = [json.loads(line) for line in log_file.read_text().splitlines()]
+        found = [r for r in records if r.get("request_id") == request_id and "path" in r]
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
+
+
 def test_logs_are_json_lines_with_request_ids(service: Service) -> None:
     response = httpx.get(
         f"{service.base_url}/health/live", headers={"X-Request-ID": "boot-check-1"}
     )
 
     assert response.headers["x-request-id"] == "boot-check-1"
-    lines = (service.logs_dir / "app.log").read_text().splitlines()
-    records = [json.loads(line) for line in lines]
-    assert any(
-        r.get("request_id") == "boot-check-1" and r["path"] == "/health/live"
-        for r in records
-        if "path" in r
-    )
+    records = _request_records(service.logs_dir / "app.log", "boot-check-1")
+    assert [(r["path"], r["status"]) for r in records] == [("/health/live", 200)]
     assert service.api.output().count("boot-check-1") >= 1
 
 

@@ -118,6 +118,14 @@ class Stack:
     ) -> subprocess.CompletedProcess[str]:
         return self.compose("exec", "-T", service, *command, check=check)
 
+    def redis_cli(self, *args: str) -> str:
+        """Run redis-cli (valkey-cli) in the redis container, authenticated from its secret."""
+        script = (
+            'REDISCLI_AUTH="$(cat /run/secrets/redis_password)" '
+            'exec "$(command -v valkey-cli || command -v redis-cli)" "$@"'
+        )
+        return self.exec("redis", "sh", "-c", script, "cli", *args).stdout.strip()
+
     def volume(self, name: str) -> str:
         return f"{self.name}_{name}"
 

@@ -96,10 +96,6 @@ def _only(result: subprocess.CompletedProcess[str], stack: Stack) -> Path:
     return next(iter(written.values()))
 
 
-def _redis_cli(stack: Stack) -> str:
-    return "valkey-cli" if "valkey" in stack.images.redis else "redis-cli"
-
-
 def test_backup_all_then_restore_brings_back_every_row_and_upload(hyphenated: Stack) -> None:
     stack = hyphenated
     _seed_rows(stack, 3000)
@@ -233,7 +229,7 @@ def test_volume_archives_bring_postgres_and_redis_back_after_down_v(fresh_stack:
     stack.up()
     with stack.client() as client:
         conversation = client.post("/v1/conversations", json={"title": "in the volume"}).json()
-    stack.exec("redis", "sh", "-c", f"{_redis_cli(stack)} set backup-key kept-value")
+    stack.redis_cli("set", "backup-key", "kept-value")
 
     refused = run_script(stack, "backup-volume", "postgres_data", check=False)
     redis_archive = _only(run_script(stack, "backup-volume", "redis_data"), stack)
@@ -245,7 +241,7 @@ def test_volume_archives_bring_postgres_and_redis_back_after_down_v(fresh_stack:
     started = stack.compose("up", "-d", "--wait", "--no-build")
     with stack.client() as client:
         restored = client.get(f"/v1/conversations/{conversation['id']}")
-    value = stack.exec("redis", "sh", "-c", f"{_redis_cli(stack)} get backup-key").stdout
+    value = stack.redis_cli("get", "backup-key")
 
     assert refused.returncode == 1
     assert "while the db service runs" in refused.stderr

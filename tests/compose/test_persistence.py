@@ -12,17 +12,12 @@ def _seed(stack: Stack) -> tuple[str, str]:
     with stack.client() as client:
         conversation = client.post("/v1/conversations", json={"title": "keep me"}).json()
         uploaded = client.post("/v1/files", files={"file": ("k.txt", b"kept", "text/plain")})
-    stack.exec("redis", "sh", "-c", "$0 set persisted-key kept-value", _redis_cli(stack))
+    stack.redis_cli("set", "persisted-key", "kept-value")
     return conversation["id"], uploaded.json()["id"]
 
 
-def _redis_cli(stack: Stack) -> str:
-    return "valkey-cli" if "valkey" in stack.images.redis else "redis-cli"
-
-
 def _redis_get(stack: Stack, key: str) -> str:
-    command = f"{_redis_cli(stack)} get {key}"
-    return stack.exec("redis", "sh", "-c", command).stdout.strip()
+    return stack.redis_cli("get", key)
 
 
 def _project_volumes(stack: Stack) -> list[str]:
@@ -35,7 +30,7 @@ def test_data_survives_down_and_up_and_a_new_db_container(fresh_stack: Stack) ->
     stack.up()
     conversation_id, file_id = _seed(stack)
     # Redis writes its append-only file every second; make the key durable before stopping.
-    stack.exec("redis", "sh", "-c", f"{_redis_cli(stack)} bgrewriteaof")
+    stack.redis_cli("bgrewriteaof")
 
     stack.compose("down")
     stack.up()

@@ -66,11 +66,12 @@ in_db() {
         '"$script" sh "$@"
 }
 
-# The client of the redis service: redis-cli, or valkey-cli in the Valkey image. It reads the
-# password from REDISCLI_AUTH, which compose sets in that container.
+# The client of the redis service: redis-cli, or valkey-cli in the Valkey image. The password
+# is read inside the container from its secret file, so it never crosses the command line.
 redis_cli() {
     compose exec -T redis sh -c \
-        'exec "$(command -v valkey-cli || command -v redis-cli)" "$@"' redis-cli "$@" </dev/null
+        'REDISCLI_AUTH="$(cat /run/secrets/redis_password)" \
+        exec "$(command -v valkey-cli || command -v redis-cli)" "$@"' redis-cli "$@" </dev/null
 }
 
 # What to undo when a script exits, whatever the reason. Each step sets what it needs.
