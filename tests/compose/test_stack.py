@@ -155,3 +155,19 @@ def test_generated_test_suite_passes_inside_its_image(stack: Stack) -> None:
     assert " passed" in summary
     assert all(word not in summary for word in ("failed", "skipped", "error"))
     assert "Required test coverage of 90.0% reached" in result.stdout
+
+
+def test_malicious_upload_names_stay_inside_the_uploads_volume(stack: Stack) -> None:
+    names = ["../../../etc/cron.d/evil", "..\\..\\app\\main.py", "/app/config.yaml", "..", "a/../b"]
+    with stack.client() as client:
+        stored = [
+            client.post("/v1/files", files={"file": (name, b"payload", "text/plain")}).json()
+            for name in names
+        ]
+
+    listing = stack.read_volume("uploads", "find", "/v", "-mindepth", "1").split()
+    assert [s["filename"] for s in stored] == ["evil", "main.py", "config.yaml", "upload", "b"]
+    for record in stored:
+        assert f"/v/{record['id'].replace('-', '')}" in listing
+    assert all(path.count("/") == 2 for path in listing)
+    assert "payload" not in stack.exec("api", "cat", "/app/config.yaml").stdout
