@@ -54,24 +54,29 @@ class Stack:
             "API_PORT": str(self.port),
         }
 
-    def compose(
-        self, *args: str, files: tuple[str, ...] = (BASE_FILE,), check: bool = True
+    def _run(
+        self, args: tuple[str, ...], files: tuple[str, ...], timeout: float
     ) -> subprocess.CompletedProcess[str]:
         command = ["docker", "compose", "-p", self.name]
         for file in files:
             command += ["-f", file]
-        result = subprocess.run(
+        return subprocess.run(
             [*command, *args],
             cwd=self.project.path,
             env=self.env,
             capture_output=True,
             text=True,
-            timeout=COMPOSE_TIMEOUT,
+            timeout=timeout,
             check=False,
         )
+
+    def compose(
+        self, *args: str, files: tuple[str, ...] = (BASE_FILE,), check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        result = self._run(args, files, COMPOSE_TIMEOUT)
         if check and result.returncode != 0:
             raise AssertionError(
-                f"{' '.join(command[3:] + list(args))} failed ({result.returncode}):\n"
+                f"compose {' '.join(args)} failed ({result.returncode}):\n"
                 f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}\n{self.logs(files)}"
             )
         return result
@@ -88,18 +93,7 @@ class Stack:
         self.compose("down", "-v", "--remove-orphans", "--timeout", "20", check=False)
 
     def logs(self, files: tuple[str, ...] = (BASE_FILE,)) -> str:
-        command = ["docker", "compose", "-p", self.name]
-        for file in files:
-            command += ["-f", file]
-        result = subprocess.run(
-            [*command, "logs", "--no-color", "--tail", "40"],
-            cwd=self.project.path,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        result = self._run(("logs", "--no-color", "--tail", "40"), files, 60)
         return f"--- compose logs ---\n{result.stdout[-6000:]}"
 
     def container(self, service: str) -> str:

@@ -104,6 +104,15 @@ def with_password(url: str, password: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+def _merge_password(settings: BaseSettings, url_field: str, password: SecretStr | None) -> None:
+    """Put a password given on its own (a secret file) into the URL setting."""
+    if password is not None:
+        url: SecretStr = getattr(settings, url_field)
+        merged = with_password(url.get_secret_value(), password.get_secret_value())
+        # The settings are frozen once built; this runs while they are being validated.
+        object.__setattr__(settings, url_field, SecretStr(merged))
+
+
 class FileVariantsSource(PydanticBaseSettingsSource):
     """Read NAME_FILE for any setting NAME, as the official database images do.
 
@@ -169,11 +178,7 @@ class DatabaseSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _database_password(self) -> Self:
-        if self.database_password is not None:
-            url = with_password(
-                self.database_url.get_secret_value(), self.database_password.get_secret_value()
-            )
-            object.__setattr__(self, "database_url", SecretStr(url))
+        _merge_password(self, "database_url", self.database_password)
         return self
 
 
@@ -211,11 +216,7 @@ class Settings(DatabaseSettings):
 
     @model_validator(mode="after")
     def _redis_password(self) -> Self:
-        if self.redis_password is not None:
-            url = with_password(
-                self.redis_url.get_secret_value(), self.redis_password.get_secret_value()
-            )
-            object.__setattr__(self, "redis_url", SecretStr(url))
+        _merge_password(self, "redis_url", self.redis_password)
         return self
 
     @model_validator(mode="after")
