@@ -63,6 +63,29 @@ def test_no_secret_in_environment_image_logs_or_responses(stack: Stack) -> None:
     assert leaks == []
 
 
+def test_no_secret_in_the_image_files(stack: Stack) -> None:
+    values = [part for v in _secret_values(stack).values() for part in v.split(",") if part]
+    pattern = "\\|".join(values)
+
+    found = lab.docker(
+        "run",
+        "--rm",
+        "--user",
+        "0",
+        "--entrypoint",
+        "grep",
+        stack.images.api,
+        "-rlI",
+        pattern,
+        "/app",
+        "/etc",
+        check=False,
+    )
+
+    assert found.returncode == 1, found.stdout  # grep: 1 means no match, 2 an error
+    assert found.stdout == ""
+
+
 def test_redis_refuses_a_wrong_password(stack: Stack) -> None:
     cli = "valkey-cli" if "valkey" in stack.images.redis else "redis-cli"
 
