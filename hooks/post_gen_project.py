@@ -32,7 +32,6 @@ EMPTY_SECRETS = ("openai_api_key",)
 # the owner of a file secret.
 SECRETS_DIR_MODE = 0o700
 SECRET_FILE_MODE = 0o640
-ENVIRONMENT_LINE = "ENVIRONMENT=development"
 
 
 def unselected_paths(answers: Mapping[str, object]) -> list[str]:

@@ -4,14 +4,15 @@ import secrets
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import pytest
 
-from tests.harness.environment import free_port, need
+from tests.harness.environment import need
 from tests.harness.servers import (
     PostgresServer,
     RedisServer,
@@ -21,30 +22,30 @@ from tests.harness.servers import (
 )
 from tests.project import Project
 
+S = TypeVar("S", PostgresServer, RedisServer)
 READY_SECONDS = 60.0
 STOP_SECONDS = 30.0
 
 
-@pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+def _started(start: Callable[[Path], S], directory: Path) -> Iterator[S]:
+    """Start a server in the directory and stop it afterwards; skip (fail under CI) without it."""
     try:
-        server = start_postgres(tmp_path_factory.mktemp("postgres"))
+        server = start(directory)
     except ServerUnavailable as exc:
         need(False, str(exc))
         raise
     with server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    yield from _started(start_postgres, tmp_path_factory.mktemp("postgres"))
 
 
 @pytest.fixture(scope="module")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    try:
-        server = start_redis(tmp_path_factory.mktemp("redis"))
-    except ServerUnavailable as exc:
-        need(False, str(exc))
-        raise
-    with server:
-        yield server
+    yield from _started(start_redis, tmp_path_factory.mktemp("redis"))
 
 
 @dataclass
@@ -98,7 +99,3 @@ class Process:
 
 def new_secret() -> str:
     return secrets.token_urlsafe(24)
-
-
-def new_port() -> int:
-    return free_port()

@@ -15,8 +15,9 @@ import httpx
 import pytest
 import yaml
 
-from tests.boot.conftest import Process, new_port, new_secret
+from tests.boot.conftest import Process, new_secret
 from tests.combinations import SUPPORTED_COMBINATIONS
+from tests.harness.environment import free_port
 from tests.harness.servers import PostgresServer, RedisServer
 from tests.project import Project, install, project_env, render
 
@@ -76,7 +77,7 @@ def service(
     )
     fake = fake_url = None
     if answers.get("llm_provider") == "openai":
-        fake_port = new_port()
+        fake_port = free_port()
         fake_command = [str(project.path / ".venv/bin/python"), "-m", "tests.fake_openai"]
         fake = Process(project, [*fake_command, "--port", str(fake_port)], env, work / "fake.log")
         fake.start()
@@ -84,7 +85,7 @@ def service(
         fake_url = f"http://127.0.0.1:{fake_port}/v1"
     _configure(project, fake_url)
     project.uv("run", "--locked", "alembic", "upgrade", "head", env=env)
-    port = new_port()
+    port = free_port()
     uvicorn = [
         str(project.path / ".venv/bin/python"),
         "-m",
