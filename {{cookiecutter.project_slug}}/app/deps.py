@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.core.config import Settings
 from app.core.ratelimit import check_rate_limit
 from app.core.resources import Resources
-from app.core.security import BearerCredentials, key_id, key_matches, unauthorized
+from app.core.security import BearerCredentials, KeyRing, unauthorized
 from app.llm.base import LLMProvider
 
 
@@ -21,8 +21,13 @@ def get_settings(request: Request) -> Settings:
     return cast(Settings, request.state.settings)
 
 
+def get_key_ring(request: Request) -> KeyRing:
+    return cast(KeyRing, request.state.keys)
+
+
 ResourcesDep = Annotated[Resources, Depends(get_resources)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+KeyRingDep = Annotated[KeyRing, Depends(get_key_ring)]
 
 
 def get_sessionmaker(resources: ResourcesDep) -> async_sessionmaker[AsyncSession]:
@@ -47,16 +52,20 @@ LLMDep = Annotated[LLMProvider, Depends(get_llm)]
 
 
 async def authorize(
-    credentials: BearerCredentials, settings: SettingsDep, resources: ResourcesDep
+    credentials: BearerCredentials,
+    keys: KeyRingDep,
+    settings: SettingsDep,
+    resources: ResourcesDep,
 ) -> str:
-    """Accept a valid API key within its rate limit; return the key's id."""
-    if credentials is None or not key_matches(credentials.credentials, settings):
+    """Accept a valid API key within its rate limit; return the owner its rows belong to."""
+    owner = keys.owner(credentials.credentials) if credentials is not None else None
+    if owner is None:
         raise unauthorized()
-    caller = key_id(credentials.credentials)
     limits = settings.config.rate_limit
+    # Per owner: the old and new value of a key being rotated share one budget.
     verdict = await check_rate_limit(
         resources.redis,
-        key_id=caller,
+        owner=owner,
         config=limits,
         budget=settings.config.health.timeout_seconds,
     )
@@ -67,7 +76,8 @@ async def authorize(
             f"{limits.window_seconds} s; retry after {verdict.retry_after} s",
             headers={"Retry-After": str(verdict.retry_after)},
         )
-    return caller
+    return owner
 
 
-CallerDep = Annotated[str, Depends(authorize)]
+# The caller's owner id: every query of a /v1 endpoint is scoped to it.
+OwnerDep = Annotated[str, Depends(authorize)]

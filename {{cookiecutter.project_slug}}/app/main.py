@@ -12,6 +12,7 @@ from app.core.body_limit import BodySizeLimitMiddleware
 from app.core.config import ConfigError, Settings, get_settings, project_metadata
 from app.core.logging import RequestLogMiddleware, setup_logging
 from app.core.resources import open_resources
+from app.core.security import KeyRing
 from app.deps import authorize
 from app.files.router import router as files_router
 from app.health.router import router as health_router
@@ -29,12 +30,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     setup_logging(settings.config.logging, settings.logs_dir)
     settings.uploads_dir.mkdir(parents=True, exist_ok=True)
     name, version = project_metadata()
+    keys = KeyRing.from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
         async with open_resources(settings) as resources:
             logger.info("started", extra={"version": version, "llm": resources.llm.name})
-            yield {"resources": resources, "settings": settings}
+            yield {"resources": resources, "settings": settings, "keys": keys}
             logger.info("shutting down")
 
     app = FastAPI(title=name, version=version, lifespan=lifespan)

@@ -111,14 +111,21 @@ def config_for_tests(**overrides: Any) -> AppConfig:
     )
 
 
-def make_settings(tmp_path: Path, database_url: str, redis_url: str, **config: Any) -> Settings:
+def make_settings(
+    tmp_path: Path,
+    database_url: str,
+    redis_url: str,
+    *,
+    api_keys: str = f"{API_KEY},{OTHER_API_KEY}",
+    **config: Any,
+) -> Settings:
     """Settings for one test; nothing comes from a .env file."""
     return Settings(
         _env_file=None,
         environment="test",
         database_url=database_url,
         redis_url=redis_url,
-        api_keys=f"{API_KEY},{OTHER_API_KEY}",
+        api_keys=api_keys,
         secret_key="test-secret",
         openai_api_key="test-openai-key",
         logs_dir=tmp_path / "logs",
@@ -144,7 +151,9 @@ def settings(
     return make_settings(tmp_path, migrated, redis_url, **config_overrides)
 
 
-async def serve(settings: Settings, connection: AsyncConnection) -> AsyncIterator[AsyncClient]:
+async def serve(
+    settings: Settings, connection: AsyncConnection, *, api_key: str = API_KEY
+) -> AsyncIterator[AsyncClient]:
     """Run the app's lifespan and yield an authenticated client bound to the test transaction."""
     app = create_app(settings)
     maker = async_sessionmaker(
@@ -156,7 +165,7 @@ async def serve(settings: Settings, connection: AsyncConnection) -> AsyncIterato
         AsyncClient(
             transport=ASGITransport(app=manager.app),
             base_url="http://testserver",
-            headers={"Authorization": f"Bearer {API_KEY}"},
+            headers={"Authorization": f"Bearer {api_key}"},
         ) as client,
     ):
         yield client

@@ -34,7 +34,7 @@ def test_settings_come_from_env_and_the_config_file(config_file: Path) -> None:
     settings = load_settings()
 
     assert settings.config.llm.system_prompt == "Be brief."
-    assert [key.get_secret_value() for key in settings.api_keys] == ["key-one", "key-two"]
+    assert [key.value.get_secret_value() for key in settings.api_keys] == ["key-one", "key-two"]
     assert settings.database_url.get_secret_value().startswith("postgresql+asyncpg://svc:")
     assert settings.openai_api_key is None
 
@@ -88,12 +88,21 @@ def test_empty_config_file_means_defaults(config_file: Path) -> None:
     [
         ({"SECRET_KEY": "change-me-secret-key"}, "SECRET_KEY"),
         ({"API_KEYS": "good-key,change-me-api-key"}, "API_KEYS"),
+        ({"API_KEYS": "mobile:change-me-api-key"}, "API_KEYS"),
         ({"DATABASE_URL": "postgresql://svc:change-me-db-password@db/svc"}, "DATABASE_URL"),
         ({"DATABASE_URL": "postgresql://svc@db/svc"}, "DATABASE_URL"),
         ({"REDIS_URL": "redis://redis:6379/0"}, "REDIS_URL"),
         ({"SECRET_KEY": ""}, "SECRET_KEY"),
     ],
-    ids=["secret-key", "api-key", "db-password", "db-no-password", "redis-no-password", "empty"],
+    ids=[
+        "secret-key",
+        "api-key",
+        "named-api-key",
+        "db-password",
+        "db-no-password",
+        "redis-no-password",
+        "empty",
+    ],
 )
 def test_placeholder_secrets_are_refused_outside_development(
     config_file: Path, monkeypatch: pytest.MonkeyPatch, env: dict[str, str], named: str
@@ -131,6 +140,42 @@ def test_bad_environment_values_are_named(
         load_settings()
 
     assert fragment in str(raised.value)
+
+
+def test_api_keys_may_be_named_for_rotation(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("API_KEYS", "mobile:key-one, key-two ,web.app@acme:key-three")
+
+    keys = load_settings().api_keys
+
+    assert [(key.name, key.value.get_secret_value()) for key in keys] == [
+        ("mobile", "key-one"),
+        (None, "key-two"),
+        ("web.app@acme", "key-three"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("api_keys", "fragment"),
+    [
+        ("key-one,bad name:s3cret-part", "entry 2: a key name is 1-64 letters"),
+        (":s3cret-part", "entry 1: a key name is"),
+        ("mobile:", "entry 1 (mobile) has no key after the ':'"),
+        ("s3cret-part,mobile:s3cret-part", "the same key is listed twice"),
+    ],
+    ids=["space-in-name", "empty-name", "empty-key", "duplicate-key"],
+)
+def test_bad_api_keys_are_named_by_position_without_echoing_them(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch, api_keys: str, fragment: str
+) -> None:
+    monkeypatch.setenv("API_KEYS", api_keys)
+
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+
+    assert f"API_KEYS: {fragment}" in str(raised.value)
+    assert "s3cret" not in str(raised.value)
 
 
 def test_openai_provider_needs_a_real_key(
@@ -188,7 +233,7 @@ def test_secrets_can_come_from_files(
 
     settings = load_settings()
 
-    assert [k.get_secret_value() for k in settings.api_keys] == ["file-key-1", "file-key-2"]
+    assert [k.value.get_secret_value() for k in settings.api_keys] == ["file-key-1", "file-key-2"]
     assert settings.secret_key.get_secret_value() == "file-secret"
     assert settings.database_url.get_secret_value() == (
         "postgresql+asyncpg://svc:db%20p%40ss%2Fword@db:5432/svc"

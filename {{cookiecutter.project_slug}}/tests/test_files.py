@@ -141,3 +141,27 @@ async def test_text_file_content_reaches_the_model(client: AsyncClient) -> None:
     assert "--- file facts.md ---\nThe sky is green here." in reply
     assert "--- file pic.png (image/png, not text) ---" in reply
     assert response.json()["user_message"]["file_ids"] == [text_file["id"], image["id"]]
+
+
+async def test_delete_removes_the_row_and_the_bytes(
+    client: AsyncClient, settings: Settings
+) -> None:
+    meta = await _upload(client, "old.txt", b"to be removed")
+    conversation = (await client.post("/v1/conversations", json={})).json()["id"]
+    await client.post(
+        f"/v1/conversations/{conversation}/messages",
+        json={"content": "see file", "file_ids": [meta["id"]]},
+    )
+
+    deleted = await client.delete(f"/v1/files/{meta['id']}")
+    download = await client.get(f"/v1/files/{meta['id']}")
+    again = await client.post(
+        f"/v1/conversations/{conversation}/messages", json={"content": "still here?"}
+    )
+
+    assert deleted.status_code == 204
+    assert download.status_code == 404
+    assert _names(settings.uploads_dir) == []
+    # The message that named the file keeps its text; the model no longer sees the file.
+    assert again.status_code == 201
+    assert "to be removed" not in again.json()["assistant_message"]["content"]

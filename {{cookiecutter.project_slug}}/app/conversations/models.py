@@ -2,14 +2,16 @@
 
 import uuid
 
-from sqlalchemy import ARRAY, CheckConstraint, ForeignKey, String, Text, Uuid
+from sqlalchemy import ARRAY, CheckConstraint, ForeignKey, Index, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.core.db import Base, CreatedAtMixin, IdMixin
+from app.core.db import Base, CreatedAtMixin, IdMixin, OwnedMixin
 
 
-class Conversation(IdMixin, CreatedAtMixin, Base):
+class Conversation(IdMixin, CreatedAtMixin, OwnedMixin, Base):
     __tablename__ = "conversations"
+    # Serves the list: one owner's rows, newest first.
+    __table_args__ = (Index("ix_conversations_owner_created_at", "owner", "created_at", "id"),)
 
     title: Mapped[str | None] = mapped_column(String(200))
     # lazy="raise": history is loaded on purpose, never by an accidental attribute access.
@@ -23,6 +25,8 @@ class Conversation(IdMixin, CreatedAtMixin, Base):
 
 
 class Message(IdMixin, CreatedAtMixin, Base):
+    """A message is reached only through its conversation, which carries the owner."""
+
     __tablename__ = "messages"
     __table_args__ = (CheckConstraint("role IN ('user', 'assistant')", name="role"),)
 

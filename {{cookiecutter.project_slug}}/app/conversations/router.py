@@ -20,7 +20,7 @@ from app.conversations.schemas import (
     MessageCreate,
     MessageOut,
 )
-from app.deps import LLMDep, SessionDep, SessionmakerDep, SettingsDep
+from app.deps import LLMDep, OwnerDep, SessionDep, SessionmakerDep, SettingsDep
 from app.llm.base import ChatMessage, LLMError, LLMProvider
 
 router = APIRouter(prefix="/conversations", tags=["conversations"])
@@ -30,20 +30,25 @@ MAX_OFFSET = 1_000_000_000
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-async def create_conversation(body: ConversationCreate, session: SessionDep) -> ConversationOut:
+async def create_conversation(
+    body: ConversationCreate, session: SessionDep, owner: OwnerDep
+) -> ConversationOut:
     """Start a conversation."""
-    conversation = await service.create_conversation(session=session, data=body)
+    conversation = await service.create_conversation(session=session, owner=owner, data=body)
     return ConversationOut.model_validate(conversation)
 
 
 @router.get("")
 async def list_conversations(
     session: SessionDep,
+    owner: OwnerDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> ConversationPage:
-    """List conversations, newest first."""
-    items, total = await service.list_conversations(session=session, limit=limit, offset=offset)
+    """List your conversations, newest first."""
+    items, total = await service.list_conversations(
+        session=session, owner=owner, limit=limit, offset=offset
+    )
     return ConversationPage(
         items=[ConversationOut.model_validate(item) for item in items],
         total=total,
@@ -53,16 +58,20 @@ async def list_conversations(
 
 
 @router.get("/{conversation_id}")
-async def get_conversation(conversation_id: uuid.UUID, session: SessionDep) -> ConversationDetail:
+async def get_conversation(
+    conversation_id: uuid.UUID, session: SessionDep, owner: OwnerDep
+) -> ConversationDetail:
     """Get a conversation with its messages."""
-    conversation = await _existing(session, conversation_id, with_messages=True)
+    conversation = await _existing(session, owner, conversation_id, with_messages=True)
     return ConversationDetail.model_validate(conversation)
 
 
 @router.delete("/{conversation_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_conversation(conversation_id: uuid.UUID, session: SessionDep) -> None:
-    """Delete a conversation and its messages."""
-    conversation = await _existing(session, conversation_id)
+async def delete_conversation(
+    conversation_id: uuid.UUID, session: SessionDep, owner: OwnerDep
+) -> None:
+    """Delete a conversation and its messages (its files stay; see DELETE /v1/files/{id})."""
+    conversation = await _existing(session, owner, conversation_id)
     await service.delete_conversation(session=session, conversation=conversation)
 
 
@@ -83,12 +92,13 @@ async def send_message(
     body: MessageCreate,
     request: Request,
     session: SessionDep,
+    owner: OwnerDep,
     sessionmaker: SessionmakerDep,
     settings: SettingsDep,
     llm: LLMDep,
 ) -> Exchange | StreamingResponse:
     """Send a message and get the assistant's reply (streamed with Accept: text/event-stream)."""
-    conversation = await _existing(session, conversation_id)
+    conversation = await _existing(session, owner, conversation_id)
     try:
         user_message = await service.add_user_message(
             session=session, conversation=conversation, data=body
@@ -108,7 +118,7 @@ async def send_message(
         ) from None
     context = await service.build_context(
         session=session,
-        conversation_id=conversation.id,
+        conversation=conversation,
         llm=settings.config.llm,
         uploads_dir=settings.uploads_dir,
     )
@@ -165,11 +175,12 @@ def _event(name: str, data: dict[str, object]) -> str:
 
 
 async def _existing(
-    session: SessionDep, conversation_id: uuid.UUID, *, with_messages: bool = False
+    session: SessionDep, owner: str, conversation_id: uuid.UUID, *, with_messages: bool = False
 ) -> Conversation:
     conversation = await service.get_conversation(
-        session=session, conversation_id=conversation_id, with_messages=with_messages
+        session=session, owner=owner, conversation_id=conversation_id, with_messages=with_messages
     )
+    # Unknown and foreign ids take the same query and get the same answer.
     if conversation is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"conversation {conversation_id} not found")
     return conversation

@@ -1,6 +1,7 @@
 """Settings: secrets and URLs from the environment, everything else from config.yaml."""
 
 import os
+import re
 import tomllib
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -34,6 +35,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG_FILE = Path("config/config.yaml")
 PLACEHOLDER_PREFIX = "change-me"
 RELAXED_ENVIRONMENTS = frozenset({"development", "test"})
+# No ':' (it separates a name from its key) and nothing that needs quoting in SQL or logs.
+KEY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
 
 
 class ConfigError(Exception):
@@ -150,13 +153,10 @@ class FileVariantsSource(PydanticBaseSettingsSource):
         return values
 
 
-class DatabaseSettings(BaseSettings):
-    """The part of the settings that migrations need: the database URL and password."""
+class _EnvSettings(BaseSettings):
+    """Values from the environment, NAME_FILE variants and .env, in that order."""
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
-
-    database_url: SecretStr
-    database_password: SecretStr | None = None
 
     @classmethod
     def settings_customise_sources(
@@ -170,6 +170,13 @@ class DatabaseSettings(BaseSettings):
         files = FileVariantsSource(settings_cls)
         return init_settings, env_settings, files, dotenv_settings, file_secret_settings
 
+
+class DatabaseSettings(_EnvSettings):
+    """The part of the settings that migrations need: the database URL and password."""
+
+    database_url: SecretStr
+    database_password: SecretStr | None = None
+
     @field_validator("database_url", mode="before")
     @classmethod
     def _use_asyncpg(cls, value: Any) -> Any:
@@ -182,25 +189,72 @@ class DatabaseSettings(BaseSettings):
         return self
 
 
-class Settings(DatabaseSettings):
+class ApiKey(BaseModel):
+    """One entry of API_KEYS: `name:key`, or a bare key."""
+
+    model_config = ConfigDict(frozen=True)
+
+    # The owner of the rows this key creates, when given; several values may share a name
+    # (old and new during a rotation).
+    name: str | None
+    value: SecretStr
+
+
+def parse_api_keys(raw: str) -> tuple[ApiKey, ...]:
+    """Split a comma-separated API_KEYS value into named or bare keys.
+
+    Messages name an entry by its position, never by its text: that text may be a key.
+    """
+    keys = []
+    entries = [part.strip() for part in raw.split(",") if part.strip()]
+    for position, entry in enumerate(entries, start=1):
+        name, separator, value = entry.partition(":")
+        if not separator:
+            name, value = "", entry
+        elif not KEY_NAME.fullmatch(name):
+            raise ValueError(
+                f"entry {position}: a key name is 1-64 letters, digits, '_', '.', '@' or '-' "
+                "(write each entry as name:key or as a bare key without ':')"
+            )
+        if not value.strip():
+            raise ValueError(f"entry {position} ({name}) has no key after the ':'")
+        keys.append(ApiKey(name=name or None, value=SecretStr(value.strip())))
+    values = [key.value.get_secret_value() for key in keys]
+    if len(set(values)) != len(values):
+        raise ValueError("the same key is listed twice")
+    return tuple(keys)
+
+
+class KeySettings(_EnvSettings):
+    """Who may call the api, and the secret that turns a key into the owner of its rows."""
+
+    api_keys: Annotated[tuple[ApiKey, ...], NoDecode]
+    secret_key: SecretStr
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        return parse_api_keys(value) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _some_key(self) -> Self:
+        if not self.api_keys:
+            raise ValueError("API_KEYS must hold at least one key")
+        return self
+
+
+class Settings(DatabaseSettings, KeySettings):
     """Everything the service reads at start-up."""
 
     environment: Literal["development", "test", "production"] = "production"
     redis_url: SecretStr
     redis_password: SecretStr | None = None
-    api_keys: Annotated[tuple[SecretStr, ...], NoDecode]
-    secret_key: SecretStr
     openai_api_key: SecretStr | None = None
     logs_dir: Path = Path("logs")
     uploads_dir: Path = Path("uploads")
     config: AppConfig
-
-    @field_validator("api_keys", mode="before")
-    @classmethod
-    def _split_keys(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return tuple(key.strip() for key in value.split(",") if key.strip())
-        return value
 
     @field_validator("openai_api_key", mode="before")
     @classmethod
@@ -221,8 +275,6 @@ class Settings(DatabaseSettings):
 
     @model_validator(mode="after")
     def _secrets_are_real(self) -> Self:
-        if not self.api_keys:
-            raise ValueError("API_KEYS must hold at least one key")
         if self.config.llm.provider == "openai" and self.openai_api_key is None:
             raise ValueError("OPENAI_API_KEY is required when llm.provider is openai")
         unsafe = self._placeholder_secrets()
@@ -235,7 +287,7 @@ class Settings(DatabaseSettings):
             ("SECRET_KEY", self.secret_key.get_secret_value()),
             ("DATABASE_URL password", make_url(self.database_url.get_secret_value()).password),
             ("REDIS_URL password", urlsplit(self.redis_url.get_secret_value()).password),
-            *(("API_KEYS", key.get_secret_value()) for key in self.api_keys),
+            *(("API_KEYS", key.value.get_secret_value()) for key in self.api_keys),
         ]
         if self.config.llm.provider == "openai" and self.openai_api_key is not None:
             secrets.append(("OPENAI_API_KEY", self.openai_api_key.get_secret_value()))

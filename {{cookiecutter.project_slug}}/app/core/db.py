@@ -3,7 +3,7 @@
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, MetaData, Uuid
+from sqlalchemy import DateTime, MetaData, String, Uuid
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -39,6 +39,19 @@ class CreatedAtMixin:
     # Set in Python, not with now(): now() is constant within a transaction, and the
     # order of messages stored in one transaction must still be kept.
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+OWNER_MAX_CHARS = 100
+
+
+class OwnedMixin:
+    """Rows that belong to an API key's owner (see app.core.security.owner_of).
+
+    Every query of such a table filters on owner: a row of another owner is as absent as
+    one that never existed.
+    """
+
+    owner: Mapped[str] = mapped_column(String(OWNER_MAX_CHARS))
 
 
 def create_engine(database_url: str, *, timeout: float) -> AsyncEngine:

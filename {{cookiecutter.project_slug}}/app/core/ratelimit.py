@@ -1,4 +1,4 @@
-"""Per-key fixed-window rate limiting in Redis."""
+"""Per-owner fixed-window rate limiting in Redis."""
 
 import asyncio
 import logging
@@ -20,7 +20,7 @@ class Verdict:
 
 
 async def check_rate_limit(
-    redis: "Redis", *, key_id: str, config: RateLimitConfig, budget: float
+    redis: "Redis", *, owner: str, config: RateLimitConfig, budget: float
 ) -> Verdict:
     """Count this request in the current window.
 
@@ -28,7 +28,7 @@ async def check_rate_limit(
     because an outage of the limiter should not take the whole API down.
     """
     window = int(time.time()) // config.window_seconds
-    bucket = f"ratelimit:{key_id}:{window}"
+    bucket = f"ratelimit:{owner}:{window}"
     try:
         async with asyncio.timeout(budget):
             async with redis.pipeline(transaction=True) as pipe:
@@ -36,7 +36,7 @@ async def check_rate_limit(
                 pipe.expire(bucket, config.window_seconds, nx=True)
                 count, _ = await pipe.execute()
     except (RedisError, OSError, TimeoutError):
-        logger.warning("rate limiter unavailable; request allowed", extra={"key_id": key_id})
+        logger.warning("rate limiter unavailable; request allowed", extra={"owner": owner})
         return Verdict(allowed=True)
     if int(count) <= config.requests:
         return Verdict(allowed=True)

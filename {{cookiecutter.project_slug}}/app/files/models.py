@@ -1,13 +1,14 @@
 """File metadata table."""
 
-from sqlalchemy import BigInteger, String
+from sqlalchemy import BigInteger, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.db import Base, CreatedAtMixin, IdMixin
+from app.core.db import Base, CreatedAtMixin, IdMixin, OwnedMixin
 
 
-class StoredFile(IdMixin, CreatedAtMixin, Base):
+class StoredFile(IdMixin, CreatedAtMixin, OwnedMixin, Base):
     __tablename__ = "files"
+    __table_args__ = (Index("ix_files_owner_created_at", "owner", "created_at"),)
 
     # The client's name, kept for display and downloads only; never used as a path.
     filename: Mapped[str] = mapped_column(String(255))

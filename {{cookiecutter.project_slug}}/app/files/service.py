@@ -4,6 +4,7 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
+import anyio
 from fastapi import UploadFile
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,7 +30,12 @@ def is_text(content_type: str) -> bool:
 
 
 async def store_file(
-    *, session: AsyncSession, upload: UploadFile, config: UploadsConfig, directory: Path
+    *,
+    session: AsyncSession,
+    owner: str,
+    upload: UploadFile,
+    config: UploadsConfig,
+    directory: Path,
 ) -> StoredFile:
     """Save the bytes, then record the metadata; removes the bytes if the insert fails."""
     content_type = media_type(upload)
@@ -38,6 +44,7 @@ async def store_file(
     blob = await storage.save_upload(upload, directory, config.max_bytes)
     record = StoredFile(
         id=blob.id,
+        owner=owner,
         filename=storage.display_name(upload.filename),
         content_type=content_type,
         size_bytes=blob.size_bytes,
@@ -52,12 +59,29 @@ async def store_file(
     return record
 
 
-async def get_file(*, session: AsyncSession, file_id: uuid.UUID) -> StoredFile | None:
-    return await session.get(StoredFile, file_id)
+async def delete_file(*, session: AsyncSession, record: StoredFile, directory: Path) -> None:
+    """Delete the row, then the bytes."""
+    # In this order a crash in between leaves an orphan blob, never a row that cannot download.
+    await session.delete(record)
+    await session.commit()
+    await anyio.Path(storage.blob_path(directory, record.id)).unlink(missing_ok=True)
 
 
-async def get_files(*, session: AsyncSession, file_ids: Sequence[uuid.UUID]) -> list[StoredFile]:
-    """Return the files in the order asked for; missing ids are simply absent."""
-    rows = await session.scalars(select(StoredFile).where(StoredFile.id.in_(file_ids)))
+async def get_file(*, session: AsyncSession, owner: str, file_id: uuid.UUID) -> StoredFile | None:
+    """Return the owner's file; another owner's is as absent as an unknown id."""
+    return await session.scalar(
+        select(StoredFile).where(StoredFile.id == file_id, StoredFile.owner == owner)
+    )
+
+
+async def get_files(
+    *, session: AsyncSession, owner: str, file_ids: Sequence[uuid.UUID]
+) -> list[StoredFile]:
+    """Return the owner's files in the order asked for; other ids are simply absent."""
+    if not file_ids:
+        return []
+    rows = await session.scalars(
+        select(StoredFile).where(StoredFile.id.in_(file_ids), StoredFile.owner == owner)
+    )
     found = {row.id: row for row in rows}
     return [found[file_id] for file_id in file_ids if file_id in found]

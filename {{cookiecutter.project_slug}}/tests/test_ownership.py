@@ -1,0 +1,199 @@
+"""Every row belongs to the key that created it; to any other key it is as absent as unknown."""
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+from httpx import AsyncClient, Response
+from pydantic import SecretStr
+from redis.asyncio import Redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.conversations.service import page_query
+from app.core.config import ApiKey
+from app.core.security import KeyRing, owner_of
+from tests.conftest import OTHER_API_KEY, make_settings, serve
+
+AS_OTHER = {"Authorization": f"Bearer {OTHER_API_KEY}"}
+
+
+async def _rows_of_the_first_key(client: AsyncClient) -> tuple[str, str]:
+    """A conversation with a message and a file attached, created with the client's key."""
+    uploaded = await client.post("/v1/files", files={"file": ("a.txt", b"mine", "text/plain")})
+    conversation = await client.post("/v1/conversations", json={"title": "mine"})
+    file_id, conversation_id = uploaded.json()["id"], conversation.json()["id"]
+    sent = await client.post(
+        f"/v1/conversations/{conversation_id}/messages",
+        json={"content": "hello", "file_ids": [file_id]},
+    )
+    assert (uploaded.status_code, conversation.status_code, sent.status_code) == (201, 201, 201)
+    return conversation_id, file_id
+
+
+def _requests(conversation_id: str, file_id: str) -> list[tuple[str, str, dict[str, Any]]]:
+    """Every /v1 request that names a row by its id."""
+    return [
+        ("GET", f"/v1/conversations/{conversation_id}", {}),
+        ("POST", f"/v1/conversations/{conversation_id}/messages", {"json": {"content": "hi"}}),
+        ("DELETE", f"/v1/conversations/{conversation_id}", {}),
+        ("GET", f"/v1/files/{file_id}", {}),
+        ("DELETE", f"/v1/files/{file_id}", {}),
+    ]
+
+
+async def test_another_keys_rows_answer_404_to_every_request(client: AsyncClient) -> None:
+    conversation_id, file_id = await _rows_of_the_first_key(client)
+
+    foreign = [
+        await client.request(method, url, headers=AS_OTHER, **kwargs)
+        for method, url, kwargs in _requests(conversation_id, file_id)
+    ]
+    mine = await client.get(f"/v1/conversations/{conversation_id}")
+    download = await client.get(f"/v1/files/{file_id}")
+
+    assert [response.status_code for response in foreign] == [404] * 5
+    assert mine.status_code == 200
+    assert [m["role"] for m in mine.json()["messages"]] == ["user", "assistant"]
+    assert download.content == b"mine"
+
+
+async def test_lists_and_counts_hold_only_the_callers_rows(client: AsyncClient) -> None:
+    before = (await client.get("/v1/conversations", headers=AS_OTHER)).json()["total"]
+    conversation_id, _ = await _rows_of_the_first_key(client)
+    theirs = await client.post("/v1/conversations", json={"title": "B"}, headers=AS_OTHER)
+
+    other_list = (await client.get("/v1/conversations", headers=AS_OTHER)).json()
+    my_list = (await client.get("/v1/conversations", params={"limit": 100})).json()
+
+    assert other_list["total"] == before + 1
+    assert conversation_id not in [item["id"] for item in other_list["items"]]
+    assert theirs.json()["id"] in [item["id"] for item in other_list["items"]]
+    assert conversation_id in [item["id"] for item in my_list["items"]]
+    assert theirs.json()["id"] not in [item["id"] for item in my_list["items"]]
+
+
+def _without_id(response: Response, row_id: str) -> tuple[int, str, str | None]:
+    return (
+        response.status_code,
+        response.text.replace(row_id, "<id>"),
+        response.headers.get("content-type"),
+    )
+
+
+async def test_unknown_and_foreign_ids_get_identical_answers(client: AsyncClient) -> None:
+    conversation_id, file_id = await _rows_of_the_first_key(client)
+    unknown_conversation, unknown_file = str(uuid.uuid4()), str(uuid.uuid4())
+
+    for (method, url, kwargs), (_, unknown_url, _) in zip(
+        _requests(conversation_id, file_id),
+        _requests(unknown_conversation, unknown_file),
+        strict=True,
+    ):
+        foreign = await client.request(method, url, headers=AS_OTHER, **kwargs)
+        unknown = await client.request(method, unknown_url, headers=AS_OTHER, **kwargs)
+        foreign_id = conversation_id if "conversations" in url else file_id
+        unknown_id = unknown_conversation if "conversations" in url else unknown_file
+
+        assert _without_id(foreign, foreign_id) == _without_id(unknown, unknown_id), url
+        assert foreign.json()["detail"].endswith("not found")
+
+
+async def test_a_message_may_attach_only_the_callers_files(client: AsyncClient) -> None:
+    _, file_id = await _rows_of_the_first_key(client)
+    unknown_id = str(uuid.uuid4())
+    theirs = (await client.post("/v1/conversations", json={}, headers=AS_OTHER)).json()["id"]
+    url = f"/v1/conversations/{theirs}/messages"
+
+    foreign = await client.post(
+        url, json={"content": "read it", "file_ids": [file_id]}, headers=AS_OTHER
+    )
+    unknown = await client.post(
+        url, json={"content": "read it", "file_ids": [unknown_id]}, headers=AS_OTHER
+    )
+    stored = (await client.get(f"/v1/conversations/{theirs}", headers=AS_OTHER)).json()
+
+    assert foreign.status_code == 422
+    assert foreign.json()["detail"][0]["msg"] == f"file {file_id} not found"
+    assert _without_id(foreign, file_id) == _without_id(unknown, unknown_id)
+    assert stored["messages"] == []
+
+
+async def test_a_named_key_keeps_its_rows_when_its_value_is_rotated(
+    tmp_path: Path, migrated: str, redis_url: str, connection: AsyncConnection
+) -> None:
+    before = make_settings(tmp_path, migrated, redis_url, api_keys="mobile:old-value")
+    after = make_settings(tmp_path, migrated, redis_url, api_keys="mobile:new-value")
+
+    async for client in serve(before, connection, api_key="old-value"):
+        created = await client.post("/v1/conversations", json={"title": "kept"})
+    async for client in serve(after, connection, api_key="new-value"):
+        fetched = await client.get(f"/v1/conversations/{created.json()['id']}")
+        old = await client.get("/v1/conversations", headers={"Authorization": "Bearer old-value"})
+
+    assert fetched.status_code == 200
+    assert fetched.json()["title"] == "kept"
+    assert old.status_code == 401
+
+
+def test_an_unnamed_keys_owner_is_an_hmac_that_needs_the_secret_key() -> None:
+    key = ApiKey(name=None, value=SecretStr("plain-key"))
+
+    owner = owner_of(key, SecretStr("secret-one"))
+
+    assert owner.startswith("key:")
+    assert "plain-key" not in owner
+    assert owner == owner_of(key, SecretStr("secret-one"))
+    assert owner != owner_of(key, SecretStr("secret-two"))
+    assert owner_of(ApiKey(name="mobile", value=SecretStr("plain-key")), SecretStr("s")) == "mobile"
+
+
+def test_the_key_ring_finds_the_owner_of_any_configured_value() -> None:
+    keys = (
+        ApiKey(name="mobile", value=SecretStr("old")),
+        ApiKey(name="mobile", value=SecretStr("new")),
+        ApiKey(name=None, value=SecretStr("bare")),
+    )
+    ring = KeyRing.build(keys, SecretStr("s"))
+
+    assert [ring.owner(value) for value in ("old", "new", "bare", "nope", "")] == [
+        "mobile",
+        "mobile",
+        owner_of(keys[2], SecretStr("s")),
+        None,
+        None,
+    ]
+
+
+async def test_values_of_one_named_key_share_its_rate_limit(
+    tmp_path: Path, migrated: str, redis_url: str, redis: Redis, connection: AsyncConnection
+) -> None:
+    settings = make_settings(
+        tmp_path,
+        migrated,
+        redis_url,
+        api_keys="mobile:old,mobile:new,web:other",
+        rate_limit={"requests": 2},
+    )
+
+    async for client in serve(settings, connection, api_key="old"):
+        statuses = [
+            (
+                await client.get("/v1/conversations", headers={"Authorization": f"Bearer {key}"})
+            ).status_code
+            for key in ("old", "new", "old", "other")
+        ]
+
+    assert statuses == [200, 200, 429, 200]
+
+
+async def test_the_list_query_is_served_by_the_owner_index(connection: AsyncConnection) -> None:
+    query = page_query(owner="mobile", limit=20, offset=0)
+    sql = query.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True})
+
+    # On a near-empty table PostgreSQL would rightly scan it; ask what it does at scale.
+    await connection.execute(text("SET LOCAL enable_seqscan = off"))
+    plan = "\n".join(row[0] for row in await connection.execute(text(f"EXPLAIN {sql}")))
+
+    assert "Index Scan Backward using ix_conversations_owner_created_at" in plan
+    assert "Sort" not in plan
