@@ -12,7 +12,7 @@ from typing import TypeVar
 import httpx
 import pytest
 
-from tests.harness.environment import need
+from tests.harness.environment import free_port, need
 from tests.harness.servers import (
     PostgresServer,
     RedisServer,
@@ -99,3 +99,15 @@ class Process:
 
 def new_secret() -> str:
     return secrets.token_urlsafe(24)
+
+
+def start_api(project: Project, env: dict[str, str], log: Path) -> tuple[Process, str]:
+    """Start the project's api as the image does (`python -m app`); return it and its URL."""
+    port = free_port()
+    command = [str(project.path / ".venv/bin/python"), "-m", "app", "--factory"]
+    command += ["app.main:create_app", "--host", "127.0.0.1", "--port", str(port)]
+    api = Process(project, command, env, log)
+    api.start()
+    base_url = f"http://127.0.0.1:{port}"
+    api.wait_for_http(f"{base_url}/health/live")
+    return api, base_url

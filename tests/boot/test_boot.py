@@ -15,7 +15,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.boot.conftest import Process, new_secret
+from tests.boot.conftest import Process, new_secret, start_api
 from tests.combinations import SUPPORTED_COMBINATIONS
 from tests.harness.environment import free_port
 from tests.harness.servers import PostgresServer, RedisServer
@@ -85,20 +85,7 @@ def service(
         fake_url = f"http://127.0.0.1:{fake_port}/v1"
     _configure(project, fake_url)
     project.uv("run", "--locked", "alembic", "upgrade", "head", env=env)
-    port = free_port()
-    uvicorn = [
-        str(project.path / ".venv/bin/python"),
-        "-m",
-        "app",
-        "--factory",
-        "app.main:create_app",
-    ]
-    api = Process(
-        project, [*uvicorn, "--host", "127.0.0.1", "--port", str(port)], env, work / "api.log"
-    )
-    api.start()
-    base_url = f"http://127.0.0.1:{port}"
-    api.wait_for_http(f"{base_url}/health/live")
+    api, base_url = start_api(project, env, work / "api.log")
     try:
         yield Service(project, api, base_url, env["API_KEYS"].split(",")[0], work / "logs")
     finally:

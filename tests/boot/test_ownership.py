@@ -1,0 +1,249 @@
+"""Two API keys against one booted api: a key's rows are invisible to the other on every /v1
+endpoint, a named key keeps its rows across a rotation, and migration 0002 gives the rows
+of a database from before it to the first key."""
+
+import hmac
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from tests.boot.conftest import Process, new_secret, start_api
+from tests.harness.servers import PostgresServer, RedisServer
+from tests.project import Project, install, project_env, render
+
+UPLOAD = b"alpha's private notes\n"
+
+
+@dataclass
+class Booted:
+    project: Project
+    env: dict[str, str]
+    api: Process
+    base_url: str
+    work: Path
+
+    def as_key(self, key: str) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.base_url, headers={"Authorization": f"Bearer {key}"}, timeout=10.0
+        )
+
+    def restart(self, **env: str) -> None:
+        self.api.stop()
+        self.env = {**self.env, **env}
+        self.api, self.base_url = start_api(self.project, self.env, self.work / "api.log")
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    project = install(render(tmp_path_factory.mktemp("owners") / "out", {}))
+    config_file = project.path / "config" / "config.yaml"
+    config = yaml.safe_load(config_file.read_text())
+    config["rate_limit"]["requests"] = 10_000  # these tests count rows, not requests
+    config_file.write_text(yaml.safe_dump(config))
+    return project
+
+
+@pytest.fixture(scope="module")
+def keys() -> dict[str, str]:
+    return {"alpha": new_secret(), "beta": new_secret(), "alpha_rotated": new_secret()}
+
+
+@pytest.fixture(scope="module")
+def service(
+    project: Project,
+    keys: dict[str, str],
+    postgres: PostgresServer,
+    redis_server: RedisServer,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Booted]:
+    work = tmp_path_factory.mktemp("owners-api")
+    env = project_env(
+        ENVIRONMENT="production",
+        DATABASE_URL=postgres.create_database("owners"),
+        REDIS_URL=redis_server.url,
+        # alpha is named, so it can be rotated; beta is a bare key.
+        API_KEYS=f"alpha:{keys['alpha']},{keys['beta']}",
+        SECRET_KEY=new_secret(),
+        LOGS_DIR=str(work / "logs"),
+        UPLOADS_DIR=str(work / "uploads"),
+    )
+    project.uv("run", "--locked", "alembic", "upgrade", "head", env=env)
+    api, base_url = start_api(project, env, work / "api.log")
+    booted = Booted(project, env, api, base_url, work)
+    try:
+        yield booted
+    finally:
+        booted.api.stop()
+
+
+def _alphas_rows(client: httpx.Client) -> tuple[str, str]:
+    uploaded = client.post("/v1/files", files={"file": ("notes.txt", UPLOAD, "text/plain")})
+    created = client.post("/v1/conversations", json={"title": "alpha's"})
+    file_id, conversation_id = uploaded.json()["id"], created.json()["id"]
+    sent = client.post(
+        f"/v1/conversations/{conversation_id}/messages",
+        json={"content": "summarise", "file_ids": [file_id]},
+    )
+    assert [r.status_code for r in (uploaded, created, sent)] == [201, 201, 201], sent.text
+    return conversation_id, file_id
+
+
+def _by_id(conversation_id: str, file_id: str) -> list[tuple[str, str, dict[str, Any]]]:
+    """Every /v1 request that names a row by its id."""
+    return [
+        ("GET", f"/v1/conversations/{conversation_id}", {}),
+        ("POST", f"/v1/conversations/{conversation_id}/messages", {"json": {"content": "hi"}}),
+        ("DELETE", f"/v1/conversations/{conversation_id}", {}),
+        ("GET", f"/v1/files/{file_id}", {}),
+        ("DELETE", f"/v1/files/{file_id}", {}),
+    ]
+
+
+def test_a_keys_rows_are_invisible_to_another_key_on_every_endpoint(
+    service: Booted, keys: dict[str, str]
+) -> None:
+    with service.as_key(keys["alpha"]) as alpha, service.as_key(keys["beta"]) as beta:
+        beta_total = beta.get("/v1/conversations").json()["total"]
+        conversation_id, file_id = _alphas_rows(alpha)
+        foreign = [beta.request(m, url, **kw) for m, url, kw in _by_id(conversation_id, file_id)]
+        betas_own = beta.post("/v1/conversations", json={}).json()["id"]
+        attach = beta.post(
+            f"/v1/conversations/{betas_own}/messages",
+            json={"content": "read alpha's file", "file_ids": [file_id]},
+        )
+        beta_list = beta.get("/v1/conversations", params={"limit": 100}).json()
+        alpha_view = alpha.get(f"/v1/conversations/{conversation_id}")
+        alpha_list = alpha.get("/v1/conversations", params={"limit": 100}).json()
+        alpha_download = alpha.get(f"/v1/files/{file_id}")
+
+    assert [response.status_code for response in foreign] == [404] * 5
+    assert attach.status_code == 422
+    assert attach.json()["detail"][0]["msg"] == f"file {file_id} not found"
+    assert beta_list["total"] == beta_total + 1
+    assert [item["id"] for item in beta_list["items"]] == [betas_own]
+    assert alpha_view.status_code == 200
+    assert len(alpha_view.json()["messages"]) == 2
+    assert conversation_id in [item["id"] for item in alpha_list["items"]]
+    assert betas_own not in [item["id"] for item in alpha_list["items"]]
+    assert alpha_download.content == UPLOAD
+
+
+def _comparable(response: httpx.Response, row_id: str) -> tuple[Any, ...]:
+    varying = {"date", "x-request-id"}
+    headers = sorted((k, v) for k, v in response.headers.items() if k not in varying)
+    return response.status_code, headers, response.text.replace(row_id, "<id>")
+
+
+def test_a_foreign_id_and_an_unknown_id_get_identical_answers(
+    service: Booted, keys: dict[str, str]
+) -> None:
+    unknown = (str(uuid.uuid4()), str(uuid.uuid4()))
+    with service.as_key(keys["alpha"]) as alpha, service.as_key(keys["beta"]) as beta:
+        owned = _alphas_rows(alpha)
+        pairs = [
+            (
+                _comparable(beta.request(method, url, **kwargs), owned[i]),
+                _comparable(beta.request(method, unknown_url, **kwargs), unknown[i]),
+            )
+            for (method, url, kwargs), (_, unknown_url, _), i in zip(
+                _by_id(*owned), _by_id(*unknown), [0, 0, 0, 1, 1], strict=True
+            )
+        ]
+
+    for foreign, never_existed in pairs:
+        assert foreign == never_existed
+        assert foreign[0] == 404
+
+
+def test_a_named_key_rotated_to_a_new_value_keeps_its_rows(
+    service: Booted, keys: dict[str, str]
+) -> None:
+    with service.as_key(keys["alpha"]) as alpha:
+        conversation_id, file_id = _alphas_rows(alpha)
+
+    service.restart(API_KEYS=f"alpha:{keys['alpha_rotated']},{keys['beta']}")
+    with service.as_key(keys["alpha_rotated"]) as rotated, service.as_key(keys["alpha"]) as old:
+        conversation = rotated.get(f"/v1/conversations/{conversation_id}")
+        download = rotated.get(f"/v1/files/{file_id}")
+        refused = old.get("/v1/conversations")
+
+    assert conversation.status_code == 200
+    assert conversation.json()["title"] == "alpha's"
+    assert download.content == UPLOAD
+    assert refused.status_code == 401
+
+
+def _alembic(
+    project: Project, env: dict[str, str], revision: str
+) -> subprocess.CompletedProcess[str]:
+    return project.run(
+        str(project.path / ".venv/bin/alembic"), "upgrade", revision, env=env, check=False
+    )
+
+
+def test_migration_gives_rows_from_before_it_to_the_first_key(
+    project: Project, postgres: PostgresServer, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    database = "before_owners"
+    first_key, second_key, secret_key = new_secret(), new_secret(), new_secret()
+    # Empty *_FILE settings outrank the generated .env, which points them at secrets/.
+    bare = project_env(
+        DATABASE_URL=postgres.create_database(database), API_KEYS_FILE="", SECRET_KEY_FILE=""
+    )
+    assert _alembic(project, bare, "0001").returncode == 0
+    conversation_id, file_id = uuid.uuid4(), uuid.uuid4()
+    postgres.query(
+        f"INSERT INTO conversations (id, title, created_at) VALUES"
+        f" ('{conversation_id}', 'old', now());"
+        f"INSERT INTO messages (id, conversation_id, role, content, file_ids, created_at) VALUES"
+        f" ('{uuid.uuid4()}', '{conversation_id}', 'user', 'from before', '{{}}', now());"
+        f"INSERT INTO files (id, filename, content_type, size_bytes, sha256, created_at) VALUES"
+        f" ('{file_id}', 'old.txt', 'text/plain', 1, '{'0' * 64}', now());",
+        database=database,
+    )
+
+    without_keys = _alembic(project, bare, "head")
+    version_after_failure = postgres.query(
+        "SELECT version_num FROM alembic_version", database=database
+    )
+    keyed = {**bare, "API_KEYS": f"{first_key},{second_key}", "SECRET_KEY": secret_key}
+    with_keys = _alembic(project, keyed, "head")
+    owners = postgres.query(
+        "SELECT owner FROM conversations UNION ALL SELECT owner FROM files", database=database
+    ).splitlines()
+
+    assert without_keys.returncode != 0
+    assert "needs API_KEYS and SECRET_KEY" in without_keys.stderr
+    assert version_after_failure == "0001"
+    assert with_keys.returncode == 0, with_keys.stderr
+    expected = hmac.new(secret_key.encode(), first_key.encode(), "sha256").hexdigest()[:32]
+    assert owners == [f"key:{expected}"] * 2
+    env = project_env(
+        **{k: v for k, v in keyed.items() if k in {"DATABASE_URL", "API_KEYS", "SECRET_KEY"}},
+        ENVIRONMENT="production",
+        REDIS_URL=redis_server.url,
+        LOGS_DIR=str(tmp_path / "logs"),
+        UPLOADS_DIR=str(tmp_path / "uploads"),
+    )
+    api, base_url = start_api(project, env, tmp_path / "api.log")
+    try:
+        first = httpx.get(
+            f"{base_url}/v1/conversations/{conversation_id}",
+            headers={"Authorization": f"Bearer {first_key}"},
+        )
+        second = httpx.get(
+            f"{base_url}/v1/conversations/{conversation_id}",
+            headers={"Authorization": f"Bearer {second_key}"},
+        )
+    finally:
+        api.stop()
+    assert first.status_code == 200
+    assert [m["content"] for m in first.json()["messages"]] == ["from before"]
+    assert second.status_code == 404
