@@ -7,7 +7,6 @@ from fastapi import Depends, HTTPException, Request, status
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
-from app.core.ratelimit import check_rate_limit
 from app.core.resources import Resources
 from app.core.security import BearerCredentials, KeyRing, unauthorized
 from app.llm.base import LLMProvider
@@ -63,11 +62,8 @@ async def authorize(
         raise unauthorized()
     limits = settings.config.rate_limit
     # Per owner: the old and new value of a key being rotated share one budget.
-    verdict = await check_rate_limit(
-        resources.redis,
-        owner=owner,
-        config=limits,
-        budget=settings.config.health.timeout_seconds,
+    verdict = await resources.rate_limiter.check(
+        owner, budget=settings.config.health.timeout_seconds
     )
     if not verdict.allowed:
         raise HTTPException(

@@ -1,3 +1,5 @@
+import asyncio
+import time
 from pathlib import Path
 
 import pytest
@@ -44,6 +46,20 @@ async def test_rate_limit_answers_429_with_retry_after(client: AsyncClient) -> N
     assert other_key.status_code == 200
     assert 1 <= int(limited.headers["retry-after"]) <= 60
     assert "rate limit exceeded: 3 requests per 60 s" in limited.json()["detail"]
+
+
+@pytest.mark.parametrize("config_overrides", [{"rate_limit": {"requests": 2, "window_seconds": 2}}])
+async def test_rate_limit_holds_across_a_window_edge(client: AsyncClient) -> None:
+    # Just before a multiple of the window (where a fixed window would start afresh)...
+    await asyncio.sleep(2 - time.time() % 2 + 1.7)
+    before_edge = [(await client.get("/v1/conversations")).status_code for _ in range(2)]
+    await asyncio.sleep(0.5)
+    # ...and just after it: the last 2 s still hold 2 requests.
+    after_edge = await client.get("/v1/conversations")
+
+    assert before_edge == [200, 200]
+    assert after_edge.status_code == 429
+    assert after_edge.headers["retry-after"] in {"1", "2"}
 
 
 @pytest.mark.parametrize("config_overrides", [{"rate_limit": {"requests": 1}}])

@@ -1,16 +1,22 @@
-"""Per-owner fixed-window rate limiting in Redis."""
+"""Per-owner rate limiting: a moving window in Redis, kept by the `limits` library."""
 
 import asyncio
 import logging
+import math
 import time
 from dataclasses import dataclass
 
+from limits import RateLimitItemPerSecond
+from limits.aio.storage import RedisStorage
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from app.core.config import RateLimitConfig
 
 logger = logging.getLogger(__name__)
+KEY_PREFIX = "ratelimit"
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,26 +25,38 @@ class Verdict:
     retry_after: int = 0
 
 
-async def check_rate_limit(
-    redis: "Redis", *, owner: str, config: RateLimitConfig, budget: float
-) -> Verdict:
-    """Count this request in the current window.
+class RateLimiter:
+    """At most `requests` per owner in any `window_seconds`, not just per calendar window.
 
-    Fails open: while Redis is unreachable requests are allowed and a warning is logged,
-    because an outage of the limiter should not take the whole API down.
+    A fixed window lets a client through at twice its rate across a window's edge; the
+    moving window counts the last `window_seconds` wherever "now" is.
     """
-    window = int(time.time()) // config.window_seconds
-    bucket = f"ratelimit:{owner}:{window}"
-    try:
-        async with asyncio.timeout(budget):
-            async with redis.pipeline(transaction=True) as pipe:
-                pipe.incr(bucket)
-                pipe.expire(bucket, config.window_seconds, nx=True)
-                count, _ = await pipe.execute()
-    except (RedisError, OSError, TimeoutError):
-        logger.warning("rate limiter unavailable; request allowed", extra={"owner": owner})
-        return Verdict(allowed=True)
-    if int(count) <= config.requests:
-        return Verdict(allowed=True)
-    retry_after = (window + 1) * config.window_seconds - int(time.time())
-    return Verdict(allowed=False, retry_after=max(retry_after, 1))
+
+    def __init__(self, redis: "Redis", redis_url: str, config: RateLimitConfig) -> None:
+        # The api's own Redis pool (and its short timeouts) serves the limiter too.
+        storage = RedisStorage(
+            f"async+{redis_url}",
+            implementation="redispy",
+            # Documented by limits, but its signature types options as scalars only.
+            connection_pool=redis.connection_pool,  # type: ignore[arg-type]
+            key_prefix=KEY_PREFIX,
+            wrap_exceptions=True,
+        )
+        self._limiter = MovingWindowRateLimiter(storage)
+        self._item = RateLimitItemPerSecond(config.requests, config.window_seconds)
+
+    async def check(self, owner: str, *, budget: float) -> Verdict:
+        """Count this request for the owner.
+
+        Fails open: while Redis is unreachable or slow, requests are allowed and a warning
+        is logged, because an outage of the limiter should not take the whole api down.
+        """
+        try:
+            async with asyncio.timeout(budget):
+                if await self._limiter.hit(self._item, owner):
+                    return Verdict(allowed=True)
+                stats = await self._limiter.get_window_stats(self._item, owner)
+        except (StorageError, RedisError, OSError, TimeoutError):
+            logger.warning("rate limiter unavailable; request allowed", extra={"owner": owner})
+            return Verdict(allowed=True)
+        return Verdict(allowed=False, retry_after=max(1, math.ceil(stats.reset_time - time.time())))

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
 from app.core.db import create_engine, create_sessionmaker
+from app.core.ratelimit import RateLimiter
 from app.llm.base import LLMProvider
 from app.llm.factory import create_provider
 
@@ -29,6 +30,7 @@ class Resources:
     redis: "Redis"
     llm: LLMProvider
     schema_head: str | None
+    rate_limiter: RateLimiter
 
 
 def create_redis(url: str, *, timeout: float) -> "Redis":
@@ -58,7 +60,10 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
     )
     llm = create_provider(settings)
     try:
-        yield Resources(engine, create_sessionmaker(engine), redis, llm, migrations_head())
+        limiter = RateLimiter(
+            redis, settings.redis_url.get_secret_value(), settings.config.rate_limit
+        )
+        yield Resources(engine, create_sessionmaker(engine), redis, llm, migrations_head(), limiter)
     finally:
         await llm.aclose()
         await redis.aclose()
