@@ -1,6 +1,7 @@
 """The application factory: `uvicorn --factory app.main:create_app`."""
 
 import logging
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -8,17 +9,17 @@ from typing import Any
 from fastapi import Depends, FastAPI
 
 from app.conversations.router import router as conversations_router
-from app.core.body_limit import BodySizeLimitMiddleware
+from app.core.admission import AdmissionMiddleware, BodyLimits
 from app.core.config import ConfigError, Settings, get_settings, project_metadata
 from app.core.logging import RequestLogMiddleware, setup_logging
 from app.core.resources import open_resources
 from app.core.security import KeyRing
 from app.deps import authorize
+from app.files import storage
 from app.files.router import router as files_router
 from app.health.router import router as health_router
 
 logger = logging.getLogger(__name__)
-MULTIPART_OVERHEAD_BYTES = 16 * 1024
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -29,6 +30,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         raise SystemExit(f"configuration error: {exc}") from None
     setup_logging(settings.config.logging, settings.logs_dir)
     settings.uploads_dir.mkdir(parents=True, exist_ok=True)
+    # The multipart parser spools uploads through tempfile: onto the uploads volume, not
+    # /tmp, which in the container is a small tmpfs that counts against its memory.
+    tempfile.tempdir = str(storage.prepare_spool(settings.uploads_dir))
     name, version = project_metadata()
     keys = KeyRing.from_settings(settings)
 
@@ -40,12 +44,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             logger.info("shutting down")
 
     app = FastAPI(title=name, version=version, lifespan=lifespan)
-    # Uploads are the largest bodies; multipart framing adds a little to the file itself.
-    max_body = settings.config.uploads.max_bytes + MULTIPART_OVERHEAD_BYTES
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=max_body)
+    app.add_middleware(AdmissionMiddleware, limits=_body_limits(settings))
     app.add_middleware(RequestLogMiddleware)
     app.include_router(health_router)
     api_dependencies = [Depends(authorize)]
     app.include_router(conversations_router, prefix="/v1", dependencies=api_dependencies)
     app.include_router(files_router, prefix="/v1", dependencies=api_dependencies)
     return app
+
+
+def _body_limits(settings: Settings) -> BodyLimits:
+    requests, uploads = settings.config.requests, settings.config.uploads
+    return BodyLimits(
+        max_json_bytes=requests.max_json_bytes,
+        max_upload_bytes=uploads.max_bytes,
+        max_bodies_in_flight=requests.max_bodies_in_flight,
+        max_uploads_in_flight=uploads.max_concurrent,
+        timeout_seconds=requests.body_timeout_seconds,
+    )

@@ -115,8 +115,10 @@ async def test_streaming_sends_tokens_and_stores_the_whole_reply(client: AsyncCl
         ({"content": "x", "extra": 1}, "Extra inputs"),
         ({}, "Field required"),
         ({"content": "nul\u0000byte"}, "must not contain NUL characters"),
+        ({"content": "x" * 32_001}, "at most 32000 characters"),
+        ({"content": "x", "file_ids": [str(uuid.uuid4()) for _ in range(11)]}, "at most 10 items"),
     ],
-    ids=["empty", "wrong-type", "bad-file-id", "unknown-field", "missing", "nul"],
+    ids=["empty", "wrong-type", "bad-file-id", "unknown-field", "missing", "nul", "long", "files"],
 )
 async def test_bad_messages_get_422_and_store_nothing(
     client: AsyncClient, body: dict[str, Any], fragment: str

@@ -6,12 +6,16 @@ import pytest
 from httpx import AsyncClient
 
 from app.core.config import Settings
+from app.files import storage
 
 SYSTEM_PROMPT = "You are a helpful assistant."
 
 
 def _names(directory: Path) -> list[str]:
-    return sorted(path.name for path in directory.iterdir())
+    """What is stored in a directory: its temporary directory must be empty and is left out."""
+    spool = storage.spool_path(directory)
+    assert not spool.exists() or list(spool.iterdir()) == []
+    return sorted(path.name for path in directory.iterdir() if path != spool)
 
 
 async def _upload(

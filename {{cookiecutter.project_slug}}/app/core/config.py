@@ -61,7 +61,25 @@ class LLMConfig(_Section):
 
 class UploadsConfig(_Section):
     max_bytes: PositiveInt = 10 * 1024 * 1024
+    max_total_bytes_per_key: PositiveInt = 1000 * 1024 * 1024
+    max_concurrent: PositiveInt = 16
     allowed_content_types: frozenset[str] = frozenset({"text/plain", "application/json"})
+
+    @model_validator(mode="after")
+    def _quota_holds_one_file(self) -> Self:
+        if self.max_total_bytes_per_key < self.max_bytes:
+            raise ValueError("max_total_bytes_per_key must be at least max_bytes")
+        return self
+
+
+class RequestsConfig(_Section):
+    """Bounds on what requests may hold: each one, and all of them together."""
+
+    # JSON bodies are read into memory whole; the longest valid message fits, even with
+    # every character escaped as a surrogate pair (12 bytes).
+    max_json_bytes: PositiveInt = 512 * 1024
+    max_bodies_in_flight: PositiveInt = 64
+    body_timeout_seconds: PositiveFloat = 60.0
 
 
 class RateLimitConfig(_Section):
@@ -84,6 +102,7 @@ class AppConfig(_Section):
 
     llm: LLMConfig = LLMConfig()
     uploads: UploadsConfig = UploadsConfig()
+    requests: RequestsConfig = RequestsConfig()
     rate_limit: RateLimitConfig = RateLimitConfig()
     health: HealthConfig = HealthConfig()
     logging: LoggingConfig = LoggingConfig()

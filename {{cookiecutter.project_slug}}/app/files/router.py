@@ -33,6 +33,8 @@ async def upload_file(
         )
     except storage.TooLargeError:
         raise _too_large(config.max_bytes) from None
+    except service.QuotaExceededError as exc:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, str(exc)) from None
     except service.UnsupportedTypeError as exc:
         allowed = ", ".join(sorted(config.allowed_content_types))
         raise HTTPException(

@@ -6,18 +6,30 @@ from pathlib import Path
 
 import anyio
 from fastapi import UploadFile
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import UploadsConfig
 from app.files import storage
 from app.files.models import StoredFile
 
+# Namespaces the per-owner quota lock among the database's advisory locks.
+QUOTA_LOCK = 0x71756F74
 TEXT_TYPES = frozenset({"application/json", "application/xml", "application/x-yaml"})
 
 
 class UnsupportedTypeError(Exception):
     """The upload's content type is not in the allow-list."""
+
+
+class QuotaExceededError(Exception):
+    """The upload would take the owner's stored bytes past the quota."""
+
+    def __init__(self, *, quota: int, used: int, size: int) -> None:
+        super().__init__(
+            f"storage quota of {quota} bytes per key exceeded: {used} bytes stored, "
+            f"this file has {size}; delete files (DELETE /v1/files/{{id}}) to make room"
+        )
 
 
 def media_type(upload: UploadFile) -> str:
@@ -37,7 +49,7 @@ async def store_file(
     config: UploadsConfig,
     directory: Path,
 ) -> StoredFile:
-    """Save the bytes, then record the metadata; removes the bytes if the insert fails."""
+    """Save the bytes, then record them within the owner's quota; else remove the bytes."""
     content_type = media_type(upload)
     if content_type not in config.allowed_content_types:
         raise UnsupportedTypeError(content_type)
@@ -50,13 +62,28 @@ async def store_file(
         size_bytes=blob.size_bytes,
         sha256=blob.sha256,
     )
-    session.add(record)
     try:
+        await _reserve(session, owner, blob.size_bytes, config.max_total_bytes_per_key)
+        session.add(record)
         await session.commit()
     except BaseException:
+        await session.rollback()
         storage.blob_path(directory, blob.id).unlink(missing_ok=True)
         raise
     return record
+
+
+async def _reserve(session: AsyncSession, owner: str, size: int, quota: int) -> None:
+    """Check the quota inside a lock that the owner's other uploads wait for until commit.
+
+    Without it, two concurrent uploads could each see room for themselves and both land.
+    """
+    await session.execute(select(func.pg_advisory_xact_lock(QUOTA_LOCK, func.hashtext(owner))))
+    used = await session.scalar(
+        select(func.coalesce(func.sum(StoredFile.size_bytes), 0)).where(StoredFile.owner == owner)
+    )
+    if (used or 0) + size > quota:
+        raise QuotaExceededError(quota=quota, used=used or 0, size=size)
 
 
 async def delete_file(*, session: AsyncSession, record: StoredFile, directory: Path) -> None:

@@ -1,6 +1,7 @@
 """Bytes on disk: stored under generated ids, written atomically."""
 
 import hashlib
+import time
 import unicodedata
 import uuid
 from dataclasses import dataclass
@@ -11,6 +12,9 @@ from fastapi import UploadFile
 
 CHUNK_BYTES = 64 * 1024
 MAX_FILENAME_CHARS = 255
+SPOOL_DIRECTORY = ".tmp"
+# Far longer than any upload takes to write: a partial file this old has no writer.
+STALE_PARTIAL_SECONDS = 600
 
 
 class TooLargeError(Exception):
@@ -36,11 +40,30 @@ def display_name(client_name: str | None) -> str:
     return name[:MAX_FILENAME_CHARS] or "upload"
 
 
+def spool_path(directory: Path) -> Path:
+    """Return the temporary directory inside the uploads directory (the same volume)."""
+    return directory / SPOOL_DIRECTORY
+
+
+def prepare_spool(directory: Path) -> Path:
+    """Create the temporary directory; remove what a crashed process left there."""
+    spool = spool_path(directory)
+    spool.mkdir(parents=True, exist_ok=True)
+    # Only old leftovers: replicas share the volume, and another one may be mid-upload.
+    cutoff = time.time() - STALE_PARTIAL_SECONDS
+    for leftover in spool.iterdir():
+        if leftover.is_file() and leftover.stat().st_mtime < cutoff:
+            leftover.unlink(missing_ok=True)
+    return spool
+
+
 async def save_upload(upload: UploadFile, directory: Path, max_bytes: int) -> Blob:
     """Copy the upload into the directory, hashing it; nothing stays behind on failure."""
     blob_id = uuid.uuid4()
     final = blob_path(directory, blob_id)
-    partial = final.with_suffix(".part")
+    # Written in the temporary directory, then renamed into place: readers never see part
+    # of a file, and a crash leaves its debris where start-up clears it.
+    partial = spool_path(directory) / f"{blob_id.hex}.part"
     digest, size = hashlib.sha256(), 0
     try:
         async with await anyio.open_file(partial, "wb") as out:

@@ -1,0 +1,184 @@
+"""Admission of request bodies: how large, how slow, and how many at once.
+
+Every bound answers at once with a 4xx or a 503 with Retry-After, so no client can make the
+api hold more memory, disk or time than the configuration allows.
+"""
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+# Multipart framing (boundaries, part headers) adds a little to the file itself.
+MULTIPART_OVERHEAD_BYTES = 16 * 1024
+# Slots free within seconds: a short, honest hint for clients that back off.
+BUSY_RETRY_AFTER_SECONDS = 1
+
+
+@dataclass(frozen=True, slots=True)
+class BodyLimits:
+    max_json_bytes: int
+    max_upload_bytes: int
+    max_bodies_in_flight: int
+    max_uploads_in_flight: int
+    timeout_seconds: float
+
+
+@dataclass(slots=True)
+class Slots:
+    """A count of what is in flight, up to a limit."""
+
+    # The event loop runs one task at a time: checking and taking a slot, with no await in
+    # between, cannot race.
+
+    limit: int
+    taken: int = 0
+
+    def try_take(self) -> bool:
+        if self.taken >= self.limit:
+            return False
+        self.taken += 1
+        return True
+
+    def give_back(self) -> None:
+        self.taken -= 1
+
+
+class _BodyRefusedError(Exception):
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.detail = status, detail
+
+
+class AdmissionMiddleware:
+    """Bound each request body in size and time, and the bodies and uploads in flight."""
+
+    def __init__(self, app: ASGIApp, limits: BodyLimits) -> None:
+        self.app = app
+        self.limits = limits
+        self.bodies = Slots(limits.max_bodies_in_flight)
+        self.uploads = Slots(limits.max_uploads_in_flight)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not _has_body(scope):
+            await self.app(scope, receive, send)
+            return
+        upload = _header(scope, b"content-type").lower().startswith("multipart/form-data")
+        body = _Body(self.limits, upload, receive)
+        if _declared_length(scope) > body.max_bytes:
+            await _answer(scope, send, 413, body.too_large())
+            return
+        slots = [self.bodies, self.uploads] if upload else [self.bodies]
+        taken = [slot for slot in slots if slot.try_take()]
+        try:
+            if len(taken) < len(slots):
+                await self._refuse_busy(scope, send, body, upload)
+            else:
+                await self._admit(scope, send, body)
+        finally:
+            for slot in taken:
+                slot.give_back()
+
+    async def _admit(self, scope: Scope, send: Send, body: "_Body") -> None:
+        started = False
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            # Once the body is refused, the app's own answer to the broken stream (FastAPI
+            # turns it into a 400) is dropped in favour of the refusal below.
+            if body.refused is not None and not started:
+                return
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, body.receive, guarded_send)
+        except _BodyRefusedError:
+            if started:
+                raise
+        if body.refused is not None and not started:
+            await _answer(scope, send, body.refused.status, body.refused.detail)
+
+    async def _refuse_busy(self, scope: Scope, send: Send, body: "_Body", upload: bool) -> None:
+        # Read and discard the body first: answering while the client is still sending
+        # makes the server close the connection, and most clients then lose the answer.
+        # Discarding holds no memory and no disk, and stops at the size and time limits.
+        await body.discard()
+        what = "uploads" if upload else "requests with a body"
+        limit = self.limits.max_uploads_in_flight if upload else self.limits.max_bodies_in_flight
+        detail = f"too many {what} in progress (limit {limit}); retry shortly"
+        headers = {"Retry-After": str(BUSY_RETRY_AFTER_SECONDS)}
+        await _answer(scope, send, 503, detail, headers)
+
+
+class _Body:
+    """The request's receive channel, held to the size limit and the time limit."""
+
+    def __init__(self, limits: BodyLimits, upload: bool, receive: Receive) -> None:
+        self.max_bytes = (
+            limits.max_upload_bytes + MULTIPART_OVERHEAD_BYTES if upload else limits.max_json_bytes
+        )
+        self.timeout = limits.timeout_seconds
+        self.deadline = time.monotonic() + limits.timeout_seconds
+        self.received = 0
+        self.complete = False
+        self.refused: _BodyRefusedError | None = None
+        self._receive = receive
+
+    def too_large(self) -> str:
+        return f"request body is larger than the limit of {self.max_bytes} bytes"
+
+    async def receive(self) -> Message:
+        if self.complete:
+            # After the body only a disconnect can come (streaming replies wait for it):
+            # no deadline applies any more.
+            return await self._receive()
+        try:
+            async with asyncio.timeout(self.deadline - time.monotonic()):
+                message = await self._receive()
+        except TimeoutError:
+            detail = f"request body not received within {self.timeout:g} s"
+            self.refused = _BodyRefusedError(408, detail)
+            raise self.refused from None
+        self.received += len(message.get("body", b""))
+        if self.received > self.max_bytes:
+            self.refused = _BodyRefusedError(413, self.too_large())
+            raise self.refused
+        self.complete = message["type"] != "http.request" or not message.get("more_body", False)
+        return message
+
+    async def discard(self) -> None:
+        try:
+            while not self.complete:
+                await self.receive()
+        except _BodyRefusedError:
+            pass
+
+
+async def _answer(
+    scope: Scope, send: Send, status: int, detail: str, headers: dict[str, str] | None = None
+) -> None:
+    response = JSONResponse({"detail": detail}, status_code=status, headers=headers)
+    await response(scope, _no_receive, send)
+
+
+async def _no_receive() -> Message:
+    return {"type": "http.disconnect"}
+
+
+def _has_body(scope: Scope) -> bool:
+    return _declared_length(scope) > 0 or bool(_header(scope, b"transfer-encoding"))
+
+
+def _header(scope: Scope, name: bytes) -> str:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value).decode("latin-1")
+    return ""
+
+
+def _declared_length(scope: Scope) -> int:
+    digits = _header(scope, b"content-length")
+    return int(digits) if digits.isdigit() else 0

@@ -1,0 +1,168 @@
+"""Every bound on what a client can make the api hold: sizes, time, in flight, per key."""
+
+import asyncio
+import os
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from httpx import AsyncClient
+
+from app.core.config import Settings, UploadsConfig
+from app.files import storage
+from app.main import create_app
+from tests.conftest import OTHER_API_KEY
+
+AS_OTHER = {"Authorization": f"Bearer {OTHER_API_KEY}"}
+MULTIPART_HEAD = (
+    b'--x\r\nContent-Disposition: form-data; name="file"; filename="slow.txt"\r\n'
+    b"Content-Type: text/plain\r\n\r\n"
+)
+MULTIPART_TAIL = b"\r\n--x--\r\n"
+
+
+async def _upload(client: AsyncClient, size: int, **kwargs: Any) -> Any:
+    return await client.post(
+        "/v1/files", files={"file": ("f.txt", b"x" * size, "text/plain")}, **kwargs
+    )
+
+
+def _stored(settings: Settings) -> list[Path]:
+    spool = storage.spool_path(settings.uploads_dir)
+    return [p for p in [*settings.uploads_dir.iterdir(), *spool.iterdir()] if p != spool]
+
+
+@pytest.mark.parametrize(
+    "config_overrides", [{"uploads": {"max_bytes": 1000, "max_total_bytes_per_key": 2500}}]
+)
+async def test_uploads_past_the_quota_get_413_naming_it(
+    client: AsyncClient, settings: Settings
+) -> None:
+    first, second = await _upload(client, 1000), await _upload(client, 1000)
+    over = await _upload(client, 600)
+    other_key = await _upload(client, 1000, headers=AS_OTHER)
+    files_before_delete = len(_stored(settings))
+    await client.delete(f"/v1/files/{first.json()['id']}")
+    after_delete = await _upload(client, 600)
+
+    assert (first.status_code, second.status_code) == (201, 201)
+    assert over.status_code == 413
+    assert over.json()["detail"].startswith(
+        "storage quota of 2500 bytes per key exceeded: 2000 bytes stored, this file has 600"
+    )
+    assert other_key.status_code == 201
+    assert files_before_delete == 3
+    assert after_delete.status_code == 201
+
+
+def test_a_quota_smaller_than_one_file_is_a_config_error() -> None:
+    with pytest.raises(ValueError, match="max_total_bytes_per_key must be at least max_bytes"):
+        UploadsConfig.model_validate({"max_bytes": 10, "max_total_bytes_per_key": 9})
+
+
+@pytest.mark.parametrize("config_overrides", [{"requests": {"max_json_bytes": 1024}}])
+async def test_json_bodies_have_their_own_smaller_limit(client: AsyncClient) -> None:
+    response = await client.post("/v1/conversations", json={"title": "x" * 2000})
+    upload = await _upload(client, 4000)
+
+    assert response.status_code == 413
+    assert response.json()["detail"] == "request body is larger than the limit of 1024 bytes"
+    assert upload.status_code == 201
+
+
+class SlowBody:
+    """A request body that stops after its first chunk until released."""
+
+    def __init__(self, first: bytes, rest: bytes) -> None:
+        self.first, self.rest = first, rest
+        self.reading = asyncio.Event()  # the api has taken the first chunk
+        self.release = asyncio.Event()
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield self.first
+        self.reading.set()
+        await self.release.wait()
+        yield self.rest
+
+
+def _slow_upload() -> SlowBody:
+    return SlowBody(MULTIPART_HEAD + b"first part ", b"and the rest" + MULTIPART_TAIL)
+
+
+@pytest.mark.parametrize("config_overrides", [{"uploads": {"max_concurrent": 1}}])
+async def test_uploads_past_the_concurrency_bound_get_503_with_retry_after(
+    client: AsyncClient,
+) -> None:
+    body = _slow_upload()
+    headers = {"Content-Type": "multipart/form-data; boundary=x"}
+    slow = asyncio.create_task(client.post("/v1/files", content=body, headers=headers))
+    await body.reading.wait()  # the slow upload holds the only slot
+
+    refused = await _upload(client, 10)
+    conversation = await client.post("/v1/conversations", json={"title": "not an upload"})
+    body.release.set()
+    admitted = await slow
+    after = await _upload(client, 10)
+
+    assert refused.status_code == 503
+    assert refused.headers["retry-after"] == "1"
+    assert refused.json()["detail"] == "too many uploads in progress (limit 1); retry shortly"
+    assert conversation.status_code == 201
+    assert admitted.status_code == 201
+    assert after.status_code == 201
+
+
+@pytest.mark.parametrize("config_overrides", [{"requests": {"max_bodies_in_flight": 1}}])
+async def test_bodies_past_the_in_flight_bound_get_503(client: AsyncClient) -> None:
+    body = SlowBody(b'{"title": "sl', b'ow"}')
+    headers = {"Content-Type": "application/json"}
+    slow = asyncio.create_task(client.post("/v1/conversations", content=body, headers=headers))
+    await body.reading.wait()
+
+    refused = await client.post("/v1/conversations", json={"title": "fast"})
+    listed = await client.get("/v1/conversations")  # no body: not counted
+    body.release.set()
+    admitted = await slow
+
+    assert refused.status_code == 503
+    assert "too many requests with a body in progress (limit 1)" in refused.json()["detail"]
+    assert listed.status_code == 200
+    assert admitted.status_code == 201
+
+
+@pytest.mark.parametrize("config_overrides", [{"requests": {"body_timeout_seconds": 0.5}}])
+async def test_a_body_slower_than_the_timeout_gets_408_and_frees_its_slot(
+    client: AsyncClient, settings: Settings
+) -> None:
+    headers = {"Content-Type": "multipart/form-data; boundary=x"}
+
+    started = time.monotonic()
+    response = await client.post("/v1/files", content=_slow_upload(), headers=headers)
+    elapsed = time.monotonic() - started
+    after = await _upload(client, 10)
+
+    assert response.status_code == 408
+    assert response.json()["detail"] == "request body not received within 0.5 s"
+    assert elapsed < 5
+    assert after.status_code == 201
+    assert len(_stored(settings)) == 1
+
+
+def test_uploads_spool_in_the_uploads_directory_and_start_up_clears_old_leftovers(
+    settings: Settings,
+) -> None:
+    spool = storage.spool_path(settings.uploads_dir)
+    spool.mkdir(parents=True)
+    stale, fresh = spool / "dead.part", spool / "live.part"
+    stale.write_bytes(b"left by a crash")
+    fresh.write_bytes(b"another replica's upload")
+    an_hour_ago = time.time() - 3600
+    os.utime(stale, (an_hour_ago, an_hour_ago))
+
+    create_app(settings)
+
+    assert tempfile.gettempdir() == str(spool)
+    assert sorted(p.name for p in spool.iterdir()) == ["live.part"]
