@@ -40,7 +40,7 @@ def test_api_runs_as_a_fixed_non_root_uid_on_a_read_only_root(stack: Stack) -> N
     assert host["ReadonlyRootfs"] is True
     assert host["Init"] is True
     assert host["NanoCpus"] > 0
-    assert "/tmp" in host["Tmpfs"]
+    assert "size=16m" in host["Tmpfs"]["/tmp"]
     assert inspected["Config"]["StopTimeout"] == 30
 
 

@@ -115,3 +115,16 @@ def test_secrets_are_files_not_environment(compose: tuple[Any, ...]) -> None:
         environment = json.dumps(services[name].get("environment", {}))
         assert "PASSWORD}" not in environment
         assert "API_KEYS}" not in environment
+
+
+def test_every_tmpfs_has_a_size(compose: tuple[Any, ...]) -> None:
+    data, _, _ = compose
+
+    mounts = [
+        (name, entry)
+        for name, service in data["services"].items()
+        for entry in service.get("tmpfs", [])
+    ]
+
+    assert mounts, "the api writes /tmp on a read-only root: it needs a tmpfs"
+    assert [(name, entry) for name, entry in mounts if "size=" not in entry] == []

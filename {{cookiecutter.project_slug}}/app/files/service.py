@@ -28,7 +28,7 @@ class QuotaExceededError(Exception):
     def __init__(self, *, quota: int, used: int, size: int) -> None:
         super().__init__(
             f"storage quota of {quota} bytes per key exceeded: {used} bytes stored, "
-            f"this file has {size}; delete files (DELETE /v1/files/{{id}}) to make room"
+            f"this file has {size}; make room with DELETE /v1/files/<id>"
         )
 
 
