@@ -7,10 +7,11 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 import pytest
+import yaml
 
 from tests.harness.environment import free_port, need
 from tests.harness.servers import (
@@ -20,7 +21,7 @@ from tests.harness.servers import (
     start_postgres,
     start_redis,
 )
-from tests.project import Project
+from tests.project import Project, install, render
 
 S = TypeVar("S", PostgresServer, RedisServer)
 READY_SECONDS = 60.0
@@ -111,3 +112,18 @@ def start_api(project: Project, env: dict[str, str], log: Path) -> tuple[Process
     base_url = f"http://127.0.0.1:{port}"
     api.wait_for_http(f"{base_url}/health/live")
     return api, base_url
+
+
+@pytest.fixture(scope="session")
+def default_project(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    """The default combination, rendered and installed once for the modules that share it."""
+    return install(render(tmp_path_factory.mktemp("default") / "out", {}))
+
+
+def config_file(project: Project, path: Path, overrides: dict[str, dict[str, Any]]) -> Path:
+    """Write the project's config.yaml with some values changed; return its path."""
+    config = yaml.safe_load((project.path / "config" / "config.yaml").read_text())
+    for section, values in overrides.items():
+        config[section] = {**config.get(section, {}), **values}
+    path.write_text(yaml.safe_dump(config))
+    return path

@@ -12,11 +12,10 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 
-from tests.boot.conftest import Process, new_secret, start_api
+from tests.boot.conftest import Process, config_file, new_secret, start_api
 from tests.harness.servers import PostgresServer, RedisServer
-from tests.project import Project, install, project_env, render
+from tests.project import Project, project_env
 
 UPLOAD = b"alpha's private notes\n"
 
@@ -41,13 +40,8 @@ class Booted:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
-    project = install(render(tmp_path_factory.mktemp("owners") / "out", {}))
-    config_file = project.path / "config" / "config.yaml"
-    config = yaml.safe_load(config_file.read_text())
-    config["rate_limit"]["requests"] = 10_000  # these tests count rows, not requests
-    config_file.write_text(yaml.safe_dump(config))
-    return project
+def project(default_project: Project) -> Project:
+    return default_project
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +58,10 @@ def service(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Booted]:
     work = tmp_path_factory.mktemp("owners-api")
+    # These tests count rows, not requests.
+    config = config_file(project, work / "config.yaml", {"rate_limit": {"requests": 10_000}})
     env = project_env(
+        CONFIG_FILE=str(config),
         ENVIRONMENT="production",
         DATABASE_URL=postgres.create_database("owners"),
         REDIS_URL=redis_server.url,
