@@ -20,6 +20,8 @@ from app.files.router import router as files_router
 from app.health.router import router as health_router
 
 logger = logging.getLogger(__name__)
+# Every route under it needs an API key.
+API_PREFIX = "/v1"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -44,12 +46,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             logger.info("shutting down")
 
     app = FastAPI(title=name, version=version, lifespan=lifespan)
-    app.add_middleware(AdmissionMiddleware, limits=_body_limits(settings))
+    app.add_middleware(
+        AdmissionMiddleware, limits=_body_limits(settings), keys=keys, protected_prefix=API_PREFIX
+    )
     app.add_middleware(RequestLogMiddleware)
     app.include_router(health_router)
     api_dependencies = [Depends(authorize)]
-    app.include_router(conversations_router, prefix="/v1", dependencies=api_dependencies)
-    app.include_router(files_router, prefix="/v1", dependencies=api_dependencies)
+    app.include_router(conversations_router, prefix=API_PREFIX, dependencies=api_dependencies)
+    app.include_router(files_router, prefix=API_PREFIX, dependencies=api_dependencies)
     return app
 
 

@@ -115,6 +115,22 @@ async def test_uploads_past_the_concurrency_bound_get_503_with_retry_after(
     assert after.status_code == 201
 
 
+@pytest.mark.parametrize("config_overrides", [{"uploads": {"max_concurrent": 1}}])
+async def test_a_body_without_a_valid_key_is_refused_before_it_is_read(
+    client: AsyncClient,
+) -> None:
+    never_sent = _slow_upload()  # never released: the answer must not wait for the body
+    headers = {"Content-Type": "multipart/form-data; boundary=x", "Authorization": "Bearer nope"}
+
+    refused = await client.post("/v1/files", content=never_sent, headers=headers)
+    after = await _upload(client, 10)  # the only upload slot is still free
+
+    assert refused.status_code == 401
+    assert refused.headers["www-authenticate"] == "Bearer"
+    assert not never_sent.reading.is_set()
+    assert after.status_code == 201
+
+
 @pytest.mark.parametrize("config_overrides", [{"requests": {"max_bodies_in_flight": 1}}])
 async def test_bodies_past_the_in_flight_bound_get_503(client: AsyncClient) -> None:
     body = SlowBody(b'{"title": "sl', b'ow"}')

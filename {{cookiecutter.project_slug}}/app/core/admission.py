@@ -6,10 +6,13 @@ api hold more memory, disk or time than the configuration allows.
 
 import asyncio
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.security import KeyRing, unauthorized
 
 # Multipart framing (boundaries, part headers) adds a little to the file itself.
 MULTIPART_OVERHEAD_BYTES = 16 * 1024
@@ -55,15 +58,24 @@ class _BodyRefusedError(Exception):
 class AdmissionMiddleware:
     """Bound each request body in size and time, and the bodies and uploads in flight."""
 
-    def __init__(self, app: ASGIApp, limits: BodyLimits) -> None:
+    def __init__(
+        self, app: ASGIApp, limits: BodyLimits, keys: KeyRing, protected_prefix: str
+    ) -> None:
         self.app = app
         self.limits = limits
+        self.keys = keys
+        self.protected_prefix = protected_prefix
         self.bodies = Slots(limits.max_bodies_in_flight)
         self.uploads = Slots(limits.max_uploads_in_flight)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not _has_body(scope):
             await self.app(scope, receive, send)
+            return
+        if scope["path"].startswith(self.protected_prefix) and not self._authorized(scope):
+            # Before a byte of the body is read: a caller without a key holds no slot.
+            refusal = unauthorized()
+            await _answer(scope, send, refusal.status_code, refusal.detail, refusal.headers)
             return
         upload = _header(scope, b"content-type").lower().startswith("multipart/form-data")
         body = _Body(self.limits, upload, receive)
@@ -80,6 +92,10 @@ class AdmissionMiddleware:
         finally:
             for slot in taken:
                 slot.give_back()
+
+    def _authorized(self, scope: Scope) -> bool:
+        scheme, _, token = _header(scope, b"authorization").partition(" ")
+        return scheme.lower() == "bearer" and self.keys.owner(token.strip()) is not None
 
     async def _admit(self, scope: Scope, send: Send, body: "_Body") -> None:
         started = False
@@ -158,7 +174,11 @@ class _Body:
 
 
 async def _answer(
-    scope: Scope, send: Send, status: int, detail: str, headers: dict[str, str] | None = None
+    scope: Scope,
+    send: Send,
+    status: int,
+    detail: str,
+    headers: Mapping[str, str] | None = None,
 ) -> None:
     response = JSONResponse({"detail": detail}, status_code=status, headers=headers)
     await response(scope, _no_receive, send)
