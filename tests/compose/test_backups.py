@@ -42,8 +42,8 @@ def hyphenated(rendered: Rendered) -> Iterator[Stack]:
 def _seed_rows(stack: Stack, conversations: int) -> None:
     """Insert conversations with one message each, in one statement."""
     stack.psql(
-        "WITH c AS (INSERT INTO conversations (id, title, created_at)"
-        " SELECT gen_random_uuid(), 'seeded ' || i, now()"
+        "WITH c AS (INSERT INTO conversations (id, owner, title, created_at)"
+        " SELECT gen_random_uuid(), 'seeded', 'seeded ' || i, now()"
         f" FROM generate_series(1, {conversations}) i RETURNING id, title)"
         " INSERT INTO messages (id, conversation_id, role, content, file_ids, created_at)"
         " SELECT gen_random_uuid(), id, 'user', 'hello from ' || title, '{}', now() FROM c"
@@ -153,7 +153,10 @@ def test_verify_backup_passes_on_a_fresh_dump_and_fails_once_the_data_changed(
 
     # A file name relative to the caller's directory.
     good = run_script(stack, "verify-backup", dump.name, cwd=dump.parent)
-    stack.psql("INSERT INTO conversations VALUES (gen_random_uuid(), 'after the dump', now())")
+    stack.psql(
+        "INSERT INTO conversations (id, owner, title, created_at)"
+        " VALUES (gen_random_uuid(), 'seeded', 'after the dump', now())"
+    )
     changed = run_script(stack, "verify-backup", str(dump), check=False)
     scratch = stack.psql(r"SELECT count(*) FROM pg_database WHERE datname LIKE 'verify\_%'")
 
