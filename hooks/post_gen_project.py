@@ -89,6 +89,26 @@ def write_env(root: Path) -> bool:
     return True
 
 
+# Lines of .env that belong to this machine, not to the answers.
+MACHINE_KEYS = frozenset({"ENVIRONMENT", "SECRETS_GID"})
+
+
+def parse_env(text: str) -> dict[str, str]:
+    """Return the KEY=value lines of an .env text (comments and blank lines left out)."""
+    pairs = (line.split("=", 1) for line in text.splitlines() if "=" in line)
+    return {key.strip(): value for key, value in pairs if not key.lstrip().startswith("#")}
+
+
+def env_differences(kept: str, rendered: str) -> list[str]:
+    """Describe each value of a kept .env that this render's answers would set differently."""
+    old, new = parse_env(kept), parse_env(rendered)
+    return [
+        f"{key}={old.get(key, '(missing)')} in .env, {value} from the answers"
+        for key, value in new.items()
+        if key not in MACHINE_KEYS and old.get(key) != value
+    ]
+
+
 def current_gid() -> int:
     """Return the user's primary group id (0 where the platform has none, as on Windows)."""
     getgid = getattr(os, "getgid", None)
@@ -117,14 +137,21 @@ def write_secrets(root: Path) -> list[str]:
     return written
 
 
-def next_steps(slug: str, port: str, *, env_written: bool, secrets_written: int) -> str:
-    """Return the message printed after generation."""
+def next_steps(slug: str, port: str, *, env_written: bool, secrets_written: list[str]) -> str:
+    """Return the message printed after generation; it counts only what it wrote."""
     env_note = ".env written." if env_written else ".env already existed and was left unchanged."
-    secrets_note = (
-        f"secrets/ holds {secrets_written} new random secrets (never commit it)."
-        if secrets_written
-        else "secrets/ already existed and was left unchanged."
-    )
+    generated = [name for name in secrets_written if name in GENERATED_SECRETS]
+    empty = [name for name in secrets_written if name in EMPTY_SECRETS]
+    notes = []
+    if generated:
+        notes.append(f"secrets/ holds {len(generated)} new random values: {', '.join(generated)}")
+    if empty:
+        notes.append(f"secrets/{', secrets/'.join(empty)} is empty: paste your key there to use it")
+    if secrets_written:
+        notes.append("Never commit secrets/ (it is git-ignored).")
+    else:
+        notes.append("secrets/ already existed and was left unchanged.")
+    secrets_note = "\n".join(notes)
     return "\n".join(
         [
             env_note,
@@ -142,15 +169,31 @@ def next_steps(slug: str, port: str, *, env_written: bool, secrets_written: int)
     )
 
 
+def stale_env_warning(root: Path) -> str:
+    """Return a warning when a kept .env (a re-render with -f) disagrees with the answers."""
+    rendered = (root / ".env.example").read_text(encoding="utf-8")
+    differences = env_differences((root / ".env").read_text(encoding="utf-8"), rendered)
+    if not differences:
+        return ""
+    lines = "\n".join(f"  {difference}" for difference in differences)
+    return (
+        "WARNING: .env was kept (it may hold your own edits) but differs from these answers:\n"
+        f"{lines}\n"
+        "Edit .env to match, or delete it and generate again (secrets/ is kept either way).\n"
+    )
+
+
 def main() -> None:
     """Remove unselected files, write .env and print the next steps."""
     answers = json.loads(ANSWERS_JSON)
     root = Path.cwd()
     remove_unselected(root, answers)
     env_written = write_env(root)
+    if not env_written:
+        print(stale_env_warning(root), end="")
     written = write_secrets(root)
     slug, port = str(answers["project_slug"]), str(answers["api_port"])
-    print(next_steps(slug, port, env_written=env_written, secrets_written=len(written)))
+    print(next_steps(slug, port, env_written=env_written, secrets_written=written))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Reject unsafe or unsupported answers before cookiecutter writes any file.
 
-Runs in cookiecutter's own interpreter, so it uses the standard library only. The file is valid
+Runs in cookiecutter's own interpreter, so it uses the standard library and what cookiecutter
+itself depends on. The file is valid
 Python as stored: the one Jinja expression sits inside a raw string (json.dumps escapes quotes, so
 no answer can close it) and the tests import this module without rendering it.
 """
@@ -10,7 +11,9 @@ from __future__ import annotations
 import json
 import keyword
 import re
+import string
 import sys
+import unicodedata
 from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
@@ -33,9 +36,11 @@ INTEGER_RANGES: dict[str, tuple[int, int]] = {
     "rate_limit_per_minute": (1, 100_000),
 }
 
-# Characters that break YAML, TOML, shell or .env quoting when an answer is pasted into a file.
-FORBIDDEN_CHARACTERS = frozenset("'\"`\\${}<>;|&#")
-FORBIDDEN_TEXT = "quotes, backslash, $ { } < > ; | & # or control characters"
+# Free text lands in TOML strings ("..."), YAML comments, Markdown and the LICENSE. Only these
+# cannot sit there as typed: a double quote or backslash would end or escape a TOML string,
+# and braces would be read as template syntax when answers come from a file (--no-input).
+FORBIDDEN_CHARACTERS = frozenset('"\\{}')
+FORBIDDEN_TEXT = "double quotes, backslashes, braces or control characters"
 
 # Underscores only between words, so "slug".replace("_", "-") is a valid distribution name.
 SLUG_PATTERN = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
@@ -82,6 +87,24 @@ def text_problem(value: str, *, max_length: int, required: bool) -> str | None:
     if forbidden:
         return f"contains {forbidden!r}"
     return None
+
+
+def has_latin_letter(text: str) -> bool:
+    """Tell whether any character is a Latin letter, accents aside ("É" counts, "智" does not)."""
+    return any(unicodedata.normalize("NFKD", ch)[0] in string.ascii_letters for ch in text)
+
+
+def derived_slug_problem(answers: Mapping[str, object]) -> str | None:
+    """Refuse a slug transliterated from a name without Latin letters: ask for one instead."""
+    name, slug = str(answers.get("project_name", "")), str(answers.get("project_slug", ""))
+    if has_latin_letter(name) or not name.strip():
+        return None
+    # cookiecutter depends on python-slugify, so its interpreter (which runs this) has it.
+    from slugify import slugify
+
+    if slug != slugify(name, separator="_"):
+        return None  # chosen by the user, not derived
+    return f"derived from {name!r}, which has no Latin letters: choose a slug"
 
 
 def slug_problem(value: str) -> str | None:
@@ -182,6 +205,8 @@ def error_line(option: str, answers: Mapping[str, object]) -> str | None:
     # str(): the prompt gives strings, but the Python API may pass an int such as 8000.
     value = str(answers[option])
     problem = rule.check(value)
+    if problem is None and option == "project_slug":
+        problem = derived_slug_problem(answers)
     if problem is None:
         return None
     return f"option {option!r} has value {value!r} ({problem}); allowed: {rule.allowed}"

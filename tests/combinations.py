@@ -90,22 +90,17 @@ BAD_ANSWERS = [
         "'project_name' has value '   '",
         id="name-blank",
     ),
-    pytest.param(
-        {"project_name": "Bob's Bot"}, "'project_name' has value \"Bob's Bot\"", id="name-quote"
-    ),
     pytest.param({"project_name": 'Say "hi"'}, "option 'project_name'", id="name-double-quote"),
+    pytest.param({"description": "C:\\agents"}, "option 'description'", id="description-backslash"),
+    pytest.param(
+        # The slug is what cookiecutter derives from that name (python-slugify transliterates).
+        {"project_slug": "zhi_neng_ti", "project_name": "智能体"},
+        "'project_slug' has value 'zhi_neng_ti' (derived from '智能体', which has no Latin letters",
+        id="name-without-latin-letters",
+    ),
     pytest.param(
         {"project_name": "Two\nLines"}, "'project_name' has value 'Two\\nLines'", id="name-newline"
     ),
-    pytest.param(
-        {"project_name": "Cost $HOME"}, "'project_name' has value 'Cost $HOME'", id="name-dollar"
-    ),
-    pytest.param(
-        {"project_name": "Tom & Jerry"},
-        "'project_name' has value 'Tom & Jerry'",
-        id="name-ampersand",
-    ),
-    pytest.param({"project_name": "Bot #1"}, "'project_name' has value 'Bot #1'", id="name-hash"),
     pytest.param(
         {"project_name": "A" * 81, "project_slug": "long_name"},
         "longer than 80 characters",
@@ -159,9 +154,7 @@ BAD_ANSWERS = [
     pytest.param(
         {"description": "x" * 201}, "longer than 200 characters", id="description-too-long"
     ),
-    pytest.param({"description": "Uses `rm`"}, "option 'description'", id="description-backtick"),
     pytest.param({"author_name": ""}, "'author_name' has value ''", id="author-empty"),
-    pytest.param({"author_name": "O'Brien"}, "option 'author_name'", id="author-quote"),
     pytest.param(
         {"author_email": "not-an-email"},
         "'author_email' has value 'not-an-email'",

@@ -19,6 +19,7 @@ from cookiecutter.main import cookiecutter
 from cookiecutter.prompt import prompt_for_config
 
 from tests.combinations import BAD_ANSWERS, SUPPORTED_COMBINATIONS
+from tests.project import render
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PROJECT = ROOT / "{{cookiecutter.project_slug}}"
@@ -26,7 +27,7 @@ COOKIECUTTER_JSON = ROOT / "cookiecutter.json"
 CHOICES = {
     key: value
     for key, value in json.loads(COOKIECUTTER_JSON.read_text()).items()
-    if isinstance(value, list)
+    if isinstance(value, list) and not key.startswith("_")
 }
 # Any unrendered expression, tag or comment contains one of these openers. "${{" is left alone:
 # it is a GitHub Actions expression. A bare "}}" is not searched for: it closes nested dicts in
@@ -314,3 +315,55 @@ def test_bad_answer_is_refused_before_writing(
     # The hook ran after cookiecutter created the project directory, which it must have removed.
     assert output_dir.is_dir()
     assert list(output_dir.iterdir()) == []
+
+
+# Free text as real teams write it: every character the hook accepts that means something in
+# one of the file formats it lands in.
+REAL_NAMES = {
+    "project_name": "O'Brien's Q&A #1 <Bot> Café",
+    "description": "Answers Q&A for C# & F# teams; it's 100% <safe>, `quoted` and $HOME-free | ok",
+    "author_name": "Seán O'Brien & Co. #2",
+}
+
+
+def test_real_names_land_intact_in_every_file(tmp_path: Path) -> None:
+    project = render(tmp_path, REAL_NAMES)
+    root = project.path
+    name, description, author = (
+        REAL_NAMES[k] for k in ("project_name", "description", "author_name")
+    )
+
+    files = [path for path in root.rglob("*") if path.is_file() and "secrets" not in path.parts]
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        if path.suffix in {".yaml", ".yml"}:
+            yaml.safe_load(text)
+        elif path.suffix == ".json":
+            json.loads(text)
+        elif path.suffix == ".toml" or path.name == "uv.lock":
+            tomllib.loads(text)
+    pyproject = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    readme = (root / "README.md").read_text().splitlines()
+
+    assert root.name == "o_brien_s_q_a_1_bot_cafe"
+    assert pyproject["description"] == description
+    assert pyproject["authors"][0]["name"] == author
+    assert readme[0] == f"# {name}"
+    assert readme[2] == description
+    assert (root / "compose.yaml").read_text().splitlines()[0] == f"# {name}: the whole stack."
+    assert (root / "config" / "config.yaml").read_text().splitlines()[0].endswith(f"{name}.")
+    assert "Copyright (c) " in (root / "LICENSE").read_text()
+    assert author in (root / "LICENSE").read_text()
+
+
+@pytest.mark.parametrize(
+    ("name", "slug"),
+    [("Café Agent", "cafe_agent"), ("Ärger-Bot", "arger_bot"), ("Ñandú  API v2", "nandu_api_v2")],
+)
+def test_the_slug_is_transliterated_from_names_with_accents(
+    tmp_path: Path, name: str, slug: str
+) -> None:
+    project = render(tmp_path, {"project_name": name})
+
+    assert project.path.name == slug
+    assert (project.path / "README.md").read_text().splitlines()[0] == f"# {name}"
