@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import stat
 import tomllib
 from collections.abc import Iterator
@@ -367,3 +368,26 @@ def test_the_slug_is_transliterated_from_names_with_accents(
 
     assert project.path.name == slug
     assert (project.path / "README.md").read_text().splitlines()[0] == f"# {name}"
+
+
+def test_code_scripts_and_tests_are_copied_without_rendering(tmp_path: Path) -> None:
+    # A copy of the template with a file whose braces belong to another tool, in each such folder.
+    template = tmp_path / "template"
+    for folder in ("hooks", "templates"):
+        shutil.copytree(ROOT / folder, template / folder)
+    shutil.copy(COOKIECUTTER_JSON, template / "cookiecutter.json")
+    shutil.copytree(
+        TEMPLATE_PROJECT,
+        template / TEMPLATE_PROJECT.name,
+        ignore=shutil.ignore_patterns("__pycache__", ".venv"),
+    )
+    foreign = "value: {{ .Values.image }} {% raw %} ${{ github.sha }}\n"
+    unrendered = json.loads(COOKIECUTTER_JSON.read_text())["_copy_without_render"]
+    for directory in unrendered:
+        (template / TEMPLATE_PROJECT.name / directory / "foreign.txt").write_text(foreign)
+
+    out = Path(cookiecutter(str(template), no_input=True, output_dir=str(tmp_path / "out")))
+
+    assert sorted(unrendered) == ["app", "scripts", "tests"]
+    assert [(out / d / "foreign.txt").read_text() for d in unrendered] == [foreign] * 3
+    assert (out / "app" / "main.py").read_bytes() == (TEMPLATE_PROJECT / "app/main.py").read_bytes()
