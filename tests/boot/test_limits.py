@@ -61,6 +61,7 @@ def service(
                 "max_bytes": FILE_BYTES,
                 "max_total_bytes_per_key": QUOTA_FILES * FILE_BYTES,
                 "max_concurrent": 16,
+                "max_concurrent_per_key": 16,  # the quota, not the slots, must refuse here
             },
             "requests": {"body_timeout_seconds": BODY_TIMEOUT_SECONDS},
             "rate_limit": {"requests": 10_000},

@@ -64,5 +64,6 @@ def _body_limits(settings: Settings) -> BodyLimits:
         max_upload_bytes=uploads.max_bytes,
         max_bodies_in_flight=requests.max_bodies_in_flight,
         max_uploads_in_flight=uploads.max_concurrent,
+        max_uploads_per_key=uploads.max_concurrent_per_key,
         timeout_seconds=requests.body_timeout_seconds,
     )

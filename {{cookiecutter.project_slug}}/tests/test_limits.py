@@ -115,6 +115,30 @@ async def test_uploads_past_the_concurrency_bound_get_503_with_retry_after(
     assert after.status_code == 201
 
 
+@pytest.mark.parametrize(
+    "config_overrides", [{"uploads": {"max_concurrent": 4, "max_concurrent_per_key": 1}}]
+)
+async def test_one_key_cannot_take_every_upload_slot(client: AsyncClient) -> None:
+    body = _slow_upload()
+    headers = {"Content-Type": "multipart/form-data; boundary=x"}
+    slow = asyncio.create_task(client.post("/v1/files", content=body, headers=headers))
+    await body.reading.wait()  # the key's only upload slot is taken
+
+    same_key = await _upload(client, 10)
+    other_key = await _upload(client, 10, headers=AS_OTHER)
+    body.release.set()
+    admitted = await slow
+    after = await _upload(client, 10)
+
+    assert same_key.status_code == 429
+    assert same_key.headers["retry-after"] == "1"
+    assert same_key.json()["detail"] == (
+        "too many uploads of this key in progress (limit 1); retry shortly"
+    )
+    assert other_key.status_code == 201
+    assert (admitted.status_code, after.status_code) == (201, 201)
+
+
 @pytest.mark.parametrize("config_overrides", [{"uploads": {"max_concurrent": 1}}])
 async def test_a_body_without_a_valid_key_is_refused_before_it_is_read(
     client: AsyncClient,

@@ -26,17 +26,20 @@ class BodyLimits:
     max_upload_bytes: int
     max_bodies_in_flight: int
     max_uploads_in_flight: int
+    max_uploads_per_key: int
     timeout_seconds: float
 
 
 @dataclass(slots=True)
 class Slots:
-    """A count of what is in flight, up to a limit."""
+    """A count of what is in flight, up to a limit, and the answer once it is reached."""
 
     # The event loop runs one task at a time: checking and taking a slot, with no await in
     # between, cannot race.
 
     limit: int
+    status: int
+    detail: str
     taken: int = 0
 
     def try_take(self) -> bool:
@@ -65,14 +68,18 @@ class AdmissionMiddleware:
         self.limits = limits
         self.keys = keys
         self.protected_prefix = protected_prefix
-        self.bodies = Slots(limits.max_bodies_in_flight)
-        self.uploads = Slots(limits.max_uploads_in_flight)
+        bodies, uploads = limits.max_bodies_in_flight, limits.max_uploads_in_flight
+        self.bodies = Slots(bodies, 503, _busy("requests with a body", bodies))
+        self.uploads = Slots(uploads, 503, _busy("uploads", uploads))
+        # So that one key cannot take every upload slot; entries go when their count is 0.
+        self.uploads_by_owner: dict[str, Slots] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not _has_body(scope):
             await self.app(scope, receive, send)
             return
-        if scope["path"].startswith(self.protected_prefix) and not self._authorized(scope):
+        owner = self._owner(scope)
+        if scope["path"].startswith(self.protected_prefix) and owner is None:
             # Before a byte of the body is read: a caller without a key holds no slot.
             refusal = unauthorized()
             await _answer(scope, send, refusal.status_code, refusal.detail, refusal.headers)
@@ -82,20 +89,31 @@ class AdmissionMiddleware:
         if _declared_length(scope) > body.max_bytes:
             await _answer(scope, send, 413, body.too_large())
             return
-        slots = [self.bodies, self.uploads] if upload else [self.bodies]
-        taken = [slot for slot in slots if slot.try_take()]
+        slots = [self.bodies]
+        if upload:
+            slots += [self._owner_uploads(owner), self.uploads] if owner else [self.uploads]
+        taken: list[Slots] = []
         try:
-            if len(taken) < len(slots):
-                await self._refuse_busy(scope, send, body, upload)
-            else:
-                await self._admit(scope, send, body)
+            for slot in slots:
+                if not slot.try_take():
+                    await self._refuse_busy(scope, send, body, slot)
+                    return
+                taken.append(slot)
+            await self._admit(scope, send, body)
         finally:
             for slot in taken:
                 slot.give_back()
+            if owner in self.uploads_by_owner and self.uploads_by_owner[owner].taken == 0:
+                del self.uploads_by_owner[owner]
 
-    def _authorized(self, scope: Scope) -> bool:
+    def _owner(self, scope: Scope) -> str | None:
         scheme, _, token = _header(scope, b"authorization").partition(" ")
-        return scheme.lower() == "bearer" and self.keys.owner(token.strip()) is not None
+        return self.keys.owner(token.strip()) if scheme.lower() == "bearer" else None
+
+    def _owner_uploads(self, owner: str) -> Slots:
+        limit = self.limits.max_uploads_per_key
+        detail = f"too many uploads of this key in progress (limit {limit}); retry shortly"
+        return self.uploads_by_owner.setdefault(owner, Slots(limit, 429, detail))
 
     async def _admit(self, scope: Scope, send: Send, body: "_Body") -> None:
         started = False
@@ -117,16 +135,17 @@ class AdmissionMiddleware:
         if body.refused is not None and not started:
             await _answer(scope, send, body.refused.status, body.refused.detail)
 
-    async def _refuse_busy(self, scope: Scope, send: Send, body: "_Body", upload: bool) -> None:
+    async def _refuse_busy(self, scope: Scope, send: Send, body: "_Body", full: Slots) -> None:
         # Read and discard the body first: answering while the client is still sending
         # makes the server close the connection, and most clients then lose the answer.
         # Discarding holds no memory and no disk, and stops at the size and time limits.
         await body.discard()
-        what = "uploads" if upload else "requests with a body"
-        limit = self.limits.max_uploads_in_flight if upload else self.limits.max_bodies_in_flight
-        detail = f"too many {what} in progress (limit {limit}); retry shortly"
         headers = {"Retry-After": str(BUSY_RETRY_AFTER_SECONDS)}
-        await _answer(scope, send, 503, detail, headers)
+        await _answer(scope, send, full.status, full.detail, headers)
+
+
+def _busy(what: str, limit: int) -> str:
+    return f"too many {what} in progress (limit {limit}); retry shortly"
 
 
 class _Body:

@@ -63,6 +63,7 @@ class UploadsConfig(_Section):
     max_bytes: PositiveInt = 10 * 1024 * 1024
     max_total_bytes_per_key: PositiveInt = 1000 * 1024 * 1024
     max_concurrent: PositiveInt = 16
+    max_concurrent_per_key: PositiveInt = 4
     allowed_content_types: frozenset[str] = frozenset({"text/plain", "application/json"})
 
     @model_validator(mode="after")
