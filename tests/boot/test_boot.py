@@ -276,6 +276,35 @@ def test_bad_config_stops_start_up_with_one_line_naming_the_key(
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (
+            {"DATABASE_URL": "postgresql://app@127.0.0.1:1/app", "DATABASE_PASSWORD_FILE": "/nope"},
+            "configuration error: DATABASE_PASSWORD_FILE=/nope cannot be read: "
+            "No such file or directory",
+        ),
+        (
+            {"DATABASE_URL": "not a url"},
+            "configuration error: invalid settings: DATABASE_URL: must be a postgresql:// URL",
+        ),
+    ],
+    ids=["unreadable-password-file", "bad-url"],
+)
+def test_bad_settings_stop_migrations_with_the_apis_one_line(
+    service: Service, settings: dict[str, str], message: str
+) -> None:
+    alembic = str(service.project.path / ".venv/bin/alembic")
+
+    result = service.project.run(
+        alembic, "upgrade", "head", env={**service.api.env, **settings}, check=False
+    )
+
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == message
+    assert "Traceback" not in result.stderr
+
+
 def test_concurrent_migration_runs_migrate_once(
     service: Service, postgres: PostgresServer, request: pytest.FixtureRequest
 ) -> None:

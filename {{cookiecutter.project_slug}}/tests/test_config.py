@@ -124,11 +124,12 @@ def test_placeholder_secrets_are_refused_outside_development(
     ("env", "fragment"),
     [
         ({"DATABASE_URL": "mysql://u:p@h/d"}, "DATABASE_URL: must be a postgresql://"),
+        ({"DATABASE_URL": "not a url"}, "DATABASE_URL: must be a postgresql://"),
         ({"REDIS_URL": "http://redis"}, "REDIS_URL: must be a redis://"),
         ({"API_KEYS": " , "}, "API_KEYS must hold at least one key"),
         ({"ENVIRONMENT": "staging"}, "ENVIRONMENT: Input should be"),
     ],
-    ids=["db-scheme", "redis-scheme", "no-api-keys", "unknown-environment"],
+    ids=["db-scheme", "db-not-a-url", "redis-scheme", "no-api-keys", "unknown-environment"],
 )
 def test_bad_environment_values_are_named(
     config_file: Path, monkeypatch: pytest.MonkeyPatch, env: dict[str, str], fragment: str

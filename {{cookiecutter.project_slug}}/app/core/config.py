@@ -30,6 +30,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG_FILE = Path("config/config.yaml")
@@ -111,7 +112,10 @@ class AppConfig(_Section):
 
 def async_database_url(url: str) -> str:
     """Return the URL with the asyncpg driver, accepting the usual postgresql:// form."""
-    parsed = make_url(url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ValueError("must be a postgresql:// URL") from None
     if parsed.get_backend_name() not in {"postgresql", "postgres"}:
         raise ValueError("must be a postgresql:// URL")
     return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
@@ -352,6 +356,14 @@ def load_settings(**overrides: Any) -> Settings:
     raw_config = read_config_file(config_file)
     try:
         return Settings(config=raw_config, **overrides)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid settings: {_describe(exc)}") from None
+
+
+def load_part[S: BaseSettings](settings_cls: type[S]) -> S:
+    """Build one part of the settings (migrations need only some), failing as load_settings does."""
+    try:
+        return settings_cls()
     except ValidationError as exc:
         raise ConfigError(f"invalid settings: {_describe(exc)}") from None
 

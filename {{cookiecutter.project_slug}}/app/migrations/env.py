@@ -9,7 +9,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.conversations import models as _conversations  # noqa: F401  (registers tables)
-from app.core.config import DatabaseSettings, async_database_url
+from app.core.config import ConfigError, DatabaseSettings, async_database_url, load_part
 from app.core.db import Base
 from app.files import models as _files  # noqa: F401  (registers tables)
 
@@ -26,7 +26,7 @@ def database_url() -> str:
     url = config.get_main_option("sqlalchemy.url")
     if url:
         return async_database_url(url)
-    return DatabaseSettings().database_url.get_secret_value()
+    return load_part(DatabaseSettings).database_url.get_secret_value()
 
 
 def run_offline() -> None:
@@ -53,7 +53,11 @@ async def run_online() -> None:
         await engine.dispose()
 
 
-if context.is_offline_mode():
-    run_offline()
-else:
-    asyncio.run(run_online())
+try:
+    if context.is_offline_mode():
+        run_offline()
+    else:
+        asyncio.run(run_online())
+except ConfigError as exc:
+    # The same one line as the api gives (app.main.create_app), not a traceback.
+    raise SystemExit(f"configuration error: {exc}") from None

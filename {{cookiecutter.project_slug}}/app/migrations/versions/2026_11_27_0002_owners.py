@@ -14,9 +14,8 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
-from pydantic import ValidationError
 
-from app.core.config import KeySettings
+from app.core.config import ConfigError, KeySettings, load_part
 from app.core.security import owner_of
 
 revision: str = "0002"
@@ -63,12 +62,12 @@ def _has_rows() -> bool:
 
 def _first_key_owner() -> str:
     try:
-        keys = KeySettings()  # values come from the environment
-    except ValidationError as exc:
+        keys = load_part(KeySettings)
+    except ConfigError as exc:
         # PostgreSQL runs the whole migration in one transaction: nothing has changed.
-        raise RuntimeError(
+        raise ConfigError(
             "migration 0002 gives existing conversations and files to the first key in "
             "API_KEYS, and needs API_KEYS and SECRET_KEY (or API_KEYS_FILE and "
-            f"SECRET_KEY_FILE) for that: {exc.error_count()} missing or invalid"
+            f"SECRET_KEY_FILE) for that: {exc}"
         ) from None
     return owner_of(keys.api_keys[0], keys.secret_key)
