@@ -76,6 +76,7 @@ def test_no_secret_in_the_image_files(stack: Stack) -> None:
         "grep",
         stack.images.api,
         "-rlI",
+        "-e",  # a secret may start with "-" (token_urlsafe): never let grep read it as an option
         pattern,
         "/app",
         "/etc",
