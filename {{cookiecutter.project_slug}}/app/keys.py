@@ -29,6 +29,7 @@ async def move_rows(*, session: AsyncSession, old: str, new: str) -> dict[str, i
     moved = {}
     for model in OWNED_MODELS:
         result = await session.execute(update(model).where(model.owner == old).values(owner=new))
+        # An UPDATE gives a CursorResult; session.execute is typed as the wider Result.
         moved[model.__tablename__] = result.rowcount  # type: ignore[attr-defined]
     await session.commit()
     return moved

@@ -9,6 +9,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -75,18 +76,19 @@ class AdmissionMiddleware:
         self.uploads_by_owner: dict[str, Slots] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not _has_body(scope):
+        headers = Headers(scope=scope) if scope["type"] == "http" else None
+        if headers is None or not _has_body(headers):
             await self.app(scope, receive, send)
             return
-        owner = self._owner(scope)
+        owner = self._owner(headers)
         if scope["path"].startswith(self.protected_prefix) and owner is None:
             # Before a byte of the body is read: a caller without a key holds no slot.
             refusal = unauthorized()
             await _answer(scope, send, refusal.status_code, refusal.detail, refusal.headers)
             return
-        upload = _header(scope, b"content-type").lower().startswith("multipart/form-data")
+        upload = headers.get("content-type", "").lower().startswith("multipart/form-data")
         body = _Body(self.limits, upload, receive)
-        if _declared_length(scope) > body.max_bytes:
+        if _declared_length(headers) > body.max_bytes:
             await _answer(scope, send, 413, body.too_large())
             return
         slots = [self.bodies]
@@ -106,8 +108,8 @@ class AdmissionMiddleware:
             if owner in self.uploads_by_owner and self.uploads_by_owner[owner].taken == 0:
                 del self.uploads_by_owner[owner]
 
-    def _owner(self, scope: Scope) -> str | None:
-        scheme, _, token = _header(scope, b"authorization").partition(" ")
+    def _owner(self, headers: Headers) -> str | None:
+        scheme, _, token = headers.get("authorization", "").partition(" ")
         return self.keys.owner(token.strip()) if scheme.lower() == "bearer" else None
 
     def _owner_uploads(self, owner: str) -> Slots:
@@ -207,17 +209,10 @@ async def _no_receive() -> Message:
     return {"type": "http.disconnect"}
 
 
-def _has_body(scope: Scope) -> bool:
-    return _declared_length(scope) > 0 or bool(_header(scope, b"transfer-encoding"))
+def _has_body(headers: Headers) -> bool:
+    return _declared_length(headers) > 0 or bool(headers.get("transfer-encoding"))
 
 
-def _header(scope: Scope, name: bytes) -> str:
-    for key, value in scope["headers"]:
-        if key == name:
-            return bytes(value).decode("latin-1")
-    return ""
-
-
-def _declared_length(scope: Scope) -> int:
-    digits = _header(scope, b"content-length")
+def _declared_length(headers: Headers) -> int:
+    digits = headers.get("content-length", "")
     return int(digits) if digits.isdigit() else 0

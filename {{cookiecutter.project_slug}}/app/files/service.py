@@ -79,11 +79,10 @@ async def _reserve(session: AsyncSession, owner: str, size: int, quota: int) -> 
     Without it, two concurrent uploads could each see room for themselves and both land.
     """
     await session.execute(select(func.pg_advisory_xact_lock(QUOTA_LOCK, func.hashtext(owner))))
-    used = await session.scalar(
-        select(func.coalesce(func.sum(StoredFile.size_bytes), 0)).where(StoredFile.owner == owner)
-    )
-    if (used or 0) + size > quota:
-        raise QuotaExceededError(quota=quota, used=used or 0, size=size)
+    total = select(func.sum(StoredFile.size_bytes)).where(StoredFile.owner == owner)
+    used = await session.scalar(total) or 0  # no files: NULL
+    if used + size > quota:
+        raise QuotaExceededError(quota=quota, used=used, size=size)
 
 
 async def delete_file(*, session: AsyncSession, record: StoredFile, directory: Path) -> None:
