@@ -63,9 +63,17 @@ def new_secret() -> str:
     return secrets.token_urlsafe(32)
 
 
+def machine_values(secrets_gid: int) -> dict[str, str]:
+    """Return the .env values set for this machine, not taken from the answers."""
+    return {"ENVIRONMENT": "development", "SECRETS_GID": str(secrets_gid)}
+
+
+MACHINE_KEYS = frozenset(machine_values(0))
+
+
 def env_from_example(example: str, *, secrets_gid: int) -> str:
     """Return .env text: ENVIRONMENT=development and SECRETS_GID set, other lines as given."""
-    values = {"ENVIRONMENT": "development", "SECRETS_GID": str(secrets_gid)}
+    values = machine_values(secrets_gid)
     lines = []
     for line in example.splitlines():
         key = line.split("=", 1)[0]
@@ -87,10 +95,6 @@ def write_env(root: Path) -> bool:
     with os.fdopen(fd, "w", encoding="utf-8") as env_file:
         env_file.write(text)
     return True
-
-
-# Lines of .env that belong to this machine, not to the answers.
-MACHINE_KEYS = frozenset({"ENVIRONMENT", "SECRETS_GID"})
 
 
 def parse_env(text: str) -> dict[str, str]:
