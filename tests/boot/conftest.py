@@ -21,7 +21,7 @@ from tests.harness.servers import (
     start_postgres,
     start_redis,
 )
-from tests.project import Project, install, render
+from tests.project import Project, install, project_env, render
 
 S = TypeVar("S", PostgresServer, RedisServer)
 READY_SECONDS = 60.0
@@ -127,3 +127,16 @@ def config_file(project: Project, path: Path, overrides: dict[str, dict[str, Any
         config[section] = {**config.get(section, {}), **values}
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+def api_env(work: Path, *, database_url: str, redis_url: str, **values: str) -> dict[str, str]:
+    """Environment of an api run in production mode; logs and uploads under work/."""
+    return project_env(
+        ENVIRONMENT="production",
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        SECRET_KEY=new_secret(),
+        LOGS_DIR=str(work / "logs"),
+        UPLOADS_DIR=str(work / "uploads"),
+        **values,
+    )

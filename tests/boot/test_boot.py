@@ -15,7 +15,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.boot.conftest import Process, new_secret, start_api
+from tests.boot.conftest import Process, api_env, new_secret, start_api
 from tests.combinations import SUPPORTED_COMBINATIONS
 from tests.harness.environment import free_port
 from tests.harness.servers import PostgresServer, RedisServer
@@ -65,15 +65,12 @@ def service(
     work = tmp_path_factory.mktemp("boot")
     project = install(render(work / "out", answers))
     database = f"boot_{request.param_index}"
-    env = project_env(
-        ENVIRONMENT="production",
-        DATABASE_URL=postgres.create_database(database),
-        REDIS_URL=redis_server.url,
+    env = api_env(
+        work,
+        database_url=postgres.create_database(database),
+        redis_url=redis_server.url,
         API_KEYS=f"{new_secret()},{new_secret()}",
-        SECRET_KEY=new_secret(),
         OPENAI_API_KEY=new_secret(),
-        LOGS_DIR=str(work / "logs"),
-        UPLOADS_DIR=str(work / "uploads"),
     )
     fake = fake_url = None
     if answers.get("llm_provider") == "openai":

@@ -13,9 +13,9 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.boot.conftest import Process, config_file, new_secret, start_api
+from tests.boot.conftest import Process, api_env, config_file, new_secret, start_api
 from tests.harness.servers import PostgresServer, RedisServer
-from tests.project import Project, project_env
+from tests.project import Project
 
 FILE_BYTES = 100_000
 QUOTA_FILES = 5
@@ -69,15 +69,12 @@ def service(
         },
     )
     keys = [new_secret(), new_secret()]
-    env = project_env(
+    env = api_env(
+        work,
+        database_url=postgres.create_database("limits"),
+        redis_url=redis_server.url,
         CONFIG_FILE=str(config),
-        ENVIRONMENT="production",
-        DATABASE_URL=postgres.create_database("limits"),
-        REDIS_URL=redis_server.url,
         API_KEYS=",".join(keys),
-        SECRET_KEY=new_secret(),
-        LOGS_DIR=str(work / "logs"),
-        UPLOADS_DIR=str(work / "uploads"),
     )
     default_project.uv("run", "--locked", "alembic", "upgrade", "head", env=env)
     api, base_url = start_api(default_project, env, work / "api.log")

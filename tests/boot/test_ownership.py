@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.boot.conftest import Process, config_file, new_secret, start_api
+from tests.boot.conftest import Process, api_env, config_file, new_secret, start_api
 from tests.harness.servers import PostgresServer, RedisServer
 from tests.project import Project, project_env
 
@@ -60,16 +60,13 @@ def service(
     work = tmp_path_factory.mktemp("owners-api")
     # These tests count rows, not requests.
     config = config_file(project, work / "config.yaml", {"rate_limit": {"requests": 10_000}})
-    env = project_env(
+    env = api_env(
+        work,
+        database_url=postgres.create_database("owners"),
+        redis_url=redis_server.url,
         CONFIG_FILE=str(config),
-        ENVIRONMENT="production",
-        DATABASE_URL=postgres.create_database("owners"),
-        REDIS_URL=redis_server.url,
         # alpha is named, so it can be rotated; beta is a bare key.
         API_KEYS=f"alpha:{keys['alpha']},{keys['beta']}",
-        SECRET_KEY=new_secret(),
-        LOGS_DIR=str(work / "logs"),
-        UPLOADS_DIR=str(work / "uploads"),
     )
     project.uv("run", "--locked", "alembic", "upgrade", "head", env=env)
     api, base_url = start_api(project, env, work / "api.log")
@@ -230,13 +227,11 @@ def test_migration_gives_rows_from_before_it_to_the_first_key(
     assert with_keys.returncode == 0, with_keys.stderr
     expected = hmac.new(secret_key.encode(), first_key.encode(), "sha256").hexdigest()[:32]
     assert owners == [f"key:{expected}"] * 2
-    env = project_env(
-        **{k: v for k, v in keyed.items() if k in {"DATABASE_URL", "API_KEYS", "SECRET_KEY"}},
-        ENVIRONMENT="production",
-        REDIS_URL=redis_server.url,
-        LOGS_DIR=str(tmp_path / "logs"),
-        UPLOADS_DIR=str(tmp_path / "uploads"),
-    )
+    env = {
+        **api_env(tmp_path, database_url=keyed["DATABASE_URL"], redis_url=redis_server.url),
+        "API_KEYS": keyed["API_KEYS"],
+        "SECRET_KEY": secret_key,
+    }
     api, base_url = start_api(project, env, tmp_path / "api.log")
     try:
         first = httpx.get(
