@@ -187,17 +187,51 @@ def stale_env_warning(root: Path) -> str:
     )
 
 
+def cruft_update_parent(cmdline: Path) -> bool | None:
+    """Say whether the process that runs this hook is `cruft update`; None when unknown.
+
+    cruft update renders the template twice (the project's commit and the new one) into
+    scratch directories and merges the difference; neither render is the user's project.
+    The command line comes from /proc (Linux); elsewhere the answer is unknown.
+    """
+    try:
+        args = cmdline.read_bytes().split(b"\0")
+    except OSError:
+        return None
+    words = [arg.decode(errors="replace") for arg in args]
+    return "cruft" in map(os.path.basename, words) and "update" in words
+
+
+def scratch_note(commit: str) -> str:
+    """What `cruft update` shows for each of its renders instead of the generation message."""
+    return (
+        f"cruft update: rendered the template at {commit[:12]} in a scratch directory to merge\n"
+        "  its changes; secrets/, .env and backups/ of your project are left as they are\n"
+        "  ([tool.cruft] skip in pyproject.toml).\n"
+    )
+
+
 def main() -> None:
     """Remove unselected files, write .env and print the next steps."""
     answers = json.loads(ANSWERS_JSON)
     root = Path.cwd()
     remove_unselected(root, answers)
+    # The same files in every render, scratch or not: cruft update merges the difference
+    # between two renders, and a file that only one of them had would be added or deleted.
     env_written = write_env(root)
+    written = write_secrets(root)
+    commit = answers.get("_commit")  # set by cruft, never by cookiecutter alone
+    under_update = commit and cruft_update_parent(Path(f"/proc/{os.getppid()}/cmdline"))
+    if under_update:
+        print(scratch_note(str(commit)), end="")
+        return
     if not env_written:
         print(stale_env_warning(root), end="")
-    written = write_secrets(root)
     slug, port = str(answers["project_slug"]), str(answers["api_port"])
     print(next_steps(slug, port, env_written=env_written, secrets_written=written))
+    if commit and under_update is None:
+        print("(During cruft update, this message describes cruft's scratch render, not your")
+        print(" project: its secrets/, .env and backups/ are skipped.)")
 
 
 if __name__ == "__main__":

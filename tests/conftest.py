@@ -1,17 +1,22 @@
-"""Test tiers by directory: render, quality, boot, compose (and the harness under boot).
+"""Test tiers by directory: render, quality, boot, update, compose (and the harness under boot).
 
-Select a tier with `-m render`, `-m quality`, `-m boot` or `-m compose`; the default runs all.
+Select a tier with `-m render`, `-m quality`, `-m boot`, `-m update` or `-m compose`; the
+default runs all.
 """
 
 from pathlib import Path
 
 import pytest
 
+# Real PostgreSQL and Redis servers, for the tiers that run a project's code (boot, update).
+pytest_plugins = ["tests.harness.fixtures"]
+
 TIERS = {
     "render": "render",
     "quality": "quality",
     "boot": "boot",
     "harness": "boot",
+    "update": "update",
     "compose": "compose",
 }
 

@@ -4,49 +4,19 @@ import secrets
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
 import yaml
 
-from tests.harness.environment import free_port, need
-from tests.harness.servers import (
-    PostgresServer,
-    RedisServer,
-    ServerUnavailable,
-    start_postgres,
-    start_redis,
-)
+from tests.harness.environment import free_port
 from tests.project import Project, install, project_env, render
 
-S = TypeVar("S", PostgresServer, RedisServer)
 READY_SECONDS = 60.0
 STOP_SECONDS = 30.0
-
-
-def _started(start: Callable[[Path], S], directory: Path) -> Iterator[S]:
-    """Start a server in the directory and stop it afterwards; skip (fail under CI) without it."""
-    try:
-        server = start(directory)
-    except ServerUnavailable as exc:
-        need(False, str(exc))
-        raise
-    with server:
-        yield server
-
-
-@pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
-    yield from _started(start_postgres, tmp_path_factory.mktemp("postgres"))
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    yield from _started(start_redis, tmp_path_factory.mktemp("redis"))
 
 
 @dataclass

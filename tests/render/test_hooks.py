@@ -436,3 +436,33 @@ def test_machine_values_of_a_kept_env_are_not_differences() -> None:
         "DATABASE_URL=(missing) in .env, postgresql://bot@localhost:5432/bot from the answers",
         "DATABASE_PASSWORD_FILE=(missing) in .env, secrets/postgres_password from the answers",
     ]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ([b"/usr/bin/python3", b"/home/me/.venv/bin/cruft", b"update", b"-y"], True),
+        ([b"python", b"-m", b"cruft", b"update"], True),
+        ([b"/usr/bin/python3", b"/home/me/.venv/bin/cruft", b"create", b"https://x/update"], False),
+        ([b"/usr/bin/python3", b"/home/me/.venv/bin/cookiecutter", b"."], False),
+    ],
+)
+def test_cruft_update_is_told_from_its_command_line(
+    tmp_path: Path, args: list[bytes], expected: bool
+) -> None:
+    cmdline = tmp_path / "cmdline"
+    cmdline.write_bytes(b"\0".join(args) + b"\0")
+
+    assert post_gen.cruft_update_parent(cmdline) is expected
+
+
+def test_cruft_update_is_unknown_without_proc(tmp_path: Path) -> None:
+    assert post_gen.cruft_update_parent(tmp_path / "absent") is None
+
+
+def test_scratch_note_names_the_commit_and_what_is_skipped() -> None:
+    note = post_gen.scratch_note("0123456789abcdef0123")
+
+    assert "0123456789ab " in note
+    assert "secrets/, .env and backups/" in note
+    assert "new random values" not in note
