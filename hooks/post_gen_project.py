@@ -19,7 +19,7 @@ ANSWERS_JSON = r"""{{ cookiecutter | jsonify }}"""
 # (option, value) -> paths that only belong in the project when the option has that value.
 OPTIONAL_PATHS: dict[tuple[str, str], list[str]] = {
     ("ci", "github"): [".github"],
-    ("ci", "gitlab"): [".gitlab-ci.yml"],
+    ("ci", "gitlab"): [".gitlab-ci.yml", "renovate.json"],
 }
 
 # One file per secret under secrets/, handed to the containers as compose secrets. The value

@@ -33,6 +33,33 @@ def test_lock_matches_pyproject(project: Project) -> None:
     project.uv("lock", "--check")
 
 
+def test_pre_commit_hooks_pass_on_every_file(
+    project: Project, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """What CI runs first, and what every commit of the team will run (ruff, mypy, file checks)."""
+    home = tmp_path_factory.mktemp("pre-commit-home")
+    env = {
+        # The mypy hook runs `uv run --locked mypy`, the very command test_mypy_strict_passes
+        # runs; skipping it here (pre-commit's SKIP) saves a minute per combination.
+        "SKIP": "mypy",
+        "PRE_COMMIT_HOME": str(home),
+        "GIT_AUTHOR_NAME": "Quality Tier",
+        "GIT_AUTHOR_EMAIL": "quality@example.com",
+        "GIT_COMMITTER_NAME": "Quality Tier",
+        "GIT_COMMITTER_EMAIL": "quality@example.com",
+    }
+    if not (project.path / ".git").exists():
+        project.run("git", "init", "-q", "-b", "main", env=env)
+        project.run("git", "add", "-A", env=env)
+    result = project.uv(
+        "run", "--locked", "pre-commit", "run", "--all-files", "--show-diff-on-failure", env=env
+    )
+
+    assert "Failed" not in result.stdout
+    assert result.stdout.count("Passed") >= 10, result.stdout
+    assert "mypy --strict" in result.stdout  # listed as Skipped, so the hook is wired
+
+
 def test_no_template_syntax_in_generated_python(project: Project) -> None:
     offenders = [
         str(path.relative_to(project.path))

@@ -249,9 +249,9 @@ def test_rendered_hook_survives_hostile_answers(name: str) -> None:
 @pytest.mark.parametrize(
     ("ci", "removed"),
     [
-        ("github", [".gitlab-ci.yml"]),
+        ("github", [".gitlab-ci.yml", "renovate.json"]),
         ("gitlab", [".github"]),
-        ("none", [".github", ".gitlab-ci.yml"]),
+        ("none", [".github", ".gitlab-ci.yml", "renovate.json"]),
     ],
 )
 def test_unselected_paths(ci: str, removed: list[str]) -> None:
