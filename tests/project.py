@@ -1,6 +1,7 @@
 """Render the template and drive the generated project with its own locked tools."""
 
 import os
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,24 +30,31 @@ class Project:
         self, *args: str, env: dict[str, str] | None = None, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
         """Run a command in the project; on failure the error shows its output."""
-        result = subprocess.run(
-            args,
-            cwd=self.path,
-            env={**env_for_uv(), **(env or {})},
-            capture_output=True,
-            text=True,
-            timeout=COMMAND_TIMEOUT,
-            check=False,
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(
-                f"{' '.join(args)} exited {result.returncode} in {self.path}\n"
-                f"--- stdout ---\n{result.stdout[-6000:]}\n--- stderr ---\n{result.stderr[-6000:]}"
-            )
-        return result
+        return run_command(*args, cwd=self.path, env={**env_for_uv(), **(env or {})}, check=check)
 
     def uv(self, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
         return self.run(uv(), *args, **kwargs)
+
+
+def run_command(
+    *args: str, cwd: Path, env: dict[str, str], check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """Run a command to completion; with check, a failure raises with the command's output."""
+    result = subprocess.run(
+        args, cwd=cwd, env=env, capture_output=True, text=True, timeout=COMMAND_TIMEOUT, check=False
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(args)} exited {result.returncode} in {cwd}\n"
+            f"--- stdout ---\n{result.stdout[-6000:]}\n--- stderr ---\n{result.stderr[-6000:]}"
+        )
+    return result
+
+
+def assert_only_passes(pytest_output: str) -> None:
+    """pytest's closing line says only "N passed": a skip, xfail or error would show there."""
+    summary = pytest_output.strip().splitlines()[-1]
+    assert re.fullmatch(r"\d+ passed in [\d.]+s( \([\d:]+\))?", summary), summary
 
 
 def uv() -> str:

@@ -18,7 +18,7 @@ from tests.harness.servers import (
 S = TypeVar("S", PostgresServer, RedisServer)
 
 
-def _started(start: Callable[[Path], S], directory: Path) -> Iterator[S]:
+def started(start: Callable[[Path], S], directory: Path) -> Iterator[S]:
     """Start a server in the directory and stop it afterwards; skip (fail under CI) without it."""
     try:
         server = start(directory)
@@ -31,9 +31,9 @@ def _started(start: Callable[[Path], S], directory: Path) -> Iterator[S]:
 
 @pytest.fixture(scope="session")
 def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
-    yield from _started(start_postgres, tmp_path_factory.mktemp("postgres"))
+    yield from started(start_postgres, tmp_path_factory.mktemp("postgres"))
 
 
 @pytest.fixture(scope="module")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    yield from _started(start_redis, tmp_path_factory.mktemp("redis"))
+    yield from started(start_redis, tmp_path_factory.mktemp("redis"))

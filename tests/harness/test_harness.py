@@ -13,6 +13,7 @@ import pytest
 
 from . import servers
 from .environment import env_for_uv, free_port, need, python_for
+from .fixtures import started
 from .servers import PostgresServer, RedisServer, ServerUnavailable, start_postgres, start_redis
 
 
@@ -36,24 +37,12 @@ def _psql(url: str, sql: str, *, password: str | None = None) -> subprocess.Comp
 
 @pytest.fixture
 def postgres(tmp_path: Path) -> Iterator[PostgresServer]:
-    try:
-        server = start_postgres(tmp_path)
-    except ServerUnavailable as missing:
-        need(False, str(missing))
-        raise
-    with server:
-        yield server
+    yield from started(start_postgres, tmp_path)
 
 
 @pytest.fixture
 def redis(tmp_path: Path) -> Iterator[RedisServer]:
-    try:
-        server = start_redis(tmp_path)
-    except ServerUnavailable as missing:
-        need(False, str(missing))
-        raise
-    with server:
-        yield server
+    yield from started(start_redis, tmp_path)
 
 
 def test_postgres_url_accepts_a_query_over_tcp(postgres: PostgresServer) -> None:

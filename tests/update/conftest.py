@@ -11,7 +11,6 @@ file:// URL, cruft and cookiecutter clone it with the machine's git, nothing goe
 
 import os
 import shutil
-import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ import pytest
 
 from tests.harness.environment import need
 from tests.project import ROOT, Project
+from tests.project import run_command as run
 
 GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "Template Tests",
@@ -29,7 +29,6 @@ GIT_IDENTITY = {
     "GIT_COMMITTER_EMAIL": "tests@example.com",
 }
 SLUG_DIR = "{{cookiecutter.project_slug}}"
-COMMAND_TIMEOUT = 600
 
 # Template release v2.0.0. Each edit is (file in the generated project, old text, new text).
 API_HEALTHCHECK = "      interval: 5s\n      timeout: 5s\n      retries: 3\n"
@@ -62,20 +61,6 @@ def tool(name: str) -> str:
     path = Path(sys.executable).with_name(name)
     assert path.exists(), f"{name} is not in the template's venv: uv sync --locked"
     return str(path)
-
-
-def run(
-    *args: str, cwd: Path, env: dict[str, str], check: bool = True
-) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        args, cwd=cwd, env=env, capture_output=True, text=True, timeout=COMMAND_TIMEOUT, check=False
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(
-            f"{' '.join(args)} exited {result.returncode} in {cwd}\n"
-            f"--- stdout ---\n{result.stdout[-6000:]}\n--- stderr ---\n{result.stderr[-6000:]}"
-        )
-    return result
 
 
 def replace_once(path: Path, old: str, new: str) -> None:

@@ -4,7 +4,6 @@ The project is created from v1.0.0, edited and committed as a team would, then u
 v2.0.0 (a clean merge) or to v3.0.0 (a change to a line the team also changed).
 """
 
-import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 import yaml
 
 from tests.harness.servers import PostgresServer, RedisServer
-from tests.project import Project, install, project_env
+from tests.project import Project, assert_only_passes, install, project_env
 from tests.update.conftest import (
     DOCKERFILE_LINE,
     HISTORY_LINE,
@@ -259,8 +258,7 @@ def test_the_updated_project_passes_its_checks_and_tests(
     project.uv("run", "--locked", "mypy")
     result = project.uv("run", "--locked", "pytest", "-q", "-rA", "-p", "no:cacheprovider", env=env)
 
-    summary = result.stdout.strip().splitlines()[-1]
-    assert re.fullmatch(r"\d+ passed in [\d.]+s( \([\d:]+\))?", summary), summary
+    assert_only_passes(result.stdout)
     assert "PASSED tests/test_ping.py::test_ping_answers_pong" in result.stdout
 
 
