@@ -1,8 +1,9 @@
 """Finish a generated project: drop unselected files, write .env with fresh secrets, say what next.
 
 Runs in cookiecutter's interpreter with the generated project as the working directory. Offline:
-no git, no network, no subprocesses. Valid Python as stored; the one Jinja expression sits inside
-a raw string so the tests can import this module without rendering it.
+no git, no network; the one command it runs is `docker info` on this machine, to learn whether
+the engine is rootless (see secrets_gid). Valid Python as stored; the one Jinja expression sits
+inside a raw string so the tests can import this module without rendering it.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 import os
 import secrets
 import shutil
+import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -81,11 +83,11 @@ def env_from_example(example: str, *, secrets_gid: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_env(root: Path) -> bool:
-    """Write root/.env from root/.env.example with mode 0600; keep an existing .env. Return True
-    when a new file was written."""
+def write_env(root: Path, gid: int) -> bool:
+    """Write root/.env from root/.env.example with mode 0600 and SECRETS_GID=gid; keep an
+    existing .env. Return True when a new file was written."""
     example = (root / ".env.example").read_text(encoding="utf-8")
-    text = env_from_example(example, secrets_gid=current_gid())
+    text = env_from_example(example, secrets_gid=gid)
     try:
         # O_EXCL with mode 0o600: the file never exists with wider permissions, even briefly,
         # and a .env from an earlier run (overwrite_if_exists) is never replaced.
@@ -117,6 +119,41 @@ def current_gid() -> int:
     """Return the user's primary group id (0 where the platform has none, as on Windows)."""
     getgid = getattr(os, "getgid", None)
     return int(getgid()) if getgid is not None else 0
+
+
+# docker info's Go template for the security options; written in two parts because this file
+# passes through Jinja, for which two opening braces start an expression.
+SECURITY_OPTIONS_FORMAT = "{" + "{json .SecurityOptions}" + "}"
+
+
+def engine_is_rootless() -> bool | None:
+    """Ask this machine's Docker engine whether it runs rootless; None when none answers."""
+    docker = shutil.which("docker")
+    if docker is None:
+        return None
+    try:
+        result = subprocess.run(
+            [docker, "info", "--format", SECURITY_OPTIONS_FORMAT],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if result.returncode != 0:
+        return None
+    return "name=rootless" in result.stdout
+
+
+def secrets_gid(rootless: bool | None, gid: int) -> int:
+    """The group through which the api reads secrets/: the files' group as containers see it.
+
+    A rootful engine shows files with their owner's real ids, so that is the user's group. A
+    rootless engine (and rootless Podman) maps the user's own uid and gid to 0 inside its
+    containers, so there the files belong to group 0. With no engine to ask, assume rootful.
+    """
+    return 0 if rootless else gid
 
 
 def write_secret(path: Path, value: str) -> bool:
@@ -218,7 +255,8 @@ def main() -> None:
     remove_unselected(root, answers)
     # The same files in every render, scratch or not: cruft update merges the difference
     # between two renders, and a file that only one of them had would be added or deleted.
-    env_written = write_env(root)
+    rootless = engine_is_rootless()
+    env_written = write_env(root, secrets_gid(rootless, current_gid()))
     written = write_secrets(root)
     commit = answers.get("_commit")  # set by cruft, never by cookiecutter alone
     under_update = commit and cruft_update_parent(Path(f"/proc/{os.getppid()}/cmdline"))
@@ -227,6 +265,9 @@ def main() -> None:
         return
     if not env_written:
         print(stale_env_warning(root), end="")
+    if env_written and rootless:
+        print("Docker runs rootless here: SECRETS_GID=0 in .env (your own group, as its")
+        print("containers see it). See secrets/ in README.md for other engines.")
     slug, port = str(answers["project_slug"]), str(answers["api_port"])
     print(next_steps(slug, port, env_written=env_written, secrets_written=written))
     if commit and under_update is None:

@@ -318,21 +318,21 @@ def open_umask() -> Iterator[None]:
 
 @pytest.mark.usefixtures("open_umask")
 def test_write_env_creates_a_private_file(project: Path) -> None:
-    assert post_gen.write_env(project) is True
+    assert post_gen.write_env(project, 4242) is True
     env = project / ".env"
     assert stat.S_IMODE(env.stat().st_mode) == 0o600
-    assert env_values(env.read_text())["SECRETS_GID"] == str(os.getgid())
+    assert env_values(env.read_text())["SECRETS_GID"] == "4242"
 
 
 def test_write_env_keeps_an_existing_env(project: Path) -> None:
     (project / ".env").write_text("SECRET_KEY=mine\n")
-    assert post_gen.write_env(project) is False
+    assert post_gen.write_env(project, 4242) is False
     assert (project / ".env").read_text() == "SECRET_KEY=mine\n"
 
 
 def test_write_env_fails_loudly_without_an_example(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
-        post_gen.write_env(tmp_path)
+        post_gen.write_env(tmp_path, 4242)
     assert not (tmp_path / ".env").exists()
 
 
@@ -466,3 +466,46 @@ def test_scratch_note_names_the_commit_and_what_is_skipped() -> None:
     assert "0123456789ab " in note
     assert "secrets/, .env and backups/" in note
     assert "new random values" not in note
+
+
+@pytest.mark.parametrize(("rootless", "expected"), [(True, 0), (False, 1000), (None, 1000)])
+def test_secrets_gid_is_group_0_only_on_a_rootless_engine(
+    rootless: bool | None, expected: int
+) -> None:
+    assert post_gen.secrets_gid(rootless, 1000) == expected
+
+
+def _fake_docker(directory: Path, script: str) -> None:
+    docker = directory / "docker"
+    docker.write_text(f"#!/bin/sh\n{script}\n")
+    docker.chmod(0o755)
+
+
+@pytest.mark.parametrize(
+    ("script", "expected"),
+    [
+        ("""echo '["name=seccomp,profile=default","name=rootless"]'""", True),
+        ("""echo '["name=seccomp,profile=default"]'""", False),
+        ("echo 'Cannot connect to the Docker daemon' >&2; exit 1", None),
+    ],
+)
+def test_engine_mode_comes_from_docker_info(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, script: str, expected: bool | None
+) -> None:
+    # A stand-in docker CLI with docker info's answer for each kind of engine.
+    _fake_docker(tmp_path, script)
+    monkeypatch.setenv("PATH", str(tmp_path))
+
+    assert post_gen.engine_is_rootless() is expected
+
+
+def test_engine_mode_is_unknown_without_a_docker_cli(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+
+    assert post_gen.engine_is_rootless() is None
+
+
+def test_the_docker_info_format_is_a_go_template() -> None:
+    assert post_gen.SECURITY_OPTIONS_FORMAT == "{{json .SecurityOptions}}"

@@ -42,6 +42,22 @@ load_project() {
     [ -n "$PROJECT" ] || die "docker compose config printed no project name"
 }
 
+# Does the Docker engine run rootless (rootless Docker; rootless Podman maps ids alike)? Its
+# containers see your own files as owned by uid and gid 0. Read from the plain output (Docker
+# lists "rootless" under Security Options; Podman's docker prints "rootless: true").
+engine_is_rootless() {
+    local info
+    # Whole output first: grep -q may stop reading early, and pipefail would count docker's
+    # broken pipe as a failure.
+    info="$(docker info 2>/dev/null)" || return 1
+    grep -Eq '^ +rootless(: true)?$' <<<"$info"
+}
+
+# The group through which the api reads secrets/, as containers see the files (README: secrets/).
+secrets_gid_for_engine() {
+    if engine_is_rootless; then echo 0; else id -g; fi
+}
+
 volume_name() { printf '%s_%s' "$PROJECT" "$1"; }
 volume_exists() { docker volume inspect "$1" >/dev/null 2>&1; }
 
