@@ -5,7 +5,10 @@ Together the supported combinations use every value of every option at least onc
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import pytest
+from _pytest.mark.structures import ParameterSet
 
 SUPPORTED_COMBINATIONS = [
     pytest.param({}, id="default"),
@@ -77,8 +80,14 @@ SUPPORTED_COMBINATIONS = [
     ),
 ]
 
+
 # (answers, fragment expected in the one-line error). A project_slug is given where the default
 # slug, derived from project_name, would not name a fresh directory.
+def answers_of(combination: ParameterSet) -> dict[str, Any]:
+    """The answers of one pytest.param above (its first value)."""
+    return cast(dict[str, Any], combination.values[0])
+
+
 BAD_ANSWERS = [
     pytest.param(
         {"project_name": "", "project_slug": "empty_name"},

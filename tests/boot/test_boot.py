@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import secrets
 import subprocess
 import sys
 import time
@@ -63,7 +64,7 @@ def service(
     answers: dict[str, Any] = request.param
     work = tmp_path_factory.mktemp("boot")
     project = install(render(work / "out", answers))
-    database = f"boot_{request.param_index}"
+    database = f"boot_{secrets.token_hex(4)}"
     env = api_env(
         work,
         database_url=postgres.create_database(database),

@@ -2,11 +2,13 @@
 
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from tests.combinations import SUPPORTED_COMBINATIONS
-from tests.project import Project, install, render
+from tests.project import ROOT, Project, install, render
 
 
 @pytest.fixture(scope="module", params=SUPPORTED_COMBINATIONS)
@@ -80,6 +82,28 @@ def test_hadolint_passes_at_its_default_threshold(project: Project) -> None:
         capture_output=True,
         text=True,
         check=False,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- the template's own code (hooks, scripts, tests and harness) -------------------------------
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("ruff", "check", "."),
+        ("ruff", "format", "--check", "."),
+        ("mypy",),
+    ],
+    ids=["ruff-check", "ruff-format", "mypy-strict"],
+)
+def test_the_templates_own_code_is_clean(command: tuple[str, ...]) -> None:
+    # Run from the repository root with its pyproject.toml, as a contributor would.
+    tool = Path(sys.executable).with_name(command[0])
+    result = subprocess.run(
+        [str(tool), *command[1:]], cwd=ROOT, capture_output=True, text=True, check=False
     )
 
     assert result.returncode == 0, result.stdout + result.stderr

@@ -9,7 +9,7 @@ import stat
 import subprocess
 import sys
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from cookiecutter.generate import generate_context
 from cookiecutter.main import cookiecutter
 from cookiecutter.prompt import prompt_for_config
 
-from tests.combinations import BAD_ANSWERS, SUPPORTED_COMBINATIONS
+from tests.combinations import BAD_ANSWERS, SUPPORTED_COMBINATIONS, answers_of
 from tests.project import render
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,7 +87,7 @@ def text_files(root: Path) -> Iterator[tuple[Path, str]]:
 
 def test_supported_combinations_use_every_choice() -> None:
     used = {
-        (option, combination.values[0].get(option, values[0]))
+        (option, answers_of(combination).get(option, values[0]))
         for combination in SUPPORTED_COMBINATIONS
         for option, values in CHOICES.items()
     }
@@ -138,7 +138,7 @@ def test_no_jinja_in_generated_python(baked: Baked) -> None:
 
 
 def test_structured_files_parse(baked: Baked) -> None:
-    parsers = {
+    parsers: dict[str, Callable[[str], object]] = {
         ".toml": tomllib.loads,
         ".lock": tomllib.loads,
         ".yaml": lambda text: list(yaml.safe_load_all(text)),

@@ -13,6 +13,7 @@ import yaml
 
 from tests.harness.servers import PostgresServer, RedisServer
 from tests.project import Project, assert_only_passes, install, project_env
+from tests.project import run_command as run
 from tests.update.conftest import (
     DOCKERFILE_LINE,
     HISTORY_LINE,
@@ -24,7 +25,6 @@ from tests.update.conftest import (
     commit_all,
     cruft_create,
     replace_once,
-    run,
     tool,
 )
 
