@@ -7,16 +7,16 @@ from fastapi import Depends, HTTPException, Request, status
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
-from app.core.resources import Resources
 from app.core.security import BearerCredentials, KeyRing, unauthorized
 from app.llm.base import LLMProvider
+from app.resources import Resources
 
 
 def get_resources(request: Request) -> Resources:
     return cast(Resources, request.state.resources)
 
 
-def get_settings(request: Request) -> Settings:
+def get_app_settings(request: Request) -> Settings:
     return cast(Settings, request.state.settings)
 
 
@@ -25,7 +25,7 @@ def get_key_ring(request: Request) -> KeyRing:
 
 
 ResourcesDep = Annotated[Resources, Depends(get_resources)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 KeyRingDep = Annotated[KeyRing, Depends(get_key_ring)]
 
 
@@ -63,7 +63,7 @@ async def authorize(
     limits = settings.config.rate_limit
     # Per owner: the old and new value of a key being rotated share one budget.
     verdict = await resources.rate_limiter.check(
-        owner, budget=settings.config.health.timeout_seconds
+        owner, budget=settings.config.redis.timeout_seconds
     )
     if not verdict.allowed:
         raise HTTPException(

@@ -12,12 +12,12 @@ from app.conversations.router import router as conversations_router
 from app.core.admission import AdmissionMiddleware, BodyLimits
 from app.core.config import ConfigError, Settings, get_settings, project_metadata
 from app.core.logging import RequestLogMiddleware, setup_logging
-from app.core.resources import open_resources
 from app.core.security import KeyRing
 from app.deps import authorize
 from app.files import storage
 from app.files.router import router as files_router
 from app.health.router import router as health_router
+from app.resources import open_resources
 
 logger = logging.getLogger(__name__)
 # Every route under it needs an API key.

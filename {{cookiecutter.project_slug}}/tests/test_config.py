@@ -2,8 +2,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
-from app.core.config import ConfigError, Settings, load_settings
+from app.core.config import (
+    DEFAULT_CONFIG_FILE,
+    PROJECT_ROOT,
+    AppConfig,
+    ConfigError,
+    Settings,
+    load_settings,
+    read_config_file,
+)
 from app.main import create_app
 
 GOOD_ENV = {
@@ -266,3 +275,23 @@ def test_placeholder_in_a_password_file_is_refused(
         load_settings()
 
     assert "DATABASE_URL password is empty or a placeholder" in str(raised.value)
+
+
+def test_the_shipped_config_file_sets_every_setting_and_nothing_else() -> None:
+    # The models' defaults are the only defaults; the shipped file shows each of them, so
+    # that deleting a line from it is a visible change, not a silent one.
+    shipped = read_config_file(PROJECT_ROOT / DEFAULT_CONFIG_FILE)
+    expected = {
+        section: {
+            name
+            for name, field in model.model_fields.items()
+            if field.default is not None  # optional settings are shown commented out
+        }
+        for section, model in (
+            (name, field.annotation) for name, field in AppConfig.model_fields.items()
+        )
+        if isinstance(model, type) and issubclass(model, BaseModel)
+    }
+
+    assert {section: set(values) for section, values in shipped.items()} == expected
+    AppConfig.model_validate(shipped)

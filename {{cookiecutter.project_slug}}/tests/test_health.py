@@ -7,8 +7,8 @@ from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.core.config import Settings
-from app.core.resources import open_resources
 from app.health.service import check_database, timed_check
+from app.resources import open_resources
 from tests.conftest import make_settings, serve
 
 

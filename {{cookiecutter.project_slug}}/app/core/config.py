@@ -19,6 +19,7 @@ from pydantic import (
     PositiveInt,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -65,7 +66,17 @@ class UploadsConfig(_Section):
     max_total_bytes_per_key: PositiveInt = 1000 * 1024 * 1024
     max_concurrent: PositiveInt = 16
     max_concurrent_per_key: PositiveInt = 4
-    allowed_content_types: frozenset[str] = frozenset({"text/plain", "application/json"})
+    allowed_content_types: frozenset[str] = frozenset(
+        {
+            "text/plain",
+            "text/markdown",
+            "text/csv",
+            "application/json",
+            "application/pdf",
+            "image/png",
+            "image/jpeg",
+        }
+    )
 
     @model_validator(mode="after")
     def _quota_holds_one_file(self) -> Self:
@@ -89,6 +100,11 @@ class RateLimitConfig(_Section):
     window_seconds: PositiveInt = 60
 
 
+class RedisConfig(_Section):
+    # Every Redis command (a rate-limit check, the health PING) gives up after this long.
+    timeout_seconds: PositiveFloat = 1.0
+
+
 class HealthConfig(_Section):
     timeout_seconds: PositiveFloat = 1.0
 
@@ -106,6 +122,7 @@ class AppConfig(_Section):
     uploads: UploadsConfig = UploadsConfig()
     requests: RequestsConfig = RequestsConfig()
     rate_limit: RateLimitConfig = RateLimitConfig()
+    redis: RedisConfig = RedisConfig()
     health: HealthConfig = HealthConfig()
     logging: LoggingConfig = LoggingConfig()
 
@@ -131,13 +148,16 @@ def with_password(url: str, password: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def _merge_password(settings: BaseSettings, url_field: str, password: SecretStr | None) -> None:
-    """Put a password given on its own (a secret file) into the URL setting."""
-    if password is not None:
-        url: SecretStr = getattr(settings, url_field)
-        merged = with_password(url.get_secret_value(), password.get_secret_value())
-        # The settings are frozen once built; this runs while they are being validated.
-        object.__setattr__(settings, url_field, SecretStr(merged))
+def with_password_from(url: str, info: ValidationInfo, password_field: str) -> str:
+    """Put a password given on its own (a secret file) into the URL being validated.
+
+    The password field is declared before the URL field, so it is already validated (in
+    info.data) when the URL is: the merge happens during validation, on plain values.
+    """
+    password = info.data.get(password_field)
+    if isinstance(password, SecretStr):
+        return with_password(url, password.get_secret_value())
+    return url
 
 
 class FileVariantsSource(PydanticBaseSettingsSource):
@@ -198,19 +218,17 @@ class _EnvSettings(BaseSettings):
 class DatabaseSettings(_EnvSettings):
     """The part of the settings that migrations need: the database URL and password."""
 
-    database_url: SecretStr
+    # The password before the URL: validating the URL merges it in.
     database_password: SecretStr | None = None
+    database_url: SecretStr
 
     @field_validator("database_url", mode="before")
     @classmethod
-    def _use_asyncpg(cls, value: Any) -> Any:
+    def _asyncpg_with_password(cls, value: Any, info: ValidationInfo) -> Any:
         raw = value.get_secret_value() if isinstance(value, SecretStr) else value
-        return async_database_url(raw) if isinstance(raw, str) else value
-
-    @model_validator(mode="after")
-    def _database_password(self) -> Self:
-        _merge_password(self, "database_url", self.database_password)
-        return self
+        if not isinstance(raw, str):
+            return value
+        return with_password_from(async_database_url(raw), info, "database_password")
 
 
 class ApiKey(BaseModel):
@@ -273,8 +291,9 @@ class Settings(DatabaseSettings, KeySettings):
     """Everything the service reads at start-up."""
 
     environment: Literal["development", "test", "production"] = "production"
-    redis_url: SecretStr
+    # The password before the URL: validating the URL merges it in.
     redis_password: SecretStr | None = None
+    redis_url: SecretStr
     openai_api_key: SecretStr | None = None
     logs_dir: Path = Path("logs")
     uploads_dir: Path = Path("uploads")
@@ -287,15 +306,11 @@ class Settings(DatabaseSettings, KeySettings):
 
     @field_validator("redis_url")
     @classmethod
-    def _redis_scheme(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value().startswith(("redis://", "rediss://", "unix://")):
+    def _redis_scheme_with_password(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
+        url = value.get_secret_value()
+        if not url.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must be a redis://, rediss:// or unix:// URL")
-        return value
-
-    @model_validator(mode="after")
-    def _redis_password(self) -> Self:
-        _merge_password(self, "redis_url", self.redis_password)
-        return self
+        return SecretStr(with_password_from(url, info, "redis_password"))
 
     @model_validator(mode="after")
     def _secrets_are_real(self) -> Self:

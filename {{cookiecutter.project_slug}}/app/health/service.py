@@ -8,8 +8,8 @@ from redis.exceptions import RedisError
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.core.resources import Resources
 from app.health.schemas import CheckResult
+from app.resources import Resources
 
 
 class CheckFailedError(Exception):

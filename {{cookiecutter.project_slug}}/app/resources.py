@@ -18,7 +18,7 @@ from app.core.ratelimit import RateLimiter
 from app.llm.base import LLMProvider
 from app.llm.factory import create_provider
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 DB_CONNECT_TIMEOUT_SECONDS = 5.0
 logger = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
         settings.database_url.get_secret_value(), timeout=DB_CONNECT_TIMEOUT_SECONDS
     )
     redis = create_redis(
-        settings.redis_url.get_secret_value(), timeout=settings.config.health.timeout_seconds
+        settings.redis_url.get_secret_value(), timeout=settings.config.redis.timeout_seconds
     )
     llm = create_provider(settings)
     try:
