@@ -20,7 +20,7 @@ from cookiecutter.main import cookiecutter
 ROOT = Path(__file__).resolve().parents[1]
 ROOT_PACKAGE = '[[package]]\nname = "{name}"\nversion = "{version}"\n'
 ROOT_PACKAGE_TEMPLATE = ROOT_PACKAGE.format(
-    name="{{ cookiecutter.project_slug | replace('_', '-') }}",
+    name="{{ cookiecutter.__dist_name }}",
     version="{{ cookiecutter.version }}",
 )
 
