@@ -15,8 +15,8 @@ import httpx
 import pytest
 import yaml
 
-from tests.boot.conftest import Process, api_env, new_secret, start_api
 from tests.combinations import SUPPORTED_COMBINATIONS
+from tests.harness.api import Process, api_env, new_secret, start_api
 from tests.harness.environment import free_port
 from tests.harness.servers import PostgresServer, RedisServer
 from tests.project import Project, assert_only_passes, install, project_env, render

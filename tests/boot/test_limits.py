@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.boot.conftest import Process, api_env, config_file, new_secret, start_api
+from tests.harness.api import Process, api_env, config_file, new_secret, start_api
 from tests.harness.servers import PostgresServer, RedisServer
 from tests.project import Project
 

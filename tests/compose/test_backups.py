@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.compose.conftest import Rendered, Stack, run_script, script_env
 from tests.harness.environment import free_port
+from tests.harness.stack import Rendered, Stack, run_script, script_env
 from tests.project import ROOT
 
 SCRIPTS = (

@@ -4,7 +4,7 @@ import time
 
 import httpx
 
-from tests.compose.conftest import DEV_FILES, Stack
+from tests.harness.stack import DEV_FILES, Stack
 
 RELOAD_SECONDS = 30.0
 

@@ -4,8 +4,8 @@ import re
 import shlex
 import subprocess
 
-from tests.compose.conftest import Stack, run_script
 from tests.harness import docker as lab
+from tests.harness.stack import Stack, run_script
 
 
 def test_doctor_fails_before_the_stack_is_up(fresh_stack: Stack) -> None:

@@ -5,7 +5,7 @@ import time
 
 import httpx
 
-from tests.compose.conftest import Stack
+from tests.harness.stack import Stack
 
 HEALTH_BUDGET_SECONDS = 2.0
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.compose.conftest import Stack
+from tests.harness.stack import Stack
 
 SERVICES = ("api", "db", "redis")
 

@@ -9,8 +9,9 @@ import httpx
 import pytest
 import yaml
 
-from tests.compose.conftest import VARIANTS, Stack
+from tests.compose.conftest import VARIANTS
 from tests.harness import docker as lab
+from tests.harness.stack import Stack
 
 CLIENTS = 60
 MEMORY_LIMIT_BYTES = 512 * 1024 * 1024

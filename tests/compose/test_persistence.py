@@ -2,8 +2,8 @@
 
 import json
 
-from tests.compose.conftest import Stack
 from tests.harness import docker as lab
+from tests.harness.stack import Stack
 
 VOLUMES = ("postgres_data", "redis_data", "api_logs", "uploads")
 

@@ -19,10 +19,11 @@ from cookiecutter.generate import generate_context
 from cookiecutter.main import cookiecutter
 from cookiecutter.prompt import prompt_for_config
 
-from tests.compose.conftest import BASE_FILE, VARIANTS, Images, Rendered, Stack
+from tests.compose.conftest import VARIANTS
 from tests.harness import docker as lab
 from tests.harness.environment import free_port
 from tests.harness.rootless import RootlessEngine, rootless_engine
+from tests.harness.stack import BASE_FILE, Images, Rendered, Stack
 from tests.project import ROOT, Project
 
 # The default answers' images, built by the rootful engine (tests that need no stack use none).

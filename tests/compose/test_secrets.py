@@ -3,8 +3,8 @@
 import json
 import stat
 
-from tests.compose.conftest import Stack
 from tests.harness import docker as lab
+from tests.harness.stack import Stack
 
 SERVICES = ("api", "migrate", "db", "redis")
 

@@ -3,8 +3,8 @@
 import hashlib
 import json
 
-from tests.compose.conftest import Stack
 from tests.harness import docker as lab
+from tests.harness.stack import Stack
 
 SERVICES = ("api", "db", "redis")
 

@@ -1,0 +1,105 @@
+"""A rendered project's api running under uvicorn on the host: its process, settings and config."""
+
+import secrets
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from tests.harness.environment import free_port
+from tests.project import Project, project_env
+
+READY_SECONDS = 60.0
+STOP_SECONDS = 30.0
+
+
+@dataclass
+class Process:
+    """A long-running command of the project, its output in a log file."""
+
+    project: Project
+    args: list[str]
+    env: dict[str, str]
+    log: Path
+    popen: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.popen = subprocess.Popen(
+                self.args, cwd=self.project.path, env=self.env, stdout=out, stderr=out
+            )
+
+    def stop(self) -> int:
+        """Send SIGTERM, as an orchestrator would, and return the exit code."""
+        assert self.popen is not None
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+        try:
+            return self.popen.wait(timeout=STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait()
+            raise AssertionError(f"{self.args} ignored SIGTERM for {STOP_SECONDS} s") from None
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_for_http(self, url: str) -> None:
+        """Poll until the URL answers (bounded), failing early if the process died."""
+        deadline = time.monotonic() + READY_SECONDS
+        while time.monotonic() < deadline:
+            assert self.popen is not None
+            if self.popen.poll() is not None:
+                raise AssertionError(
+                    f"{self.args} exited {self.popen.returncode}:\n{self.output()}"
+                )
+            try:
+                httpx.get(url, timeout=1.0)
+            except httpx.TransportError:
+                time.sleep(0.2)
+                continue
+            return
+        raise AssertionError(f"{url} did not answer within {READY_SECONDS} s:\n{self.output()}")
+
+
+def new_secret() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def start_api(project: Project, env: dict[str, str], log: Path) -> tuple[Process, str]:
+    """Start the project's api as the image does (`python -m app`); return it and its URL."""
+    port = free_port()
+    command = [str(project.path / ".venv/bin/python"), "-m", "app", "--factory"]
+    command += ["app.main:create_app", "--host", "127.0.0.1", "--port", str(port)]
+    api = Process(project, command, env, log)
+    api.start()
+    base_url = f"http://127.0.0.1:{port}"
+    api.wait_for_http(f"{base_url}/health/live")
+    return api, base_url
+
+
+def config_file(project: Project, path: Path, overrides: dict[str, dict[str, Any]]) -> Path:
+    """Write the project's config.yaml with some values changed; return its path."""
+    config = yaml.safe_load((project.path / "config" / "config.yaml").read_text())
+    for section, values in overrides.items():
+        config[section] = {**config.get(section, {}), **values}
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def api_env(work: Path, *, database_url: str, redis_url: str, **values: str) -> dict[str, str]:
+    """Environment of an api run in production mode; logs and uploads under work/."""
+    return project_env(
+        ENVIRONMENT="production",
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        SECRET_KEY=new_secret(),
+        LOGS_DIR=str(work / "logs"),
+        UPLOADS_DIR=str(work / "uploads"),
+        **values,
+    )

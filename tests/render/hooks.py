@@ -1,0 +1,50 @@
+"""The generation hooks, imported by path exactly as they are stored, and the answers they get."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from cookiecutter.generate import generate_context
+from cookiecutter.prompt import prompt_for_config
+
+ROOT = Path(__file__).resolve().parents[2]
+HOOKS = ROOT / "hooks"
+COOKIECUTTER_JSON = ROOT / "cookiecutter.json"
+
+
+def load_hook(name: str) -> ModuleType:
+    """Import hooks/<name>.py from its path, un-rendered."""
+    spec = importlib.util.spec_from_file_location(name, HOOKS / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+pre_gen = load_hook("pre_gen_project")
+post_gen = load_hook("post_gen_project")
+
+
+def rendered_answers(extra_context: dict[str, str] | None = None) -> dict[str, Any]:
+    """Return the answers cookiecutter would pass to the hooks, without prompting."""
+    context = generate_context(context_file=str(COOKIECUTTER_JSON), extra_context=extra_context)
+    return dict(prompt_for_config(context, no_input=True))
+
+
+def first_error(**overrides: object) -> str:
+    """Return the first error line for the default answers with some answers replaced."""
+    errors = pre_gen.validate({**rendered_answers(), **overrides})
+    assert errors, f"{overrides} was accepted"
+    return str(errors[0])
+
+
+def set_answers(monkeypatch: pytest.MonkeyPatch, module: ModuleType, **overrides: object) -> None:
+    """Make the module's ANSWERS_JSON hold the default answers with some replaced."""
+    answers = {**rendered_answers(), **overrides}
+    monkeypatch.setattr(module, "ANSWERS_JSON", json.dumps(answers, sort_keys=True, indent=4))
