@@ -3,10 +3,12 @@
 import os
 import re
 import subprocess
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
 from cookiecutter.main import cookiecutter
 
 from tests.harness.environment import env_for_uv, need, python_for, uv_executable
@@ -17,7 +19,7 @@ COMMAND_TIMEOUT = 600
 
 @dataclass(frozen=True)
 class Project:
-    """A rendered project on disk."""
+    """A rendered project on disk, the answers that produced it, and readers of its files."""
 
     path: Path
     answers: dict[str, Any]
@@ -25,6 +27,18 @@ class Project:
     @property
     def python_version(self) -> str:
         return str(self.answers.get("python_version", "3.13"))
+
+    def text(self, relative: str) -> str:
+        return (self.path / relative).read_text(encoding="utf-8")
+
+    def load_toml(self, relative: str) -> dict[str, Any]:
+        return tomllib.loads(self.text(relative))
+
+    def load_yaml(self, relative: str) -> Any:
+        return yaml.safe_load(self.text(relative))
+
+    def env_example_lines(self) -> list[str]:
+        return self.text(".env.example").splitlines()
 
     def run(
         self, *args: str, env: dict[str, str] | None = None, check: bool = True

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import json
 import re
-import tomllib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tests.combinations import SUPPORTED_COMBINATIONS
+from tests.project import Project
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PROJECT = ROOT / "{{cookiecutter.project_slug}}"
@@ -34,33 +32,13 @@ LICENSE_MARKERS = {
 }
 
 
-@dataclass(frozen=True)
-class Baked:
-    """A project rendered from one supported combination, and the answers that produced it."""
-
-    path: Path
-    answers: dict[str, Any]
-
-    def text(self, relative: str) -> str:
-        return (self.path / relative).read_text(encoding="utf-8")
-
-    def load_toml(self, relative: str) -> dict[str, Any]:
-        return tomllib.loads(self.text(relative))
-
-    def load_yaml(self, relative: str) -> Any:
-        return yaml.safe_load(self.text(relative))
-
-    def env_example_lines(self) -> list[str]:
-        return self.text(".env.example").splitlines()
-
-
 @pytest.fixture(scope="session", params=SUPPORTED_COMBINATIONS)
-def baked(request: pytest.FixtureRequest, cookies_session: Any) -> Baked:
+def baked(request: pytest.FixtureRequest, cookies_session: Any) -> Project:
     """Bake each supported combination once per run; the tests only read the result."""
     result = cookies_session.bake(extra_context=request.param, template=str(ROOT))
     assert result.exception is None, result.exception
     assert result.exit_code == 0
-    return Baked(path=result.project_path, answers=dict(result.context))
+    return Project(path=result.project_path, answers=dict(result.context))
 
 
 def text_files(root: Path) -> Iterator[tuple[Path, str]]:

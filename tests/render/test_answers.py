@@ -17,31 +17,30 @@ from cookiecutter.main import cookiecutter
 from cookiecutter.prompt import prompt_for_config
 
 from tests.combinations import BAD_ANSWERS
-from tests.project import render
+from tests.project import Project, render
 from tests.render.conftest import (
     CHOICES,
     COOKIECUTTER_JSON,
     ROOT,
     TEMPLATE_PROJECT,
-    Baked,
 )
 
 # --- .env ----------------------------------------------------------------------------------------
 
 
-def test_env_example_holds_no_secret(baked: Baked) -> None:
+def test_env_example_holds_no_secret(baked: Project) -> None:
     example = baked.text(".env.example")
     for name in ("postgres_password", "redis_password", "api_keys", "secret_key"):
         assert f"secrets/{name}" in example
     assert "PASSWORD=" not in example
 
 
-def test_env_is_private(baked: Baked) -> None:
+def test_env_is_private(baked: Project) -> None:
     env = baked.path / ".env"
     assert stat.S_IMODE(env.stat().st_mode) == 0o600
 
 
-def test_env_has_the_same_keys_as_the_example(baked: Baked) -> None:
+def test_env_has_the_same_keys_as_the_example(baked: Project) -> None:
     def keys(text: str) -> list[str]:
         return [line.split("=", 1)[0] for line in text.splitlines() if "=" in line]
 
@@ -49,7 +48,7 @@ def test_env_has_the_same_keys_as_the_example(baked: Baked) -> None:
     assert "ENVIRONMENT=development" in baked.text(".env").splitlines()
 
 
-def test_secrets_are_private_files_ignored_by_git_and_docker(baked: Baked) -> None:
+def test_secrets_are_private_files_ignored_by_git_and_docker(baked: Project) -> None:
     directory = baked.path / "secrets"
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700
     assert {p.name for p in directory.iterdir()} == {

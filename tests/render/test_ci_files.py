@@ -7,12 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.render.conftest import (
-    Baked,
-)
+from tests.project import Project
 
 
-def test_only_the_chosen_ci_is_shipped(baked: Baked) -> None:
+def test_only_the_chosen_ci_is_shipped(baked: Project) -> None:
     ci = baked.answers["ci"]
     assert (baked.path / ".github" / "workflows" / "ci.yml").is_file() == (ci == "github")
     assert (baked.path / ".github" / "dependabot.yml").is_file() == (ci == "github")
@@ -32,7 +30,7 @@ SCHEMAS = {
 }
 
 
-def test_ci_dependency_and_compose_files_match_their_published_schemas(baked: Baked) -> None:
+def test_ci_dependency_and_compose_files_match_their_published_schemas(baked: Project) -> None:
     check = Path(sys.executable).with_name("check-jsonschema")
     present = {name: schema for name, schema in SCHEMAS.items() if (baked.path / name).is_file()}
     assert "compose.yaml" in present
@@ -47,7 +45,7 @@ def test_ci_dependency_and_compose_files_match_their_published_schemas(baked: Ba
         assert result.returncode == 0, f"{name}: {result.stdout}{result.stderr}"
 
 
-def test_ci_runs_the_pre_commit_hooks_the_audit_and_the_template_check(baked: Baked) -> None:
+def test_ci_runs_the_pre_commit_hooks_the_audit_and_the_template_check(baked: Project) -> None:
     ci = baked.answers["ci"]
     if ci == "none":
         # No CI to run them: the same checks still run at every commit.
@@ -64,7 +62,7 @@ def test_ci_runs_the_pre_commit_hooks_the_audit_and_the_template_check(baked: Ba
         assert template_job["continue-on-error"] == "${{ vars.CRUFT_CHECK_STRICT != 'true' }}"
 
 
-def test_dependency_updates_cover_the_lock_the_images_and_the_ci(baked: Baked) -> None:
+def test_dependency_updates_cover_the_lock_the_images_and_the_ci(baked: Project) -> None:
     ci = baked.answers["ci"]
     if ci == "github":
         updates = baked.load_yaml(".github/dependabot.yml")["updates"]
@@ -84,7 +82,7 @@ def test_dependency_updates_cover_the_lock_the_images_and_the_ci(baked: Baked) -
         assert (baked.path / name).is_file()
 
 
-def test_pre_commit_hooks_are_local_and_run_from_the_lock(baked: Baked) -> None:
+def test_pre_commit_hooks_are_local_and_run_from_the_lock(baked: Project) -> None:
     config = baked.load_yaml(".pre-commit-config.yaml")
     hooks = [hook for repo in config["repos"] for hook in repo["hooks"]]
 
@@ -93,6 +91,6 @@ def test_pre_commit_hooks_are_local_and_run_from_the_lock(baked: Baked) -> None:
     assert all(hook["entry"].startswith("uv ") for hook in hooks)
 
 
-def test_cruft_never_updates_secrets_env_or_backups(baked: Baked) -> None:
+def test_cruft_never_updates_secrets_env_or_backups(baked: Project) -> None:
     pyproject = baked.load_toml("pyproject.toml")
     assert pyproject["tool"]["cruft"]["skip"] == ["secrets", ".env", "backups"]
