@@ -1,0 +1,87 @@
+"""What a team does to its generated project between template releases, and what it keeps."""
+
+import stat
+from dataclasses import dataclass
+
+from tests.project import Project
+from tests.update.releases import HISTORY_LINE, USER_HISTORY_LINE, commit_all, replace_once
+
+USER_ROUTER = '''"""The team's own endpoint, added after generation."""
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["ping"])
+
+
+@router.get("/ping")
+async def ping() -> dict[str, str]:
+    """Answer pong."""
+    return {"ping": "pong"}
+'''
+USER_TEST = """from httpx import AsyncClient
+
+
+async def test_ping_answers_pong(client: AsyncClient) -> None:
+    response = await client.get("/v1/ping")
+
+    assert response.status_code == 200
+    assert response.json() == {"ping": "pong"}
+"""
+USER_README_LINE = "\nOn call: #team-agents.\n"
+HEALTH_IMPORT = "from app.health.router import router as health_router\n"
+FILES_INCLUDE = (
+    "    app.include_router(files_router, prefix=API_PREFIX, dependencies=api_dependencies)\n"
+)
+
+
+@dataclass(frozen=True)
+class Kept:
+    """What generation wrote and an update must never touch: bytes and modes."""
+
+    files: dict[str, tuple[bytes, int]]
+
+    @classmethod
+    def of(cls, project: Project) -> "Kept":
+        paths = [
+            project.path / ".env",
+            project.path / "secrets",
+            *(project.path / "secrets").iterdir(),
+        ]
+        return cls(
+            {
+                str(path.relative_to(project.path)): (
+                    path.read_bytes() if path.is_file() else b"",
+                    stat.S_IMODE(path.stat().st_mode),
+                )
+                for path in paths
+            }
+        )
+
+    def secret_values(self) -> list[str]:
+        return [
+            data.decode().strip()
+            for name, (data, _) in self.files.items()
+            if name.startswith("secrets/") and data.strip()
+        ]
+
+
+def edit_as_a_team(project: Project, env: dict[str, str]) -> None:
+    """A new router wired into the app with its test, a config value, a README line."""
+    package = project.path / "app" / "ping"
+    package.mkdir()
+    (package / "__init__.py").write_text("", encoding="utf-8")
+    (package / "router.py").write_text(USER_ROUTER, encoding="utf-8")
+    (project.path / "tests" / "test_ping.py").write_text(USER_TEST, encoding="utf-8")
+    main = project.path / "app" / "main.py"
+    replace_once(
+        main, HEALTH_IMPORT, HEALTH_IMPORT + "from app.ping.router import router as ping_router\n"
+    )
+    replace_once(
+        main,
+        FILES_INCLUDE,
+        FILES_INCLUDE + FILES_INCLUDE.replace("files_router", "ping_router"),
+    )
+    replace_once(project.path / "config" / "config.yaml", HISTORY_LINE, USER_HISTORY_LINE)
+    with (project.path / "README.md").open("a", encoding="utf-8") as readme:
+        readme.write(USER_README_LINE)
+    commit_all(project, env, "Our own endpoint, a shorter history, the on-call channel")
