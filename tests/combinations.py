@@ -1,6 +1,8 @@
-"""Named answer sets: the supported combinations every tier renders, and answers the hook refuses.
+"""Named answer sets: the supported combinations and the tiers that use each, and answers the
+hook refuses.
 
-Together the supported combinations use every value of every option at least once.
+Together the supported combinations use every value of every option at least once. The render
+and quality tiers take every one of them; boot and compose take those their machines can run.
 """
 
 from __future__ import annotations
@@ -79,6 +81,33 @@ SUPPORTED_COMBINATIONS = [
         id="openai-github-apache",
     ),
 ]
+
+# Beyond render and quality: the tiers that run each combination. Compose needs stand-in
+# images, which Debian can provide for Python 3.13, PostgreSQL 17, Redis and Valkey 8 only.
+EXTRA_TIERS: dict[str, frozenset[str]] = {
+    "default": frozenset({"boot", "compose"}),
+    "py312-pg16-valkey-openai-gitlab-apache": frozenset({"boot"}),
+    "valkey-two-word-name": frozenset({"compose"}),
+}
+
+# Combinations for one tier only (not needed by render or quality, whose others cover them).
+TIER_ONLY_COMBINATIONS = [
+    # The valkey stack next to the default one: another image, CLI and compose project name.
+    pytest.param(
+        {"project_name": "Agent Stack-Two", "redis_flavor": "valkey"}, id="valkey-two-word-name"
+    ),
+]
+
+
+def for_tier(tier: str) -> list[ParameterSet]:
+    """The combinations the tier runs, in the order above (the default first)."""
+    if tier in {"render", "quality"}:
+        return list(SUPPORTED_COMBINATIONS)
+    return [
+        combination
+        for combination in [*SUPPORTED_COMBINATIONS, *TIER_ONLY_COMBINATIONS]
+        if tier in EXTRA_TIERS.get(str(combination.id), frozenset())
+    ]
 
 
 # (answers, fragment expected in the one-line error). A project_slug is given where the default

@@ -15,17 +15,13 @@ import httpx
 import pytest
 import yaml
 
-from tests.combinations import SUPPORTED_COMBINATIONS
+from tests.combinations import for_tier
 from tests.harness.api import Process, api_env, new_secret, start_api
 from tests.harness.environment import free_port
 from tests.harness.servers import PostgresServer, RedisServer
 from tests.project import Project, assert_only_passes, install, project_env, render
 
-BOOTED = [
-    p
-    for p in SUPPORTED_COMBINATIONS
-    if p.id in {"default", "py312-pg16-valkey-openai-gitlab-apache"}
-]
+BOOTED = for_tier("boot")
 
 
 @dataclass

@@ -5,17 +5,13 @@ from typing import Any
 
 import pytest
 
+from tests.combinations import for_tier
 from tests.harness import docker as lab
 from tests.harness.stack import Rendered, Stack, build_images, new_stack
 from tests.project import render
 
-# Variants a stand-in can be built for: Debian provides Python 3.13, PostgreSQL 17, Redis 8 and
-# Valkey 8, but neither Python 3.12 nor PostgreSQL 16 or 18 (their files are still checked by
-# the render and quality tiers).
-VARIANTS = [
-    pytest.param({}, id="default"),
-    pytest.param({"project_name": "Agent Stack-Two", "redis_flavor": "valkey"}, id="valkey"),
-]
+# The combinations the compose tier runs (tests/combinations.py says why these).
+VARIANTS = for_tier("compose")
 
 
 @pytest.fixture(scope="session", params=VARIANTS)
