@@ -14,12 +14,14 @@ from cookiecutter.prompt import prompt_for_config
 
 ROOT = Path(__file__).resolve().parents[2]
 HOOKS = ROOT / "hooks"
+# The writer of secrets/ and .env, shared by post_gen_project and scripts/init-secrets.
+WRITER = ROOT / "{{cookiecutter.project_slug}}" / "scripts" / "init_secrets.py"
 COOKIECUTTER_JSON = ROOT / "cookiecutter.json"
 
 
-def load_hook(name: str) -> ModuleType:
-    """Import hooks/<name>.py from its path, un-rendered."""
-    spec = importlib.util.spec_from_file_location(name, HOOKS / f"{name}.py")
+def load_hook(name: str, path: Path | None = None) -> ModuleType:
+    """Import hooks/<name>.py (or the file at path) as stored, un-rendered."""
+    spec = importlib.util.spec_from_file_location(name, path or HOOKS / f"{name}.py")
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -29,6 +31,7 @@ def load_hook(name: str) -> ModuleType:
 
 pre_gen = load_hook("pre_gen_project")
 post_gen = load_hook("post_gen_project")
+init_secrets = load_hook("init_secrets", WRITER)
 
 
 def rendered_answers(extra_context: dict[str, str] | None = None) -> dict[str, Any]:

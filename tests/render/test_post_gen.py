@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import stat
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.render.hooks import post_gen, pre_gen, set_answers
+from tests.render.hooks import WRITER, init_secrets, post_gen, pre_gen, set_answers
 
 EXAMPLE = """\
 # comment mentioning nothing secret
@@ -51,6 +52,8 @@ def project(tmp_path: Path) -> Path:
     (tmp_path / ".github" / "workflows" / "ci.yml").write_text("on: push\n")
     (tmp_path / ".gitlab-ci.yml").write_text("stages: [test]\n")
     (tmp_path / ".env.example").write_text(EXAMPLE)
+    (tmp_path / "scripts").mkdir()
+    shutil.copy2(WRITER, tmp_path / "scripts" / WRITER.name)
     return tmp_path
 
 
@@ -62,7 +65,8 @@ def test_remove_unselected_keeps_only_the_chosen_ci(
     project: Path, ci: str, kept: list[str]
 ) -> None:
     post_gen.remove_unselected(project, {"ci": ci})
-    present = sorted(path.name for path in project.iterdir() if path.name != ".env.example")
+    fixed = {".env.example", "scripts"}
+    present = sorted(path.name for path in project.iterdir() if path.name not in fixed)
     assert present == kept
 
 
@@ -79,7 +83,7 @@ def env_values(text: str) -> dict[str, str]:
 
 
 def test_env_is_for_development_with_the_group_id_and_keeps_other_lines() -> None:
-    env = post_gen.env_from_example(EXAMPLE, secrets_gid=1234).splitlines()
+    env = init_secrets.env_from_example(EXAMPLE, secrets_gid=1234).splitlines()
     example = EXAMPLE.splitlines()
 
     assert "ENVIRONMENT=development" in env
@@ -99,7 +103,7 @@ def open_umask() -> Iterator[None]:
 
 @pytest.mark.usefixtures("open_umask")
 def test_write_env_creates_a_private_file(project: Path) -> None:
-    assert post_gen.write_env(project, 4242) is True
+    assert init_secrets.write_env(project, 4242) is True
     env = project / ".env"
     assert stat.S_IMODE(env.stat().st_mode) == 0o600
     assert env_values(env.read_text())["SECRETS_GID"] == "4242"
@@ -107,19 +111,19 @@ def test_write_env_creates_a_private_file(project: Path) -> None:
 
 def test_write_env_keeps_an_existing_env(project: Path) -> None:
     (project / ".env").write_text("SECRET_KEY=mine\n")
-    assert post_gen.write_env(project, 4242) is False
+    assert init_secrets.write_env(project, 4242) is False
     assert (project / ".env").read_text() == "SECRET_KEY=mine\n"
 
 
 def test_write_env_fails_loudly_without_an_example(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
-        post_gen.write_env(tmp_path, 4242)
+        init_secrets.write_env(tmp_path, 4242)
     assert not (tmp_path / ".env").exists()
 
 
 @pytest.mark.usefixtures("open_umask")
 def test_write_secrets_creates_private_random_files(tmp_path: Path) -> None:
-    written = post_gen.write_secrets(tmp_path)
+    written = init_secrets.write_secrets(tmp_path)
 
     directory = tmp_path / "secrets"
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700
@@ -136,11 +140,11 @@ def test_write_secrets_keeps_existing_files_and_differs_between_runs(tmp_path: P
     first, second = tmp_path / "a", tmp_path / "b"
     first.mkdir()
     second.mkdir()
-    post_gen.write_secrets(first)
-    post_gen.write_secrets(second)
+    init_secrets.write_secrets(first)
+    init_secrets.write_secrets(second)
     (first / "secrets" / "api_keys").write_text("mine")
 
-    assert post_gen.write_secrets(first) == []
+    assert init_secrets.write_secrets(first) == []
     assert (first / "secrets" / "api_keys").read_text() == "mine"
     assert (first / "secrets" / "secret_key").read_text() != (
         second / "secrets" / "secret_key"
@@ -213,7 +217,7 @@ def test_a_kept_env_out_of_step_with_the_answers_is_named_and_left_alone(
 def test_machine_values_of_a_kept_env_are_not_differences() -> None:
     kept = "ENVIRONMENT=production\nSECRETS_GID=1000\n# API_PORT=1\nAPI_PORT=8000\n"
 
-    assert post_gen.env_differences(kept, EXAMPLE.replace("POSTGRES_USER=bot\n", "")) == [
+    assert init_secrets.env_differences(kept, EXAMPLE.replace("POSTGRES_USER=bot\n", "")) == [
         "DATABASE_URL=(missing) in .env, postgresql://bot@localhost:5432/bot from the answers",
         "DATABASE_PASSWORD_FILE=(missing) in .env, secrets/postgres_password from the answers",
     ]
@@ -253,7 +257,15 @@ def test_scratch_note_names_the_commit_and_what_is_skipped() -> None:
 def test_secrets_gid_is_group_0_only_on_a_rootless_engine(
     rootless: bool | None, expected: int
 ) -> None:
-    assert post_gen.secrets_gid(rootless, 1000) == expected
+    assert init_secrets.secrets_gid(rootless, 1000) == expected
+
+
+# The plain `docker info` output around its Security Options, as Docker 20.10 prints it.
+DOCKER_INFO = """cat <<'INFO'
+ Security Options:
+{options}
+ Kernel Version: 6.1.0
+INFO"""
 
 
 def _fake_docker(directory: Path, script: str) -> None:
@@ -265,19 +277,20 @@ def _fake_docker(directory: Path, script: str) -> None:
 @pytest.mark.parametrize(
     ("script", "expected"),
     [
-        ("""echo '["name=seccomp,profile=default","name=rootless"]'""", True),
-        ("""echo '["name=seccomp,profile=default"]'""", False),
+        (DOCKER_INFO.format(options="  seccomp\n   Profile: default\n  rootless"), True),
+        (DOCKER_INFO.format(options="  seccomp\n   Profile: default"), False),
+        ("printf 'host:\\n  security:\\n    rootless: true\\n'", True),  # Podman
         ("echo 'Cannot connect to the Docker daemon' >&2; exit 1", None),
     ],
 )
 def test_engine_mode_comes_from_docker_info(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, script: str, expected: bool | None
 ) -> None:
-    # A stand-in docker CLI with docker info's answer for each kind of engine.
+    # A stand-in docker CLI with docker info's answer for each kind of engine, found first.
     _fake_docker(tmp_path, script)
-    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
 
-    assert post_gen.engine_is_rootless() is expected
+    assert init_secrets.engine_is_rootless() is expected
 
 
 def test_engine_mode_is_unknown_without_a_docker_cli(
@@ -285,8 +298,4 @@ def test_engine_mode_is_unknown_without_a_docker_cli(
 ) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
 
-    assert post_gen.engine_is_rootless() is None
-
-
-def test_the_docker_info_format_is_a_go_template() -> None:
-    assert post_gen.SECURITY_OPTIONS_FORMAT == "{{json .SecurityOptions}}"
+    assert init_secrets.engine_is_rootless() is None

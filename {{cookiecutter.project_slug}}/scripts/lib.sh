@@ -53,11 +53,6 @@ engine_is_rootless() {
     grep -Eq '^ +rootless(: true)?$' <<<"$info"
 }
 
-# The group through which the api reads secrets/, as containers see the files (README: secrets/).
-secrets_gid_for_engine() {
-    if engine_is_rootless; then echo 0; else id -g; fi
-}
-
 volume_name() { printf '%s_%s' "$PROJECT" "$1"; }
 volume_exists() { docker volume inspect "$1" >/dev/null 2>&1; }
 
