@@ -10,8 +10,9 @@ from fastapi import Depends, FastAPI
 
 from app.conversations.router import router as conversations_router
 from app.core.admission import AdmissionMiddleware, BodyLimits
-from app.core.config import ConfigError, Settings, get_settings, project_metadata
+from app.core.config import ConfigError, Settings, get_settings
 from app.core.logging import RequestLogMiddleware, setup_logging
+from app.core.metadata import project_metadata
 from app.core.security import KeyRing
 from app.deps import authorize
 from app.files import storage

@@ -22,11 +22,10 @@ from app.core.config import (
     PROJECT_ROOT,
     AppConfig,
     Settings,
-    async_database_url,
     read_config_file,
-    with_password,
 )
 from app.core.db import create_engine
+from app.core.urls import async_database_url, with_password
 from app.deps import get_sessionmaker
 from app.main import create_app
 from tests.fake_openai import FakeOpenAI

@@ -2,14 +2,12 @@
 
 import os
 import re
-import tomllib
-from functools import cached_property, lru_cache
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import yaml
-from dotenv import dotenv_values
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -23,7 +21,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -31,7 +28,10 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+
+from app.core.errors import ConfigError as ConfigError  # the one callers know it by
+from app.core.secret_files import FileVariantsSource
+from app.core.urls import async_database_url, with_password
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG_FILE = Path("config/config.yaml")
@@ -39,10 +39,6 @@ PLACEHOLDER_PREFIX = "change-me"
 RELAXED_ENVIRONMENTS = frozenset({"development", "test"})
 # No ':' (it separates a name from its key) and nothing that needs quoting in SQL or logs.
 KEY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
-
-
-class ConfigError(Exception):
-    """The service cannot start: a setting is missing, malformed or unsafe."""
 
 
 class _Section(BaseModel):
@@ -127,27 +123,6 @@ class AppConfig(_Section):
     logging: LoggingConfig = LoggingConfig()
 
 
-def async_database_url(url: str) -> str:
-    """Return the URL with the asyncpg driver, accepting the usual postgresql:// form."""
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        raise ValueError("must be a postgresql:// URL") from None
-    if parsed.get_backend_name() not in {"postgresql", "postgres"}:
-        raise ValueError("must be a postgresql:// URL")
-    return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
-
-
-def with_password(url: str, password: str) -> str:
-    """Put the password into a URL that has none (credentials kept out of the URL itself)."""
-    parts = urlsplit(url)
-    if parts.password is not None or not parts.hostname:
-        return url
-    user = parts.username or ""
-    netloc = f"{user}:{quote(password, safe='')}@{parts.netloc.rpartition('@')[2]}"
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
 def with_password_from(url: str, info: ValidationInfo, password_field: str) -> str:
     """Put a password given on its own (a secret file) into the URL being validated.
 
@@ -158,43 +133,6 @@ def with_password_from(url: str, info: ValidationInfo, password_field: str) -> s
     if isinstance(password, SecretStr):
         return with_password(url, password.get_secret_value())
     return url
-
-
-class FileVariantsSource(PydanticBaseSettingsSource):
-    """Read NAME_FILE for any setting NAME, as the official database images do.
-
-    Compose and Kubernetes mount secrets as files (/run/secrets/...): pointing API_KEYS_FILE
-    at one keeps the value out of the container's environment and `docker inspect`.
-    """
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        variable = f"{field_name.upper()}_FILE"
-        path = self._variables().get(variable)
-        if not path:
-            return None, field_name, False
-        try:
-            return Path(path).read_text(encoding="utf-8").strip(), field_name, False
-        except OSError as exc:
-            raise ConfigError(f"{variable}={path} cannot be read: {exc.strerror}") from None
-
-    @cached_property
-    def _dotenv(self) -> dict[str, str]:
-        env_file = self.config.get("env_file")
-        if not isinstance(env_file, str | Path) or not Path(env_file).is_file():
-            return {}
-        return {k: v for k, v in dotenv_values(env_file).items() if v is not None}
-
-    def _variables(self) -> dict[str, str]:
-        # NAME_FILE may be set in the environment or in .env; the environment wins.
-        return {**self._dotenv, **os.environ}
-
-    def __call__(self) -> dict[str, Any]:
-        values = {}
-        for name, field in self.settings_cls.model_fields.items():
-            value, key, _ = self.get_field_value(field, name)
-            if value is not None:
-                values[key] = value
-        return values
 
 
 class _EnvSettings(BaseSettings):
@@ -387,10 +325,3 @@ def load_part[S: BaseSettings](settings_cls: type[S]) -> S:
 def get_settings() -> Settings:
     """Return the settings, read once per process."""
     return load_settings()
-
-
-@lru_cache
-def project_metadata() -> tuple[str, str]:
-    """Return the service's name and version from pyproject.toml (their one source)."""
-    project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    return str(project["project"]["name"]), str(project["project"]["version"])

@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter, Response, status
 
-from app.core.config import project_metadata
+from app.core.metadata import project_metadata
 from app.deps import ResourcesDep, SettingsDep
 from app.health.schemas import HealthReport, Liveness
 from app.health.service import run_checks

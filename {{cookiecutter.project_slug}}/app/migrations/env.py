@@ -9,8 +9,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.conversations import models as _conversations  # noqa: F401  (registers tables)
-from app.core.config import ConfigError, DatabaseSettings, async_database_url, load_part
+from app.core.config import ConfigError, DatabaseSettings, load_part
 from app.core.db import Base
+from app.core.urls import async_database_url
 from app.files import models as _files  # noqa: F401  (registers tables)
 
 # Any constant shared by all migration runs of this service.
