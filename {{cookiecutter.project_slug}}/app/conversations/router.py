@@ -95,7 +95,7 @@ async def send_message(
     owner: OwnerDep,
     sessionmaker: SessionmakerDep,
     settings: SettingsDep,
-    llm: LLMDep,
+    provider: LLMDep,
 ) -> Exchange | StreamingResponse:
     """Send a message and get the assistant's reply (streamed with Accept: text/event-stream)."""
     conversation = await _existing(session, owner, conversation_id)
@@ -119,21 +119,21 @@ async def send_message(
     context = await service.build_context(
         session=session,
         conversation=conversation,
-        llm=settings.config.llm,
+        llm_config=settings.config.llm,
         uploads_dir=settings.uploads_dir,
     )
     if EVENT_STREAM in request.headers.get("accept", ""):
         # Hand the connection back now rather than hold it for the whole stream;
         # the reply is stored with a session of its own when the stream ends.
         await session.close()
-        events = _stream_reply(llm, context, conversation.id, sessionmaker)
+        events = _stream_reply(provider, context, conversation.id, sessionmaker)
         return StreamingResponse(
             events,
             media_type=EVENT_STREAM,
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
     try:
-        reply = await llm.complete(context)
+        reply = await provider.complete(context)
     except LLMError as exc:
         # The user's message is already committed: the client may simply retry the reply.
         raise HTTPException(status.HTTP_502_BAD_GATEWAY, str(exc)) from None
@@ -147,7 +147,7 @@ async def send_message(
 
 
 async def _stream_reply(
-    llm: LLMProvider,
+    provider: LLMProvider,
     context: list[ChatMessage],
     conversation_id: uuid.UUID,
     sessionmaker: SessionmakerDep,
@@ -155,7 +155,7 @@ async def _stream_reply(
     """Relay tokens as they come; store the whole reply once the stream has ended."""
     parts: list[str] = []
     try:
-        async for token in llm.stream(context):
+        async for token in provider.stream(context):
             parts.append(token)
             yield _event("token", {"content": token})
     except LLMError as exc:

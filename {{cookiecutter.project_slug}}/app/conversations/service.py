@@ -120,32 +120,32 @@ async def _add_message(
 
 
 async def build_context(
-    *, session: AsyncSession, conversation: Conversation, llm: LLMConfig, uploads_dir: Path
+    *, session: AsyncSession, conversation: Conversation, llm_config: LLMConfig, uploads_dir: Path
 ) -> list[ChatMessage]:
     """Return the system prompt and the recent history, with attached text files inlined."""
     recent = await session.scalars(
         select(Message)
         .where(Message.conversation_id == conversation.id)
         .order_by(Message.created_at.desc())
-        .limit(llm.history_limit)
+        .limit(llm_config.history_limit)
     )
-    context = [ChatMessage("system", llm.system_prompt)] if llm.system_prompt else []
+    context = [ChatMessage("system", llm_config.system_prompt)] if llm_config.system_prompt else []
     for message in reversed(list(recent)):
-        attached = await _attachments(session, conversation.owner, message, llm, uploads_dir)
+        attached = await _attachments(session, conversation.owner, message, llm_config, uploads_dir)
         content = message.content + attached
         context.append(ChatMessage("user" if message.role == "user" else "assistant", content))
     return context
 
 
 async def _attachments(
-    session: AsyncSession, owner: str, message: Message, llm: LLMConfig, uploads_dir: Path
+    session: AsyncSession, owner: str, message: Message, llm_config: LLMConfig, uploads_dir: Path
 ) -> str:
     parts = []
     files = await files_service.get_files(session=session, owner=owner, file_ids=message.file_ids)
     for record in files:
         if files_service.is_text(record.content_type):
             text = await storage.read_text(
-                storage.blob_path(uploads_dir, record.id), llm.max_file_chars
+                storage.blob_path(uploads_dir, record.id), llm_config.max_file_chars
             )
             parts.append(f"\n\n--- file {record.filename} ---\n{text}")
         else:
