@@ -97,7 +97,7 @@ def next_steps(
             f"  curl http://localhost:{port}/health",
             "Without Docker, with your own PostgreSQL and Redis (see .env and secrets/):",
             "  uv sync && uv run alembic upgrade head",
-            f"  uv run python -m app --factory app.main:create_app --reload --port {port}",
+            f"  uv run python -m app --reload --port {port}",
             "Tests and checks: see README.md (TEST_DATABASE_URL, TEST_REDIS_URL).",
         ]
     )

@@ -74,8 +74,8 @@ def new_secret() -> str:
 def start_api(project: Project, env: dict[str, str], log: Path) -> tuple[Process, str]:
     """Start the project's api as the image does (`python -m app`); return it and its URL."""
     port = free_port()
-    command = [str(project.path / ".venv/bin/python"), "-m", "app", "--factory"]
-    command += ["app.main:create_app", "--host", "127.0.0.1", "--port", str(port)]
+    command = [str(project.path / ".venv/bin/python"), "-m", "app"]
+    command += ["--host", "127.0.0.1", "--port", str(port)]
     api = Process(project, command, env, log)
     api.start()
     base_url = f"http://127.0.0.1:{port}"

@@ -173,7 +173,7 @@ def test_main_finishes_the_project(
         "docker compose up -d --wait",
         "/health",
         "uv sync && uv run alembic upgrade head",
-        "uv run python -m app --factory app.main:create_app --reload",
+        "uv run python -m app --reload",
         "TEST_DATABASE_URL",
     ):
         assert step in out

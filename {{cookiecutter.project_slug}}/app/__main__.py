@@ -1,8 +1,23 @@
-"""Serve the API: `python -m app [uvicorn options]`, uvicorn's own CLI with a clean SIGTERM exit."""
+"""Serve the API: `python -m app [uvicorn options]`, the one command line that starts it.
+
+The image, compose.override.yaml and a run on the host all start the service this way, adding
+only what differs where they run (--host, --port, --reload). Options given later win.
+"""
 
 import signal
+import sys
 
 import uvicorn
+
+# The app factory, and how the server stops: in-flight requests get up to 20 s after SIGTERM
+# (compose's stop_grace_period leaves room for it). No Server header names the software.
+COMMAND_LINE = [
+    "--factory",
+    "app.main:create_app",
+    "--timeout-graceful-shutdown",
+    "20",
+    "--no-server-header",
+]
 
 
 def main() -> None:
@@ -11,6 +26,7 @@ def main() -> None:
     # With a handler installed here that second delivery returns instead of killing the
     # process, so `docker stop` ends with exit code 0, not 143 (which reads as a failure).
     signal.signal(signal.SIGTERM, lambda *_: None)
+    sys.argv = [sys.argv[0], *COMMAND_LINE, *sys.argv[1:]]
     uvicorn.main()
 
 
