@@ -22,7 +22,7 @@ DATABASE_PASSWORD_FILE=secrets/postgres_password
 API_PORT=8000
 SECRETS_GID=0
 """
-SECRET_NAMES = ("postgres_password", "redis_password", "api_keys", "secret_key")
+SECRET_NAMES = init_secrets.GENERATED_SECRETS
 
 
 # --- post_gen_project: optional files ------------------------------------------------------------
