@@ -103,3 +103,19 @@ def api_env(work: Path, *, database_url: str, redis_url: str, **values: str) -> 
         UPLOADS_DIR=str(work / "uploads"),
         **values,
     )
+
+
+@dataclass
+class Service:
+    project: Project
+    api: Process
+    base_url: str
+    api_key: str
+    logs_dir: Path
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.base_url,
+            headers={"Authorization": f"Bearer {self.api_key}"},
+            timeout=10.0,
+        )

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-from types import TracebackType
-from typing import Self
 
+from .closing import Closing
 from .engine import TEST_LABEL, docker
 
 
-class Scratch:
+class Scratch(Closing):
     """Uniquely named throwaway containers, volumes and networks; close() removes them all."""
 
     def __init__(self, prefix: str = "tpl") -> None:
@@ -46,14 +45,3 @@ class Scratch:
                 docker(kind, *command, *names, check=False, timeout=120)
         if self.volumes:
             docker("volume", "rm", "-f", *self.volumes, check=False, timeout=120)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()

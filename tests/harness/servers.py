@@ -18,9 +18,9 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Self
+from typing import IO
 
+from .closing import Closing
 from .environment import free_port
 
 READY_TIMEOUT = 30.0
@@ -49,24 +49,6 @@ def log_tail(path: Path, lines: int = 40) -> str:
 def _new_password() -> str:
     # Hex keeps the password safe inside URLs, command lines and config files without quoting.
     return os.urandom(16).hex()
-
-
-class _Managed:
-    """Context-manager protocol shared by both servers: leaving the block calls close()."""
-
-    def close(self) -> None:
-        raise NotImplementedError
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 # --------------------------------------------------------------------------- PostgreSQL
@@ -138,7 +120,7 @@ def _postgres_directory(base_dir: Path, account: pwd.struct_passwd | None) -> Pa
 
 
 @dataclass
-class PostgresServer(_Managed):
+class PostgresServer(Closing):
     """A private PostgreSQL cluster on 127.0.0.1:port with a password-authenticated superuser."""
 
     port: int
@@ -307,7 +289,7 @@ def redis_executables() -> tuple[str, str | None]:
 
 
 @dataclass
-class RedisServer(_Managed):
+class RedisServer(Closing):
     """A password-protected, non-persistent Redis on 127.0.0.1:port, run as our child process."""
 
     port: int
