@@ -14,6 +14,7 @@ import shutil
 import signal
 import stat
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.harness.environment import need
+from tests.project import run_command
 
 USER = "tplrootless"
 CONTRIB = Path("/usr/share/docker.io/contrib")
@@ -60,7 +62,7 @@ class RootlessEngine:
 
     @property
     def host(self) -> str:
-        return f"unix://{self.runtime_dir}/docker.sock"
+        return _docker_host(self.runtime_dir)
 
     @property
     def log(self) -> Path:
@@ -71,22 +73,23 @@ class RootlessEngine:
         return {**_user_env(self.user, self.runtime_dir), **extra}
 
     def as_user(
-        self, *args: str, cwd: Path, env: dict[str, str], timeout: float = 600
+        self, *args: str, cwd: Path, env: dict[str, str]
     ) -> subprocess.CompletedProcess[str]:
         """Run a command as the engine's user, with exactly the environment given."""
-        command = ["runuser", "-u", self.user.pw_name, "--", "env", "-i"]
-        command += [f"{key}={value}" for key, value in env.items()]
-        return subprocess.run(
-            [*command, *args],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        prefix = _runuser(self.user, env)
+        return run_command(*prefix, *args, cwd=cwd, env=dict(os.environ), check=False)
 
     def tail(self) -> str:
         return self.log.read_text(errors="replace")[-4000:] if self.log.exists() else ""
+
+
+def _docker_host(runtime_dir: Path) -> str:
+    return f"unix://{runtime_dir}/docker.sock"
+
+
+def _runuser(user: pwd.struct_passwd, env: dict[str, str]) -> list[str]:
+    """The command prefix that runs what follows as user, with exactly the environment env."""
+    return ["runuser", "-u", user.pw_name, "--", "env", "-i"] + [f"{k}={v}" for k, v in env.items()]
 
 
 def _user_env(user: pwd.struct_passwd, runtime_dir: Path) -> dict[str, str]:
@@ -96,7 +99,7 @@ def _user_env(user: pwd.struct_passwd, runtime_dir: Path) -> dict[str, str]:
         "LOGNAME": user.pw_name,
         "PATH": f"{CONTRIB}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
         "XDG_RUNTIME_DIR": str(runtime_dir),
-        "DOCKER_HOST": f"unix://{runtime_dir}/docker.sock",
+        "DOCKER_HOST": _docker_host(runtime_dir),
         "LANG": "C.UTF-8",
     }
 
@@ -126,16 +129,23 @@ def _install_compose_plugin(user: pwd.struct_passwd) -> None:
         _chown(path, user)
 
 
-def _ready(engine: RootlessEngine) -> bool:
+def security_options(host: str | None) -> str:
+    """docker info's security options of the engine at host (None: the default engine), or
+    "no answer: ..." when none answers."""
+    env = dict(os.environ) if host is None else {**os.environ, "DOCKER_HOST": host}
     result = subprocess.run(
         ["docker", "info", "--format", "{{json .SecurityOptions}}"],
-        env={**os.environ, "DOCKER_HOST": engine.host},
+        env=env,
         capture_output=True,
         text=True,
         timeout=30,
         check=False,
     )
-    return result.returncode == 0 and "name=rootless" in result.stdout
+    return result.stdout if result.returncode == 0 else f"no answer: {result.stderr}"
+
+
+def _ready(engine: RootlessEngine) -> bool:
+    return "name=rootless" in security_options(engine.host)
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -156,14 +166,7 @@ def rootless_engine() -> Iterator[RootlessEngine]:
     need(reason is None, reason or "")
     user, created = _ensure_user()
     tun_mode = stat.S_IMODE(TUN.stat().st_mode)
-    work = Path(
-        subprocess.run(
-            ["mktemp", "-d", str(WORK_PARENT / "tpl-rootless.XXXXXX")],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    )
+    work = Path(tempfile.mkdtemp(prefix="tpl-rootless.", dir=WORK_PARENT))
     process: subprocess.Popen[bytes] | None = None
     try:
         work.chmod(0o755)
@@ -177,8 +180,7 @@ def rootless_engine() -> Iterator[RootlessEngine]:
         data_root.mkdir()
         _chown(data_root, user)
         with (work / "dockerd.log").open("wb") as log:
-            command = ["runuser", "-u", user.pw_name, "--", "env", "-i"]
-            command += [f"{key}={value}" for key, value in _user_env(user, runtime).items()]
+            command = _runuser(user, _user_env(user, runtime))
             # Its own data root, so nothing of the user's own engine (if any) is touched.
             command += ["dockerd-rootless.sh", "--data-root", str(data_root)]
             process = subprocess.Popen(
