@@ -35,6 +35,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def venv_tool(name: str) -> str:
+    """A command installed in the template's venv next to this interpreter (cruft, mypy...)."""
+    path = Path(sys.executable).with_name(name)
+    assert path.exists(), f"{name} is not in the template's venv: uv sync --locked"
+    return str(path)
+
+
 def uv_executable() -> str | None:
     """Return the uv next to this interpreter (the template's venv), else the one on PATH."""
     sibling = Path(sys.executable).with_name("uv")

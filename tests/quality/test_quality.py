@@ -2,12 +2,11 @@
 
 import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from tests.combinations import SUPPORTED_COMBINATIONS
+from tests.harness.environment import venv_tool
 from tests.project import ROOT, Project, install, render
 
 
@@ -101,9 +100,8 @@ def test_hadolint_passes_at_its_default_threshold(project: Project) -> None:
 )
 def test_the_templates_own_code_is_clean(command: tuple[str, ...]) -> None:
     # Run from the repository root with its pyproject.toml, as a contributor would.
-    tool = Path(sys.executable).with_name(command[0])
     result = subprocess.run(
-        [str(tool), *command[1:]], cwd=ROOT, capture_output=True, text=True, check=False
+        [venv_tool(command[0]), *command[1:]], cwd=ROOT, capture_output=True, text=True, check=False
     )
 
     assert result.returncode == 0, result.stdout + result.stderr

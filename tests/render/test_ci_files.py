@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-from pathlib import Path
 
+from tests.harness.environment import venv_tool
 from tests.project import Project
 
 
@@ -31,12 +30,12 @@ SCHEMAS = {
 
 
 def test_ci_dependency_and_compose_files_match_their_published_schemas(baked: Project) -> None:
-    check = Path(sys.executable).with_name("check-jsonschema")
+    check = venv_tool("check-jsonschema")
     present = {name: schema for name, schema in SCHEMAS.items() if (baked.path / name).is_file()}
     assert "compose.yaml" in present
     for name, schema in present.items():
         result = subprocess.run(
-            [str(check), "--builtin-schema", schema, name],
+            [check, "--builtin-schema", schema, name],
             cwd=baked.path,
             capture_output=True,
             text=True,

@@ -9,11 +9,11 @@ file:// URL, cruft and cookiecutter clone it with the machine's git, nothing goe
 - v3.0.0: v2.0.0 plus a change to the very line a user edits (llm.history_limit).
 """
 
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.harness.environment import venv_tool
 from tests.project import Project
 from tests.project import run_command as run
 
@@ -49,13 +49,6 @@ NEW_SCRIPT_TEXT = (
 HISTORY_LINE = "  history_limit: 50\n"
 TEMPLATE_HISTORY_LINE = "  history_limit: 100\n"
 USER_HISTORY_LINE = "  history_limit: 20\n"
-
-
-def tool(name: str) -> str:
-    """A command installed in the template's venv (cruft, cookiecutter)."""
-    path = Path(sys.executable).with_name(name)
-    assert path.exists(), f"{name} is not in the template's venv: uv sync --locked"
-    return str(path)
 
 
 def replace_once(path: Path, old: str, new: str) -> None:
@@ -104,7 +97,14 @@ def cruft_create(repo: TemplateRepo, output: Path, tag: str) -> tuple[Project, s
     """`cruft create --checkout <tag>`, then commit the project as its team would."""
     output.mkdir(parents=True)
     created = run(
-        tool("cruft"), "create", "--no-input", "--checkout", tag, repo.url, cwd=output, env=repo.env
+        venv_tool("cruft"),
+        "create",
+        "--no-input",
+        "--checkout",
+        tag,
+        repo.url,
+        cwd=output,
+        env=repo.env,
     )
     project = Project(output / "ai_agent_api", {})
     run("git", "init", "-q", "-b", "main", cwd=project.path, env=repo.env)

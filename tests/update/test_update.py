@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.harness.environment import venv_tool
 from tests.harness.servers import PostgresServer, RedisServer
 from tests.project import Project, assert_only_passes, install, project_env
 from tests.project import run_command as run
@@ -22,7 +23,6 @@ from tests.update.releases import (
     USER_HISTORY_LINE,
     TemplateRepo,
     cruft_create,
-    tool,
 )
 from tests.update.team import USER_README_LINE, USER_ROUTER, USER_TEST, Kept, edit_as_a_team
 
@@ -45,7 +45,7 @@ def updated(template_repo: TemplateRepo, tmp_path_factory: pytest.TempPathFactor
     before = Kept.of(project)
     edit_as_a_team(project, template_repo.env)
     check = run(
-        tool("cruft"),
+        venv_tool("cruft"),
         "check",
         "--checkout",
         "v2.0.0",
@@ -54,7 +54,7 @@ def updated(template_repo: TemplateRepo, tmp_path_factory: pytest.TempPathFactor
         check=False,
     )
     result = run(
-        tool("cruft"),
+        venv_tool("cruft"),
         "update",
         "-y",
         "--checkout",
@@ -86,7 +86,7 @@ def test_cruft_check_says_behind_then_up_to_date(
     updated: Update, template_repo: TemplateRepo
 ) -> None:
     after = run(
-        tool("cruft"),
+        venv_tool("cruft"),
         "check",
         "--checkout",
         "v2.0.0",
@@ -188,7 +188,7 @@ def test_a_conflicting_release_shows_the_conflict_and_keeps_the_teams_line(
     before = Kept.of(project)
 
     result = run(
-        tool("cruft"),
+        venv_tool("cruft"),
         "update",
         "-y",
         "--checkout",
@@ -224,7 +224,7 @@ def test_generation_from_a_git_url_renders_the_tag_asked_for(
     for tag in ("v1.0.0", "v2.0.0"):
         output = tmp_path / tag
         run(
-            tool("cookiecutter"),
+            venv_tool("cookiecutter"),
             "--no-input",
             "--checkout",
             tag,
