@@ -23,7 +23,7 @@ from tests.compose.conftest import VARIANTS
 from tests.harness import docker as lab
 from tests.harness.environment import free_port
 from tests.harness.rootless import RootlessEngine, rootless_engine
-from tests.harness.stack import BASE_FILE, Images, Rendered, Stack
+from tests.harness.stack import Images, Rendered, Stack, script_settings
 from tests.project import ROOT, Project
 
 # The default answers' images, built by the rootful engine (tests that need no stack use none).
@@ -106,15 +106,7 @@ def stack(generated: Generated, images: Images, engine: RootlessEngine) -> Itera
 
 def as_user(engine: RootlessEngine, stack: Stack, script: str, *args: str) -> str:
     """Run one of the project's scripts as the engine's user; return its output."""
-    env = engine.user_env(
-        COMPOSE_PROJECT_NAME=stack.name,
-        COMPOSE_FILE=BASE_FILE,
-        BACKUP_HELPER_IMAGE=lab.helper_image(),
-        API_IMAGE=stack.images.api,
-        POSTGRES_IMAGE=stack.images.postgres,
-        REDIS_IMAGE=stack.images.redis,
-        API_PORT=str(stack.port),
-    )
+    env = engine.user_env(**script_settings(stack))
     result = engine.as_user(
         str(stack.project.path / "scripts" / script), *args, cwd=stack.project.path, env=env
     )
@@ -224,7 +216,7 @@ def test_a_rootful_group_fails_and_doctor_names_the_fix(
         doctor = engine.as_user(
             str(stack.project.path / "scripts" / "doctor"),
             cwd=stack.project.path,
-            env=engine.user_env(COMPOSE_PROJECT_NAME=stack.name, COMPOSE_FILE=BASE_FILE),
+            env=engine.user_env(**script_settings(stack)),
         )
     finally:
         env_file.write_text(original)

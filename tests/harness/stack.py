@@ -42,15 +42,19 @@ class Stack:
     port: int
 
     @property
-    def env(self) -> dict[str, str]:
+    def settings(self) -> dict[str, str]:
+        """The variables compose reads for this stack: its images and published port."""
         return {
-            **os.environ,
             "API_IMAGE": self.images.api,
             "TEST_IMAGE": self.images.test,
             "POSTGRES_IMAGE": self.images.postgres,
             "REDIS_IMAGE": self.images.redis,
             "API_PORT": str(self.port),
         }
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, **self.settings}
 
     def _run(
         self, args: tuple[str, ...], files: tuple[str, ...], timeout: float
@@ -191,15 +195,20 @@ def new_stack(rendered: Rendered) -> Stack:
     return Stack(rendered.project, rendered.images, name, free_port())
 
 
-def script_env(stack: Stack, **extra: str) -> dict[str, str]:
-    """Environment for the generated scripts/: the stack's compose settings and a local helper."""
+def script_settings(stack: Stack) -> dict[str, str]:
+    """What the generated scripts/ need to find the stack: its compose settings, project name
+    and file, and a local image for their throwaway containers."""
     return {
-        **stack.env,
+        **stack.settings,
         "COMPOSE_PROJECT_NAME": stack.name,
         "COMPOSE_FILE": BASE_FILE,
         "BACKUP_HELPER_IMAGE": lab.helper_image(),
-        **extra,
     }
+
+
+def script_env(stack: Stack, **extra: str) -> dict[str, str]:
+    """Environment for the generated scripts/: this process's, with the stack's settings."""
+    return {**os.environ, **script_settings(stack), **extra}
 
 
 def run_script(
