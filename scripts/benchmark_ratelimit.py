@@ -20,7 +20,7 @@ from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from redis.asyncio import Redis
 
-from tests.harness.servers import start_redis
+from tests.harness.redis_server import start_redis
 
 CHECKS = 5000
 WINDOW_SECONDS = 60

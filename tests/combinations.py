@@ -110,13 +110,18 @@ def for_tier(tier: str) -> list[ParameterSet]:
     ]
 
 
-# (answers, fragment expected in the one-line error). A project_slug is given where the default
-# slug, derived from project_name, would not name a fresh directory.
 def answers_of(combination: ParameterSet) -> dict[str, Any]:
     """The answers of one pytest.param above (its first value)."""
     return cast(dict[str, Any], combination.values[0])
 
 
+def refused(name: str, value: str, ident: str, reason: str = "") -> ParameterSet:
+    """One answer the pre-generation hook refuses, and the start of the line that says why."""
+    return pytest.param({name: value}, f"'{name}' has value {value!r}{reason}", id=ident)
+
+
+# (answers, fragment expected in the one-line error). A project_slug is given where the default
+# slug, derived from project_name, would not name a fresh directory.
 BAD_ANSWERS = [
     pytest.param(
         {"project_name": "", "project_slug": "empty_name"},
@@ -136,104 +141,48 @@ BAD_ANSWERS = [
         "'project_slug' has value 'zhi_neng_ti' (derived from '智能体', which has no Latin letters",
         id="name-without-latin-letters",
     ),
-    pytest.param(
-        {"project_name": "Two\nLines"}, "'project_name' has value 'Two\\nLines'", id="name-newline"
-    ),
+    refused("project_name", "Two\nLines", "name-newline"),
     pytest.param(
         {"project_name": "A" * 81, "project_slug": "long_name"},
         "longer than 80 characters",
         id="name-too-long",
     ),
-    pytest.param(
-        {"project_slug": "MyBot"}, "'project_slug' has value 'MyBot'", id="slug-uppercase"
-    ),
-    pytest.param(
-        {"project_slug": "class"},
-        "'project_slug' has value 'class' (a Python keyword)",
-        id="slug-keyword",
-    ),
-    pytest.param(
-        {"project_slug": "match"},
-        "'project_slug' has value 'match' (a Python keyword)",
-        id="slug-soft-keyword",
-    ),
-    pytest.param(
-        {"project_slug": "typing"},
-        "'project_slug' has value 'typing' (a standard-library module)",
-        id="slug-stdlib",
-    ),
-    pytest.param(
-        {"project_slug": "redis"},
-        "'project_slug' has value 'redis' (the import name",
-        id="slug-dependency-redis",
-    ),
-    pytest.param(
-        {"project_slug": "fastapi"},
-        "'project_slug' has value 'fastapi' (the import name",
-        id="slug-dependency-fastapi",
-    ),
-    pytest.param({"project_slug": "test"}, "'project_slug' has value 'test'", id="slug-test"),
-    pytest.param(
-        {"project_slug": "app"},
-        "'project_slug' has value 'app' (the import name",
-        id="slug-own-package",
-    ),
-    pytest.param(
-        {"project_slug": "1bot"}, "'project_slug' has value '1bot'", id="slug-leading-digit"
-    ),
-    pytest.param({"project_slug": "my-bot"}, "'project_slug' has value 'my-bot'", id="slug-hyphen"),
-    pytest.param(
-        {"project_slug": "bot_"}, "'project_slug' has value 'bot_'", id="slug-trailing-underscore"
-    ),
+    refused("project_slug", "MyBot", "slug-uppercase"),
+    refused("project_slug", "class", "slug-keyword", " (a Python keyword)"),
+    refused("project_slug", "match", "slug-soft-keyword", " (a Python keyword)"),
+    refused("project_slug", "typing", "slug-stdlib", " (a standard-library module)"),
+    refused("project_slug", "redis", "slug-dependency-redis", " (the import name"),
+    refused("project_slug", "fastapi", "slug-dependency-fastapi", " (the import name"),
+    refused("project_slug", "test", "slug-test"),
+    refused("project_slug", "app", "slug-own-package", " (the import name"),
+    refused("project_slug", "1bot", "slug-leading-digit"),
+    refused("project_slug", "my-bot", "slug-hyphen"),
+    refused("project_slug", "bot_", "slug-trailing-underscore"),
     pytest.param({"project_slug": "a" * 51}, "longer than 50 characters", id="slug-too-long"),
-    pytest.param(
-        {"description": "One\nTwo"}, "'description' has value 'One\\nTwo'", id="description-newline"
-    ),
+    refused("description", "One\nTwo", "description-newline"),
     pytest.param(
         {"description": "x" * 201}, "longer than 200 characters", id="description-too-long"
     ),
-    pytest.param({"author_name": ""}, "'author_name' has value ''", id="author-empty"),
-    pytest.param(
-        {"author_email": "not-an-email"},
-        "'author_email' has value 'not-an-email'",
-        id="email-no-at",
-    ),
-    pytest.param(
-        {"author_email": "me@localhost"},
-        "'author_email' has value 'me@localhost'",
-        id="email-no-domain-dot",
-    ),
-    pytest.param({"version": "v1.0"}, "'version' has value 'v1.0'", id="version-prefix"),
-    pytest.param(
-        {"version": "1.0-beta"}, "'version' has value '1.0-beta'", id="version-not-pep440"
-    ),
-    pytest.param({"version": "01.0"}, "'version' has value '01.0'", id="version-leading-zero"),
-    pytest.param({"python_version": "3.11"}, "'python_version' has value '3.11'", id="python-311"),
-    pytest.param({"postgres_version": "15"}, "'postgres_version' has value '15'", id="postgres-15"),
-    pytest.param({"redis_flavor": "keydb"}, "'redis_flavor' has value 'keydb'", id="redis-keydb"),
-    pytest.param({"api_port": "80"}, "'api_port' has value '80'", id="port-80"),
-    pytest.param({"api_port": "70000"}, "'api_port' has value '70000'", id="port-70000"),
-    pytest.param({"api_port": "abc"}, "'api_port' has value 'abc'", id="port-abc"),
-    pytest.param({"api_port": "8000 "}, "'api_port' has value '8000 '", id="port-trailing-space"),
-    pytest.param(
-        {"llm_provider": "anthropic"},
-        "'llm_provider' has value 'anthropic'",
-        id="provider-anthropic",
-    ),
-    pytest.param({"llm_model": "gpt 4"}, "'llm_model' has value 'gpt 4'", id="model-space"),
-    pytest.param(
-        {"llm_model": "-model"}, "'llm_model' has value '-model'", id="model-leading-dash"
-    ),
-    pytest.param({"max_upload_mb": "0"}, "'max_upload_mb' has value '0'", id="upload-0"),
-    pytest.param({"max_upload_mb": "1025"}, "'max_upload_mb' has value '1025'", id="upload-1025"),
-    pytest.param(
-        {"rate_limit_per_minute": "0"}, "'rate_limit_per_minute' has value '0'", id="rate-0"
-    ),
-    pytest.param(
-        {"rate_limit_per_minute": "100001"},
-        "'rate_limit_per_minute' has value '100001'",
-        id="rate-100001",
-    ),
-    pytest.param({"ci": "jenkins"}, "'ci' has value 'jenkins'", id="ci-jenkins"),
-    pytest.param({"license": "GPL"}, "'license' has value 'GPL'", id="license-gpl"),
+    refused("author_name", "", "author-empty"),
+    refused("author_email", "not-an-email", "email-no-at"),
+    refused("author_email", "me@localhost", "email-no-domain-dot"),
+    refused("version", "v1.0", "version-prefix"),
+    refused("version", "1.0-beta", "version-not-pep440"),
+    refused("version", "01.0", "version-leading-zero"),
+    refused("python_version", "3.11", "python-311"),
+    refused("postgres_version", "15", "postgres-15"),
+    refused("redis_flavor", "keydb", "redis-keydb"),
+    refused("api_port", "80", "port-80"),
+    refused("api_port", "70000", "port-70000"),
+    refused("api_port", "abc", "port-abc"),
+    refused("api_port", "8000 ", "port-trailing-space"),
+    refused("llm_provider", "anthropic", "provider-anthropic"),
+    refused("llm_model", "gpt 4", "model-space"),
+    refused("llm_model", "-model", "model-leading-dash"),
+    refused("max_upload_mb", "0", "upload-0"),
+    refused("max_upload_mb", "1025", "upload-1025"),
+    refused("rate_limit_per_minute", "0", "rate-0"),
+    refused("rate_limit_per_minute", "100001", "rate-100001"),
+    refused("ci", "jenkins", "ci-jenkins"),
+    refused("license", "GPL", "license-gpl"),
 ]

@@ -10,7 +10,8 @@ import yaml
 from tests.combinations import for_tier
 from tests.harness.api import Process, Service, api_env, new_secret, start_api
 from tests.harness.environment import free_port
-from tests.harness.servers import PostgresServer, RedisServer
+from tests.harness.postgres_server import PostgresServer
+from tests.harness.redis_server import RedisServer
 from tests.project import Project, install, render
 
 BOOTED = for_tier("boot")

@@ -12,7 +12,8 @@ import httpx
 import pytest
 
 from tests.harness.api import Service
-from tests.harness.servers import PostgresServer, RedisServer
+from tests.harness.postgres_server import PostgresServer
+from tests.harness.redis_server import RedisServer
 from tests.project import assert_only_passes, project_env
 
 

@@ -14,7 +14,8 @@ import httpx
 import pytest
 
 from tests.harness.api import Process, api_env, config_file, new_secret, start_api
-from tests.harness.servers import PostgresServer, RedisServer
+from tests.harness.postgres_server import PostgresServer
+from tests.harness.redis_server import RedisServer
 from tests.project import Project
 
 FILE_BYTES = 100_000

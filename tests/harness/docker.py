@@ -13,6 +13,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from .builds import build_image
 from .engine import (
     TEST_LABEL,
     compose_ready,
@@ -24,7 +25,6 @@ from .engine import (
 from .stand_ins import (
     NOT_BUILDABLE,
     RECIPES,
-    build_image,
     ensure_images,
     helper_image,
     image_labels,

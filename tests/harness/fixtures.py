@@ -7,13 +7,9 @@ from typing import TypeVar
 import pytest
 
 from tests.harness.environment import need
-from tests.harness.servers import (
-    PostgresServer,
-    RedisServer,
-    ServerUnavailable,
-    start_postgres,
-    start_redis,
-)
+from tests.harness.postgres_server import PostgresServer, start_postgres
+from tests.harness.redis_server import RedisServer, start_redis
+from tests.harness.servers import ServerUnavailable
 
 S = TypeVar("S", PostgresServer, RedisServer)
 

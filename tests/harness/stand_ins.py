@@ -14,33 +14,25 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
-import threading
 import time
-from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .engine import BUILD_CLI, ENGINE_HINT, docker
+from .builds import ImageBuildError, build_image, import_rootfs, run_streaming, say
+from .engine import ENGINE_HINT, docker
 
 IMAGES_DIR = Path(__file__).with_name("images")
 DIGEST_LABEL = "template.stand-in.digest"
 DEBIAN_SUITE = "trixie"
 DEBIAN_MIRROR = os.environ.get("DEBIAN_MIRROR", "http://deb.debian.org/debian")
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
-BUILD_TIMEOUT = 1800.0
 _LOCK_FILE = Path(tempfile.gettempdir(), "template-stand-in-images.lock")
 
 
 class StandInUnavailable(Exception):
     """No stand-in can be built for an official image; the message says why."""
-
-
-class ImageBuildError(RuntimeError):
-    """An image build failed; the message carries the tail of the build output."""
 
 
 @dataclass(frozen=True)
@@ -82,52 +74,6 @@ NOT_BUILDABLE: dict[str, str] = {
     "postgres:18-alpine": "no stand-in for postgres:18-alpine: no Debian release packages "
     "postgresql-18",
 }
-
-
-def build_image(
-    context: Path,
-    tag: str,
-    *,
-    build_args: Mapping[str, str] | None = None,
-    target: str | None = None,
-    labels: Mapping[str, str] | None = None,
-    echo: bool = False,
-) -> None:
-    """Build `context` with BuildKit as `tag`; raise ImageBuildError with the output's tail."""
-    command = [BUILD_CLI, "build", "--progress=plain", "--tag", tag]
-    for name, value in (build_args or {}).items():
-        command += ["--build-arg", f"{name}={value}"]
-    for name, value in (labels or {}).items():
-        command += ["--label", f"{name}={value}"]
-    if target is not None:
-        command += ["--target", target]
-    env = {**os.environ, "DOCKER_BUILDKIT": "1"}
-    returncode, tail = _run_streaming([*command, str(context)], env=env, echo=echo)
-    if returncode != 0:
-        raise ImageBuildError(f"building {tag} failed ({returncode}):\n{tail}")
-
-
-def _run_streaming(
-    command: Sequence[str], *, env: Mapping[str, str], echo: bool
-) -> tuple[int, str]:
-    """Run a long command, optionally echoing its output; return its code and output tail."""
-    tail: deque[str] = deque(maxlen=60)
-    with subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    ) as process:
-        # A hung apt-get or debootstrap must not hang the test run: kill it after the timeout.
-        watchdog = threading.Timer(BUILD_TIMEOUT, process.kill)
-        watchdog.start()
-        try:
-            assert process.stdout is not None
-            for line in process.stdout:
-                tail.append(line.rstrip("\n"))
-                if echo:
-                    print(line, end="", file=sys.stderr, flush=True)
-            returncode = process.wait()
-        finally:
-            watchdog.cancel()
-    return returncode, "\n".join(tail)
 
 
 def image_labels(tag: str) -> dict[str, str] | None:
@@ -219,7 +165,7 @@ def _ensure(tag: str, *, echo: bool) -> None:
         digest = _digest([digest, image_id(BASE_TAG)])
         if (image_labels(tag) or {}).get(DIGEST_LABEL) == digest:
             return
-        _say(f"building stand-in image {tag}", echo)
+        say(f"building stand-in image {tag}", echo)
         started = time.monotonic()
         build_image(
             context,
@@ -229,7 +175,7 @@ def _ensure(tag: str, *, echo: bool) -> None:
             labels={DIGEST_LABEL: digest},
             echo=echo,
         )
-        _say(f"built {tag} in {time.monotonic() - started:.0f} s", echo)
+        say(f"built {tag} in {time.monotonic() - started:.0f} s", echo)
 
 
 @contextlib.contextmanager
@@ -281,17 +227,17 @@ def _build_base(tag: str, digest: str, *, echo: bool) -> None:
             raise ImageBuildError(f"{tool} not found (apt-get install debootstrap; {ENGINE_HINT})")
     if os.geteuid() != 0:
         raise ImageBuildError("debootstrap needs root to build the base image")
-    _say(f"building base image {tag} with debootstrap ({DEBIAN_MIRROR})", echo)
+    say(f"building base image {tag} with debootstrap ({DEBIAN_MIRROR})", echo)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="rootfs-") as directory:
         rootfs = Path(directory, "rootfs")
         command = ["debootstrap", "--variant=minbase", DEBIAN_SUITE, str(rootfs), DEBIAN_MIRROR]
-        returncode, tail = _run_streaming(command, env=os.environ, echo=echo)
+        returncode, tail = run_streaming(command, env=os.environ, echo=echo)
         if returncode != 0:
             raise ImageBuildError(f"debootstrap failed ({returncode}):\n{tail}")
         _slim_rootfs(rootfs)
-        _import_rootfs(rootfs, tag, [*_BASE_CHANGES.splitlines(), f"LABEL {DIGEST_LABEL}={digest}"])
-    _say(f"built {tag} in {time.monotonic() - started:.0f} s", echo)
+        import_rootfs(rootfs, tag, [*_BASE_CHANGES.splitlines(), f"LABEL {DIGEST_LABEL}={digest}"])
+    say(f"built {tag} in {time.monotonic() - started:.0f} s", echo)
 
 
 def _slim_rootfs(rootfs: Path) -> None:
@@ -299,30 +245,3 @@ def _slim_rootfs(rootfs: Path) -> None:
     for pattern in ("var/cache/apt/archives/*.deb", "var/lib/apt/lists/*_*"):
         for path in rootfs.glob(pattern):
             path.unlink()
-
-
-def _import_rootfs(rootfs: Path, tag: str, changes: Sequence[str]) -> None:
-    import_command = ["docker", "import"]
-    for change in changes:
-        import_command += ["--change", change]
-    tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
-    try:
-        result = subprocess.run(
-            [*import_command, "-", tag],
-            stdin=tar.stdout,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-    finally:
-        assert tar.stdout is not None
-        tar.stdout.close()
-        tar_code = tar.wait()
-    if result.returncode != 0 or tar_code != 0:
-        raise ImageBuildError(f"importing {tag} failed (tar {tar_code}): {result.stderr.strip()}")
-
-
-def _say(message: str, echo: bool) -> None:
-    # Under pytest this lands in the captured output, shown when a test fails.
-    print(f"==> {message}", file=sys.stderr if echo else sys.stdout, flush=True)

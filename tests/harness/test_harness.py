@@ -11,10 +11,12 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from . import servers
+from . import postgres_server
 from .environment import env_for_uv, free_port, need, python_for
 from .fixtures import started
-from .servers import PostgresServer, RedisServer, ServerUnavailable, start_postgres, start_redis
+from .postgres_server import PostgresServer, start_postgres
+from .redis_server import RedisServer, start_redis
+from .servers import ServerUnavailable
 
 
 def _port_open(port: int) -> bool:
@@ -25,10 +27,20 @@ def _port_open(port: int) -> bool:
         return False
 
 
+def _stop_and_start(server: PostgresServer | RedisServer) -> None:
+    """Stop closes the server's port; start brings it back on the same one."""
+    port = server.port
+    server.stop()
+    assert not _port_open(port)
+    assert not server.is_running()
+    server.start()
+    assert server.port == port
+
+
 def _psql(url: str, sql: str, *, password: str | None = None) -> subprocess.CompletedProcess[str]:
     """Run psql with the pieces of a postgresql:// URL, as an application would connect."""
     parts = urlsplit(url)
-    psql = servers.postgres_bindir() / "psql"
+    psql = postgres_server.postgres_bindir() / "psql"
     command = [str(psql), "-X", "-tA", "-h", str(parts.hostname), "-p", str(parts.port)]
     command += ["-U", str(parts.username), "-d", parts.path.lstrip("/"), "-c", sql]
     env = {**os.environ, "PGPASSWORD": password or str(parts.password), "PGCONNECT_TIMEOUT": "5"}
@@ -73,12 +85,7 @@ def test_postgres_stop_closes_the_port_and_start_keeps_the_data(
     postgres: PostgresServer,
 ) -> None:
     postgres.query("create table notes (body text); insert into notes values ('kept')")
-    port = postgres.port
-    postgres.stop()
-    assert not _port_open(port)
-    assert not postgres.is_running()
-    postgres.start()
-    assert postgres.port == port
+    _stop_and_start(postgres)
     assert postgres.query("select body from notes") == "kept"
 
 
@@ -96,9 +103,9 @@ def test_postgres_close_removes_its_directory(tmp_path: Path) -> None:
 def test_missing_postgres_binaries_raise_server_unavailable(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(servers, "_postgres_bindir_candidates", list)
+    monkeypatch.setattr(postgres_server, "_postgres_bindir_candidates", list)
     with pytest.raises(ServerUnavailable, match="apt-get install postgresql"):
-        servers.postgres_bindir()
+        postgres_server.postgres_bindir()
 
 
 def test_redis_answers_ping_and_set_get(redis: RedisServer) -> None:
@@ -120,12 +127,7 @@ def test_redis_requires_the_password(redis: RedisServer) -> None:
 
 
 def test_redis_stop_closes_the_port_and_start_answers_again(redis: RedisServer) -> None:
-    port = redis.port
-    redis.stop()
-    assert not _port_open(port)
-    assert not redis.ping()
-    redis.start()
-    assert redis.port == port
+    _stop_and_start(redis)
     assert redis.cli("PING") == "PONG"
 
 

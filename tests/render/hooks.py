@@ -51,3 +51,15 @@ def set_answers(monkeypatch: pytest.MonkeyPatch, module: ModuleType, **overrides
     """Make the module's ANSWERS_JSON hold the default answers with some replaced."""
     answers = {**rendered_answers(), **overrides}
     monkeypatch.setattr(module, "ANSWERS_JSON", json.dumps(answers, sort_keys=True, indent=4))
+
+
+# An .env.example as a render writes it, for the tests of what .env becomes.
+EXAMPLE = """\
+# comment mentioning nothing secret
+ENVIRONMENT=production
+POSTGRES_USER=bot
+DATABASE_URL=postgresql://bot@localhost:5432/bot
+DATABASE_PASSWORD_FILE=secrets/postgres_password
+API_PORT=8000
+SECRETS_GID=0
+"""

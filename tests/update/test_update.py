@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from tests.harness.environment import venv_tool
-from tests.harness.servers import PostgresServer, RedisServer
+from tests.harness.postgres_server import PostgresServer
+from tests.harness.redis_server import RedisServer
 from tests.project import Project, assert_only_passes, install, project_env
 from tests.project import run_command as run
 from tests.update.releases import (
