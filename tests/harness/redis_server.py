@@ -12,17 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from . import servers
 from .closing import Closing
 from .environment import free_port
-from .servers import (
-    HOST,
-    READY_TIMEOUT,
-    STOP_TIMEOUT,
-    ServerStartError,
-    ServerUnavailable,
-    log_tail,
-    new_password,
-)
+from .servers import ServerUnavailable
 
 
 def redis_executables() -> tuple[str, str | None]:
@@ -45,7 +38,7 @@ class RedisServer(Closing):
     directory: Path
     executable: str
     cli_executable: str | None = None
-    host: str = HOST
+    host: str = servers.HOST
     _process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _log: IO[bytes] | None = field(default=None, repr=False)
 
@@ -86,7 +79,7 @@ class RedisServer(Closing):
         if process is not None and process.poll() is None:
             process.terminate()
             try:
-                process.wait(timeout=STOP_TIMEOUT)
+                process.wait(timeout=servers.STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
@@ -139,18 +132,20 @@ class RedisServer(Closing):
         ]  # fmt: skip
 
     def _wait_until_ready(self) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT
+        deadline = time.monotonic() + servers.READY_TIMEOUT
         while time.monotonic() < deadline:
             if self._process is not None and self._process.poll() is not None:
                 self._fail(f"redis-server exited with code {self._process.returncode}")
             if self.ping():
                 return
             time.sleep(0.05)
-        self._fail(f"redis-server did not answer PING within {READY_TIMEOUT:.0f} s")
+        self._fail(f"redis-server did not answer PING within {servers.READY_TIMEOUT:.0f} s")
 
     def _fail(self, message: str) -> None:
         self.stop()
-        raise ServerStartError(f"{message}\n--- {self.log_file} ---\n{log_tail(self.log_file)}")
+        raise servers.ServerStartError(
+            f"{message}\n--- {self.log_file} ---\n{servers.log_tail(self.log_file)}"
+        )
 
 
 def start_redis(base_dir: Path) -> RedisServer:
@@ -163,7 +158,7 @@ def start_redis(base_dir: Path) -> RedisServer:
     base_dir.mkdir(parents=True, exist_ok=True)
     server = RedisServer(
         port=free_port(),
-        password=new_password(),
+        password=servers.new_password(),
         directory=Path(tempfile.mkdtemp(prefix="redis-", dir=base_dir)),
         executable=executable,
         cli_executable=cli_executable,
