@@ -57,6 +57,35 @@ def test_agent_round_trip_over_http(service: Service) -> None:
     )
 
 
+def _sse(body: str) -> list[tuple[str, dict[str, Any]]]:
+    """(event, JSON data) of each Server-Sent Event; keep-alive comments skipped."""
+    found = []
+    for block in body.strip().split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if line[:1] != ":")
+        found.append((fields["event"], json.loads(fields["data"])))
+    return found
+
+
+def test_agent_calls_a_tool_and_feeds_its_result_back_over_http(service: Service) -> None:
+    # Both the echo provider and the fake OpenAI server call a tool per `/tool` line.
+    message = {"content": "what time is it?\n/tool current_time"}
+    with service.client() as client:
+        conversation = client.post("/v1/conversations", json={}).json()["id"]
+        url = f"/v1/conversations/{conversation}/messages"
+        whole = client.post(url, json=message)
+        streamed = client.post(url, json=message, headers={"Accept": "text/event-stream"})
+
+    steps = whole.json()["steps"]
+    assert [s["role"] for s in steps] == ["assistant", "tool", "assistant"]
+    assert steps[0]["tool_calls"][0]["name"] == "current_time"
+    assert steps[1]["content"].startswith(str(time.gmtime().tm_year))
+    assert whole.json()["usage"]["prompt_tokens"] > 0
+    events = _sse(streamed.text)
+    assert [name for name, _ in events][:2] == ["tool_call", "tool_result"]
+    assert events[-1][0] == "done"
+    assert events[-1][1]["stop_reason"] == "completed"
+
+
 def test_requests_without_a_key_are_refused(service: Service) -> None:
     response = httpx.get(f"{service.base_url}/v1/conversations")
 

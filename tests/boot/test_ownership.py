@@ -1,6 +1,6 @@
 """Two API keys against one booted api: a key's rows are invisible to the other on every /v1
 endpoint, a named key keeps its rows across a rotation, and migration 0002 gives the rows
-of a database from before it to the first key."""
+of a database from before it to the first key (and later migrations keep them readable)."""
 
 import hmac
 import re
@@ -263,5 +263,8 @@ def test_migration_gives_rows_from_before_it_to_the_first_key(
     finally:
         api.stop()
     assert first.status_code == 200
-    assert [m["content"] for m in first.json()["messages"]] == ["from before"]
+    # Through every later migration too (0003: agent steps), the old message reads as before.
+    (message,) = first.json()["messages"]
+    assert (message["role"], message["content"]) == ("user", "from before")
+    assert (message["tool_calls"], message["tool_call_id"], message["usage"]) == ([], None, None)
     assert second.status_code == 404

@@ -13,6 +13,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 COMPLETIONS_PATH = "/v1/chat/completions"
+# Every answer of the fake model costs this much.
+USAGE = {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
+
+
+TOOL_LINE = re.compile(r"^/tool\s+(?P<name>\S+)\s*(?P<arguments>.*)$", re.MULTILINE)
 
 
 def reply_to(request: dict[str, Any]) -> str:
@@ -20,6 +25,29 @@ def reply_to(request: dict[str, Any]) -> str:
     messages = request.get("messages", [])
     last = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
     return f"fake reply to: {last}"
+
+
+def tool_call_for(request: dict[str, Any]) -> dict[str, Any] | None:
+    """The next tool call the request asks for, or None for a text reply.
+
+    Like the echo provider: each `/tool NAME {json}` line of the last user message is one
+    call, in order; a call is made only for a tool the request offers.
+    """
+    messages = request.get("messages", [])
+    last = max((i for i, m in enumerate(messages) if m["role"] == "user"), default=-1)
+    if last < 0:
+        return None
+    wanted = TOOL_LINE.findall(messages[last]["content"] or "")
+    done = sum(1 for m in messages[last + 1 :] if m["role"] == "tool")
+    offered = {tool["function"]["name"] for tool in request.get("tools", [])}
+    if done >= len(wanted) or wanted[done][0] not in offered:
+        return None
+    name, arguments = wanted[done]
+    return {
+        "id": f"call_fake_{done + 1}",
+        "type": "function",
+        "function": {"name": name, "arguments": arguments.strip() or "{}"},
+    }
 
 
 class FakeOpenAI(ThreadingHTTPServer):
@@ -78,9 +106,23 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("content-type", "text/event-stream")
         self.send_header("connection", "close")
         self.end_headers()
-        for piece in re.findall(r"\S+\s*", reply_to(body)):
-            self._event(_chunk(body, {"content": piece}))
-        self._event(_chunk(body, {}, finish_reason="stop"))
+        call = tool_call_for(body)
+        if call is not None:
+            # As real servers do: the id and name first, the arguments in fragments.
+            head = {"index": 0, "id": call["id"], "type": "function"}
+            head["function"] = {"name": call["function"]["name"], "arguments": ""}
+            self._event(_chunk(body, {"tool_calls": [head]}))
+            arguments = call["function"]["arguments"]
+            for start in range(0, len(arguments), 4):
+                piece = {"index": 0, "function": {"arguments": arguments[start : start + 4]}}
+                self._event(_chunk(body, {"tool_calls": [piece]}))
+            self._event(_chunk(body, {}, finish_reason="tool_calls"))
+        else:
+            for text in re.findall(r"\S+\s*", reply_to(body)):
+                self._event(_chunk(body, {"content": text}))
+            self._event(_chunk(body, {}, finish_reason="stop"))
+        if body.get("stream_options", {}).get("include_usage"):
+            self._event({**_chunk(body, {}), "choices": [], "usage": USAGE})
         self.wfile.write(b"data: [DONE]\n\n")
         self.wfile.flush()
         self.close_connection = True
@@ -94,6 +136,10 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def _completion(body: dict[str, Any]) -> dict[str, Any]:
+    call = tool_call_for(body)
+    message: dict[str, Any] = {"role": "assistant", "content": reply_to(body)}
+    if call is not None:
+        message = {"role": "assistant", "content": None, "tool_calls": [call]}
     return {
         "id": "chatcmpl-fake",
         "object": "chat.completion",
@@ -102,16 +148,16 @@ def _completion(body: dict[str, Any]) -> dict[str, Any]:
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": reply_to(body)},
-                "finish_reason": "stop",
+                "message": message,
+                "finish_reason": "tool_calls" if call else "stop",
             }
         ],
-        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        "usage": USAGE,
     }
 
 
 def _chunk(
-    body: dict[str, Any], delta: dict[str, str], finish_reason: str | None = None
+    body: dict[str, Any], delta: dict[str, Any], finish_reason: str | None = None
 ) -> dict[str, Any]:
     return {
         "id": "chatcmpl-fake",

@@ -1,9 +1,10 @@
-import json
 import uuid
 from typing import Any
 
 import pytest
 from httpx import AsyncClient
+
+from tests.sse import events
 
 SYSTEM_PROMPT = "You are a helpful assistant."
 
@@ -13,14 +14,6 @@ async def _conversation(client: AsyncClient, title: str | None = "Support") -> d
     assert response.status_code == 201
     body: dict[str, Any] = response.json()
     return body
-
-
-def _events(stream_text: str) -> list[tuple[str, dict[str, Any]]]:
-    events = []
-    for block in stream_text.strip().split("\n\n"):
-        lines = dict(line.split(": ", 1) for line in block.splitlines())
-        events.append((lines["event"], json.loads(lines["data"])))
-    return events
 
 
 async def test_create_and_get_a_conversation(client: AsyncClient) -> None:
@@ -95,11 +88,11 @@ async def test_streaming_sends_tokens_and_stores_the_whole_reply(client: AsyncCl
 
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/event-stream")
-    events = _events(response.text)
-    tokens = [data["content"] for name, data in events if name == "token"]
+    received = events(response.text)
+    tokens = [data["content"] for name, data in received if name == "token"]
     assert len(tokens) > 1
     assert "".join(tokens) == f"[{SYSTEM_PROMPT}] stream this please"
-    name, done = events[-1]
+    name, done = received[-1]
     assert name == "done"
     assert done["assistant_message"]["content"] == "".join(tokens)
     stored = (await client.get(f"/v1/conversations/{created['id']}")).json()["messages"]

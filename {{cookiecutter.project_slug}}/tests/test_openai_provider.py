@@ -1,6 +1,5 @@
 """The openai provider against a real local HTTP server speaking the OpenAI wire format."""
 
-import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -10,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tests.conftest import make_settings, serve
 from tests.fake_openai import FakeOpenAI
+from tests.sse import named
 
 
 @pytest.fixture
@@ -63,8 +63,7 @@ async def test_streamed_reply_is_relayed_and_stored(
         headers={"Accept": "text/event-stream"},
     )
 
-    blocks = [b for b in response.text.split("\n\n") if b]
-    tokens = [json.loads(b.split("data: ", 1)[1])["content"] for b in blocks if "token" in b]
+    tokens = [data["content"] for data in named(response.text, "token")]
     assert "".join(tokens) == "fake reply to: tell me"
     assert fake_openai.requests[-1]["stream"] is True
     stored = (await openai_client.get(f"/v1/conversations/{conversation}")).json()["messages"]
@@ -119,3 +118,34 @@ async def test_unreachable_endpoint_gives_502(
 
     assert response.status_code == 502
     assert response.json()["detail"] == "the language model provider could not be reached"
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+async def test_tool_calls_go_over_the_tools_api_and_results_come_back(
+    openai_client: AsyncClient, fake_openai: FakeOpenAI, stream: bool
+) -> None:
+    conversation = await _conversation_id(openai_client)
+    headers = {"Accept": "text/event-stream"} if stream else {}
+
+    response = await openai_client.post(
+        f"/v1/conversations/{conversation}/messages",
+        json={"content": 'time?\n/tool current_time {"unused": 1}\n/tool current_time'},
+        headers=headers,
+    )
+
+    exchange = named(response.text, "done")[0] if stream else response.json()
+    first, second, last = fake_openai.requests
+    offered = [tool["function"]["name"] for tool in first["tools"]]
+    assert offered == ["current_time", "read_file"]
+    assert first["tools"][0]["function"]["parameters"]["type"] == "object"
+    # The arguments arrive whole even when streamed in fragments; a bad one is answered.
+    call = second["messages"][-2]["tool_calls"][0]
+    assert call["function"] == {"name": "current_time", "arguments": '{"unused": 1}'}
+    assert second["messages"][-1]["role"] == "tool"
+    assert second["messages"][-1]["tool_call_id"] == call["id"]
+    assert second["messages"][-1]["content"].startswith("error: bad arguments")
+    assert [m["role"] for m in last["messages"][-4:]] == ["assistant", "tool"] * 2
+    assert [s["role"] for s in exchange["steps"]] == ["assistant", "tool"] * 2 + ["assistant"]
+    assert exchange["assistant_message"]["content"].startswith("fake reply to: time?")
+    # Three model calls at the fake's 7 + 3 tokens each.
+    assert exchange["usage"] == {"prompt_tokens": 21, "completion_tokens": 9}

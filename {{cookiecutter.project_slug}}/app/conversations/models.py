@@ -1,11 +1,14 @@
 """Conversation and message tables."""
 
 import uuid
+from typing import Any
 
-from sqlalchemy import ARRAY, CheckConstraint, ForeignKey, Index, String, Text, Uuid
+from sqlalchemy import ARRAY, CheckConstraint, ForeignKey, Index, Integer, String, Text, Uuid, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.core.db import Base, CreatedAtMixin, IdMixin, OwnedMixin
+from app.llm.base import ToolCall, Usage
 
 
 class Conversation(IdMixin, CreatedAtMixin, OwnedMixin, Base):
@@ -28,7 +31,7 @@ class Message(IdMixin, CreatedAtMixin, Base):
     """A message is reached only through its conversation, which carries the owner."""
 
     __tablename__ = "messages"
-    __table_args__ = (CheckConstraint("role IN ('user', 'assistant')", name="role"),)
+    __table_args__ = (CheckConstraint("role IN ('user', 'assistant', 'tool')", name="role"),)
 
     conversation_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("conversations.id", ondelete="CASCADE"), index=True
@@ -36,4 +39,23 @@ class Message(IdMixin, CreatedAtMixin, Base):
     role: Mapped[str] = mapped_column(String(16))
     content: Mapped[str] = mapped_column(Text)
     file_ids: Mapped[list[uuid.UUID]] = mapped_column(ARRAY(Uuid), default=list)
+    # An assistant message's tool calls ({"id", "name", "arguments"} each); a tool message's
+    # answer names the call it answers. Both empty for plain messages.
+    tool_calls: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONB, default=list, server_default=text("'[]'::jsonb")
+    )
+    tool_call_id: Mapped[str | None] = mapped_column(String(100))
+    # The model call that wrote an assistant message, in tokens.
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer)
+    completion_tokens: Mapped[int | None] = mapped_column(Integer)
     conversation: Mapped[Conversation] = relationship(back_populates="messages", lazy="raise")
+
+    @property
+    def calls(self) -> tuple[ToolCall, ...]:
+        return tuple(ToolCall(c["id"], c["name"], c["arguments"]) for c in self.tool_calls)
+
+    @property
+    def usage(self) -> Usage | None:
+        if self.prompt_tokens is None or self.completion_tokens is None:
+            return None
+        return Usage(self.prompt_tokens, self.completion_tokens)

@@ -3,12 +3,24 @@
 import json
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated
+from dataclasses import asdict
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import StreamingResponse
+from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from app.agent.loop import (
+    DoneEvent,
+    ErrorEvent,
+    Event,
+    TokenEvent,
+    ToolCallEvent,
+    ToolResultEvent,
+    Turn,
+)
+from app.agent.registry import registry_for
+from app.agent.tools import ToolContext
 from app.conversations import service
 from app.conversations.models import Conversation
 from app.conversations.schemas import (
@@ -19,12 +31,17 @@ from app.conversations.schemas import (
     Exchange,
     MessageCreate,
     MessageOut,
+    ToolCallOut,
+    UsageOut,
 )
 from app.deps import LLMDep, OwnerDep, SessionDep, SessionmakerDep, SettingsDep
-from app.llm.base import ChatMessage, LLMError, LLMProvider
 
 router = APIRouter(prefix="/conversations", tags=["conversations"])
 EVENT_STREAM = "text/event-stream"
+# A comment line this often keeps proxies from closing a stream that waits on a slow tool.
+KEEP_ALIVE_SECONDS = 15
+# Plain newlines, as the stream was framed before sse-starlette (its default is CRLF).
+LINE_END = "\n"
 # Far beyond any real page, and well inside PostgreSQL's bigint.
 MAX_OFFSET = 1_000_000_000
 
@@ -96,8 +113,9 @@ async def send_message(
     sessionmaker: SessionmakerDep,
     settings: SettingsDep,
     provider: LLMDep,
-) -> Exchange | StreamingResponse:
-    """Send a message and get the assistant's reply (streamed with Accept: text/event-stream)."""
+) -> Exchange | EventSourceResponse:
+    """Send a message; the agent answers, calling tools as it needs (SSE with
+    Accept: text/event-stream: token, tool_call, tool_result, then done or error)."""
     conversation = await _existing(session, owner, conversation_id)
     try:
         user_message = await service.add_user_message(
@@ -116,62 +134,78 @@ async def send_message(
                 for file_id in exc.missing
             ]
         ) from None
-    context = await service.build_context(
+    history = await service.build_context(
         session=session,
         conversation=conversation,
         llm_config=settings.config.llm,
         uploads_dir=settings.uploads_dir,
     )
+    agent = settings.config.agent
+    tools = ToolContext(
+        owner=owner,
+        conversation_id=conversation.id,
+        sessionmaker=sessionmaker,
+        uploads_dir=settings.uploads_dir,
+        config=agent,
+        max_file_chars=settings.config.llm.max_file_chars,
+    )
+    turn = Turn(provider, registry_for(agent), tools, sessionmaker, agent.max_steps)
+    user_out = MessageOut.model_validate(user_message)
+    # Hand the connection back now rather than hold it through the model's calls; each
+    # step is stored with a session of its own.
+    await session.close()
     if EVENT_STREAM in request.headers.get("accept", ""):
-        # Hand the connection back now rather than hold it for the whole stream;
-        # the reply is stored with a session of its own when the stream ends.
-        await session.close()
-        events = _stream_reply(provider, context, conversation.id, sessionmaker)
-        return StreamingResponse(
-            events,
-            media_type=EVENT_STREAM,
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
-    try:
-        reply = await provider.complete(context)
-    except LLMError as exc:
-        # The user's message is already committed: the client may simply retry the reply.
-        raise HTTPException(status.HTTP_502_BAD_GATEWAY, str(exc)) from None
-    assistant_message = await service.add_assistant_message(
-        session=session, conversation_id=conversation.id, content=reply
-    )
+        # A client that goes away cancels the stream, and with it the model call.
+        events = _server_sent(turn.run(history, stream=True), user_out)
+        return EventSourceResponse(events, ping=KEEP_ALIVE_SECONDS, sep=LINE_END)
+    async for event in turn.run(history, stream=False):
+        if isinstance(event, ErrorEvent):
+            # The user's message (and any finished step) is committed: the client may retry.
+            raise HTTPException(status.HTTP_502_BAD_GATEWAY, event.detail)
+        if isinstance(event, DoneEvent):
+            return _exchange(user_out, event)
+    raise AssertionError("a turn always ends with a done or an error event")
+
+
+def _exchange(user_message: MessageOut, done: DoneEvent) -> Exchange:
+    steps = [MessageOut.model_validate(step) for step in done.steps]
     return Exchange(
-        user_message=MessageOut.model_validate(user_message),
-        assistant_message=MessageOut.model_validate(assistant_message),
+        user_message=user_message,
+        assistant_message=next(s for s in reversed(steps) if s.role == "assistant"),
+        steps=steps,
+        stop_reason=done.stop_reason,
+        usage=UsageOut.model_validate(done.usage),
     )
 
 
-async def _stream_reply(
-    provider: LLMProvider,
-    context: list[ChatMessage],
-    conversation_id: uuid.UUID,
-    sessionmaker: SessionmakerDep,
-) -> AsyncIterator[str]:
-    """Relay tokens as they come; store the whole reply once the stream has ended."""
-    parts: list[str] = []
-    try:
-        async for token in provider.stream(context):
-            parts.append(token)
-            yield _event("token", {"content": token})
-    except LLMError as exc:
-        yield _event("error", {"detail": str(exc)})
-        return
-    async with sessionmaker() as session:
-        message = await service.add_assistant_message(
-            session=session, conversation_id=conversation_id, content="".join(parts)
-        )
-    yield _event(
-        "done", {"assistant_message": MessageOut.model_validate(message).model_dump(mode="json")}
-    )
+async def _server_sent(
+    events: AsyncIterator[Event], user_message: MessageOut
+) -> AsyncIterator[ServerSentEvent]:
+    """The turn's events as Server-Sent Events, each with a JSON body."""
+    async for event in events:
+        match event:
+            case TokenEvent(content=content):
+                yield _sse("token", {"content": content})
+            case ToolCallEvent(call=call):
+                yield _sse("tool_call", ToolCallOut(**asdict(call)).model_dump())
+            case ToolResultEvent(call=call, result=result):
+                yield _sse(
+                    "tool_result",
+                    {
+                        "tool_call_id": call.id,
+                        "name": call.name,
+                        "content": result.content,
+                        "is_error": result.is_error,
+                    },
+                )
+            case DoneEvent():
+                yield _sse("done", _exchange(user_message, event).model_dump(mode="json"))
+            case ErrorEvent(detail=detail):
+                yield _sse("error", {"detail": detail})
 
 
-def _event(name: str, data: dict[str, object]) -> str:
-    return f"event: {name}\ndata: {json.dumps(data)}\n\n"
+def _sse(name: str, data: dict[str, Any]) -> ServerSentEvent:
+    return ServerSentEvent(data=json.dumps(data), event=name, sep=LINE_END)
 
 
 async def _existing(

@@ -41,13 +41,32 @@ class MessageCreate(BaseModel):
     file_ids: list[uuid.UUID] = Field(default_factory=list, max_length=MAX_FILES_PER_MESSAGE)
 
 
+class ToolCallOut(BaseModel):
+    id: str
+    name: str
+    # JSON text, as the model wrote it.
+    arguments: str
+
+
+class UsageOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    prompt_tokens: int
+    completion_tokens: int
+
+
 class MessageOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
-    role: Literal["user", "assistant"]
+    role: Literal["user", "assistant", "tool"]
     content: str
     file_ids: list[uuid.UUID]
+    # What an assistant message asks for; which call a tool message answers.
+    tool_calls: list[ToolCallOut] = []
+    tool_call_id: str | None = None
+    # The tokens of the model call that wrote an assistant message.
+    usage: UsageOut | None = None
     created_at: datetime
 
 
@@ -63,7 +82,12 @@ class ConversationPage(BaseModel):
 
 
 class Exchange(BaseModel):
-    """A user message and the assistant's reply to it."""
+    """A user message, the assistant's last reply, and every step the turn took."""
 
     user_message: MessageOut
     assistant_message: MessageOut
+    # Every message stored after the user's: model steps and tool results, in order.
+    steps: list[MessageOut]
+    # completed: the model answered without asking for more tools; max_steps: it still did.
+    stop_reason: Literal["completed", "max_steps"]
+    usage: UsageOut

@@ -2,6 +2,7 @@
 
 import uuid
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,7 +13,8 @@ from app.conversations.schemas import ConversationCreate, MessageCreate
 from app.core.config import LLMConfig
 from app.files import service as files_service
 from app.files import storage
-from app.llm.base import ChatMessage
+from app.files.models import StoredFile
+from app.llm.base import ChatMessage, Completion, ToolCall, Usage
 
 
 class UnknownFilesError(Exception):
@@ -95,11 +97,30 @@ async def add_user_message(
     )
 
 
-async def add_assistant_message(
-    *, session: AsyncSession, conversation_id: uuid.UUID, content: str
+async def add_model_step(
+    *, session: AsyncSession, conversation_id: uuid.UUID, completion: Completion
+) -> Message:
+    """Store what one model call answered: its text, the tools it asks for, its usage."""
+    calls = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in completion.tool_calls]
+    return await _add_message(
+        session=session,
+        conversation_id=conversation_id,
+        role="assistant",
+        content=completion.content,
+        tool_calls=calls,
+        usage=completion.usage,
+    )
+
+
+async def add_tool_result(
+    *, session: AsyncSession, conversation_id: uuid.UUID, call: ToolCall, content: str
 ) -> Message:
     return await _add_message(
-        session=session, conversation_id=conversation_id, role="assistant", content=content
+        session=session,
+        conversation_id=conversation_id,
+        role="tool",
+        content=content,
+        tool_call_id=call.id,
     )
 
 
@@ -110,9 +131,19 @@ async def _add_message(
     role: str,
     content: str,
     file_ids: list[uuid.UUID] | None = None,
+    tool_calls: list[dict[str, Any]] | None = None,
+    tool_call_id: str | None = None,
+    usage: Usage | None = None,
 ) -> Message:
     message = Message(
-        conversation_id=conversation_id, role=role, content=content, file_ids=file_ids or []
+        conversation_id=conversation_id,
+        role=role,
+        content=content,
+        file_ids=file_ids or [],
+        tool_calls=tool_calls or [],
+        tool_call_id=tool_call_id,
+        prompt_tokens=usage.prompt_tokens if usage else None,
+        completion_tokens=usage.completion_tokens if usage else None,
     )
     session.add(message)
     await session.commit()
@@ -123,25 +154,41 @@ async def build_context(
     *, session: AsyncSession, conversation: Conversation, llm_config: LLMConfig, uploads_dir: Path
 ) -> list[ChatMessage]:
     """Return the system prompt and the recent history, with attached text files inlined."""
-    recent = await session.scalars(
-        select(Message)
-        .where(Message.conversation_id == conversation.id)
-        .order_by(Message.created_at.desc())
-        .limit(llm_config.history_limit)
+    recent = list(
+        await session.scalars(
+            select(Message)
+            .where(Message.conversation_id == conversation.id)
+            .order_by(Message.created_at.desc(), Message.id.desc())
+            .limit(llm_config.history_limit)
+        )
+    )[::-1]
+    # A cut through a tool step would leave results without the call that asked for them.
+    while recent and recent[0].role == "tool":
+        recent.pop(0)
+    # Every attachment of the history in one query.
+    file_ids = [file_id for message in recent for file_id in message.file_ids]
+    files = await files_service.get_files(
+        session=session, owner=conversation.owner, file_ids=file_ids
     )
+    by_id = {record.id: record for record in files}
     context = [ChatMessage("system", llm_config.system_prompt)] if llm_config.system_prompt else []
-    for message in reversed(list(recent)):
-        attached = await _attachments(session, conversation.owner, message, llm_config, uploads_dir)
-        content = message.content + attached
-        context.append(ChatMessage("user" if message.role == "user" else "assistant", content))
+    for message in recent:
+        attached = [by_id[file_id] for file_id in message.file_ids if file_id in by_id]
+        content = message.content + await _attachments(attached, llm_config, uploads_dir)
+        context.append(_as_chat(message, content))
     return context
 
 
-async def _attachments(
-    session: AsyncSession, owner: str, message: Message, llm_config: LLMConfig, uploads_dir: Path
-) -> str:
+def _as_chat(message: Message, content: str) -> ChatMessage:
+    if message.role == "tool":
+        return ChatMessage("tool", content, tool_call_id=message.tool_call_id)
+    if message.role == "assistant":
+        return ChatMessage("assistant", content, message.calls)
+    return ChatMessage("user", content)
+
+
+async def _attachments(files: list[StoredFile], llm_config: LLMConfig, uploads_dir: Path) -> str:
     parts = []
-    files = await files_service.get_files(session=session, owner=owner, file_ids=message.file_ids)
     for record in files:
         if files_service.is_text(record.content_type):
             text = await storage.read_text(

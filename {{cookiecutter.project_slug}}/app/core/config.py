@@ -57,6 +57,19 @@ class LLMConfig(_Section):
     max_file_chars: PositiveInt = 20_000
 
 
+class AgentConfig(_Section):
+    """The tool loop: how far it may go, and what its tools may touch."""
+
+    # Model calls per turn; a turn that still asks for tools then stops with "max_steps".
+    max_steps: PositiveInt = Field(default=8, le=100)
+    tool_timeout_seconds: PositiveFloat = 10.0
+    # Longer tool results are cut before they reach the model and the database.
+    max_tool_result_chars: PositiveInt = 20_000
+    # http_get is offered to the model only when hosts ("example.com" or "host:port") are listed.
+    http_allowed_hosts: frozenset[str] = frozenset()
+    http_max_bytes: PositiveInt = 100_000
+
+
 class UploadsConfig(_Section):
     max_bytes: PositiveInt = 10 * 1024 * 1024
     max_total_bytes_per_key: PositiveInt = 1000 * 1024 * 1024
@@ -115,6 +128,7 @@ class AppConfig(_Section):
     """The contents of config.yaml."""
 
     llm: LLMConfig = LLMConfig()
+    agent: AgentConfig = AgentConfig()
     uploads: UploadsConfig = UploadsConfig()
     requests: RequestsConfig = RequestsConfig()
     rate_limit: RateLimitConfig = RateLimitConfig()

@@ -1,16 +1,58 @@
 """The provider interface every language model backend implements."""
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
-Role = Literal["system", "user", "assistant"]
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """The model asks for one tool; `arguments` is the JSON text it wrote, checked later."""
+
+    id: str
+    name: str
+    arguments: str
 
 
 @dataclass(frozen=True, slots=True)
 class ChatMessage:
     role: Role
     content: str
+    # An assistant message may ask for tools; a tool message answers one of those calls.
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """What the model is told about a tool: its name, what it does, its arguments' schema."""
+
+    name: str
+    description: str
+    parameters: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def __add__(self, other: "Usage") -> "Usage":
+        return Usage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """One model call's whole answer: text, the tools it asks for, and what it cost."""
+
+    content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    usage: Usage = Usage()
 
 
 class LLMError(Exception):
@@ -20,12 +62,16 @@ class LLMError(Exception):
 class LLMProvider(Protocol):
     name: str
 
-    async def complete(self, messages: Sequence[ChatMessage]) -> str:
-        """Return the whole reply to the conversation."""
+    async def complete(
+        self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec] = ()
+    ) -> Completion:
+        """Return the model's whole answer to the conversation."""
         ...
 
-    def stream(self, messages: Sequence[ChatMessage]) -> AsyncIterator[str]:
-        """Yield the reply piece by piece as the model produces it."""
+    def stream(
+        self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec] = ()
+    ) -> AsyncIterator[str | Completion]:
+        """Yield the text piece by piece as the model produces it, then the whole Completion."""
         ...
 
     async def aclose(self) -> None:

@@ -1,11 +1,22 @@
-"""An offline, deterministic provider: new projects and tests run with no key."""
+"""An offline, deterministic provider: new projects and tests run with no key.
 
+It repeats the last user message. A line of that message of the form
+
+    /tool NAME {"argument": "value"}
+
+(the JSON is optional) makes it call the tool NAME, one such line per step, in order; once
+every line has its result it replies with the message and one `NAME: result` line per call.
+So a new project shows the tool loop, and tests drive it, without a network.
+"""
+
+import json
 import re
 from collections.abc import AsyncIterator, Sequence
 
-from app.llm.base import ChatMessage
+from app.llm.base import ChatMessage, Completion, ToolCall, ToolSpec, Usage
 
 _TOKENS = re.compile(r"\S+\s*|\s+")
+_TOOL_LINE = re.compile(r"^/tool\s+(?P<name>\S+)\s*(?P<arguments>.*)$")
 
 
 class EchoProvider:
@@ -13,19 +24,50 @@ class EchoProvider:
 
     name = "echo"
 
-    async def complete(self, messages: Sequence[ChatMessage]) -> str:
-        return reply_for(messages)
+    async def complete(
+        self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec] = ()
+    ) -> Completion:
+        return answer_to(messages)
 
-    async def stream(self, messages: Sequence[ChatMessage]) -> AsyncIterator[str]:
-        for token in _TOKENS.findall(reply_for(messages)):
+    async def stream(
+        self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec] = ()
+    ) -> AsyncIterator[str | Completion]:
+        completion = answer_to(messages)
+        for token in _TOKENS.findall(completion.content):
             yield token
+        yield completion
 
     async def aclose(self) -> None:
         return None
 
 
-def reply_for(messages: Sequence[ChatMessage]) -> str:
-    """Build the echo reply: it shows what a real model would have received."""
+def answer_to(messages: Sequence[ChatMessage]) -> Completion:
+    """Call the next tool the last user message asks for, or reply with what it was sent."""
     system = next((m.content for m in messages if m.role == "system"), "")
-    last_user = next((m.content for m in reversed(messages) if m.role == "user"), "")
-    return f"[{system}] {last_user}" if system else last_user
+    last_user = max((i for i, m in enumerate(messages) if m.role == "user"), default=-1)
+    user_text = messages[last_user].content if last_user >= 0 else ""
+    results = [m for m in messages[last_user + 1 :] if m.role == "tool"]
+    calls, text_lines = _split(user_text)
+    usage_in = sum(len(m.content.split()) for m in messages)
+    if len(results) < len(calls):
+        name, arguments = calls[len(results)]
+        call = ToolCall(id=f"echo_call_{len(results) + 1}", name=name, arguments=arguments)
+        return Completion("", (call,), Usage(usage_in, 1))
+    text = "\n".join(text_lines).strip() if calls else user_text
+    reply = f"[{system}] {text}" if system else text
+    names = {c.id: c.name for m in messages for c in m.tool_calls}
+    lines = [f"{names.get(r.tool_call_id or '', 'tool')}: {r.content}" for r in results]
+    reply = "\n".join([reply, *lines]) if lines else reply
+    return Completion(reply, (), Usage(usage_in, len(reply.split())))
+
+
+def _split(text: str) -> tuple[list[tuple[str, str]], list[str]]:
+    """Separate the /tool lines (name, JSON arguments) from the rest of the message."""
+    calls: list[tuple[str, str]] = []
+    rest: list[str] = []
+    for line in text.splitlines():
+        if match := _TOOL_LINE.match(line.strip()):
+            calls.append((match["name"], match["arguments"].strip() or json.dumps({})))
+        else:
+            rest.append(line)
+    return calls, rest

@@ -1,11 +1,18 @@
-"""A provider for any endpoint that speaks OpenAI's chat-completions API."""
+"""A provider for any endpoint that speaks OpenAI's chat-completions API, tools included."""
 
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
 
 import openai
-from openai.types.chat import ChatCompletionMessageParam
+from openai.types import CompletionUsage
+from openai.types.chat import (
+    ChatCompletionFunctionToolParam,
+    ChatCompletionMessageFunctionToolCallParam,
+    ChatCompletionMessageParam,
+)
+from openai.types.chat.chat_completion_chunk import ChoiceDeltaToolCall
 
-from app.llm.base import ChatMessage, LLMError
+from app.llm.base import ChatMessage, Completion, LLMError, ToolCall, ToolSpec, Usage
 
 
 class OpenAICompatibleProvider:
@@ -17,30 +24,92 @@ class OpenAICompatibleProvider:
         self._client = client
         self._model = model
 
-    async def complete(self, messages: Sequence[ChatMessage]) -> str:
+    async def complete(
+        self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec] = ()
+    ) -> Completion:
         try:
             response = await self._client.chat.completions.create(
-                model=self._model, messages=_to_wire(messages)
+                model=self._model, messages=_to_wire(messages), tools=_tools(tools)
             )
         except openai.OpenAIError as exc:
             raise _as_llm_error(exc) from exc
         if not response.choices:
             raise LLMError("the language model returned no choices")
-        return response.choices[0].message.content or ""
+        message = response.choices[0].message
+        calls = tuple(
+            ToolCall(call.id, call.function.name, call.function.arguments)
+            for call in message.tool_calls or []
+            if call.type == "function"
+        )
+        return Completion(message.content or "", calls, _usage(response.usage))
 
-    async def stream(self, messages: Sequence[ChatMessage]) -> AsyncIterator[str]:
+    async def stream(
+        self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec] = ()
+    ) -> AsyncIterator[str | Completion]:
+        parts: list[str] = []
+        calls: dict[int, _PartialCall] = {}
+        usage = Usage()
         try:
             chunks = await self._client.chat.completions.create(
-                model=self._model, messages=_to_wire(messages), stream=True
+                model=self._model,
+                messages=_to_wire(messages),
+                tools=_tools(tools),
+                stream=True,
+                # The last chunk then carries the call's token counts.
+                stream_options={"include_usage": True},
             )
             async for chunk in chunks:
-                if chunk.choices and chunk.choices[0].delta.content:
-                    yield chunk.choices[0].delta.content
+                usage = _usage(chunk.usage) if chunk.usage else usage
+                if not chunk.choices:
+                    continue
+                delta = chunk.choices[0].delta
+                for piece in delta.tool_calls or []:
+                    calls.setdefault(piece.index, _PartialCall()).add(piece)
+                if delta.content:
+                    parts.append(delta.content)
+                    yield delta.content
         except openai.OpenAIError as exc:
             raise _as_llm_error(exc) from exc
+        whole = tuple(calls[index].done() for index in sorted(calls))
+        yield Completion("".join(parts), whole, usage)
 
     async def aclose(self) -> None:
         await self._client.close()
+
+
+@dataclass
+class _PartialCall:
+    """A tool call arriving in pieces: the id and name first, the arguments in fragments."""
+
+    id: str = ""
+    name: str = ""
+    arguments: list[str] = field(default_factory=list)
+
+    def add(self, piece: ChoiceDeltaToolCall) -> None:
+        self.id = piece.id or self.id
+        if piece.function is not None:
+            self.name = piece.function.name or self.name
+            self.arguments.append(piece.function.arguments or "")
+
+    def done(self) -> ToolCall:
+        return ToolCall(self.id, self.name, "".join(self.arguments))
+
+
+def _tools(tools: Sequence[ToolSpec]) -> list[ChatCompletionFunctionToolParam] | openai.Omit:
+    if not tools:
+        # Some servers refuse an empty list: leave the field out instead.
+        return openai.omit
+    return [
+        {
+            "type": "function",
+            "function": {
+                "name": tool.name,
+                "description": tool.description,
+                "parameters": dict(tool.parameters),
+            },
+        }
+        for tool in tools
+    ]
 
 
 def _to_wire(messages: Sequence[ChatMessage]) -> list[ChatCompletionMessageParam]:
@@ -50,9 +119,35 @@ def _to_wire(messages: Sequence[ChatMessage]) -> list[ChatCompletionMessageParam
             wire.append({"role": "system", "content": message.content})
         elif message.role == "user":
             wire.append({"role": "user", "content": message.content})
+        elif message.role == "tool":
+            wire.append(
+                {
+                    "role": "tool",
+                    "tool_call_id": message.tool_call_id or "",
+                    "content": message.content,
+                }
+            )
+        elif message.tool_calls:
+            calls: list[ChatCompletionMessageFunctionToolCallParam] = [
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": call.arguments},
+                }
+                for call in message.tool_calls
+            ]
+            wire.append(
+                {"role": "assistant", "content": message.content or None, "tool_calls": calls}
+            )
         else:
             wire.append({"role": "assistant", "content": message.content})
     return wire
+
+
+def _usage(usage: CompletionUsage | None) -> Usage:
+    if usage is None:
+        return Usage()
+    return Usage(usage.prompt_tokens, usage.completion_tokens)
 
 
 def _as_llm_error(exc: openai.OpenAIError) -> LLMError:

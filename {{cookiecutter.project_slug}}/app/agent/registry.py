@@ -1,0 +1,19 @@
+"""The tools offered to the model. To add one, write it (see builtin.py) and list it here."""
+
+from typing import Any
+
+from app.agent.builtin import current_time, http_get, read_file
+from app.agent.tools import Registry, Tool
+from app.core.config import AgentConfig
+
+TOOLS: list[Tool[Any]] = [
+    current_time,
+    read_file,
+    http_get,
+]
+
+
+def registry_for(config: AgentConfig) -> Registry:
+    """The tools this configuration allows: http_get only when hosts are listed for it."""
+    offered = [t for t in TOOLS if t is not http_get or config.http_allowed_hosts]
+    return Registry(offered, config)

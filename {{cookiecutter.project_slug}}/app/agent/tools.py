@@ -1,0 +1,109 @@
+"""What a tool is, and the registry that offers tools to the model and runs its calls.
+
+A tool is an async function taking a pydantic model of its arguments and the turn's
+context; its docstring tells the model what it does, its arguments model gives the schema.
+"""
+
+import asyncio
+import inspect
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.core.config import AgentConfig
+from app.llm.base import ToolCall, ToolSpec
+
+logger = logging.getLogger(__name__)
+
+
+class ToolError(Exception):
+    """A tool cannot do what it was asked; the message goes back to the model."""
+
+
+@dataclass(frozen=True, slots=True)
+class ToolContext:
+    """What a tool may reach: the caller's rows only, through the owner and conversation."""
+
+    owner: str
+    conversation_id: uuid.UUID
+    sessionmaker: async_sessionmaker[AsyncSession]
+    uploads_dir: Path
+    config: AgentConfig
+    max_file_chars: int
+
+
+@dataclass(frozen=True, slots=True)
+class Tool[A: BaseModel]:
+    name: str
+    description: str
+    arguments: type[A]
+    run: Callable[[A, ToolContext], Awaitable[str]]
+
+    @property
+    def spec(self) -> ToolSpec:
+        return ToolSpec(self.name, self.description, self.arguments.model_json_schema())
+
+
+def tool[A: BaseModel](function: Callable[[A, ToolContext], Awaitable[str]]) -> Tool[A]:
+    """Make a tool of `async def name(args: SomeModel, context: ToolContext) -> str`."""
+    first = next(iter(inspect.signature(function).parameters))
+    arguments: type[A] = get_type_hints(function)[first]
+    description = inspect.getdoc(function) or function.__name__
+    return Tool(function.__name__, description, arguments, function)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    content: str
+    is_error: bool = False
+
+
+class Registry:
+    """The tools of one turn, by name."""
+
+    def __init__(self, tools: Iterable[Tool[Any]], config: AgentConfig) -> None:
+        self._tools = {t.name: t for t in tools}
+        self._config = config
+
+    @property
+    def specs(self) -> list[ToolSpec]:
+        return [t.spec for t in self._tools.values()]
+
+    async def call(self, call: ToolCall, context: ToolContext) -> ToolResult:
+        """Run one call; every failure becomes a result the model can read, never an error."""
+        chosen = self._tools.get(call.name)
+        if chosen is None:
+            return ToolResult(f"error: no tool named {call.name!r}", is_error=True)
+        try:
+            arguments = chosen.arguments.model_validate(json.loads(call.arguments or "{}"))
+        except (ValueError, ValidationError) as exc:
+            return ToolResult(f"error: bad arguments for {call.name}: {_brief(exc)}", True)
+        timeout = self._config.tool_timeout_seconds
+        try:
+            async with asyncio.timeout(timeout):
+                content = await chosen.run(arguments, context)
+        except TimeoutError:
+            return ToolResult(f"error: {call.name} timed out after {timeout:g} s", True)
+        except ToolError as exc:
+            return ToolResult(f"error: {exc}", True)
+        except Exception as exc:
+            # A tool's bug must not end the turn; the log keeps the traceback.
+            logger.exception("tool %s failed", call.name)
+            return ToolResult(f"error: {call.name} failed ({type(exc).__name__})", True)
+        return ToolResult(content[: self._config.max_tool_result_chars])
+
+
+def _brief(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or 'arguments'}: {error['msg']}"
+            for error in exc.errors()
+        )
+    return f"not a JSON object ({exc})"
