@@ -19,6 +19,7 @@ from app.files import storage
 from app.files.router import router as files_router
 from app.health.router import router as health_router
 from app.resources import open_resources
+from app.runs.router import router as runs_router
 
 logger = logging.getLogger(__name__)
 # Every route under it needs an API key.
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api_dependencies = [Depends(authorize)]
     app.include_router(conversations_router, prefix=API_PREFIX, dependencies=api_dependencies)
     app.include_router(files_router, prefix=API_PREFIX, dependencies=api_dependencies)
+    app.include_router(runs_router, prefix=API_PREFIX, dependencies=api_dependencies)
     return app
 
 

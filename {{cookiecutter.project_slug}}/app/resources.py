@@ -11,12 +11,14 @@ from redis.asyncio import Redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from taskiq_redis import ListQueueBroker
 
 from app.core.config import Settings
 from app.core.db import create_engine, create_sessionmaker
 from app.core.ratelimit import RateLimiter
 from app.llm.base import LLMProvider
 from app.llm.factory import create_provider
+from app.runs.queue import create_broker
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 DB_CONNECT_TIMEOUT_SECONDS = 5.0
@@ -31,6 +33,8 @@ class Resources:
     llm: LLMProvider
     schema_head: str | None
     rate_limiter: RateLimiter
+    # Where the api puts background runs for the workers.
+    queue: ListQueueBroker
 
 
 def create_redis(url: str, *, timeout: float) -> "Redis":
@@ -59,12 +63,16 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
         settings.redis_url.get_secret_value(), timeout=settings.config.redis.timeout_seconds
     )
     llm = create_provider(settings)
+    redis_url = settings.redis_url.get_secret_value()
+    queue = create_broker(redis_url, timeout=settings.config.redis.timeout_seconds)
     try:
-        limiter = RateLimiter(
-            redis, settings.redis_url.get_secret_value(), settings.config.rate_limit
+        limiter = RateLimiter(redis, redis_url, settings.config.rate_limit)
+        await queue.startup()
+        yield Resources(
+            engine, create_sessionmaker(engine), redis, llm, migrations_head(), limiter, queue
         )
-        yield Resources(engine, create_sessionmaker(engine), redis, llm, migrations_head(), limiter)
     finally:
+        await queue.shutdown()
         await llm.aclose()
         await redis.aclose()
         await engine.dispose()

@@ -45,6 +45,10 @@ class Message(IdMixin, CreatedAtMixin, Base):
         JSONB, default=list, server_default=text("'[]'::jsonb")
     )
     tool_call_id: Mapped[str | None] = mapped_column(String(100))
+    # The background run that wrote it, if any (its steps count toward its max_steps).
+    run_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("runs.id", ondelete="SET NULL"), index=True
+    )
     # The model call that wrote an assistant message, in tokens.
     prompt_tokens: Mapped[int | None] = mapped_column(Integer)
     completion_tokens: Mapped[int | None] = mapped_column(Integer)

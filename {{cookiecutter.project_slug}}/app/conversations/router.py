@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from app.agent.loop import (
+    ConversationRecorder,
     DoneEvent,
     ErrorEvent,
     Event,
@@ -79,7 +80,7 @@ async def get_conversation(
     conversation_id: uuid.UUID, session: SessionDep, owner: OwnerDep
 ) -> ConversationDetail:
     """Get a conversation with its messages."""
-    conversation = await _existing(session, owner, conversation_id, with_messages=True)
+    conversation = await existing(session, owner, conversation_id, with_messages=True)
     return ConversationDetail.model_validate(conversation)
 
 
@@ -88,7 +89,7 @@ async def delete_conversation(
     conversation_id: uuid.UUID, session: SessionDep, owner: OwnerDep
 ) -> None:
     """Delete a conversation and its messages (its files stay; see DELETE /v1/files/{id})."""
-    conversation = await _existing(session, owner, conversation_id)
+    conversation = await existing(session, owner, conversation_id)
     await service.delete_conversation(session=session, conversation=conversation)
 
 
@@ -116,24 +117,13 @@ async def send_message(
 ) -> Exchange | EventSourceResponse:
     """Send a message; the agent answers, calling tools as it needs (SSE with
     Accept: text/event-stream: token, tool_call, tool_result, then done or error)."""
-    conversation = await _existing(session, owner, conversation_id)
+    conversation = await existing(session, owner, conversation_id)
     try:
         user_message = await service.add_user_message(
             session=session, conversation=conversation, data=body
         )
     except service.UnknownFilesError as exc:
-        # The same 422 shape as any other invalid field, so clients parse one format.
-        raise RequestValidationError(
-            [
-                {
-                    "type": "unknown_file",
-                    "loc": ("body", "file_ids", body.file_ids.index(file_id)),
-                    "msg": f"file {file_id} not found",
-                    "input": str(file_id),
-                }
-                for file_id in exc.missing
-            ]
-        ) from None
+        raise RequestValidationError(unknown_files(body, exc)) from None
     history = await service.build_context(
         session=session,
         conversation=conversation,
@@ -149,7 +139,8 @@ async def send_message(
         config=agent,
         max_file_chars=settings.config.llm.max_file_chars,
     )
-    turn = Turn(provider, registry_for(agent), tools, sessionmaker, agent.max_steps)
+    recorder = ConversationRecorder(sessionmaker, conversation.id)
+    turn = Turn(provider, registry_for(agent), tools, recorder, agent.max_steps)
     user_out = MessageOut.model_validate(user_message)
     # Hand the connection back now rather than hold it through the model's calls; each
     # step is stored with a session of its own.
@@ -208,7 +199,20 @@ def _sse(name: str, data: dict[str, Any]) -> ServerSentEvent:
     return ServerSentEvent(data=json.dumps(data), event=name, sep=LINE_END)
 
 
-async def _existing(
+def unknown_files(body: MessageCreate, exc: service.UnknownFilesError) -> list[dict[str, Any]]:
+    """The same 422 shape as any other invalid field, so clients parse one format."""
+    return [
+        {
+            "type": "unknown_file",
+            "loc": ("body", "file_ids", body.file_ids.index(file_id)),
+            "msg": f"file {file_id} not found",
+            "input": str(file_id),
+        }
+        for file_id in exc.missing
+    ]
+
+
+async def existing(
     session: SessionDep, owner: str, conversation_id: uuid.UUID, *, with_messages: bool = False
 ) -> Conversation:
     conversation = await service.get_conversation(

@@ -6,6 +6,9 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+# completed: the model answered without asking for tools; max_steps: it still asked;
+# cancelled: a client cancelled the run; interrupted: its worker is stopping (run re-queued).
+StopReason = Literal["completed", "max_steps", "cancelled", "interrupted"]
 MAX_MESSAGE_CHARS = 32_000
 MAX_FILES_PER_MESSAGE = 10
 
@@ -88,6 +91,5 @@ class Exchange(BaseModel):
     assistant_message: MessageOut
     # Every message stored after the user's: model steps and tool results, in order.
     steps: list[MessageOut]
-    # completed: the model answered without asking for more tools; max_steps: it still did.
-    stop_reason: Literal["completed", "max_steps"]
+    stop_reason: StopReason
     usage: UsageOut

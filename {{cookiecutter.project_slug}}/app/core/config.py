@@ -70,6 +70,23 @@ class AgentConfig(_Section):
     http_max_bytes: PositiveInt = 100_000
 
 
+class WorkerConfig(_Section):
+    """Background runs: the worker service and the queue it takes runs from."""
+
+    # Runs one worker process executes at once.
+    concurrency: PositiveInt = Field(default=4, le=100)
+    # A running run's lease; a worker renews it while it works. When a worker dies the
+    # lease runs out and another worker retries the run (or fails it after max_attempts).
+    visibility_timeout_seconds: PositiveFloat = 60.0
+    max_attempts: PositiveInt = Field(default=3, le=20)
+    # How often each worker looks for runs whose lease ran out, and proves it is alive.
+    sweep_seconds: PositiveFloat = 5.0
+    # How often GET /v1/runs/{id}/events looks for new events, and how long one stream lasts
+    # (a client resumes with Last-Event-ID).
+    events_poll_seconds: PositiveFloat = 0.5
+    events_stream_seconds: PositiveFloat = 300.0
+
+
 class UploadsConfig(_Section):
     max_bytes: PositiveInt = 10 * 1024 * 1024
     max_total_bytes_per_key: PositiveInt = 1000 * 1024 * 1024
@@ -129,6 +146,7 @@ class AppConfig(_Section):
 
     llm: LLMConfig = LLMConfig()
     agent: AgentConfig = AgentConfig()
+    worker: WorkerConfig = WorkerConfig()
     uploads: UploadsConfig = UploadsConfig()
     requests: RequestsConfig = RequestsConfig()
     rate_limit: RateLimitConfig = RateLimitConfig()

@@ -31,21 +31,27 @@ class _RequestIdFilter(logging.Filter):
         return True
 
 
-def setup_logging(config: LoggingConfig, logs_dir: Path) -> None:
-    """Send every log record, uvicorn's included, as JSON to stdout and the log file."""
-    logs_dir.mkdir(parents=True, exist_ok=True)
+def setup_logging(config: LoggingConfig, logs_dir: Path | None) -> None:
+    """Send every log record, uvicorn's included, as JSON to stdout and the log file.
+
+    Without logs_dir, stdout only: workers scale to several replicas, and processes
+    rotating one file would lose lines.
+    """
     formatter = JsonFormatter(
         "{asctime}{levelname}{name}{message}{request_id}",
         style="{",
         rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
     )
-    file_handler = RotatingFileHandler(
-        logs_dir / LOG_FILE_NAME,
-        maxBytes=config.file_max_bytes,
-        backupCount=config.file_backup_count,
-        encoding="utf-8",
-    )
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stdout), file_handler]
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stdout)]
+    if logs_dir is not None:
+        logs_dir.mkdir(parents=True, exist_ok=True)
+        file_handler = RotatingFileHandler(
+            logs_dir / LOG_FILE_NAME,
+            maxBytes=config.file_max_bytes,
+            backupCount=config.file_backup_count,
+            encoding="utf-8",
+        )
+        handlers.append(file_handler)
     for handler in handlers:
         handler.setFormatter(formatter)
         handler.addFilter(_RequestIdFilter())

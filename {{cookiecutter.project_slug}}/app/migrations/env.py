@@ -13,6 +13,7 @@ from app.core.config import ConfigError, DatabaseSettings, load_part
 from app.core.db import Base
 from app.core.urls import async_database_url
 from app.files import models as _files  # noqa: F401  (registers tables)
+from app.runs import models as _runs  # noqa: F401  (registers tables)
 
 # Any constant shared by all migration runs of this service.
 MIGRATION_LOCK_ID = 0x6D696772

@@ -1,0 +1,283 @@
+"""How a worker executes runs: claim, lease, record every step, finish; and the sweep.
+
+A run is claimed by one UPDATE (queued -> running, attempts + 1, a lease). Every write of
+the run's steps renews the lease in the same transaction and only if the claim is still
+this worker's: a worker that lost its run (killed, or too slow to renew) can never write
+a step the run's next attempt also writes. The next attempt rebuilds the conversation from
+the database, so it continues after the last stored step instead of starting again.
+"""
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from taskiq_redis import ListQueueBroker
+
+from app.agent.loop import DoneEvent, ErrorEvent, Turn
+from app.agent.registry import registry_for
+from app.agent.tools import ToolContext, ToolResult
+from app.conversations import service as conversations
+from app.conversations.models import Conversation, Message
+from app.conversations.schemas import MessageOut, StopReason
+from app.core.config import Settings
+from app.llm.base import Completion, LLMProvider, ToolCall
+from app.runs import service
+from app.runs.models import Run
+from app.runs.queue import enqueue
+
+logger = logging.getLogger(__name__)
+
+
+class LeaseLostError(Exception):
+    """The run is no longer this worker's (its lease ran out and it was taken over)."""
+
+
+@dataclass
+class Executor:
+    settings: Settings
+    sessionmaker: async_sessionmaker[AsyncSession]
+    llm: LLMProvider
+    broker: ListQueueBroker
+    # Set on SIGTERM: runs stop after their current step and go back to the queue.
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    # Set while no run is in progress: a stopping worker waits for it.
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
+    in_flight: int = 0
+
+    def __post_init__(self) -> None:
+        self.idle.set()
+
+    @property
+    def lease(self) -> timedelta:
+        return timedelta(seconds=self.settings.config.worker.visibility_timeout_seconds)
+
+    async def execute(self, run_id: uuid.UUID) -> None:
+        """Run one queued run to its end (or to a stop); a run not queued is left alone."""
+        if self.stopping.is_set():
+            # Taken from the queue while stopping: hand it straight back.
+            await enqueue(self.broker, run_id)
+            return
+        self.in_flight += 1
+        self.idle.clear()
+        try:
+            run = await self._claim(run_id)
+            if run is not None:
+                await self._execute(run)
+        finally:
+            self.in_flight -= 1
+            if not self.in_flight:
+                self.idle.set()
+
+    async def _claim(self, run_id: uuid.UUID) -> Run | None:
+        async with self.sessionmaker() as session:
+            run = await session.scalar(
+                update(Run)
+                .where(Run.id == run_id, Run.status == "queued")
+                .values(
+                    status="running",
+                    attempts=Run.attempts + 1,
+                    lease_until=func.clock_timestamp() + self.lease,
+                )
+                .returning(Run)
+            )
+            if run is not None:
+                service.add_event(session, run, "running", {"attempt": run.attempts})
+            await session.commit()
+            return run
+
+    async def _execute(self, run: Run) -> None:
+        recorder = RunRecorder(self.sessionmaker, run.id, run.attempts, self.lease, self.stopping)
+        try:
+            async with self.sessionmaker() as session:
+                conversation = await session.get_one(Conversation, run.conversation_id)
+                history = await conversations.build_context(
+                    session=session,
+                    conversation=conversation,
+                    llm_config=self.settings.config.llm,
+                    uploads_dir=self.settings.uploads_dir,
+                )
+                taken = await session.scalar(
+                    select(func.count())
+                    .select_from(Message)
+                    .where(Message.run_id == run.id, Message.role == "assistant")
+                )
+            agent = self.settings.config.agent
+            tools = ToolContext(
+                owner=run.owner,
+                conversation_id=run.conversation_id,
+                sessionmaker=self.sessionmaker,
+                uploads_dir=self.settings.uploads_dir,
+                config=agent,
+                max_file_chars=self.settings.config.llm.max_file_chars,
+            )
+            # Steps of earlier attempts count: a retried run does not get max_steps anew.
+            steps = max(agent.max_steps - (taken or 0), 0)
+            turn = Turn(self.llm, registry_for(agent), tools, recorder, steps)
+            async for event in turn.run(history, stream=False):
+                if isinstance(event, DoneEvent):
+                    await recorder.finish(event)
+                elif isinstance(event, ErrorEvent):
+                    await recorder.fail(event.detail)
+        except LeaseLostError:
+            logger.warning("run %s was taken over by another worker", run.id)
+            return
+        if recorder.requeue:
+            await enqueue(self.broker, run.id)
+
+    async def sweep(self) -> int:
+        """Retry (or fail) runs whose lease ran out; re-queue runs nobody took. Return how many."""
+        config = self.settings.config.worker
+        async with self.sessionmaker() as session:
+            expired = await session.scalars(
+                select(Run)
+                .where(Run.status == "running", Run.lease_until < func.clock_timestamp())
+                .with_for_update(skip_locked=True)
+                .limit(100)
+            )
+            requeue = []
+            for run in expired:
+                if run.attempts >= config.max_attempts:
+                    run.status, run.finished_at = "failed", func.clock_timestamp()
+                    run.error = f"its worker stopped responding ({run.attempts} attempts)"
+                    service.add_event(session, run, "error", {"detail": run.error})
+                else:
+                    run.status, run.lease_until = "queued", None
+                    run.queued_at = func.clock_timestamp()
+                    service.add_event(session, run, "retrying", {"attempts": run.attempts})
+                    requeue.append(run.id)
+            # A queued run whose message was lost (popped by a worker that then died).
+            lost = await session.scalars(
+                update(Run)
+                .where(
+                    Run.status == "queued",
+                    Run.queued_at < func.clock_timestamp() - self.lease,
+                )
+                .values(queued_at=func.clock_timestamp())
+                .returning(Run.id)
+            )
+            requeue += list(lost)
+            await session.commit()
+        for run_id in requeue:
+            await enqueue(self.broker, run_id)
+        return len(requeue)
+
+
+@dataclass
+class RunRecorder:
+    """Steps of a background run: each written only while the run is still this claim's."""
+
+    sessionmaker: async_sessionmaker[AsyncSession]
+    run_id: uuid.UUID
+    attempt: int
+    lease: timedelta
+    stopping: asyncio.Event
+    requeue: bool = False
+
+    async def step(self, completion: Completion) -> Message:
+        async with self.sessionmaker() as session:
+            run = await self._renew(session)
+            message = await self._message(session, run, completion=completion)
+            for call in completion.tool_calls:
+                service.add_event(session, run, "tool_call", _call_data(call))
+            await session.commit()
+            return message
+
+    async def result(self, call: ToolCall, result: ToolResult) -> Message:
+        async with self.sessionmaker() as session:
+            run = await self._renew(session)
+            message = await self._tool_message(session, run, call=call, result=result)
+            data = {**_call_data(call), "content": result.content, "is_error": result.is_error}
+            service.add_event(session, run, "tool_result", data)
+            await session.commit()
+            return message
+
+    async def halt(self) -> StopReason | None:
+        async with self.sessionmaker() as session:
+            run = await self._renew(session)
+            await session.commit()
+        if run.cancel_requested:
+            return "cancelled"
+        if self.stopping.is_set():
+            return "interrupted"
+        return None
+
+    async def finish(self, done: DoneEvent) -> None:
+        async with self.sessionmaker() as session:
+            run = await self._renew(session)
+            run.prompt_tokens += done.usage.prompt_tokens
+            run.completion_tokens += done.usage.completion_tokens
+            if done.stop_reason == "interrupted":
+                # Back to the queue without counting the attempt: nothing went wrong.
+                run.status, run.lease_until, run.attempts = "queued", None, run.attempts - 1
+                run.queued_at = func.clock_timestamp()
+                service.add_event(session, run, "requeued", {})
+                self.requeue = True
+            else:
+                status = "cancelled" if done.stop_reason == "cancelled" else "succeeded"
+                run.status, run.stop_reason = status, done.stop_reason
+                run.lease_until, run.finished_at = None, func.clock_timestamp()
+                data = service.done_data(run)
+                answers = [s for s in done.steps if s.role == "assistant"]
+                if answers:
+                    last = MessageOut.model_validate(answers[-1]).model_dump(mode="json")
+                    data["assistant_message"] = last
+                service.add_event(session, run, "done", data)
+            await session.commit()
+
+    async def fail(self, detail: str) -> None:
+        async with self.sessionmaker() as session:
+            run = await self._renew(session)
+            run.status, run.error = "failed", detail
+            run.lease_until, run.finished_at = None, func.clock_timestamp()
+            service.add_event(session, run, "error", {"detail": detail})
+            await session.commit()
+
+    async def _renew(self, session: AsyncSession) -> Run:
+        """Extend the lease, in the caller's transaction, if the claim is still ours."""
+        run: Run | None = await session.scalar(
+            update(Run)
+            .where(Run.id == self.run_id, Run.attempts == self.attempt, Run.status == "running")
+            .values(lease_until=func.clock_timestamp() + self.lease)
+            .returning(Run)
+        )
+        if run is None:
+            raise LeaseLostError(str(self.run_id))
+        return run
+
+    async def _message(self, session: AsyncSession, run: Run, *, completion: Completion) -> Message:
+        message = Message(
+            conversation_id=run.conversation_id,
+            run_id=run.id,
+            role="assistant",
+            content=completion.content,
+            file_ids=[],
+            tool_calls=[_call_data(c) for c in completion.tool_calls],
+            prompt_tokens=completion.usage.prompt_tokens,
+            completion_tokens=completion.usage.completion_tokens,
+        )
+        session.add(message)
+        return message
+
+    async def _tool_message(
+        self, session: AsyncSession, run: Run, *, call: ToolCall, result: ToolResult
+    ) -> Message:
+        message = Message(
+            conversation_id=run.conversation_id,
+            run_id=run.id,
+            role="tool",
+            content=result.content,
+            file_ids=[],
+            tool_calls=[],
+            tool_call_id=call.id,
+        )
+        session.add(message)
+        return message
+
+
+def _call_data(call: ToolCall) -> dict[str, Any]:
+    return {"id": call.id, "name": call.name, "arguments": call.arguments}

@@ -1,0 +1,310 @@
+"""Background runs: queued by the api, executed by a worker's Executor (here in-process, on the
+test's database and Redis), followed through events, cancelled, retried after a lost worker."""
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from httpx import AsyncClient
+from pydantic import BaseModel
+from redis.asyncio import Redis
+from sqlalchemy import text, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+
+from app.agent import registry
+from app.agent.tools import ToolContext, tool
+from app.core.config import Settings
+from app.llm.base import ChatMessage
+from app.llm.echo import EchoProvider
+from app.runs.execution import Executor, LeaseLostError, RunRecorder
+from app.runs.models import Run
+from app.runs.queue import QUEUE_NAME, create_broker
+from tests.conftest import OTHER_API_KEY
+from tests.sse import events
+
+AS_OTHER = {"Authorization": f"Bearer {OTHER_API_KEY}"}
+
+
+class Nothing(BaseModel):
+    pass
+
+
+@tool
+async def cancel_me(args: Nothing, context: ToolContext) -> str:
+    """Ask for this conversation's run to be cancelled (as a client would, meanwhile)."""
+    async with context.sessionmaker() as session:
+        await session.execute(
+            update(Run)
+            .where(Run.conversation_id == context.conversation_id)
+            .values(cancel_requested=True)
+        )
+        await session.commit()
+    return "asked"
+
+
+@pytest.fixture(autouse=True)
+def test_tools(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(registry, "TOOLS", [*registry.TOOLS, cancel_me])
+
+
+@pytest.fixture
+def maker(connection: AsyncConnection) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(
+        bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+    )
+
+
+@pytest.fixture
+async def executor(
+    settings: Settings, maker: async_sessionmaker[AsyncSession]
+) -> AsyncIterator[Executor]:
+    broker = create_broker(settings.redis_url.get_secret_value(), timeout=1.0)
+    await broker.startup()
+    yield Executor(settings, maker, EchoProvider(), broker)
+    await broker.shutdown()
+
+
+async def _start(client: AsyncClient, content: str) -> dict[str, Any]:
+    conversation = (await client.post("/v1/conversations", json={})).json()["id"]
+    response = await client.post(
+        f"/v1/conversations/{conversation}/runs", json={"content": content}
+    )
+    assert response.status_code == 202, response.text
+    run: dict[str, Any] = response.json()
+    return run
+
+
+async def _messages(client: AsyncClient, run: dict[str, Any]) -> list[dict[str, Any]]:
+    detail = (await client.get(f"/v1/conversations/{run['conversation_id']}")).json()
+    messages: list[dict[str, Any]] = detail["messages"]
+    return messages
+
+
+async def test_a_run_is_queued_then_executed_by_a_worker(
+    client: AsyncClient, executor: Executor, redis: Redis
+) -> None:
+    run = await _start(client, "time?\n/tool current_time")
+    queued = await redis.llen(QUEUE_NAME)
+
+    await executor.execute(uuid.UUID(run["id"]))
+    finished = (await client.get(f"/v1/runs/{run['id']}")).json()
+
+    assert (run["status"], queued) == ("queued", 1)
+    assert (finished["status"], finished["stop_reason"], finished["attempts"]) == (
+        "succeeded",
+        "completed",
+        1,
+    )
+    assert finished["usage"]["prompt_tokens"] > 0
+    roles = [m["role"] for m in await _messages(client, run)]
+    assert roles == ["user", "assistant", "tool", "assistant"]
+
+
+async def test_events_can_be_followed_and_resumed(client: AsyncClient, executor: Executor) -> None:
+    run = await _start(client, "time?\n/tool current_time")
+    await executor.execute(uuid.UUID(run["id"]))
+    url = f"/v1/runs/{run['id']}/events"
+
+    whole = await client.get(url)
+    blocks = [b for b in whole.text.strip().split("\n\n") if b.startswith("id: ")]
+    ids = [int(b.split("\n", 1)[0].removeprefix("id: ")) for b in blocks]
+    resumed = await client.get(url, headers={"Last-Event-ID": str(ids[1])})
+
+    names = [name for name, _ in events(whole.text)]
+    assert names == ["running", "tool_call", "tool_result", "done"]
+    assert ids == sorted(ids)
+    assert [name for name, _ in events(resumed.text)] == ["tool_result", "done"]
+    done = events(whole.text)[-1][1]
+    assert done["status"] == "succeeded"
+    assert done["assistant_message"]["content"].endswith(
+        "current_time: " + events(whole.text)[2][1]["content"]
+    )
+
+
+async def test_runs_of_one_key_are_invisible_to_another(
+    client: AsyncClient, executor: Executor
+) -> None:
+    run = await _start(client, "mine")
+    unknown = str(uuid.uuid4())
+
+    foreign = [
+        await client.get(f"/v1/runs/{run['id']}", headers=AS_OTHER),
+        await client.get(f"/v1/runs/{run['id']}/events", headers=AS_OTHER),
+        await client.post(f"/v1/runs/{run['id']}/cancel", headers=AS_OTHER),
+        await client.post(
+            f"/v1/conversations/{run['conversation_id']}/runs",
+            json={"content": "into yours"},
+            headers=AS_OTHER,
+        ),
+    ]
+    never = await client.get(f"/v1/runs/{unknown}", headers=AS_OTHER)
+
+    assert [r.status_code for r in foreign] == [404] * 4
+    assert foreign[0].json()["detail"].replace(run["id"], unknown) == never.json()["detail"]
+    assert (await client.get(f"/v1/runs/{run['id']}")).json()["status"] == "queued"
+
+
+async def test_a_queued_run_cancelled_is_never_executed(
+    client: AsyncClient, executor: Executor
+) -> None:
+    run = await _start(client, "never mind")
+
+    cancelled = (await client.post(f"/v1/runs/{run['id']}/cancel")).json()
+    await executor.execute(uuid.UUID(run["id"]))
+
+    assert (cancelled["status"], cancelled["stop_reason"]) == ("cancelled", "cancelled")
+    assert (await client.get(f"/v1/runs/{run['id']}")).json()["attempts"] == 0
+    assert [m["role"] for m in await _messages(client, run)] == ["user"]
+
+
+async def test_a_running_run_cancelled_stops_before_its_next_model_call(
+    client: AsyncClient, executor: Executor
+) -> None:
+    run = await _start(client, "go\n/tool cancel_me\n/tool current_time")
+
+    await executor.execute(uuid.UUID(run["id"]))
+    finished = (await client.get(f"/v1/runs/{run['id']}")).json()
+
+    assert (finished["status"], finished["stop_reason"]) == ("cancelled", "cancelled")
+    assert [m["role"] for m in await _messages(client, run)] == ["user", "assistant", "tool"]
+
+
+async def _expire(maker: async_sessionmaker[AsyncSession], run_id: str) -> None:
+    async with maker() as session:
+        await session.execute(
+            text("UPDATE runs SET lease_until = clock_timestamp() - interval '1 s' WHERE id = :id"),
+            {"id": run_id},
+        )
+        await session.commit()
+
+
+async def test_a_run_whose_worker_died_mid_step_is_retried_without_repeating_a_step(
+    client: AsyncClient,
+    executor: Executor,
+    maker: async_sessionmaker[AsyncSession],
+    redis: Redis,
+) -> None:
+    run = await _start(client, "time?\n/tool current_time")
+    run_id = uuid.UUID(run["id"])
+    # Worker A claims the run and stores its first step (the tool call), then dies.
+    claimed = await executor._claim(run_id)
+    assert claimed is not None
+    dead = RunRecorder(maker, run_id, claimed.attempts, executor.lease, executor.stopping)
+    completion = await EchoProvider().complete(
+        await _history(client, run), registry.registry_for(executor.settings.config.agent).specs
+    )
+    await dead.step(completion)
+    await _expire(maker, run["id"])
+    await redis.delete(QUEUE_NAME)
+
+    requeued = await executor.sweep()
+    await executor.execute(run_id)
+    finished = (await client.get(f"/v1/runs/{run['id']}")).json()
+
+    assert requeued == 1
+    assert await redis.llen(QUEUE_NAME) == 1
+    assert (finished["status"], finished["attempts"]) == ("succeeded", 2)
+    messages = await _messages(client, run)
+    assert [m["role"] for m in messages] == ["user", "assistant", "tool", "assistant"]
+    assert messages[1]["tool_calls"][0]["id"] == messages[2]["tool_call_id"]
+    with pytest.raises(LeaseLostError):
+        await dead.step(completion)
+
+
+async def _history(client: AsyncClient, run: dict[str, Any]) -> list[ChatMessage]:
+    return [ChatMessage("user", m["content"]) for m in await _messages(client, run)]
+
+
+async def test_a_run_is_failed_after_max_attempts(
+    client: AsyncClient, executor: Executor, maker: async_sessionmaker[AsyncSession]
+) -> None:
+    run = await _start(client, "doomed")
+    for _ in range(executor.settings.config.worker.max_attempts):
+        assert await executor._claim(uuid.UUID(run["id"])) is not None
+        await _expire(maker, run["id"])
+        await executor.sweep()
+
+    finished = (await client.get(f"/v1/runs/{run['id']}")).json()
+
+    assert finished["status"] == "failed"
+    assert finished["error"] == "its worker stopped responding (3 attempts)"
+    assert events((await client.get(f"/v1/runs/{run['id']}/events")).text)[-1][0] == "error"
+
+
+async def test_a_stopping_worker_hands_the_run_back_after_its_step(
+    client: AsyncClient,
+    executor: Executor,
+    redis: Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    @tool
+    async def sigterm(args: Nothing, context: ToolContext) -> str:
+        """Stand in for the SIGTERM the worker receives while this step runs."""
+        executor.stopping.set()
+        return "stopping"
+
+    monkeypatch.setattr(registry, "TOOLS", [*registry.TOOLS, sigterm])
+    run = await _start(client, "go\n/tool sigterm\n/tool current_time")
+    await redis.delete(QUEUE_NAME)
+
+    await executor.execute(uuid.UUID(run["id"]))
+    handed_back = (await client.get(f"/v1/runs/{run['id']}")).json()
+    roles_then = [m["role"] for m in await _messages(client, run)]
+    executor.stopping.clear()
+    await executor.execute(uuid.UUID(run["id"]))
+    finished = (await client.get(f"/v1/runs/{run['id']}")).json()
+
+    assert (handed_back["status"], handed_back["attempts"]) == ("queued", 0)
+    assert await redis.llen(QUEUE_NAME) == 1
+    assert roles_then == ["user", "assistant", "tool"]
+    assert (finished["status"], finished["attempts"]) == ("succeeded", 1)
+    roles = [m["role"] for m in await _messages(client, run)]
+    assert roles == ["user", "assistant", "tool", "assistant", "tool", "assistant"]
+
+
+async def test_a_run_taken_from_the_queue_while_stopping_goes_back(
+    client: AsyncClient, executor: Executor, redis: Redis
+) -> None:
+    run = await _start(client, "time?\n/tool current_time")
+    await redis.delete(QUEUE_NAME)
+    executor.stopping.set()
+
+    await executor.execute(uuid.UUID(run["id"]))
+    untouched = (await client.get(f"/v1/runs/{run['id']}")).json()
+
+    assert untouched["status"] == "queued"
+    assert await redis.llen(QUEUE_NAME) == 1
+    assert [m["role"] for m in await _messages(client, run)] == ["user"]
+
+
+async def test_a_queued_run_whose_message_was_lost_is_queued_again(
+    client: AsyncClient, executor: Executor, maker: async_sessionmaker[AsyncSession], redis: Redis
+) -> None:
+    run = await _start(client, "lost")
+    await redis.delete(QUEUE_NAME)
+    async with maker() as session:
+        await session.execute(
+            text(
+                "UPDATE runs SET queued_at = clock_timestamp() - interval '1 hour' WHERE id = :id"
+            ),
+            {"id": run["id"]},
+        )
+        await session.commit()
+
+    assert await executor.sweep() == 1
+    assert await redis.llen(QUEUE_NAME) == 1
+    await executor.execute(uuid.UUID(run["id"]))
+    assert (await client.get(f"/v1/runs/{run['id']}")).json()["status"] == "succeeded"
+
+
+async def test_a_run_naming_an_unknown_file_is_refused(client: AsyncClient) -> None:
+    conversation = (await client.post("/v1/conversations", json={})).json()["id"]
+    missing = str(uuid.uuid4())
+
+    response = await client.post(
+        f"/v1/conversations/{conversation}/runs", json={"content": "x", "file_ids": [missing]}
+    )
+
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["msg"] == f"file {missing} not found"

@@ -1,0 +1,96 @@
+"""The worker process's own code: `serve` executes runs the api queued and stops on SIGTERM;
+`--check` tells whether it is alive.
+
+Unlike the other tests, these commit: the worker has its own connections, so the rows
+must be real. Each test deletes the conversation it made (runs and messages go with it).
+"""
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import anyio
+import pytest
+from asgi_lifespan import LifespanManager
+from httpx import ASGITransport, AsyncClient
+
+from app import worker
+from app.core.config import Settings
+from app.main import create_app
+from tests.conftest import API_KEY
+
+
+@pytest.fixture
+async def committing_client(settings: Settings) -> AsyncIterator[AsyncClient]:
+    app = create_app(settings)
+    async with (
+        LifespanManager(app) as manager,
+        AsyncClient(
+            transport=ASGITransport(app=manager.app),
+            base_url="http://testserver",
+            headers={"Authorization": f"Bearer {API_KEY}"},
+        ) as client,
+    ):
+        yield client
+
+
+@pytest.fixture
+def alive_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "worker.alive"
+    monkeypatch.setattr(worker, "ALIVE_FILE", path)
+    return path
+
+
+async def _until(condition: Callable[[], Awaitable[bool]], within: float = 15.0) -> None:
+    deadline = time.monotonic() + within
+    while not await condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+async def test_the_worker_executes_a_queued_run_and_stops_on_sigterm(
+    committing_client: AsyncClient, settings: Settings, alive_file: Path
+) -> None:
+    client = committing_client
+    conversation = (await client.post("/v1/conversations", json={})).json()["id"]
+    serving = asyncio.create_task(worker.serve(settings))
+    try:
+        run = (
+            await client.post(
+                f"/v1/conversations/{conversation}/runs",
+                json={"content": "time?\n/tool current_time"},
+            )
+        ).json()
+
+        async def finished() -> bool:
+            status = (await client.get(f"/v1/runs/{run['id']}")).json()["status"]
+            return bool(status == "succeeded")
+
+        await _until(finished)
+
+        async def swept() -> bool:
+            return worker.healthy()
+
+        await _until(swept)
+        alive = worker.main(["--check"])
+        os.kill(os.getpid(), signal.SIGTERM)
+        await asyncio.wait_for(serving, timeout=15)
+    finally:
+        serving.cancel()
+        await client.delete(f"/v1/conversations/{conversation}")
+
+    assert alive == 0
+    assert worker.main(["--check"]) == 1
+    assert not await anyio.Path(alive_file).exists()
+
+
+def test_the_check_fails_once_the_deadline_has_passed(alive_file: Path) -> None:
+    alive_file.write_text(str(time.time() + 10))
+
+    assert worker.healthy()
+    assert not worker.healthy(now=time.time() + 11)
+    alive_file.write_text("garbage")
+    assert not worker.healthy()
