@@ -79,7 +79,8 @@ def service(
         booted.api.stop()
 
 
-def _alphas_rows(client: httpx.Client) -> tuple[str, str]:
+def _alphas_rows(client: httpx.Client) -> dict[str, str]:
+    """A file, a conversation with a message naming it, and a run: the id of each."""
     uploaded = client.post("/v1/files", files={"file": ("notes.txt", UPLOAD, "text/plain")})
     created = client.post("/v1/conversations", json={"title": "alpha's"})
     file_id, conversation_id = uploaded.json()["id"], created.json()["id"]
@@ -87,13 +88,17 @@ def _alphas_rows(client: httpx.Client) -> tuple[str, str]:
         f"/v1/conversations/{conversation_id}/messages",
         json={"content": "summarise", "file_ids": [file_id]},
     )
-    assert [r.status_code for r in (uploaded, created, sent)] == [201, 201, 201], sent.text
-    return conversation_id, file_id
+    # No worker runs here: the run stays queued, which is all its endpoints need.
+    run = client.post(f"/v1/conversations/{conversation_id}/runs", json={"content": "later"})
+    statuses = [r.status_code for r in (uploaded, created, sent, run)]
+    assert statuses == [201, 201, 201, 202], sent.text
+    return {"conversation_id": conversation_id, "file_id": file_id, "run_id": run.json()["id"]}
 
 
 # Bodies the endpoints need to get past validation to the owner check; the rest send none.
 BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/conversations/{conversation_id}/messages"): {"json": {"content": "hi"}},
+    ("POST", "/v1/conversations/{conversation_id}/runs"): {"json": {"content": "hi"}},
 }
 
 
@@ -120,8 +125,9 @@ def test_a_keys_rows_are_invisible_to_another_key_on_every_endpoint(
 ) -> None:
     with service.as_key(keys["alpha"]) as alpha, service.as_key(keys["beta"]) as beta:
         beta_total = beta.get("/v1/conversations").json()["total"]
-        conversation_id, file_id = _alphas_rows(alpha)
-        operations = _by_id(service, {"conversation_id": conversation_id, "file_id": file_id})
+        owned = _alphas_rows(alpha)
+        conversation_id, file_id = owned["conversation_id"], owned["file_id"]
+        operations = _by_id(service, owned)
         foreign = [beta.request(method, url, **kw) for method, url, kw, _ in operations]
         betas_own = beta.post("/v1/conversations", json={}).json()["id"]
         attach = beta.post(
@@ -133,14 +139,14 @@ def test_a_keys_rows_are_invisible_to_another_key_on_every_endpoint(
         alpha_list = alpha.get("/v1/conversations", params={"limit": 100}).json()
         alpha_download = alpha.get(f"/v1/files/{file_id}")
 
-    assert len(foreign) >= 5
+    assert len(foreign) >= 9
     assert [response.status_code for response in foreign] == [404] * len(foreign)
     assert attach.status_code == 422
     assert attach.json()["detail"][0]["msg"] == f"file {file_id} not found"
     assert beta_list["total"] == beta_total + 1
     assert [item["id"] for item in beta_list["items"]] == [betas_own]
     assert alpha_view.status_code == 200
-    assert len(alpha_view.json()["messages"]) == 2
+    assert len(alpha_view.json()["messages"]) == 3
     assert conversation_id in [item["id"] for item in alpha_list["items"]]
     assert betas_own not in [item["id"] for item in alpha_list["items"]]
     assert alpha_download.content == UPLOAD
@@ -155,10 +161,9 @@ def _comparable(response: httpx.Response, row_id: str) -> tuple[Any, ...]:
 def test_a_foreign_id_and_an_unknown_id_get_identical_answers(
     service: Booted, keys: dict[str, str]
 ) -> None:
-    unknown = {"conversation_id": str(uuid.uuid4()), "file_id": str(uuid.uuid4())}
+    unknown = {name: str(uuid.uuid4()) for name in ("conversation_id", "file_id", "run_id")}
     with service.as_key(keys["alpha"]) as alpha, service.as_key(keys["beta"]) as beta:
-        conversation_id, file_id = _alphas_rows(alpha)
-        owned = {"conversation_id": conversation_id, "file_id": file_id}
+        owned = _alphas_rows(alpha)
         pairs = [
             (
                 _comparable(beta.request(method, url, **kwargs), row_id),
@@ -178,7 +183,8 @@ def test_a_named_key_rotated_to_a_new_value_keeps_its_rows(
     service: Booted, keys: dict[str, str]
 ) -> None:
     with service.as_key(keys["alpha"]) as alpha:
-        conversation_id, file_id = _alphas_rows(alpha)
+        rows = _alphas_rows(alpha)
+        conversation_id, file_id = rows["conversation_id"], rows["file_id"]
 
     service.restart(API_KEYS=f"alpha:{keys['alpha_rotated']},{keys['beta']}")
     with service.as_key(keys["alpha_rotated"]) as rotated, service.as_key(keys["alpha"]) as old:

@@ -46,6 +46,12 @@ class Process:
             self.popen.wait()
             raise AssertionError(f"{self.args} ignored SIGTERM for {STOP_SECONDS} s") from None
 
+    def kill(self) -> None:
+        """SIGKILL: no handler runs, as when a host or the OOM killer takes the process."""
+        assert self.popen is not None
+        self.popen.kill()
+        self.popen.wait()
+
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
@@ -65,6 +71,33 @@ class Process:
                 continue
             return
         raise AssertionError(f"{url} did not answer within {READY_SECONDS} s:\n{self.output()}")
+
+
+def start_worker(project: Project, env: dict[str, str], work: Path) -> Process:
+    """Start the project's worker as compose does (`python -m app.worker`); return it once
+    its healthcheck (`--check`) passes. Each worker gets a temporary directory of its own,
+    where it proves it is alive."""
+    work.mkdir(parents=True, exist_ok=True)
+    env = {**env, "TMPDIR": str(work)}
+    python = str(project.path / ".venv/bin/python")
+    worker = Process(project, [python, "-m", "app.worker"], env, work / "worker.log")
+    worker.start()
+    deadline = time.monotonic() + READY_SECONDS
+    while time.monotonic() < deadline:
+        assert worker.popen is not None
+        if worker.popen.poll() is not None:
+            raise AssertionError(f"worker exited {worker.popen.returncode}:\n{worker.output()}")
+        check = subprocess.run(
+            [python, "-m", "app.worker", "--check"],
+            cwd=project.path,
+            env=env,
+            capture_output=True,
+            check=False,
+        )
+        if check.returncode == 0:
+            return worker
+        time.sleep(0.2)
+    raise AssertionError(f"worker not alive within {READY_SECONDS} s:\n{worker.output()}")
 
 
 def new_secret() -> str:

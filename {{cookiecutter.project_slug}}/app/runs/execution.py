@@ -25,7 +25,7 @@ from app.conversations import service as conversations
 from app.conversations.models import Conversation, Message
 from app.conversations.schemas import MessageOut, StopReason
 from app.core.config import Settings
-from app.llm.base import Completion, LLMProvider, ToolCall
+from app.llm.base import ChatMessage, Completion, LLMProvider, ToolCall
 from app.runs import service
 from app.runs.models import Run
 from app.runs.queue import enqueue
@@ -118,16 +118,40 @@ class Executor:
             # Steps of earlier attempts count: a retried run does not get max_steps anew.
             steps = max(agent.max_steps - (taken or 0), 0)
             turn = Turn(self.llm, registry_for(agent), tools, recorder, steps)
-            async for event in turn.run(history, stream=False):
-                if isinstance(event, DoneEvent):
-                    await recorder.finish(event)
-                elif isinstance(event, ErrorEvent):
-                    await recorder.fail(event.detail)
-        except LeaseLostError:
+            work = asyncio.create_task(self._finish(turn, history, recorder))
+            keeper = asyncio.create_task(self._keep_lease(recorder, work))
+            try:
+                await work
+            finally:
+                keeper.cancel()
+        except (LeaseLostError, asyncio.CancelledError) as exc:
+            if isinstance(exc, asyncio.CancelledError) and not recorder.lost:
+                raise
             logger.warning("run %s was taken over by another worker", run.id)
             return
         if recorder.requeue:
             await enqueue(self.broker, run.id)
+
+    async def _finish(
+        self, turn: Turn, history: list[ChatMessage], recorder: "RunRecorder"
+    ) -> None:
+        async for event in turn.run(history, stream=False):
+            if isinstance(event, DoneEvent):
+                await recorder.finish(event)
+            elif isinstance(event, ErrorEvent):
+                await recorder.fail(event.detail)
+
+    async def _keep_lease(self, recorder: "RunRecorder", work: "asyncio.Task[None]") -> None:
+        """Renew the lease while a step takes long (a slow model or tool); stop the run's
+        work if another worker has taken it over meanwhile."""
+        while True:
+            await asyncio.sleep(self.lease.total_seconds() / 3)
+            try:
+                await recorder.renew()
+            except LeaseLostError:
+                recorder.lost = True
+                work.cancel()
+                return
 
     async def sweep(self) -> int:
         """Retry (or fail) runs whose lease ran out; re-queue runs nobody took. Return how many."""
@@ -177,6 +201,13 @@ class RunRecorder:
     lease: timedelta
     stopping: asyncio.Event
     requeue: bool = False
+    # Set when the lease was found taken over: the run's work is cancelled.
+    lost: bool = False
+
+    async def renew(self) -> None:
+        async with self.sessionmaker() as session:
+            await self._renew(session)
+            await session.commit()
 
     async def step(self, completion: Completion) -> Message:
         async with self.sessionmaker() as session:

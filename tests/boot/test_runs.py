@@ -1,0 +1,249 @@
+"""Background runs with real worker processes (`python -m app.worker`) on real PostgreSQL and
+Redis: a run end to end, its event stream resumed, cancel, kill -9 of a worker mid-run, and
+SIGTERM letting the current step finish."""
+
+import json
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.harness.api import Process, api_env, config_file, new_secret, start_api, start_worker
+from tests.harness.postgres_server import PostgresServer
+from tests.harness.redis_server import RedisServer
+from tests.project import Project
+
+KEY = new_secret()
+# Each test's wait: far longer than a run needs, so a failure is a hang, not a slow machine.
+RUN_SECONDS = 60.0
+
+
+class SlowPage(ThreadingHTTPServer):
+    """A host for the http_get tool whose first answer waits until the test releases it."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _SlowHandler)
+        self.hits = 0
+        self.hit = threading.Event()
+        self.release = threading.Event()
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.server_address[1]}"
+
+    def reset(self) -> None:
+        self.hits = 0
+        self.hit.clear()
+        self.release.clear()
+
+
+class _SlowHandler(BaseHTTPRequestHandler):
+    server: SlowPage
+
+    def do_GET(self) -> None:
+        self.server.hits += 1
+        if self.server.hits == 1:
+            self.server.hit.set()
+            self.server.release.wait(RUN_SECONDS)
+        body = b"slow page"
+        self.send_response(200)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
+
+
+@dataclass
+class Stack:
+    project: Project
+    env: dict[str, str]
+    base_url: str
+    work: Path
+    page: SlowPage
+    workers: list[Process] = field(default_factory=list)
+
+    def client(self) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {KEY}"}
+        return httpx.Client(base_url=self.base_url, headers=headers, timeout=10.0)
+
+    def worker(self) -> Process:
+        process = start_worker(self.project, self.env, self.work / f"worker-{len(self.workers)}")
+        self.workers.append(process)
+        return process
+
+
+@pytest.fixture(scope="module")
+def stack(
+    default_project: Project,
+    postgres: PostgresServer,
+    redis_server: RedisServer,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Stack]:
+    work = tmp_path_factory.mktemp("runs")
+    page = SlowPage()
+    threading.Thread(target=page.serve_forever, daemon=True).start()
+    config = config_file(
+        default_project,
+        work / "config.yaml",
+        {
+            "rate_limit": {"requests": 10_000},
+            "agent": {"http_allowed_hosts": [page.host], "tool_timeout_seconds": RUN_SECONDS},
+            # Short, so a killed worker's run is retried within the test's patience.
+            "worker": {"visibility_timeout_seconds": 3, "sweep_seconds": 0.5},
+        },
+    )
+    env = api_env(
+        work,
+        database_url=postgres.create_database("runs"),
+        redis_url=redis_server.url_for(2),
+        CONFIG_FILE=str(config),
+        API_KEYS=KEY,
+    )
+    default_project.uv("run", "--locked", "alembic", "upgrade", "head", env=env)
+    api, base_url = start_api(default_project, env, work / "api.log")
+    stack = Stack(default_project, env, base_url, work, page)
+    try:
+        yield stack
+    finally:
+        page.release.set()
+        for process in [api, *stack.workers]:
+            if process.popen is not None and process.popen.poll() is None:
+                process.stop()
+        page.shutdown()
+        page.server_close()
+
+
+@pytest.fixture
+def page(stack: Stack) -> Iterator[SlowPage]:
+    stack.page.reset()
+    yield stack.page
+    stack.page.release.set()
+
+
+def _start(client: httpx.Client, content: str) -> dict[str, Any]:
+    conversation = client.post("/v1/conversations", json={}).json()["id"]
+    response = client.post(f"/v1/conversations/{conversation}/runs", json={"content": content})
+    assert response.status_code == 202, response.text
+    run: dict[str, Any] = response.json()
+    return run
+
+
+def _until(client: httpx.Client, run: dict[str, Any], *statuses: str) -> dict[str, Any]:
+    deadline = time.monotonic() + RUN_SECONDS
+    while time.monotonic() < deadline:
+        now: dict[str, Any] = client.get(f"/v1/runs/{run['id']}").json()
+        if now["status"] in statuses:
+            return now
+        time.sleep(0.1)
+    raise AssertionError(f"run {run['id']} did not reach {statuses}: {now}")
+
+
+def _roles(client: httpx.Client, run: dict[str, Any]) -> list[str]:
+    messages = client.get(f"/v1/conversations/{run['conversation_id']}").json()["messages"]
+    return [m["role"] for m in messages]
+
+
+def _events(body: str) -> list[tuple[int, str, dict[str, Any]]]:
+    found = []
+    for block in body.strip().split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if line[:1] != ":")
+        found.append((int(fields["id"]), fields["event"], json.loads(fields["data"])))
+    return found
+
+
+def _get_page(page: SlowPage) -> str:
+    return f'\n/tool http_get {{"url": "http://{page.host}/"}}'
+
+
+def test_a_run_completes_on_a_worker_and_its_events_resume(stack: Stack) -> None:
+    stack.worker()
+    with stack.client() as client:
+        run = _start(client, "time?\n/tool current_time")
+        finished = _until(client, run, "succeeded", "failed")
+        url = f"/v1/runs/{run['id']}/events"
+        whole = _events(client.get(url).text)
+        resumed = _events(client.get(url, headers={"Last-Event-ID": str(whole[1][0])}).text)
+
+    assert (finished["status"], finished["stop_reason"], finished["attempts"]) == (
+        "succeeded",
+        "completed",
+        1,
+    )
+    assert [name for _, name, _ in whole] == ["running", "tool_call", "tool_result", "done"]
+    assert resumed == whole[2:]
+    assert whole[-1][2]["assistant_message"]["content"].endswith(whole[2][2]["content"])
+
+
+def test_a_running_run_is_cancelled_after_its_step(stack: Stack, page: SlowPage) -> None:
+    with stack.client() as client:
+        run = _start(client, "fetch" + _get_page(page) + "\n/tool current_time")
+        assert page.hit.wait(RUN_SECONDS)
+        asked = client.post(f"/v1/runs/{run['id']}/cancel").json()
+        page.release.set()
+        finished = _until(client, run, "cancelled", "succeeded", "failed")
+        roles = _roles(client, run)
+
+    assert (asked["status"], asked["cancel_requested"]) == ("running", True)
+    assert (finished["status"], finished["stop_reason"]) == ("cancelled", "cancelled")
+    # The tool call in progress finished and was stored; no model call came after it.
+    assert roles == ["user", "assistant", "tool"]
+
+
+def test_a_run_survives_its_worker_killed_mid_step(stack: Stack, page: SlowPage) -> None:
+    for worker in stack.workers:
+        worker.stop()
+    doomed = stack.worker()
+    with stack.client() as client:
+        run = _start(client, "fetch" + _get_page(page))
+        assert page.hit.wait(RUN_SECONDS)
+        doomed.kill()
+        stack.worker()
+        finished = _until(client, run, "succeeded", "failed")
+        messages = client.get(f"/v1/conversations/{run['conversation_id']}").json()["messages"]
+
+    assert (finished["status"], finished["attempts"]) == ("succeeded", 2)
+    assert [m["role"] for m in messages] == ["user", "assistant", "tool", "assistant"]
+    # The step stored before the kill was not written again: its call was answered once.
+    assert messages[2]["tool_call_id"] == messages[1]["tool_calls"][0]["id"]
+    assert messages[2]["content"] == "HTTP 200\nslow page"
+    assert page.hits == 2
+
+
+def test_sigterm_lets_the_current_step_finish_and_hands_the_run_on(
+    stack: Stack, page: SlowPage
+) -> None:
+    for worker in stack.workers:
+        if worker.popen is not None and worker.popen.poll() is None:
+            worker.stop()
+    stopping = stack.worker()
+    with stack.client() as client:
+        run = _start(client, "fetch" + _get_page(page) + "\n/tool current_time")
+        assert page.hit.wait(RUN_SECONDS)
+        assert stopping.popen is not None
+        stopping.popen.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        page.release.set()
+        code = stopping.popen.wait(RUN_SECONDS)
+        handed_back = client.get(f"/v1/runs/{run['id']}").json()
+        roles_then = _roles(client, run)
+        stack.worker()
+        finished = _until(client, run, "succeeded", "failed")
+        roles = _roles(client, run)
+
+    assert code == 0
+    assert handed_back["status"] == "queued"
+    assert roles_then == ["user", "assistant", "tool"]
+    assert (finished["status"], finished["attempts"]) == ("succeeded", 1)
+    assert roles == ["user", "assistant", "tool", "assistant", "tool", "assistant"]
+    assert page.hits == 1
