@@ -93,7 +93,7 @@ def next_steps(
             "",
             "Next steps:",
             f"  cd {slug}",
-            "  docker compose up -d --wait        # api, migrate, db and redis in containers",
+            "  docker compose up -d --wait        # api, worker, migrate, db and redis",
             f"  curl http://localhost:{port}/health",
             "Without Docker, with your own PostgreSQL and Redis (see .env and secrets/):",
             "  uv sync && uv run alembic upgrade head",

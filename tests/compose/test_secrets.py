@@ -6,7 +6,7 @@ import stat
 from tests.harness import docker as lab
 from tests.harness.stack import Stack
 
-SERVICES = ("api", "migrate", "db", "redis")
+SERVICES = ("api", "worker", "migrate", "db", "redis")
 
 
 def _secret_values(stack: Stack) -> dict[str, str]:

@@ -75,7 +75,7 @@ class Process:
 
 def start_worker(project: Project, env: dict[str, str], work: Path) -> Process:
     """Start the project's worker as compose does (`python -m app.worker`); return it once
-    its healthcheck (`--check`) passes. Each worker gets a temporary directory of its own,
+    healthcheck (`python -m app.alive`) passes. Each worker gets a temporary directory of its own,
     where it proves it is alive."""
     work.mkdir(parents=True, exist_ok=True)
     env = {**env, "TMPDIR": str(work)}
@@ -88,7 +88,7 @@ def start_worker(project: Project, env: dict[str, str], work: Path) -> Process:
         if worker.popen.poll() is not None:
             raise AssertionError(f"worker exited {worker.popen.returncode}:\n{worker.output()}")
         check = subprocess.run(
-            [python, "-m", "app.worker", "--check"],
+            [python, "-m", "app.alive"],
             cwd=project.path,
             env=env,
             capture_output=True,

@@ -1,24 +1,23 @@
-"""The worker: `python -m app.worker` executes background runs; `--check` is its healthcheck.
+"""The worker: `python -m app.worker` executes background runs (`python -m app.alive` is its
+healthcheck).
 
 Same image and settings as the api. It takes run ids from the Redis queue (taskiq), keeps
 each run's lease while it works, and every `worker.sweep_seconds` retries runs whose worker
 died. SIGTERM: runs in progress stop after their current step and go back to the queue.
 """
 
-import argparse
 import asyncio
 import contextlib
 import logging
 import signal
 import sys
-import tempfile
 import time
 import uuid
-from pathlib import Path
 
 from redis.asyncio import Redis
 from taskiq.api import run_receiver_task
 
+from app import alive
 from app.core.config import ConfigError, Settings, get_settings
 from app.core.logging import setup_logging
 from app.resources import open_resources
@@ -26,8 +25,6 @@ from app.runs.execution import Executor
 from app.runs.queue import TASK_NAME, create_broker
 
 logger = logging.getLogger("app.worker")
-# Written after every sweep that reached PostgreSQL and Redis: the deadline of the next one.
-ALIVE_FILE = Path(tempfile.gettempdir()) / "worker.alive"
 # Sweeps a healthy worker may miss before its healthcheck fails.
 MISSED_SWEEPS = 3
 
@@ -63,7 +60,7 @@ async def serve(settings: Settings) -> None:
             task.cancel()
         await asyncio.gather(receiver, sweeper, return_exceptions=True)
         await broker.shutdown()
-        ALIVE_FILE.unlink(missing_ok=True)
+        alive.clear()
         logger.info("worker stopped")
 
 
@@ -73,7 +70,7 @@ async def _sweep_forever(executor: Executor, redis: "Redis") -> None:
         try:
             requeued = await executor.sweep()
             await redis.ping()
-            ALIVE_FILE.write_text(str(time.time() + MISSED_SWEEPS * interval))
+            alive.mark(time.time() + MISSED_SWEEPS * interval)
             if requeued:
                 logger.info("sweep re-queued runs", extra={"runs": requeued})
         except Exception:
@@ -82,20 +79,7 @@ async def _sweep_forever(executor: Executor, redis: "Redis") -> None:
         await asyncio.sleep(interval)
 
 
-def healthy(now: float | None = None) -> bool:
-    """True while the last successful sweep's deadline has not passed."""
-    try:
-        deadline = float(ALIVE_FILE.read_text())
-    except (OSError, ValueError):
-        return False
-    return (now or time.time()) < deadline
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m app.worker", description=__doc__)
-    parser.add_argument("--check", action="store_true", help="exit 0 if the worker is alive")
-    if parser.parse_args(argv).check:
-        return 0 if healthy() else 1
+def main() -> int:
     try:
         settings = get_settings()
     except ConfigError as exc:

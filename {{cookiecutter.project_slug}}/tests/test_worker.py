@@ -1,5 +1,5 @@
 """The worker process's own code: `serve` executes runs the api queued and stops on SIGTERM;
-`--check` tells whether it is alive.
+`python -m app.alive` tells whether it is alive.
 
 Unlike the other tests, these commit: the worker has its own connections, so the rows
 must be real. Each test deletes the conversation it made (runs and messages go with it).
@@ -17,7 +17,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 from httpx import ASGITransport, AsyncClient
 
-from app import worker
+from app import alive, worker
 from app.core.config import Settings
 from app.main import create_app
 from tests.conftest import API_KEY
@@ -40,7 +40,7 @@ async def committing_client(settings: Settings) -> AsyncIterator[AsyncClient]:
 @pytest.fixture
 def alive_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "worker.alive"
-    monkeypatch.setattr(worker, "ALIVE_FILE", path)
+    monkeypatch.setattr(alive, "ALIVE_FILE", path)
     return path
 
 
@@ -72,25 +72,25 @@ async def test_the_worker_executes_a_queued_run_and_stops_on_sigterm(
         await _until(finished)
 
         async def swept() -> bool:
-            return worker.healthy()
+            return alive.healthy()
 
         await _until(swept)
-        alive = worker.main(["--check"])
+        was_alive = alive.healthy()
         os.kill(os.getpid(), signal.SIGTERM)
         await asyncio.wait_for(serving, timeout=15)
     finally:
         serving.cancel()
         await client.delete(f"/v1/conversations/{conversation}")
 
-    assert alive == 0
-    assert worker.main(["--check"]) == 1
+    assert was_alive
+    assert not alive.healthy()
     assert not await anyio.Path(alive_file).exists()
 
 
 def test_the_check_fails_once_the_deadline_has_passed(alive_file: Path) -> None:
     alive_file.write_text(str(time.time() + 10))
 
-    assert worker.healthy()
-    assert not worker.healthy(now=time.time() + 11)
+    assert alive.healthy()
+    assert not alive.healthy(now=time.time() + 11)
     alive_file.write_text("garbage")
-    assert not worker.healthy()
+    assert not alive.healthy()

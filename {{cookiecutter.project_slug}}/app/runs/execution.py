@@ -88,7 +88,9 @@ class Executor:
             if run is not None:
                 service.add_event(session, run, "running", {"attempt": run.attempts})
             await session.commit()
-            return run
+        if run is not None:
+            logger.info("run claimed", extra={"run_id": str(run.id), "attempt": run.attempts})
+        return run
 
     async def _execute(self, run: Run) -> None:
         recorder = RunRecorder(self.sessionmaker, run.id, run.attempts, self.lease, self.stopping)

@@ -1,0 +1,166 @@
+"""The worker service on a real engine: healthy, a run through the stack, three replicas
+sharing the queue, and a run whose worker container is killed finished by another."""
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from tests.harness import docker as lab
+from tests.harness.scratch import Scratch
+from tests.harness.stack import Rendered, Stack, new_stack
+
+RUN_SECONDS = 90.0
+# A host for the http_get tool whose first answer waits 30 s: time to kill the worker mid-step.
+SLOW_PAGE = """
+import http.server, time
+hits = 0
+class Page(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        global hits
+        hits += 1
+        if hits == 1:
+            time.sleep(30)
+        body = b"slow page"
+        self.send_response(200)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+http.server.ThreadingHTTPServer(("0.0.0.0", 8080), Page).serve_forever()
+"""
+
+
+@pytest.fixture(scope="module")
+def stack(rendered: Rendered) -> Iterator[Stack]:
+    """The module's stack, its config allowing the slow page and retrying runs fast."""
+    config_path = rendered.project.path / "config" / "config.yaml"
+    shipped = config_path.read_text()
+    config = yaml.safe_load(shipped)
+    config["agent"].update(http_allowed_hosts=["slowpage:8080"], tool_timeout_seconds=60)
+    config["worker"].update(visibility_timeout_seconds=5, sweep_seconds=1)
+    # These tests poll run states; they count runs, not requests.
+    config["rate_limit"]["requests"] = 10_000
+    config_path.write_text(yaml.safe_dump(config))
+    stack = new_stack(rendered)
+    try:
+        stack.up()
+        yield stack
+    finally:
+        stack.down()
+        config_path.write_text(shipped)
+
+
+def _start(client: httpx.Client, content: str) -> dict[str, Any]:
+    conversation = client.post("/v1/conversations", json={}).json()["id"]
+    response = client.post(f"/v1/conversations/{conversation}/runs", json={"content": content})
+    assert response.status_code == 202, response.text
+    run: dict[str, Any] = response.json()
+    return run
+
+
+def _finished(client: httpx.Client, run_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + RUN_SECONDS
+    while time.monotonic() < deadline:
+        response = client.get(f"/v1/runs/{run_id}")
+        assert response.status_code == 200, response.text
+        now: dict[str, Any] = response.json()
+        if now["status"] in {"succeeded", "failed", "cancelled"}:
+            return now
+        time.sleep(0.2)
+    raise AssertionError(f"run {run_id} did not finish: {now}")
+
+
+def _workers(stack: Stack) -> list[str]:
+    return stack.compose("ps", "-q", "worker").stdout.split()
+
+
+def test_the_worker_is_healthy_and_hardened_like_the_api(stack: Stack) -> None:
+    worker = stack.inspect("worker")
+    host = worker["HostConfig"]
+
+    assert worker["State"]["Health"]["Status"] == "healthy"
+    assert worker["Config"]["Cmd"] == ["python", "-m", "app.worker"]
+    assert (host["ReadonlyRootfs"], host["CapDrop"], host["Privileged"]) == (True, ["ALL"], False)
+    assert "no-new-privileges:true" in host["SecurityOpt"]
+    assert host["Memory"] > 0
+    assert list(worker["NetworkSettings"]["Networks"]) == [stack.network()]
+    # Nothing published: the worker is reached by nobody, it reaches db and redis.
+    assert not host["PortBindings"]
+    # Secrets as files, as the api has them; no value in the environment.
+    assert "API_KEYS_FILE=/run/secrets/api_keys" in worker["Config"]["Env"]
+    assert not any(v.startswith(("API_KEYS=", "SECRET_KEY=")) for v in worker["Config"]["Env"])
+
+
+def test_a_run_completes_through_the_stack(stack: Stack) -> None:
+    with stack.client() as client:
+        run = _start(client, "time?\n/tool current_time")
+        finished = _finished(client, run["id"])
+        messages = client.get(f"/v1/conversations/{run['conversation_id']}").json()["messages"]
+
+    assert (finished["status"], finished["stop_reason"]) == ("succeeded", "completed")
+    assert [m["role"] for m in messages] == ["user", "assistant", "tool", "assistant"]
+
+
+def test_three_workers_share_the_queue(stack: Stack) -> None:
+    stack.compose("up", "-d", "--wait", "--no-build", "--scale", "worker=3", "worker")
+    try:
+        workers = _workers(stack)
+        with stack.client() as client:
+            runs = [_start(client, f"run {n}\n/tool current_time") for n in range(12)]
+            finished = [_finished(client, run["id"]) for run in runs]
+        claimed_by = {}
+        for container in workers:
+            for line in lab.docker("logs", container).stdout.splitlines():
+                if '"run claimed"' in line:
+                    claimed_by[json.loads(line)["run_id"]] = container
+    finally:
+        stack.compose("up", "-d", "--wait", "--no-build", "--scale", "worker=1", "worker")
+
+    assert len(workers) == 3
+    assert [run["status"] for run in finished] == ["succeeded"] * 12
+    ours = {run["id"] for run in runs}
+    # Every run was claimed, and by more than one of the three.
+    assert ours <= set(claimed_by)
+    assert len({claimed_by[run_id] for run_id in ours}) >= 2
+
+
+def test_a_run_whose_worker_is_killed_is_finished_by_another(stack: Stack) -> None:
+    scratch = Scratch("slow")
+    page = scratch.name("slowpage")
+    lab.docker(
+        "run", "-d", "--name", page, "--network", stack.network(), "--network-alias",
+        "slowpage", stack.images.api, "python", "-c", SLOW_PAGE,
+    )  # fmt: skip
+    stack.compose("up", "-d", "--wait", "--no-build", "--scale", "worker=2", "worker")
+    try:
+        with stack.client() as client:
+            run = _start(client, '/tool http_get {"url": "http://slowpage:8080/"}')
+            claimer = _wait_for_claim(stack, run["id"])
+            lab.docker("kill", "--signal", "KILL", claimer)
+            finished = _finished(client, run["id"])
+            messages = client.get(f"/v1/conversations/{run['conversation_id']}").json()
+    finally:
+        scratch.close()
+        stack.compose("up", "-d", "--wait", "--no-build", "--scale", "worker=1", "worker")
+
+    assert (finished["status"], finished["attempts"]) == ("succeeded", 2)
+    roles = [m["role"] for m in messages["messages"]]
+    assert roles == ["user", "assistant", "tool", "assistant"]
+    assert messages["messages"][2]["content"] == "HTTP 200\nslow page"
+
+
+def _wait_for_claim(stack: Stack, run_id: str) -> str:
+    """The worker container that claimed the run (and is now inside the slow tool call)."""
+    deadline = time.monotonic() + RUN_SECONDS
+    while time.monotonic() < deadline:
+        for container in _workers(stack):
+            if f'"run_id": "{run_id}"' in lab.docker("logs", container).stdout:
+                # Let it reach the page before the kill.
+                time.sleep(2)
+                return container
+        time.sleep(0.3)
+    raise AssertionError(f"no worker claimed run {run_id}")
