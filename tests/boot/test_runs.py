@@ -1,6 +1,6 @@
 """Background runs with real worker processes (`python -m app.worker`) on real PostgreSQL and
 Redis: a run end to end, its event stream resumed, cancel, kill -9 of a worker mid-run, and
-SIGTERM letting the current step finish."""
+SIGTERM letting the current step finish. And a streamed turn whose client goes away."""
 
 import json
 import signal
@@ -71,6 +71,7 @@ class Stack:
     base_url: str
     work: Path
     page: SlowPage
+    api: Process
     workers: list[Process] = field(default_factory=list)
 
     def client(self) -> httpx.Client:
@@ -112,12 +113,12 @@ def stack(
     )
     default_project.uv("run", "--locked", "alembic", "upgrade", "head", env=env)
     api, base_url = start_api(default_project, env, work / "api.log")
-    stack = Stack(default_project, env, base_url, work, page)
+    stack = Stack(default_project, env, base_url, work, page, api)
     try:
         yield stack
     finally:
         page.release.set()
-        for process in [api, *stack.workers]:
+        for process in [stack.api, *stack.workers]:
             if process.popen is not None and process.popen.poll() is None:
                 process.stop()
         page.shutdown()
@@ -247,3 +248,30 @@ def test_sigterm_lets_the_current_step_finish_and_hands_the_run_on(
     assert (finished["status"], finished["attempts"]) == ("succeeded", 1)
     assert roles == ["user", "assistant", "tool", "assistant", "tool", "assistant"]
     assert page.hits == 1
+
+
+def test_a_client_that_disconnects_stops_the_turn_in_progress(stack: Stack, page: SlowPage) -> None:
+    stopped = "stream stopped: the client disconnected"
+    with stack.client() as client:
+        conversation = client.post("/v1/conversations", json={}).json()["id"]
+        content = "fetch" + _get_page(page) + "\n/tool current_time"
+        with client.stream(
+            "POST",
+            f"/v1/conversations/{conversation}/messages",
+            json={"content": content},
+            headers={"Accept": "text/event-stream"},
+        ) as response:
+            # Held open (a dropped iterator would close the connection at once).
+            lines = response.iter_lines()
+            assert next(lines) == "event: tool_call"
+            assert page.hit.wait(RUN_SECONDS)
+        # Leaving the block closed the connection while the tool call was in progress.
+        deadline = time.monotonic() + RUN_SECONDS
+        while stopped not in stack.api.output() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        page.release.set()
+        messages = client.get(f"/v1/conversations/{conversation}").json()["messages"]
+
+    assert stopped in stack.api.output()
+    # The tool call was cut off with the stream: no result, no further model call.
+    assert [m["role"] for m in messages] == ["user", "assistant"]

@@ -1,6 +1,8 @@
 """Conversation endpoints."""
 
+import asyncio
 import json
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import asdict
@@ -38,6 +40,7 @@ from app.conversations.schemas import (
 from app.deps import LLMDep, OwnerDep, SessionDep, SessionmakerDep, SettingsDep
 
 router = APIRouter(prefix="/conversations", tags=["conversations"])
+logger = logging.getLogger(__name__)
 EVENT_STREAM = "text/event-stream"
 # A comment line this often keeps proxies from closing a stream that waits on a slow tool.
 KEEP_ALIVE_SECONDS = 15
@@ -173,26 +176,32 @@ async def _server_sent(
     events: AsyncIterator[Event], user_message: MessageOut
 ) -> AsyncIterator[ServerSentEvent]:
     """The turn's events as Server-Sent Events, each with a JSON body."""
-    async for event in events:
-        match event:
-            case TokenEvent(content=content):
-                yield _sse("token", {"content": content})
-            case ToolCallEvent(call=call):
-                yield _sse("tool_call", ToolCallOut(**asdict(call)).model_dump())
-            case ToolResultEvent(call=call, result=result):
-                yield _sse(
-                    "tool_result",
-                    {
-                        "tool_call_id": call.id,
-                        "name": call.name,
-                        "content": result.content,
-                        "is_error": result.is_error,
-                    },
-                )
-            case DoneEvent():
-                yield _sse("done", _exchange(user_message, event).model_dump(mode="json"))
-            case ErrorEvent(detail=detail):
-                yield _sse("error", {"detail": detail})
+    try:
+        async for event in events:
+            match event:
+                case TokenEvent(content=content):
+                    yield _sse("token", {"content": content})
+                case ToolCallEvent(call=call):
+                    yield _sse("tool_call", ToolCallOut(**asdict(call)).model_dump())
+                case ToolResultEvent(call=call, result=result):
+                    yield _sse(
+                        "tool_result",
+                        {
+                            "tool_call_id": call.id,
+                            "name": call.name,
+                            "content": result.content,
+                            "is_error": result.is_error,
+                        },
+                    )
+                case DoneEvent():
+                    yield _sse("done", _exchange(user_message, event).model_dump(mode="json"))
+                case ErrorEvent(detail=detail):
+                    yield _sse("error", {"detail": detail})
+    except asyncio.CancelledError:
+        # sse-starlette cancels the stream when the client goes away: the model call or tool
+        # in progress stops with it, and nothing more of the turn is stored.
+        logger.info("stream stopped: the client disconnected or the server is stopping")
+        raise
 
 
 def _sse(name: str, data: dict[str, Any]) -> ServerSentEvent:
