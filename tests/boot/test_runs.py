@@ -18,11 +18,10 @@ import pytest
 from tests.harness.api import Process, api_env, config_file, new_secret, start_api, start_worker
 from tests.harness.postgres_server import PostgresServer
 from tests.harness.redis_server import RedisServer
+from tests.harness.runs import RUN_SECONDS, start_run, wait_for_run
 from tests.project import Project
 
 KEY = new_secret()
-# Each test's wait: far longer than a run needs, so a failure is a hang, not a slow machine.
-RUN_SECONDS = 60.0
 
 
 class SlowPage(ThreadingHTTPServer):
@@ -132,24 +131,6 @@ def page(stack: Stack) -> Iterator[SlowPage]:
     stack.page.release.set()
 
 
-def _start(client: httpx.Client, content: str) -> dict[str, Any]:
-    conversation = client.post("/v1/conversations", json={}).json()["id"]
-    response = client.post(f"/v1/conversations/{conversation}/runs", json={"content": content})
-    assert response.status_code == 202, response.text
-    run: dict[str, Any] = response.json()
-    return run
-
-
-def _until(client: httpx.Client, run: dict[str, Any], *statuses: str) -> dict[str, Any]:
-    deadline = time.monotonic() + RUN_SECONDS
-    while time.monotonic() < deadline:
-        now: dict[str, Any] = client.get(f"/v1/runs/{run['id']}").json()
-        if now["status"] in statuses:
-            return now
-        time.sleep(0.1)
-    raise AssertionError(f"run {run['id']} did not reach {statuses}: {now}")
-
-
 def _roles(client: httpx.Client, run: dict[str, Any]) -> list[str]:
     messages = client.get(f"/v1/conversations/{run['conversation_id']}").json()["messages"]
     return [m["role"] for m in messages]
@@ -170,8 +151,8 @@ def _get_page(page: SlowPage) -> str:
 def test_a_run_completes_on_a_worker_and_its_events_resume(stack: Stack) -> None:
     stack.worker()
     with stack.client() as client:
-        run = _start(client, "time?\n/tool current_time")
-        finished = _until(client, run, "succeeded", "failed")
+        run = start_run(client, "time?\n/tool current_time")
+        finished = wait_for_run(client, run["id"])
         url = f"/v1/runs/{run['id']}/events"
         whole = _events(client.get(url).text)
         resumed = _events(client.get(url, headers={"Last-Event-ID": str(whole[1][0])}).text)
@@ -188,11 +169,11 @@ def test_a_run_completes_on_a_worker_and_its_events_resume(stack: Stack) -> None
 
 def test_a_running_run_is_cancelled_after_its_step(stack: Stack, page: SlowPage) -> None:
     with stack.client() as client:
-        run = _start(client, "fetch" + _get_page(page) + "\n/tool current_time")
+        run = start_run(client, "fetch" + _get_page(page) + "\n/tool current_time")
         assert page.hit.wait(RUN_SECONDS)
         asked = client.post(f"/v1/runs/{run['id']}/cancel").json()
         page.release.set()
-        finished = _until(client, run, "cancelled", "succeeded", "failed")
+        finished = wait_for_run(client, run["id"])
         roles = _roles(client, run)
 
     assert (asked["status"], asked["cancel_requested"]) == ("running", True)
@@ -206,11 +187,11 @@ def test_a_run_survives_its_worker_killed_mid_step(stack: Stack, page: SlowPage)
         worker.stop()
     doomed = stack.worker()
     with stack.client() as client:
-        run = _start(client, "fetch" + _get_page(page))
+        run = start_run(client, "fetch" + _get_page(page))
         assert page.hit.wait(RUN_SECONDS)
         doomed.kill()
         stack.worker()
-        finished = _until(client, run, "succeeded", "failed")
+        finished = wait_for_run(client, run["id"])
         messages = client.get(f"/v1/conversations/{run['conversation_id']}").json()["messages"]
 
     assert (finished["status"], finished["attempts"]) == ("succeeded", 2)
@@ -229,7 +210,7 @@ def test_sigterm_lets_the_current_step_finish_and_hands_the_run_on(
             worker.stop()
     stopping = stack.worker()
     with stack.client() as client:
-        run = _start(client, "fetch" + _get_page(page) + "\n/tool current_time")
+        run = start_run(client, "fetch" + _get_page(page) + "\n/tool current_time")
         assert page.hit.wait(RUN_SECONDS)
         assert stopping.popen is not None
         stopping.popen.send_signal(signal.SIGTERM)
@@ -239,7 +220,7 @@ def test_sigterm_lets_the_current_step_finish_and_hands_the_run_on(
         handed_back = client.get(f"/v1/runs/{run['id']}").json()
         roles_then = _roles(client, run)
         stack.worker()
-        finished = _until(client, run, "succeeded", "failed")
+        finished = wait_for_run(client, run["id"])
         roles = _roles(client, run)
 
     assert code == 0

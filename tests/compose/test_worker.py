@@ -4,17 +4,15 @@ sharing the queue, and a run whose worker container is killed finished by anothe
 import json
 import time
 from collections.abc import Iterator
-from typing import Any
 
-import httpx
 import pytest
 import yaml
 
 from tests.harness import docker as lab
+from tests.harness.runs import RUN_SECONDS, start_run, wait_for_run
 from tests.harness.scratch import Scratch
 from tests.harness.stack import Rendered, Stack, new_stack
 
-RUN_SECONDS = 90.0
 # A host for the http_get tool whose first answer waits 30 s: time to kill the worker mid-step.
 SLOW_PAGE = """
 import http.server, time
@@ -54,26 +52,6 @@ def stack(rendered: Rendered) -> Iterator[Stack]:
         config_path.write_text(shipped)
 
 
-def _start(client: httpx.Client, content: str) -> dict[str, Any]:
-    conversation = client.post("/v1/conversations", json={}).json()["id"]
-    response = client.post(f"/v1/conversations/{conversation}/runs", json={"content": content})
-    assert response.status_code == 202, response.text
-    run: dict[str, Any] = response.json()
-    return run
-
-
-def _finished(client: httpx.Client, run_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + RUN_SECONDS
-    while time.monotonic() < deadline:
-        response = client.get(f"/v1/runs/{run_id}")
-        assert response.status_code == 200, response.text
-        now: dict[str, Any] = response.json()
-        if now["status"] in {"succeeded", "failed", "cancelled"}:
-            return now
-        time.sleep(0.2)
-    raise AssertionError(f"run {run_id} did not finish: {now}")
-
-
 def _workers(stack: Stack) -> list[str]:
     return stack.compose("ps", "-q", "worker").stdout.split()
 
@@ -97,8 +75,8 @@ def test_the_worker_is_healthy_and_hardened_like_the_api(stack: Stack) -> None:
 
 def test_a_run_completes_through_the_stack(stack: Stack) -> None:
     with stack.client() as client:
-        run = _start(client, "time?\n/tool current_time")
-        finished = _finished(client, run["id"])
+        run = start_run(client, "time?\n/tool current_time")
+        finished = wait_for_run(client, run["id"])
         messages = client.get(f"/v1/conversations/{run['conversation_id']}").json()["messages"]
 
     assert (finished["status"], finished["stop_reason"]) == ("succeeded", "completed")
@@ -110,8 +88,8 @@ def test_three_workers_share_the_queue(stack: Stack) -> None:
     try:
         workers = _workers(stack)
         with stack.client() as client:
-            runs = [_start(client, f"run {n}\n/tool current_time") for n in range(12)]
-            finished = [_finished(client, run["id"]) for run in runs]
+            runs = [start_run(client, f"run {n}\n/tool current_time") for n in range(12)]
+            finished = [wait_for_run(client, run["id"]) for run in runs]
         claimed_by = {}
         for container in workers:
             for line in lab.docker("logs", container).stdout.splitlines():
@@ -138,10 +116,10 @@ def test_a_run_whose_worker_is_killed_is_finished_by_another(stack: Stack) -> No
     stack.compose("up", "-d", "--wait", "--no-build", "--scale", "worker=2", "worker")
     try:
         with stack.client() as client:
-            run = _start(client, '/tool http_get {"url": "http://slowpage:8080/"}')
+            run = start_run(client, '/tool http_get {"url": "http://slowpage:8080/"}')
             claimer = _wait_for_claim(stack, run["id"])
             lab.docker("kill", "--signal", "KILL", claimer)
-            finished = _finished(client, run["id"])
+            finished = wait_for_run(client, run["id"])
             messages = client.get(f"/v1/conversations/{run['conversation_id']}").json()
     finally:
         scratch.close()

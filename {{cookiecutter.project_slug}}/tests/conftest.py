@@ -151,14 +151,16 @@ def settings(
 
 
 async def serve(
-    settings: Settings, connection: AsyncConnection, *, api_key: str = API_KEY
+    settings: Settings, connection: AsyncConnection | None, *, api_key: str = API_KEY
 ) -> AsyncIterator[AsyncClient]:
-    """Run the app's lifespan and yield an authenticated client bound to the test transaction."""
+    """Run the app's lifespan and yield an authenticated client bound to the test transaction
+    (with connection=None, to the app's own engine: its writes are committed)."""
     app = create_app(settings)
-    maker = async_sessionmaker(
-        bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
-    )
-    app.dependency_overrides[get_sessionmaker] = lambda: maker
+    if connection is not None:
+        maker = async_sessionmaker(
+            bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+        )
+        app.dependency_overrides[get_sessionmaker] = lambda: maker
     async with (
         LifespanManager(app) as manager,
         AsyncClient(

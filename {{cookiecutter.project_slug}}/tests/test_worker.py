@@ -14,26 +14,16 @@ from pathlib import Path
 
 import anyio
 import pytest
-from asgi_lifespan import LifespanManager
-from httpx import ASGITransport, AsyncClient
+from httpx import AsyncClient
 
 from app import alive, worker
 from app.core.config import Settings
-from app.main import create_app
-from tests.conftest import API_KEY
+from tests.conftest import serve
 
 
 @pytest.fixture
 async def committing_client(settings: Settings) -> AsyncIterator[AsyncClient]:
-    app = create_app(settings)
-    async with (
-        LifespanManager(app) as manager,
-        AsyncClient(
-            transport=ASGITransport(app=manager.app),
-            base_url="http://testserver",
-            headers={"Authorization": f"Bearer {API_KEY}"},
-        ) as client,
-    ):
+    async for client in serve(settings, None):
         yield client
 
 

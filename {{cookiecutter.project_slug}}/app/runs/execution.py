@@ -283,33 +283,28 @@ class RunRecorder:
         return run
 
     async def _message(self, session: AsyncSession, run: Run, *, completion: Completion) -> Message:
-        message = Message(
-            conversation_id=run.conversation_id,
-            run_id=run.id,
+        return _add(
+            session,
+            run,
             role="assistant",
             content=completion.content,
-            file_ids=[],
             tool_calls=[_call_data(c) for c in completion.tool_calls],
             prompt_tokens=completion.usage.prompt_tokens,
             completion_tokens=completion.usage.completion_tokens,
         )
-        session.add(message)
-        return message
 
     async def _tool_message(
         self, session: AsyncSession, run: Run, *, call: ToolCall, result: ToolResult
     ) -> Message:
-        message = Message(
-            conversation_id=run.conversation_id,
-            run_id=run.id,
-            role="tool",
-            content=result.content,
-            file_ids=[],
-            tool_calls=[],
-            tool_call_id=call.id,
-        )
-        session.add(message)
-        return message
+        return _add(session, run, role="tool", content=result.content, tool_call_id=call.id)
+
+
+def _add(session: AsyncSession, run: Run, **values: Any) -> Message:
+    """A message of the run's conversation, written by the run (no files of its own)."""
+    defaults: dict[str, Any] = {"file_ids": [], "tool_calls": []}
+    message = Message(conversation_id=run.conversation_id, run_id=run.id, **{**defaults, **values})
+    session.add(message)
+    return message
 
 
 def _call_data(call: ToolCall) -> dict[str, Any]:
