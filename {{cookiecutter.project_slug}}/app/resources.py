@@ -15,10 +15,10 @@ from taskiq_redis import ListQueueBroker
 
 from app.core.config import Settings
 from app.core.db import create_engine, create_sessionmaker
+from app.core.queue import create_broker
 from app.core.ratelimit import RateLimiter
 from app.llm.base import LLMProvider
 from app.llm.factory import create_provider
-from app.runs.queue import create_broker
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 DB_CONNECT_TIMEOUT_SECONDS = 5.0

@@ -20,9 +20,9 @@ from taskiq.api import run_receiver_task
 from app import alive
 from app.core.config import ConfigError, Settings, get_settings
 from app.core.logging import setup_logging
+from app.core.queue import TASK_NAME, create_broker
 from app.resources import open_resources
 from app.runs.execution import Executor
-from app.runs.queue import TASK_NAME, create_broker
 
 logger = logging.getLogger("app.worker")
 # Sweeps a healthy worker may miss before its healthcheck fails.

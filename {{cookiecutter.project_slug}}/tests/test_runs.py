@@ -15,11 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionm
 from app.agent import registry
 from app.agent.tools import ToolContext, tool
 from app.core.config import Settings
+from app.core.queue import QUEUE_NAME, create_broker
 from app.llm.base import ChatMessage
 from app.llm.echo import EchoProvider
 from app.runs.execution import Executor, LeaseLostError, RunRecorder
 from app.runs.models import Run
-from app.runs.queue import QUEUE_NAME, create_broker
 from tests.conftest import OTHER_API_KEY
 from tests.sse import events
 
@@ -28,24 +28,6 @@ AS_OTHER = {"Authorization": f"Bearer {OTHER_API_KEY}"}
 
 class Nothing(BaseModel):
     pass
-
-
-@tool
-async def cancel_me(args: Nothing, context: ToolContext) -> str:
-    """Ask for this conversation's run to be cancelled (as a client would, meanwhile)."""
-    async with context.sessionmaker() as session:
-        await session.execute(
-            update(Run)
-            .where(Run.conversation_id == context.conversation_id)
-            .values(cancel_requested=True)
-        )
-        await session.commit()
-    return "asked"
-
-
-@pytest.fixture(autouse=True)
-def test_tools(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(registry, "TOOLS", [*registry.TOOLS, cancel_me])
 
 
 @pytest.fixture
@@ -159,8 +141,24 @@ async def test_a_queued_run_cancelled_is_never_executed(
 
 
 async def test_a_running_run_cancelled_stops_before_its_next_model_call(
-    client: AsyncClient, executor: Executor
+    client: AsyncClient,
+    executor: Executor,
+    maker: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    @tool
+    async def cancel_me(args: Nothing, context: ToolContext) -> str:
+        """Cancel this conversation's run, as a client would meanwhile."""
+        async with maker() as session:
+            await session.execute(
+                update(Run)
+                .where(Run.conversation_id == context.conversation_id)
+                .values(cancel_requested=True)
+            )
+            await session.commit()
+        return "asked"
+
+    monkeypatch.setattr(registry, "TOOLS", [*registry.TOOLS, cancel_me])
     run = await _start(client, "go\n/tool cancel_me\n/tool current_time")
 
     await executor.execute(uuid.UUID(run["id"]))

@@ -5,12 +5,8 @@ from datetime import UTC, datetime
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
-from sqlalchemy import select
 
 from app.agent.tools import ToolContext, ToolError, tool
-from app.conversations.models import Message
-from app.files import service as files_service
-from app.files import storage
 
 
 class NoArguments(BaseModel):
@@ -38,26 +34,7 @@ async def current_time(args: NoArguments, context: ToolContext) -> str:
 @tool
 async def read_file(args: FileArguments, context: ToolContext) -> str:
     """Read a text file attached to a message of this conversation."""
-    async with context.sessionmaker() as session:
-        # Attached here, and the caller's: the same "not found" for any other id.
-        attached = await session.scalar(
-            select(Message.id)
-            .where(
-                Message.conversation_id == context.conversation_id,
-                Message.file_ids.any_() == args.file_id,
-            )
-            .limit(1)
-        )
-        found = await files_service.get_files(
-            session=session, owner=context.owner, file_ids=[args.file_id]
-        )
-    if attached is None or not found:
-        raise ToolError(f"file {args.file_id} is not attached to this conversation")
-    record = found[0]
-    if not files_service.is_text(record.content_type):
-        raise ToolError(f"file {record.filename} is {record.content_type}, not text")
-    path = storage.blob_path(context.uploads_dir, record.id)
-    return await storage.read_text(path, context.max_file_chars)
+    return await context.read_attached(args.file_id)
 
 
 @tool

@@ -5,18 +5,16 @@ step is stored as it ends, through a Recorder: a turn cut short keeps the steps 
 and a turn resumed (a background run retried on another worker) starts where it stopped.
 """
 
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
-
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from typing import Literal, Protocol
 
 from app.agent.tools import Registry, ToolContext, ToolResult
-from app.conversations import service
-from app.conversations.models import Message
-from app.conversations.schemas import StopReason
 from app.llm.base import ChatMessage, Completion, LLMError, LLMProvider, ToolCall, Usage
+
+# completed: the model answered without asking for tools; max_steps: it still asked;
+# cancelled: a client cancelled the run; interrupted: its worker is stopping (run re-queued).
+StopReason = Literal["completed", "max_steps", "cancelled", "interrupted"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,27 +34,29 @@ class ToolResultEvent:
 
 
 @dataclass(frozen=True, slots=True)
-class DoneEvent:
-    steps: list[Message]
+class DoneEvent[S]:
+    """The turn's end: the steps it stored (as its Recorder stored them) and why it ended."""
+
+    steps: list[S]
     stop_reason: StopReason
     usage: Usage
 
 
 @dataclass(frozen=True, slots=True)
-class ErrorEvent:
+class ErrorEvent[S]:
     detail: str
-    steps: list[Message] = field(default_factory=list)
+    steps: list[S] = field(default_factory=list)
 
 
-Event = TokenEvent | ToolCallEvent | ToolResultEvent | DoneEvent | ErrorEvent
+type Event[S] = TokenEvent | ToolCallEvent | ToolResultEvent | DoneEvent[S] | ErrorEvent[S]
 
 
-class Recorder(Protocol):
-    """Where a turn's steps go, and whether it may go on."""
+class Recorder[S](Protocol):
+    """Where a turn's steps go (S: what storing one returns), and whether it may go on."""
 
-    async def step(self, completion: Completion) -> Message: ...
+    async def step(self, completion: Completion) -> S: ...
 
-    async def result(self, call: ToolCall, result: ToolResult) -> Message: ...
+    async def result(self, call: ToolCall, result: ToolResult) -> S: ...
 
     async def halt(self) -> StopReason | None:
         """Checked before each model call: a reason to stop now, or None to go on."""
@@ -64,43 +64,17 @@ class Recorder(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class ConversationRecorder:
-    """A turn a client waits for: steps go straight into the conversation."""
-
-    sessionmaker: async_sessionmaker[AsyncSession]
-    conversation_id: uuid.UUID
-
-    async def step(self, completion: Completion) -> Message:
-        async with self.sessionmaker() as session:
-            return await service.add_model_step(
-                session=session, conversation_id=self.conversation_id, completion=completion
-            )
-
-    async def result(self, call: ToolCall, result: ToolResult) -> Message:
-        async with self.sessionmaker() as session:
-            return await service.add_tool_result(
-                session=session,
-                conversation_id=self.conversation_id,
-                call=call,
-                content=result.content,
-            )
-
-    async def halt(self) -> StopReason | None:
-        return None
-
-
-@dataclass(frozen=True, slots=True)
-class Turn:
+class Turn[S]:
     provider: LLMProvider
     registry: Registry
     tools: ToolContext
-    recorder: Recorder
+    recorder: Recorder[S]
     max_steps: int
 
-    async def run(self, history: list[ChatMessage], *, stream: bool) -> AsyncIterator[Event]:
+    async def run(self, history: list[ChatMessage], *, stream: bool) -> AsyncIterator[Event[S]]:
         """Call the model up to max_steps times, running the tools it asks for in between."""
         history = list(history)
-        steps: list[Message] = []
+        steps: list[S] = []
         usage = Usage()
         # A turn resumed after its tools were asked for runs the calls that got no result.
         async for event in self._tools(_unanswered(history), history, steps):
@@ -136,8 +110,8 @@ class Turn:
         yield DoneEvent(steps, "max_steps", usage)
 
     async def _tools(
-        self, calls: Sequence[ToolCall], history: list[ChatMessage], steps: list[Message]
-    ) -> AsyncIterator[Event]:
+        self, calls: Sequence[ToolCall], history: list[ChatMessage], steps: list[S]
+    ) -> AsyncIterator[Event[S]]:
         for call in calls:
             yield ToolCallEvent(call)
             result = await self.registry.call(call, self.tools)

@@ -11,11 +11,9 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, get_type_hints
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import AgentConfig
 from app.llm.base import ToolCall, ToolSpec
@@ -33,10 +31,9 @@ class ToolContext:
 
     owner: str
     conversation_id: uuid.UUID
-    sessionmaker: async_sessionmaker[AsyncSession]
-    uploads_dir: Path
     config: AgentConfig
-    max_file_chars: int
+    # The text of a file attached to this conversation (ToolError for any other id).
+    read_attached: Callable[[uuid.UUID], Awaitable[str]]
 
 
 @dataclass(frozen=True, slots=True)

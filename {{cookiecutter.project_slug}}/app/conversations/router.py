@@ -13,7 +13,6 @@ from fastapi.exceptions import RequestValidationError
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from app.agent.loop import (
-    ConversationRecorder,
     DoneEvent,
     ErrorEvent,
     Event,
@@ -23,9 +22,8 @@ from app.agent.loop import (
     Turn,
 )
 from app.agent.registry import registry_for
-from app.agent.tools import ToolContext
 from app.conversations import service
-from app.conversations.models import Conversation
+from app.conversations.models import Conversation, Message
 from app.conversations.schemas import (
     ConversationCreate,
     ConversationDetail,
@@ -133,16 +131,11 @@ async def send_message(
         llm_config=settings.config.llm,
         uploads_dir=settings.uploads_dir,
     )
-    agent = settings.config.agent
-    tools = ToolContext(
-        owner=owner,
-        conversation_id=conversation.id,
-        sessionmaker=sessionmaker,
-        uploads_dir=settings.uploads_dir,
-        config=agent,
-        max_file_chars=settings.config.llm.max_file_chars,
+    tools = service.tool_context(
+        owner=owner, conversation_id=conversation.id, sessionmaker=sessionmaker, settings=settings
     )
-    recorder = ConversationRecorder(sessionmaker, conversation.id)
+    recorder = service.ConversationRecorder(sessionmaker, conversation.id)
+    agent = settings.config.agent
     turn = Turn(provider, registry_for(agent), tools, recorder, agent.max_steps)
     user_out = MessageOut.model_validate(user_message)
     # Hand the connection back now rather than hold it through the model's calls; each
@@ -161,7 +154,7 @@ async def send_message(
     raise AssertionError("a turn always ends with a done or an error event")
 
 
-def _exchange(user_message: MessageOut, done: DoneEvent) -> Exchange:
+def _exchange(user_message: MessageOut, done: DoneEvent[Message]) -> Exchange:
     steps = [MessageOut.model_validate(step) for step in done.steps]
     return Exchange(
         user_message=user_message,
@@ -173,7 +166,7 @@ def _exchange(user_message: MessageOut, done: DoneEvent) -> Exchange:
 
 
 async def _server_sent(
-    events: AsyncIterator[Event], user_message: MessageOut
+    events: AsyncIterator[Event[Message]], user_message: MessageOut
 ) -> AsyncIterator[ServerSentEvent]:
     """The turn's events as Server-Sent Events, each with a JSON body."""
     try:

@@ -6,9 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-# completed: the model answered without asking for tools; max_steps: it still asked;
-# cancelled: a client cancelled the run; interrupted: its worker is stopping (run re-queued).
-StopReason = Literal["completed", "max_steps", "cancelled", "interrupted"]
+from app.agent.loop import StopReason
+
 MAX_MESSAGE_CHARS = 32_000
 MAX_FILES_PER_MESSAGE = 10
 

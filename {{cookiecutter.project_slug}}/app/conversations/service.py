@@ -1,20 +1,80 @@
 """Conversation operations; each write commits explicitly."""
 
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Select, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
+from app.agent.loop import StopReason
+from app.agent.tools import ToolContext, ToolError, ToolResult
 from app.conversations.models import Conversation, Message
 from app.conversations.schemas import ConversationCreate, MessageCreate
-from app.core.config import LLMConfig
+from app.core.config import LLMConfig, Settings
 from app.files import service as files_service
 from app.files import storage
 from app.files.models import StoredFile
 from app.llm.base import ChatMessage, Completion, ToolCall, Usage
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationRecorder:
+    """A turn a client waits for: its steps go straight into the conversation."""
+
+    sessionmaker: async_sessionmaker[AsyncSession]
+    conversation_id: uuid.UUID
+
+    async def step(self, completion: Completion) -> Message:
+        async with self.sessionmaker() as session:
+            return await add_model_step(
+                session=session, conversation_id=self.conversation_id, completion=completion
+            )
+
+    async def result(self, call: ToolCall, result: ToolResult) -> Message:
+        async with self.sessionmaker() as session:
+            return await add_tool_result(
+                session=session,
+                conversation_id=self.conversation_id,
+                call=call,
+                content=result.content,
+            )
+
+    async def halt(self) -> StopReason | None:
+        return None
+
+
+def tool_context(
+    *,
+    owner: str,
+    conversation_id: uuid.UUID,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+) -> ToolContext:
+    """What the tools of a turn on this conversation may reach."""
+
+    async def read_attached(file_id: uuid.UUID) -> str:
+        async with sessionmaker() as session:
+            # Attached here, and the owner's: the same answer for any other id.
+            attached = await session.scalar(
+                select(Message.id)
+                .where(
+                    Message.conversation_id == conversation_id, Message.file_ids.any_() == file_id
+                )
+                .limit(1)
+            )
+            found = await files_service.get_files(session=session, owner=owner, file_ids=[file_id])
+        if attached is None or not found:
+            raise ToolError(f"file {file_id} is not attached to this conversation")
+        record = found[0]
+        if not files_service.is_text(record.content_type):
+            raise ToolError(f"file {record.filename} is {record.content_type}, not text")
+        path = storage.blob_path(settings.uploads_dir, record.id)
+        return await storage.read_text(path, settings.config.llm.max_file_chars)
+
+    return ToolContext(owner, conversation_id, settings.config.agent, read_attached)
 
 
 class UnknownFilesError(Exception):

@@ -18,17 +18,17 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from taskiq_redis import ListQueueBroker
 
-from app.agent.loop import DoneEvent, ErrorEvent, Turn
+from app.agent.loop import DoneEvent, ErrorEvent, StopReason, Turn
 from app.agent.registry import registry_for
-from app.agent.tools import ToolContext, ToolResult
+from app.agent.tools import ToolResult
 from app.conversations import service as conversations
 from app.conversations.models import Conversation, Message
-from app.conversations.schemas import MessageOut, StopReason
+from app.conversations.schemas import MessageOut
 from app.core.config import Settings
+from app.core.queue import enqueue
 from app.llm.base import ChatMessage, Completion, LLMProvider, ToolCall
 from app.runs import service
 from app.runs.models import Run
-from app.runs.queue import enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -108,15 +108,13 @@ class Executor:
                     .select_from(Message)
                     .where(Message.run_id == run.id, Message.role == "assistant")
                 )
-            agent = self.settings.config.agent
-            tools = ToolContext(
+            tools = conversations.tool_context(
                 owner=run.owner,
                 conversation_id=run.conversation_id,
                 sessionmaker=self.sessionmaker,
-                uploads_dir=self.settings.uploads_dir,
-                config=agent,
-                max_file_chars=self.settings.config.llm.max_file_chars,
+                settings=self.settings,
             )
+            agent = self.settings.config.agent
             # Steps of earlier attempts count: a retried run does not get max_steps anew.
             steps = max(agent.max_steps - (taken or 0), 0)
             turn = Turn(self.llm, registry_for(agent), tools, recorder, steps)
@@ -135,7 +133,7 @@ class Executor:
             await enqueue(self.broker, run.id)
 
     async def _finish(
-        self, turn: Turn, history: list[ChatMessage], recorder: "RunRecorder"
+        self, turn: Turn[Message], history: list[ChatMessage], recorder: "RunRecorder"
     ) -> None:
         async for event in turn.run(history, stream=False):
             if isinstance(event, DoneEvent):
@@ -239,7 +237,7 @@ class RunRecorder:
             return "interrupted"
         return None
 
-    async def finish(self, done: DoneEvent) -> None:
+    async def finish(self, done: DoneEvent[Message]) -> None:
         async with self.sessionmaker() as session:
             run = await self._renew(session)
             run.prompt_tokens += done.usage.prompt_tokens

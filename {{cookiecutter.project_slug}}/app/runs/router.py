@@ -16,10 +16,10 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from app.conversations import service as conversations
 from app.conversations.router import KEEP_ALIVE_SECONDS, LINE_END, existing, unknown_files
 from app.conversations.schemas import MessageCreate
+from app.core.queue import enqueue
 from app.deps import OwnerDep, ResourcesDep, SessionDep, SessionmakerDep, SettingsDep
 from app.runs import service
 from app.runs.models import Run
-from app.runs.queue import enqueue
 from app.runs.schemas import RunOut
 
 router = APIRouter(tags=["runs"])

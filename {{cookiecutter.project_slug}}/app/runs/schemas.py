@@ -6,7 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from app.conversations.schemas import StopReason, UsageOut
+from app.agent.loop import StopReason
+from app.conversations.schemas import UsageOut
 
 
 class RunOut(BaseModel):

@@ -1,8 +1,9 @@
-"""The Redis queue that wakes workers, through taskiq: the api kicks, workers receive.
+"""The Redis queue that wakes workers for background runs (taskiq): the api kicks, workers
+receive.
 
 The queue carries only run ids. A run's state lives in PostgreSQL, so a message lost with a
 worker (popped, then the worker killed) costs a delay, not the run: the workers' sweep
-re-queues runs that nobody took or whose lease ran out (see execution.py).
+re-queues runs that nobody took or whose lease ran out (see app/runs/execution.py).
 """
 
 import uuid
