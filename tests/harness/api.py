@@ -74,14 +74,24 @@ class Process:
 
 
 def start_worker(project: Project, env: dict[str, str], work: Path) -> Process:
-    """Start the project's worker as compose does (`python -m app.worker`); return it once
-    healthcheck (`python -m app.alive`) passes. Each worker gets a temporary directory of its own,
-    where it proves it is alive."""
+    """Start the project's worker as compose does (`python -m app.worker`); return it once its
+    healthcheck (`python -m app.alive`) passes. Each worker gets a temporary directory of its
+    own, where it proves it is alive."""
     work.mkdir(parents=True, exist_ok=True)
     env = {**env, "TMPDIR": str(work)}
     python = str(project.path / ".venv/bin/python")
     worker = Process(project, [python, "-m", "app.worker"], env, work / "worker.log")
     worker.start()
+    try:
+        _wait_until_alive(worker, python, env)
+    except BaseException:
+        # Not left running: nobody would stop it, and it would outlive the test's servers.
+        worker.kill()
+        raise
+    return worker
+
+
+def _wait_until_alive(worker: Process, python: str, env: dict[str, str]) -> None:
     deadline = time.monotonic() + READY_SECONDS
     while time.monotonic() < deadline:
         assert worker.popen is not None
@@ -89,13 +99,13 @@ def start_worker(project: Project, env: dict[str, str], work: Path) -> Process:
             raise AssertionError(f"worker exited {worker.popen.returncode}:\n{worker.output()}")
         check = subprocess.run(
             [python, "-m", "app.alive"],
-            cwd=project.path,
+            cwd=worker.project.path,
             env=env,
             capture_output=True,
             check=False,
         )
         if check.returncode == 0:
-            return worker
+            return
         time.sleep(0.2)
     raise AssertionError(f"worker not alive within {READY_SECONDS} s:\n{worker.output()}")
 

@@ -1,8 +1,11 @@
 """Background runs: queued by the api, executed by a worker's Executor (here in-process, on the
 test's database and Redis), followed through events, cancelled, retried after a lost worker."""
 
+import asyncio
+import socket
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,12 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionm
 from app.agent import registry
 from app.agent.tools import ToolContext, tool
 from app.core.config import Settings
-from app.core.queue import QUEUE_NAME, create_broker
+from app.core.queue import QUEUE_NAME, create_broker, enqueue
 from app.llm.base import ChatMessage
 from app.llm.echo import EchoProvider
 from app.runs.execution import Executor, LeaseLostError, RunRecorder
 from app.runs.models import Run
-from tests.conftest import OTHER_API_KEY
+from tests.conftest import OTHER_API_KEY, make_settings, serve
 from tests.sse import events
 
 AS_OTHER = {"Authorization": f"Bearer {OTHER_API_KEY}"}
@@ -306,3 +309,31 @@ async def test_a_run_naming_an_unknown_file_is_refused(client: AsyncClient) -> N
 
     assert response.status_code == 422
     assert response.json()["detail"][0]["msg"] == f"file {missing} not found"
+
+
+async def test_a_worker_waits_between_reconnects_while_redis_is_away() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        nowhere = f"redis://127.0.0.1:{probe.getsockname()[1]}/0"
+    worker_side = create_broker(nowhere, timeout=None)
+    api_side = create_broker(nowhere, timeout=1.0)
+
+    # The worker keeps retrying, with pauses (not a tight loop that burns a core).
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(anext(aiter(worker_side.listen())), 1.0)
+    # The api gives up at once: the run stays queued, and the sweep sends it again.
+    assert await asyncio.wait_for(enqueue(api_side, uuid.uuid4()), 1.0) is False
+
+
+async def test_a_run_started_while_redis_is_away_is_accepted_and_kept(
+    tmp_path: Path, migrated: str, connection: AsyncConnection
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        nowhere = f"redis://127.0.0.1:{probe.getsockname()[1]}/0"
+    settings = make_settings(tmp_path, migrated, nowhere)
+    async for client in serve(settings, connection):
+        run = await _start(client, "later")
+        stored = (await client.get(f"/v1/runs/{run['id']}")).json()
+
+    assert (run["status"], stored["status"]) == ("queued", "queued")

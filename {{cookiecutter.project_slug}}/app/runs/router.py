@@ -1,7 +1,6 @@
 """Background run endpoints: start a run, read it, follow its events, cancel it."""
 
 import asyncio
-import contextlib
 import json
 import time
 import uuid
@@ -10,7 +9,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, status
 from fastapi.exceptions import RequestValidationError
-from redis.exceptions import RedisError
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from app.conversations import service as conversations
@@ -39,9 +37,8 @@ async def start_run(
         run = await service.create_run(session=session, conversation=conversation, data=body)
     except conversations.UnknownFilesError as exc:
         raise RequestValidationError(unknown_files(body, exc)) from None
-    # Without Redis the run is still stored as queued: the workers' sweep queues it again.
-    with contextlib.suppress(RedisError):
-        await enqueue(resources.queue, run.id)
+    # Without Redis the run is still stored as queued: the workers' sweep sends it again.
+    await enqueue(resources.queue, run.id)
     return RunOut.model_validate(run)
 
 
