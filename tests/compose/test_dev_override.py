@@ -40,10 +40,10 @@ def test_host_edit_changes_a_response_without_rebuild(fresh_stack: Stack) -> Non
     stack.up(files=DEV_FILES)
     image_before = stack.inspect("api")["Image"]
     before = _reply(stack)
+    anchor = 'f"[{system}] {text}"'
+    assert anchor in original, "the echo provider's reply format moved; update this test"
     try:
-        source.write_text(
-            original.replace('f"[{system}] {last_user}"', 'f"<{system}> {last_user}"')
-        )
+        source.write_text(original.replace(anchor, 'f"<{system}> {text}"'))
         after = _reply_after_reload(stack, "<You are a helpful assistant.> hi")
     finally:
         source.write_text(original)
