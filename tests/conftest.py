@@ -1,7 +1,8 @@
-"""Test tiers by directory: render, quality, boot, update, compose (and the harness under boot).
+"""Test tiers by directory: render, quality, boot, update, compose, swarm (and the harness
+under boot).
 
-Select a tier with `-m render`, `-m quality`, `-m boot`, `-m update` or `-m compose`; the
-default runs all.
+Select a tier with `-m render`, `-m quality`, `-m boot`, `-m update`, `-m compose` or
+`-m swarm`; the default runs all.
 """
 
 from pathlib import Path
@@ -18,6 +19,7 @@ TIERS = {
     "harness": "boot",
     "update": "update",
     "compose": "compose",
+    "swarm": "swarm",
 }
 
 
