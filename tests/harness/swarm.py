@@ -74,6 +74,12 @@ class SwarmStack:
         env = {**os.environ, **self.settings(**overrides)}
         return run_command(str(script), self.name, cwd=self.project.path, env=env)
 
+    def script(self, name: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run one of the project's scripts against this stack (STACK_NAME, on this node)."""
+        env = {**os.environ, "STACK_NAME": self.name, "BACKUP_HELPER_IMAGE": lab.helper_image()}
+        script = self.project.path / "scripts" / name
+        return run_command(str(script), *args, cwd=self.project.path, env=env, check=check)
+
     def service(self, name: str) -> str:
         return f"{self.name}_{name}"
 

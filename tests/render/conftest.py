@@ -25,6 +25,10 @@ CHOICES = {
 # it is a GitHub Actions expression. A bare "}}" is not searched for: it closes nested dicts in
 # Python and JSON, and a leftover expression is already caught by its "{{".
 LEFTOVER_JINJA = re.compile(r"(?<!\$)\{\{|\{%|%\}|(?<!\$)\{#")
+# Helm's Go templates are copied as they are (_copy_without_render): "{{ }}" is their own syntax,
+# so only Jinja's other openers, or the word cookiecutter, would be leftovers there.
+GO_TEMPLATES = Path("deploy/helm/templates")
+LEFTOVER_JINJA_IN_GO = re.compile(r"\{%|%\}|\{#|cookiecutter")
 LICENSE_MARKERS = {
     "MIT": ("MIT License", "MIT"),
     "Apache-2.0": ("Apache License", "Apache-2.0"),
@@ -39,6 +43,11 @@ def baked(request: pytest.FixtureRequest, cookies_session: Any) -> Project:
     assert result.exception is None, result.exception
     assert result.exit_code == 0
     return Project(path=result.project_path, answers=dict(result.context))
+
+
+def leftover_jinja(relative: Path) -> re.Pattern[str]:
+    """The leftovers to look for in a generated file (its path relative to the project)."""
+    return LEFTOVER_JINJA_IN_GO if relative.is_relative_to(GO_TEMPLATES) else LEFTOVER_JINJA
 
 
 def text_files(root: Path) -> Iterator[tuple[Path, str]]:

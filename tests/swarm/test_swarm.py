@@ -104,6 +104,22 @@ def test_db_and_redis_run_as_their_own_users_on_read_only_roots(stack: SwarmStac
         assert "Read-only file system" in write.stderr
 
 
+def test_backup_scripts_work_against_the_stack(stack: SwarmStack) -> None:
+    # Each prints its file's size and path, like du -h.
+    dump = stack.script("backup-db").stdout.split()[-1]
+    verified = stack.script("verify-backup", dump)
+    archive = stack.script("backup-volume", "uploads").stdout.split()[-1]
+    restore = stack.script("restore-db", "--yes", dump, check=False)
+
+    assert dump.endswith(".dump")
+    assert f"/backups/{stack.name}-db-" in dump
+    assert verified.returncode == 0, verified.stderr
+    assert archive.endswith(".tar.gz")
+    assert f"/backups/{stack.name}-uploads-" in archive
+    assert restore.returncode == 1
+    assert "works with compose only" in restore.stderr
+
+
 def test_a_killed_api_task_is_replaced(stack: SwarmStack) -> None:
     killed = stack.healthy("api")[0]
 

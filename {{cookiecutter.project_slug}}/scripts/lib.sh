@@ -26,6 +26,32 @@ usage_error() {
 
 compose() { docker compose "$@"; }
 
+# On a swarm (docs/deploy.md): with STACK_NAME set, the scripts that back up and verify talk to
+# that stack's task containers on this node, found by their service label, instead of compose.
+STACK_NAME="${STACK_NAME:-}"
+
+task_container() {
+    docker ps -q --filter "label=com.docker.swarm.service.name=${STACK_NAME}_$1" \
+        --filter status=running | sed -n 1p
+}
+
+# service_exec SERVICE COMMAND...: run COMMAND in the service's container, stdin attached.
+service_exec() {
+    local service="$1"
+    shift
+    if [ -n "$STACK_NAME" ]; then
+        docker exec -i "$(task_container "$service")" "$@"
+    else
+        compose exec -T "$service" "$@"
+    fi
+}
+
+# For the scripts that stop and start services or read compose's view of them.
+compose_only() {
+    [ -z "$STACK_NAME" ] ||
+        die "works with compose only, and STACK_NAME is set; on a swarm see docs/deploy.md"
+}
+
 # A file named on the command line is relative to the caller's directory.
 caller_path() {
     case "$1" in
@@ -37,6 +63,11 @@ caller_path() {
 # The compose project name as compose resolves it (COMPOSE_PROJECT_NAME, the file's name:,
 # or this directory's name); its volumes are named <project>_<name>.
 load_project() {
+    if [ -n "$STACK_NAME" ]; then
+        # A stack's volumes are named <stack>_<name>, as a compose project's are.
+        PROJECT="$STACK_NAME"
+        return
+    fi
     PROJECT="$(compose config | sed -n '1s/^name: //p')" ||
         die "cannot read the compose configuration (see the message above)"
     [ -n "$PROJECT" ] || die "docker compose config printed no project name"
@@ -56,8 +87,18 @@ engine_is_rootless() {
 volume_name() { printf '%s_%s' "$PROJECT" "$1"; }
 volume_exists() { docker volume inspect "$1" >/dev/null 2>&1; }
 
-is_running() { [ -n "$(compose ps --status running -q "$1")" ]; }
+is_running() {
+    if [ -n "$STACK_NAME" ]; then
+        [ -n "$(task_container "$1")" ]
+    else
+        [ -n "$(compose ps --status running -q "$1")" ]
+    fi
+}
 require_running() {
+    if [ -n "$STACK_NAME" ]; then
+        is_running "$1" || die "no task of ${STACK_NAME}_$1 runs on this node; run this on the" \
+            "node that runs it (docker service ps ${STACK_NAME}_$1)"
+    fi
     is_running "$1" || die "the $1 service is not running; start the stack: docker compose up -d --wait"
 }
 
@@ -71,7 +112,7 @@ backup_file() { printf '%s/%s-%s-%s.%s' "$BACKUP_DIR" "$PROJECT" "$1" "$3" "$2";
 in_db() {
     local script="$1"
     shift
-    compose exec -T db sh -c 'PGUSER="${POSTGRES_USER:-postgres}"
+    service_exec db sh -c 'PGUSER="${POSTGRES_USER:-postgres}"
         PGDATABASE="${POSTGRES_DB:-$PGUSER}"
         export PGUSER PGDATABASE
         '"$script" sh "$@"
@@ -80,7 +121,7 @@ in_db() {
 # The client of the redis service: redis-cli, or valkey-cli in the Valkey image. The password
 # is read inside the container from its secret file, so it never crosses the command line.
 redis_cli() {
-    compose exec -T redis sh -c \
+    service_exec redis sh -c \
         'REDISCLI_AUTH="$(cat /run/secrets/redis_password)" \
         exec "$(command -v valkey-cli || command -v redis-cli)" "$@"' redis-cli "$@" </dev/null
 }
