@@ -107,6 +107,18 @@ class SwarmStack:
                 healthy.append(container)
         return healthy
 
+    def ended_tasks(self, service: str) -> list[str]:
+        """Tasks of the service that stopped (failed, or replaced), with their error."""
+        return lab.docker(
+            "service",
+            "ps",
+            self.service(service),
+            "--filter",
+            "desired-state=shutdown",
+            "--format",
+            "{{.Name}} {{.CurrentState}} {{.Error}}",
+        ).stdout.splitlines()
+
     def migrated(self) -> bool:
         tasks = lab.docker(
             "service",

@@ -61,6 +61,9 @@ def test_every_replica_is_healthy_and_answers_on_its_own(stack: SwarmStack) -> N
             assert health.json()["redis"] == "connected"
     assert len(stack.healthy("worker")) == 1
     assert stack.migrated()
+    # Started together with db and redis, they waited for them instead of failing.
+    assert stack.ended_tasks("api") == []
+    assert stack.ended_tasks("worker") == []
 
 
 def test_config_is_read_only_and_secrets_are_the_api_users_alone(stack: SwarmStack) -> None:
