@@ -6,7 +6,7 @@ and a turn resumed (a background run retried on another worker) starts where it 
 """
 
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from app.agent.tools import Registry, ToolContext, ToolResult
@@ -43,12 +43,11 @@ class DoneEvent[S]:
 
 
 @dataclass(frozen=True, slots=True)
-class ErrorEvent[S]:
+class ErrorEvent:
     detail: str
-    steps: list[S] = field(default_factory=list)
 
 
-type Event[S] = TokenEvent | ToolCallEvent | ToolResultEvent | DoneEvent[S] | ErrorEvent[S]
+type Event[S] = TokenEvent | ToolCallEvent | ToolResultEvent | DoneEvent[S] | ErrorEvent
 
 
 class Recorder[S](Protocol):
@@ -94,10 +93,10 @@ class Turn[S]:
                 else:
                     completion = await self.provider.complete(history, self.registry.specs)
             except LLMError as exc:
-                yield ErrorEvent(str(exc), steps)
+                yield ErrorEvent(str(exc))
                 return
             if completion is None:
-                yield ErrorEvent("the language model ended its answer early", steps)
+                yield ErrorEvent("the language model ended its answer early")
                 return
             usage += completion.usage
             steps.append(await self.recorder.step(completion))

@@ -212,7 +212,15 @@ class RunRecorder:
     async def step(self, completion: Completion) -> Message:
         async with self.sessionmaker() as session:
             run = await self._renew(session)
-            message = await self._message(session, run, completion=completion)
+            message = _add(
+                session,
+                run,
+                role="assistant",
+                content=completion.content,
+                tool_calls=[_call_data(c) for c in completion.tool_calls],
+                prompt_tokens=completion.usage.prompt_tokens,
+                completion_tokens=completion.usage.completion_tokens,
+            )
             for call in completion.tool_calls:
                 service.add_event(session, run, "tool_call", _call_data(call))
             await session.commit()
@@ -221,7 +229,7 @@ class RunRecorder:
     async def result(self, call: ToolCall, result: ToolResult) -> Message:
         async with self.sessionmaker() as session:
             run = await self._renew(session)
-            message = await self._tool_message(session, run, call=call, result=result)
+            message = _add(session, run, role="tool", content=result.content, tool_call_id=call.id)
             data = {**_call_data(call), "content": result.content, "is_error": result.is_error}
             service.add_event(session, run, "tool_result", data)
             await session.commit()
@@ -279,22 +287,6 @@ class RunRecorder:
         if run is None:
             raise LeaseLostError(str(self.run_id))
         return run
-
-    async def _message(self, session: AsyncSession, run: Run, *, completion: Completion) -> Message:
-        return _add(
-            session,
-            run,
-            role="assistant",
-            content=completion.content,
-            tool_calls=[_call_data(c) for c in completion.tool_calls],
-            prompt_tokens=completion.usage.prompt_tokens,
-            completion_tokens=completion.usage.completion_tokens,
-        )
-
-    async def _tool_message(
-        self, session: AsyncSession, run: Run, *, call: ToolCall, result: ToolResult
-    ) -> Message:
-        return _add(session, run, role="tool", content=result.content, tool_call_id=call.id)
 
 
 def _add(session: AsyncSession, run: Run, **values: Any) -> Message:
