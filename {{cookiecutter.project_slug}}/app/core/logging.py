@@ -9,6 +9,7 @@ from contextvars import ContextVar
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 
+from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -16,6 +17,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.core.config import LoggingConfig
 
 LOG_FILE_NAME = "app.log"
+# uvicorn adds `color_message` (the message with ANSI colour codes) to its records for its
+# own console formatter; in JSON it would repeat the message with escape codes in every line.
+LEFT_OUT = [*RESERVED_ATTRS, "color_message"]
 REQUEST_ID_HEADER = "x-request-id"
 # A client-supplied id is echoed only when it is short and harmless in a log line.
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -41,6 +45,7 @@ def setup_logging(config: LoggingConfig, logs_dir: Path | None) -> None:
         "{asctime}{levelname}{name}{message}{request_id}",
         style="{",
         rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+        reserved_attrs=LEFT_OUT,
     )
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stdout)]
     if logs_dir is not None:
