@@ -212,7 +212,8 @@ def test_a_rootful_group_fails_and_doctor_names_the_fix(
     env_file.write_text(original.replace("SECRETS_GID=0", f"SECRETS_GID={engine.user.pw_gid}"))
     try:
         broken = stack.compose("up", "-d", "--wait", "--no-build", "--force-recreate", check=False)
-        logs = stack.compose("logs", "--no-color", "migrate").stdout
+        # db and redis read their secrets first, so they are the ones that fail.
+        logs = stack.compose("logs", "--no-color", "db", "redis").stdout
         doctor = engine.as_user(
             str(stack.project.path / "scripts" / "doctor"),
             cwd=stack.project.path,
@@ -225,7 +226,9 @@ def test_a_rootful_group_fails_and_doctor_names_the_fix(
         health = client.get("/health")
 
     assert broken.returncode != 0
-    assert "cannot be read: Permission denied" in logs
+    assert "/run/secrets/postgres_password: Permission denied" in logs
+    assert "redis: no password from /run/secrets/redis_password" in logs
+    assert "Permission denied)" in doctor.stdout
     assert doctor.returncode == 1
     assert "Docker runs rootless" in doctor.stdout
     assert "set SECRETS_GID=0 in .env" in doctor.stdout

@@ -46,9 +46,15 @@ def test_redis_flavor_picks_server_cli_and_image(compose: tuple[Any, ...]) -> No
     image = "valkey/valkey:8-alpine" if flavor == "valkey" else "redis:8-alpine"
     assert redis["image"] == f"${{REDIS_IMAGE:-{image}}}"
     script = redis["entrypoint"][2]
-    assert script.startswith(f"exec docker-entrypoint.sh {name}-server ")
-    assert "--appendonly yes --appendfsync everysec" in script
-    assert '--requirepass "$$(cat /run/secrets/redis_password)"' in script
+    # The password is read first, and an unreadable or empty file stops the container.
+    assert script.startswith(
+        'password="$$(cat /run/secrets/redis_password)" && [ -n "$$password" ]'
+    )
+    assert "exit 1; };" in script
+    assert (
+        f"exec docker-entrypoint.sh {name}-server --appendonly yes --appendfsync everysec" in script
+    )
+    assert script.endswith('--requirepass "$$password"')
     assert f"{name}-cli ping" in redis["healthcheck"]["test"][1]
 
 
@@ -126,3 +132,44 @@ def test_every_tmpfs_has_a_size(compose: tuple[Any, ...]) -> None:
 
     assert mounts, "the api writes /tmp on a read-only root: it needs a tmpfs"
     assert [(name, entry) for name, entry in mounts if "size=" not in entry] == []
+
+
+# What the compose tier's CIS checks (tests/compose/test_hardening.py) find on a booted stack,
+# read here for every combination, PostgreSQL 16 and 18 included.
+SERVER_USERS = {"db": "70:70", "redis": "999:1000"}
+
+
+def test_db_and_redis_run_as_the_alpine_images_users_with_secrets_readable(
+    compose: tuple[Any, ...],
+) -> None:
+    data, _, _ = compose
+    services = data["services"]
+
+    assert {name: services[name]["user"] for name in SERVER_USERS} == SERVER_USERS
+    for name in SERVER_USERS:
+        # The secret files' group, as for the api (secrets/ in README).
+        assert services[name]["group_add"] == ["${SECRETS_GID:-0}"], name
+    assert services["db"]["tmpfs"] == [
+        "/var/run/postgresql:size=1m,uid=70,gid=70,mode=3775",
+        "/tmp:size=16m,mode=1777",
+    ]
+    assert services["redis"]["tmpfs"] == ["/tmp:size=16m,mode=1777"]
+
+
+def test_every_service_is_unprivileged_read_only_and_limited(compose: tuple[Any, ...]) -> None:
+    data, _, _ = compose
+    # The stack's services; `tests` (profile test) is the project's test suite, run by hand.
+    services = {n: s for n, s in data["services"].items() if "profiles" not in s}
+
+    for name, service in services.items():
+        assert service["cap_drop"] == ["ALL"], name
+        assert "cap_add" not in service, name
+        assert service["security_opt"] == ["no-new-privileges:true"], name
+        assert service["read_only"] is True, name
+        assert service.get("restart") in ("unless-stopped", "no"), name
+    # Those that keep running have CPU, memory and process limits.
+    for name, service in services.items():
+        if service["restart"] == "unless-stopped":
+            limits = service["deploy"]["resources"]["limits"]
+            assert {"cpus", "memory", "pids"} <= set(limits), name
+            assert 0 < float(limits["cpus"]) <= 1, name
