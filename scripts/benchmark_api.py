@@ -1,0 +1,236 @@
+"""Measure the generated api against a hand-written baseline doing the same work, in one run.
+
+    uv run python -m scripts.benchmark_api      # needs wrk and taskset (Debian: wrk, util-linux)
+
+Renders and installs the default project, starts real PostgreSQL and Redis from the machine's
+binaries, migrates, then starts two servers pinned to CPU 0 (`taskset -c 0`): the generated api
+exactly as its image starts it (`python -m app`), and scripts/benchmark_baseline.py under the
+same uvicorn. wrk, pinned to CPU 1, loads one endpoint of one server at a time (a warm-up, then
+the measured run), ours and the baseline's in turn. Prints a Markdown table for
+docs/performance.md: throughput, the ratio ours / baseline with its target, p50 and p99 latency,
+and the api's resident memory idle and right after the load. Speed is measured here, never
+asserted by a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from tests.harness.api import Process, api_env, config_file, new_secret
+from tests.harness.environment import free_port
+from tests.harness.postgres_server import start_postgres
+from tests.harness.redis_server import start_redis
+from tests.project import Project, install, render
+
+SERVER_CPU = "0"
+LOAD_CPU = "1"
+BASELINE_DIR = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class Pair:
+    name: str
+    target: float
+    ours: tuple[str, str, str | None]  # method, path, JSON body
+    baseline: tuple[str, str, str | None]
+
+
+@dataclass(frozen=True)
+class Result:
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+
+
+def wrk_script(method: str, body: str | None, headers: dict[str, str], directory: Path) -> Path:
+    lines = [f'wrk.method = "{method}"']
+    if body is not None:
+        lines.append(f"wrk.body = '{body}'")
+        lines.append('wrk.headers["Content-Type"] = "application/json"')
+    lines += [f'wrk.headers["{name}"] = "{value}"' for name, value in headers.items()]
+    path = directory / f"{method.lower()}-{abs(hash((body, tuple(headers.items()))))}.lua"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def load(url: str, script: Path, seconds: int, connections: int) -> Result:
+    """One wrk run on CPU 1; its throughput and latency percentiles."""
+    command = ["taskset", "-c", LOAD_CPU, "wrk", "--latency", "-t1", f"-c{connections}"]
+    command += [f"-d{seconds}s", "-s", str(script), url]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    if re.search(r"Non-2xx or 3xx responses: (\d+)", output):
+        raise SystemExit(f"{url} answered errors under load:\n{output}")
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    return Result(rate, _percentile(output, "50%"), _percentile(output, "99%"))
+
+
+def _percentile(output: str, label: str) -> float:
+    value, unit = re.search(rf"{label}\s+([\d.]+)(us|ms|s)", output).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def resident_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024  # type: ignore[union-attr]
+
+
+def pinned(process: Process) -> None:
+    assert process.popen is not None
+    subprocess.run(
+        ["taskset", "-a", "-p", "-c", SERVER_CPU, str(process.popen.pid)],
+        check=True,
+        capture_output=True,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=int, default=10, help="measured run per endpoint")
+    parser.add_argument("--connections", type=int, default=16)
+    options = parser.parse_args()
+    for tool in ("wrk", "taskset"):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} not found (Debian: apt-get install wrk util-linux)")
+
+    with tempfile.TemporaryDirectory() as scratch:
+        work = Path(scratch)
+        project = install(render(work / "render", {}))
+        postgres = start_postgres(work / "pg")
+        redis = start_redis(work / "redis")
+        try:
+            rows = measure(project, work, postgres.url, redis.url, options)
+        finally:
+            redis.stop()
+            postgres.stop()
+    print(
+        f"## {datetime.now(UTC):%Y-%m-%d}, {options.seconds} s per run, "
+        f"{options.connections} connections\n"
+    )
+    print(
+        "| pair | ours req/s | baseline req/s | ratio | target | ours p50 / p99 ms "
+        "| baseline p50 / p99 ms |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for row in rows:
+        print(row)
+
+
+def measure(
+    project: Project, work: Path, database_url: str, redis_url: str, options: argparse.Namespace
+) -> list[str]:
+    key = new_secret()
+    python = str(project.path / ".venv/bin/python")
+    # The generated config, with a rate limit no benchmark reaches (the limiter still runs).
+    config = config_file(project, work / "config.yaml", {"rate_limit": {"requests": 10**9}})
+    env = api_env(
+        work, database_url=database_url, redis_url=redis_url, API_KEYS=key, CONFIG_FILE=str(config)
+    )
+    project.run(python, "-m", "alembic", "upgrade", "head", env=env)
+
+    ours_port, baseline_port = free_port(), free_port()
+    ours = Process(
+        project,
+        [python, "-m", "app", "--host", "127.0.0.1", "--port", str(ours_port)],
+        env,
+        work / "ours.log",
+    )
+    baseline_env = {**env, "BASELINE_DATABASE_URL": database_url, "BASELINE_REDIS_URL": redis_url}
+    baseline = Process(
+        project,
+        [
+            python,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "--app-dir",
+            str(BASELINE_DIR),
+            "benchmark_baseline:create_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(baseline_port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        baseline_env,
+        work / "baseline.log",
+    )
+    rows = []
+    for process, port in ((ours, ours_port), (baseline, baseline_port)):
+        process.start()
+        pinned(process)
+        process.wait_for_http(f"http://127.0.0.1:{port}/health")
+    try:
+        assert ours.popen is not None
+        idle = resident_mb(ours.popen.pid)
+        auth = {"Authorization": f"Bearer {key}"}
+        with httpx.Client() as client:
+            ours_conversation = client.post(
+                f"http://127.0.0.1:{ours_port}/v1/conversations", json={}, headers=auth
+            ).json()["id"]
+            baseline_conversation = client.post(
+                f"http://127.0.0.1:{baseline_port}/v1/conversations", json={}
+            ).json()["id"]
+        message = '{"content": "hello there"}'
+        pairs = [
+            Pair("`/health`", 0.7, ("GET", "/health", None), ("GET", "/health", None)),
+            Pair(
+                "`/health/live` vs a constant",
+                0.9,
+                ("GET", "/health/live", None),
+                ("GET", "/constant", None),
+            ),
+            Pair(
+                "`POST /v1/conversations`",
+                0.5,
+                ("POST", "/v1/conversations", '{"title": "b"}'),
+                ("POST", "/v1/conversations", '{"title": "b"}'),
+            ),
+            Pair(
+                "message turn (echo)",
+                0.5,
+                ("POST", f"/v1/conversations/{ours_conversation}/messages", message),
+                ("POST", f"/v1/conversations/{baseline_conversation}/messages", message),
+            ),
+        ]
+        for pair in pairs:
+            results = []
+            for port, (method, path, body), headers in (
+                (ours_port, pair.ours, auth),
+                (baseline_port, pair.baseline, {}),
+            ):
+                script = wrk_script(method, body, headers, work)
+                url = f"http://127.0.0.1:{port}{path}"
+                load(url, script, 3, options.connections)  # warm-up
+                results.append(load(url, script, options.seconds, options.connections))
+            mine, theirs = results
+            ratio = mine.requests_per_second / theirs.requests_per_second
+            rows.append(
+                f"| {pair.name} | {mine.requests_per_second:.0f} | "
+                f"{theirs.requests_per_second:.0f} | {ratio:.2f} | >= {pair.target} | "
+                f"{mine.p50_ms:.1f} / {mine.p99_ms:.1f} | "
+                f"{theirs.p50_ms:.1f} / {theirs.p99_ms:.1f} |"
+            )
+        loaded = resident_mb(ours.popen.pid)
+        rows.append(
+            f"| api resident memory | idle {idle:.0f} MB | after the load {loaded:.0f} MB | | | | |"
+        )
+    finally:
+        ours.stop()
+        baseline.stop()
+    return rows
+
+
+if __name__ == "__main__":
+    main()
