@@ -70,18 +70,26 @@ def load(url: str, script: Path, seconds: int, connections: int) -> Result:
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     if re.search(r"Non-2xx or 3xx responses: (\d+)", output):
         raise SystemExit(f"{url} answered errors under load:\n{output}")
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    rate = float(_found(r"Requests/sec:\s+([\d.]+)", output)[0])
     return Result(rate, _percentile(output, "50%"), _percentile(output, "99%"))
 
 
 def _percentile(output: str, label: str) -> float:
-    value, unit = re.search(rf"{label}\s+([\d.]+)(us|ms|s)", output).groups()  # type: ignore[union-attr]
+    value, unit = _found(rf"{label}\s+([\d.]+)(us|ms|s)", output)
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def _found(pattern: str, text: str) -> tuple[str, ...]:
+    """The groups of pattern's first match in text; stop, showing the text, if there is none."""
+    match = re.search(pattern, text)
+    if match is None:
+        raise SystemExit(f"no {pattern!r} in:\n{text}")
+    return match.groups()
 
 
 def resident_mb(pid: int) -> float:
     status = Path(f"/proc/{pid}/status").read_text()
-    return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024  # type: ignore[union-attr]
+    return int(_found(r"VmRSS:\s+(\d+) kB", status)[0]) / 1024
 
 
 def pinned(process: Process) -> None:

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import helm_python
-import kubernetes_validate  # type: ignore[import-untyped]
-import kubernetes_validate.utils  # type: ignore[import-untyped]
+import kubernetes_validate
+import kubernetes_validate.utils
 import yaml
 
 from tests.project import Project

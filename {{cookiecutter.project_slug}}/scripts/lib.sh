@@ -95,11 +95,12 @@ is_running() {
     fi
 }
 require_running() {
+    is_running "$1" && return
     if [ -n "$STACK_NAME" ]; then
-        is_running "$1" || die "no task of ${STACK_NAME}_$1 runs on this node; run this on the" \
-            "node that runs it (docker service ps ${STACK_NAME}_$1)"
+        die "no task of ${STACK_NAME}_$1 runs on this node; run this on the node that runs it" \
+            "(docker service ps ${STACK_NAME}_$1)"
     fi
-    is_running "$1" || die "the $1 service is not running; start the stack: docker compose up -d --wait"
+    die "the $1 service is not running; start the stack: docker compose up -d --wait"
 }
 
 timestamp() { date -u +%Y%m%dT%H%M%SZ; }
