@@ -9,7 +9,7 @@ import json
 import os
 import secrets
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,8 @@ class Stack:
     images: Images
     name: str
     port: int
+    # More variables for compose (a profile's image and port, for one).
+    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def settings(self) -> dict[str, str]:
@@ -50,6 +52,7 @@ class Stack:
             "POSTGRES_IMAGE": self.images.postgres,
             "REDIS_IMAGE": self.images.redis,
             "API_PORT": str(self.port),
+            **self.extra,
         }
 
     @property

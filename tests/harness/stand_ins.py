@@ -53,6 +53,7 @@ RECIPES: dict[str, _Recipe] = {
     "local/postgres:17-alpine": _Recipe("postgres", {"PG_MAJOR": "17"}),
     "local/redis:8-alpine": _Recipe("keyvalue", {"SERVER": "redis"}, target="redis"),
     "local/valkey:8-alpine": _Recipe("keyvalue", {"SERVER": "valkey"}, target="valkey"),
+    "local/prometheus:v3": _Recipe("prometheus"),
 }
 
 STAND_INS: dict[str, str] = {
@@ -63,6 +64,7 @@ STAND_INS: dict[str, str] = {
     "postgres:17-alpine": "local/postgres:17-alpine",
     "redis:8-alpine": "local/redis:8-alpine",
     "valkey/valkey:8-alpine": "local/valkey:8-alpine",
+    "prom/prometheus:v3.7.3": "local/prometheus:v3",
 }
 
 # Official images the template offers but Debian (trixie or bookworm) has no package for.
@@ -126,6 +128,12 @@ def postgres_image(major: int | str) -> str | None:
 def redis_image(flavor: str = "redis") -> str:
     """Return the redis:8-alpine or valkey/valkey:8-alpine stand-in, built if missing."""
     ref = "valkey/valkey:8-alpine" if flavor == "valkey" else "redis:8-alpine"
+    return ensure_images(ref)[ref]
+
+
+def prometheus_image() -> str:
+    """Return the prom/prometheus stand-in (Debian's prometheus and promtool), built if missing."""
+    ref = "prom/prometheus:v3.7.3"
     return ensure_images(ref)[ref]
 
 

@@ -62,7 +62,11 @@ def test_only_the_api_publishes_a_port_on_loopback(compose: tuple[Any, ...]) -> 
     data, answers, _ = compose
     services = data["services"]
 
-    assert [name for name, s in services.items() if "ports" in s] == ["api"]
+    # Prometheus publishes too, on loopback, but only with its opt-in profile.
+    published = [name for name, s in services.items() if "ports" in s]
+    assert published == ["api", "prometheus"]
+    assert services["prometheus"]["profiles"] == ["observability"]
+    assert services["prometheus"]["ports"] == ["127.0.0.1:${PROMETHEUS_PORT:-9090}:9090"]
     port = answers.get("api_port", "8000")
     assert services["api"]["ports"] == [f"127.0.0.1:${{API_PORT:-{port}}}:8000"]
 
@@ -80,7 +84,8 @@ def test_config_bind_is_read_only_and_never_created(compose: tuple[Any, ...]) ->
             "bind": {"create_host_path": False},
         }
     ]
-    assert set(data["volumes"]) == {"postgres_data", "redis_data", "api_logs", "uploads"}
+    data_volumes = {"postgres_data", "redis_data", "api_logs", "uploads"}
+    assert set(data["volumes"]) == data_volumes | {"prometheus_data"}
 
 
 def test_api_waits_for_healthy_dependencies_and_one_migration(compose: tuple[Any, ...]) -> None:

@@ -27,8 +27,9 @@ def files(
 def test_same_services_volumes_and_secrets(files: tuple[dict[str, Any], dict[str, Any]]) -> None:
     compose, stack = files
 
-    assert set(stack["services"]) == set(compose["services"]) - {"tests"}
-    assert set(stack["volumes"]) == set(compose["volumes"])
+    # Not in the stack: the test suite and the observability profile (Prometheus).
+    assert set(stack["services"]) == set(compose["services"]) - {"tests", "prometheus"}
+    assert set(stack["volumes"]) == set(compose["volumes"]) - {"prometheus_data"}
     assert set(stack["secrets"]) == set(compose["secrets"])
     assert "name" not in stack
     assert stack["networks"]["network"]["driver"] == "overlay"

@@ -7,6 +7,7 @@ from fastapi import Depends, HTTPException, Request, status
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
+from app.core.metrics import Metrics
 from app.core.security import BearerCredentials, KeyRing, unauthorized
 from app.llm.base import LLMProvider
 from app.resources import Resources
@@ -46,8 +47,13 @@ def get_llm(resources: ResourcesDep) -> LLMProvider:
     return resources.llm
 
 
+def get_metrics(resources: ResourcesDep) -> Metrics:
+    return resources.metrics
+
+
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 LLMDep = Annotated[LLMProvider, Depends(get_llm)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 
 
 async def authorize(

@@ -3,17 +3,21 @@
 import logging
 import tempfile
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from typing import Any
 
 from fastapi import Depends, FastAPI
+from opentelemetry.sdk.trace.export import SpanExporter
 
 from app.conversations.router import router as conversations_router
 from app.core.admission import AdmissionMiddleware, BodyLimits
 from app.core.config import ConfigError, Settings, get_settings
+from app.core.http_metrics import instrument
 from app.core.logging import RequestLogMiddleware, setup_logging
 from app.core.metadata import project_metadata
+from app.core.metrics import Metrics
 from app.core.security import KeyRing
+from app.core.tracing import Tracing
 from app.deps import authorize
 from app.files import storage
 from app.files.router import router as files_router
@@ -26,8 +30,14 @@ logger = logging.getLogger(__name__)
 API_PREFIX = "/v1"
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the API; an invalid configuration stops start-up with one clear line."""
+def create_app(
+    settings: Settings | None = None, *, span_exporter: SpanExporter | None = None
+) -> FastAPI:
+    """Build the API; an invalid configuration stops start-up with one clear line.
+
+    Traces go to span_exporter when one is given (tests), else over OTLP when
+    OTEL_EXPORTER_OTLP_ENDPOINT is set, else nowhere: then nothing traces.
+    """
     try:
         settings = settings or get_settings()
     except ConfigError as exc:
@@ -39,19 +49,34 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     tempfile.tempdir = str(storage.prepare_spool(settings.uploads_dir))
     name, version = project_metadata()
     keys = KeyRing.from_settings(settings)
+    metrics = Metrics()
+    if span_exporter is not None:
+        tracing: Tracing | None = Tracing(name, version, span_exporter)
+    else:
+        tracing = Tracing.from_environment(name, version)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        async with open_resources(settings) as resources:
-            logger.info("started", extra={"version": version, "llm": resources.llm.name})
-            yield {"resources": resources, "settings": settings, "keys": keys}
-            logger.info("shutting down")
+        async with open_resources(settings, metrics) as resources:
+            with tracing.instrumented(resources.engine) if tracing else nullcontext():
+                logger.info("started", extra={"version": version, "llm": resources.llm.name})
+                yield {"resources": resources, "settings": settings, "keys": keys}
+                logger.info("shutting down")
 
     app = FastAPI(title=name, version=version, lifespan=lifespan)
     app.add_middleware(
-        AdmissionMiddleware, limits=_body_limits(settings), keys=keys, protected_prefix=API_PREFIX
+        AdmissionMiddleware,
+        limits=_body_limits(settings),
+        keys=keys,
+        protected_prefix=API_PREFIX,
+        metrics=metrics,
     )
     app.add_middleware(RequestLogMiddleware)
+    if settings.config.metrics.enabled:
+        # After the middleware above, so that it counts their answers too.
+        instrument(app, metrics)
+    if tracing is not None:
+        tracing.instrument_app(app)
     app.include_router(health_router)
     api_dependencies = [Depends(authorize)]
     app.include_router(conversations_router, prefix=API_PREFIX, dependencies=api_dependencies)

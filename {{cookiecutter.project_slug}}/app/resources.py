@@ -14,11 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from taskiq_redis import ListQueueBroker
 
 from app.core.config import Settings
-from app.core.db import create_engine, create_sessionmaker
+from app.core.db import MAX_OVERFLOW, POOL_SIZE, create_engine, create_sessionmaker
+from app.core.metrics import Metrics
 from app.core.queue import create_broker
 from app.core.ratelimit import RateLimiter
 from app.llm.base import LLMProvider
 from app.llm.factory import create_provider
+from app.llm.metered import MeteredProvider
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 DB_CONNECT_TIMEOUT_SECONDS = 5.0
@@ -35,6 +37,7 @@ class Resources:
     rate_limiter: RateLimiter
     # Where the api puts background runs for the workers.
     queue: ListQueueBroker
+    metrics: Metrics
 
 
 def create_redis(url: str, *, timeout: float) -> "Redis":
@@ -54,23 +57,34 @@ def migrations_head() -> str | None:
 
 
 @asynccontextmanager
-async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
-    """Create the engine, session factory, Redis pool and LLM client; close them on exit."""
+async def open_resources(settings: Settings, metrics: Metrics) -> AsyncIterator[Resources]:
+    """Create the engine, session factory, Redis pool and LLM client; close them on exit.
+
+    The LLM client and the rate limiter count into `metrics`, which reports the engine's pool.
+    """
     engine = create_engine(
         settings.database_url.get_secret_value(), timeout=DB_CONNECT_TIMEOUT_SECONDS
     )
     redis = create_redis(
         settings.redis_url.get_secret_value(), timeout=settings.config.redis.timeout_seconds
     )
-    llm = create_provider(settings)
+    llm = MeteredProvider(create_provider(settings), metrics)
     redis_url = settings.redis_url.get_secret_value()
     queue = create_broker(redis_url, timeout=settings.config.redis.timeout_seconds)
     try:
-        limiter = RateLimiter(redis, redis_url, settings.config.rate_limit)
+        limiter = RateLimiter(redis, redis_url, settings.config.rate_limit, metrics)
         await queue.startup()
-        yield Resources(
-            engine, create_sessionmaker(engine), redis, llm, migrations_head(), limiter, queue
-        )
+        with metrics.serving(engine.sync_engine.pool, POOL_SIZE + MAX_OVERFLOW):
+            yield Resources(
+                engine,
+                create_sessionmaker(engine),
+                redis,
+                llm,
+                migrations_head(),
+                limiter,
+                queue,
+                metrics,
+            )
     finally:
         await queue.shutdown()
         await llm.aclose()

@@ -4,6 +4,8 @@ healthcheck).
 Same image and settings as the api. It takes run ids from the Redis queue (taskiq), keeps
 each run's lease while it works, and every `worker.sweep_seconds` retries runs whose worker
 died. SIGTERM: runs in progress stop after their current step and go back to the queue.
+Its metrics (runs by state, the queue's length, model and tool calls) are served at
+http://<metrics.worker_host>:<metrics.worker_port>/metrics.
 """
 
 import asyncio
@@ -13,16 +15,19 @@ import signal
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
-from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from taskiq.api import run_receiver_task
 
 from app import alive
-from app.core.config import ConfigError, Settings, get_settings
+from app.core.config import ConfigError, MetricsConfig, Settings, get_settings
 from app.core.logging import setup_logging
-from app.core.queue import TASK_NAME, create_broker
-from app.resources import open_resources
-from app.runs.execution import Executor
+from app.core.metrics import Metrics
+from app.core.queue import QUEUE_NAME, TASK_NAME, create_broker
+from app.resources import Resources, open_resources
+from app.runs.execution import Executor, count_by_status
 
 logger = logging.getLogger("app.worker")
 # Sweeps a healthy worker may miss before its healthcheck fails.
@@ -31,10 +36,14 @@ MISSED_SWEEPS = 3
 
 async def serve(settings: Settings) -> None:
     config = settings.config.worker
-    async with open_resources(settings) as resources:
+    metrics = Metrics()
+    async with (
+        open_resources(settings, metrics) as resources,
+        _metrics_served(settings.config.metrics, metrics),
+    ):
         broker = create_broker(settings.redis_url.get_secret_value(), timeout=None)
         broker.is_worker_process = True
-        executor = Executor(settings, resources.sessionmaker, resources.llm, broker)
+        executor = Executor(settings, resources.sessionmaker, resources.llm, broker, metrics)
 
         async def execute_run(run_id: str) -> None:
             """The task the queue's messages name: the id of a queued run."""
@@ -48,7 +57,7 @@ async def serve(settings: Settings) -> None:
         receiver = asyncio.create_task(
             run_receiver_task(broker, max_async_tasks=config.concurrency, run_startup=False)
         )
-        sweeper = asyncio.create_task(_sweep_forever(executor, resources.redis))
+        sweeper = asyncio.create_task(_sweep_forever(executor, resources))
         logger.info("worker started", extra={"concurrency": config.concurrency})
         await executor.stopping.wait()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -64,19 +73,42 @@ async def serve(settings: Settings) -> None:
         logger.info("worker stopped")
 
 
-async def _sweep_forever(executor: Executor, redis: "Redis") -> None:
+@asynccontextmanager
+async def _metrics_served(config: MetricsConfig, metrics: Metrics) -> AsyncIterator[None]:
+    """The worker's metrics over HTTP (prometheus_client's server, in a thread of its own)."""
+    if not config.enabled:
+        yield
+        return
+    with metrics.served_at(config.worker_host, config.worker_port):
+        logger.info("metrics served", extra={"port": config.worker_port})
+        yield
+
+
+async def _sweep_forever(executor: Executor, resources: Resources) -> None:
     interval = executor.settings.config.worker.sweep_seconds
     while True:
         try:
             requeued = await executor.sweep()
-            await redis.ping()
+            await resources.redis.ping()
+            if executor.settings.config.metrics.enabled:
+                await _report_backlog(resources)
             alive.mark(time.time() + MISSED_SWEEPS * interval)
             if requeued:
                 logger.info("sweep re-queued runs", extra={"runs": requeued})
-        except Exception:
+        except Exception as exc:
             # An outage of PostgreSQL or Redis: say so, let the healthcheck notice, go on.
+            if isinstance(exc, RedisError):
+                resources.metrics.redis_error("sweep")
             logger.exception("sweep failed")
         await asyncio.sleep(interval)
+
+
+async def _report_backlog(resources: Resources) -> None:
+    """Runs in each state (PostgreSQL) and run messages waiting (Redis), for the metrics."""
+    async with resources.sessionmaker() as session:
+        by_state = await count_by_status(session)
+    depth = await resources.redis.llen(QUEUE_NAME)
+    resources.metrics.run_backlog(by_state, depth)
 
 
 def main() -> int:

@@ -6,6 +6,7 @@ Redis database is flushed before each test, so use throwaway servers, not produc
 """
 
 import os
+import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from alembic import command
 from alembic.config import Config
 from asgi_lifespan import LifespanManager
 from httpx import ASGITransport, AsyncClient
+from opentelemetry.sdk.trace.export import SpanExporter
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
 
@@ -102,12 +104,21 @@ def _merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def config_for_tests(**overrides: Any) -> AppConfig:
-    """The shipped config/config.yaml, with the echo provider unless a test says otherwise."""
+    """The shipped config/config.yaml, with the echo provider unless a test says otherwise,
+    and a worker serving its metrics on a free port of the loopback interface."""
     shipped = read_config_file(PROJECT_ROOT / "config" / "config.yaml")
-    return AppConfig.model_validate(
-        _merged(shipped, _merged({"llm": {"provider": "echo"}}, overrides))
-    )
+    for_tests = {
+        "llm": {"provider": "echo"},
+        "metrics": {"worker_host": "127.0.0.1", "worker_port": free_port()},
+    }
+    return AppConfig.model_validate(_merged(shipped, _merged(for_tests, overrides)))
 
 
 def make_settings(
@@ -151,11 +162,15 @@ def settings(
 
 
 async def serve(
-    settings: Settings, connection: AsyncConnection | None, *, api_key: str = API_KEY
+    settings: Settings,
+    connection: AsyncConnection | None,
+    *,
+    api_key: str = API_KEY,
+    span_exporter: SpanExporter | None = None,
 ) -> AsyncIterator[AsyncClient]:
     """Run the app's lifespan and yield an authenticated client bound to the test transaction
     (with connection=None, to the app's own engine: its writes are committed)."""
-    app = create_app(settings)
+    app = create_app(settings, span_exporter=span_exporter)
     if connection is not None:
         maker = async_sessionmaker(
             bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"

@@ -7,6 +7,7 @@ from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.core.config import Settings
+from app.core.metrics import Metrics
 from app.health.service import check_database, timed_check
 from app.resources import open_resources
 from tests.conftest import make_settings, serve
@@ -76,7 +77,7 @@ async def test_unreachable_database_makes_health_503_without_leaking_the_dsn(
 
 
 async def test_schema_behind_head_fails_the_database_check(settings: Settings) -> None:
-    async with open_resources(settings) as resources:
+    async with open_resources(settings, Metrics()) as resources:
         outdated = replace(resources, schema_head="a-newer-revision")
         result = await timed_check(lambda: check_database(outdated), 1.0)
 

@@ -18,12 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionm
 from app.agent import registry
 from app.agent.tools import ToolContext, tool
 from app.core.config import Settings
+from app.core.metrics import Metrics
 from app.core.queue import QUEUE_NAME, create_broker, enqueue
 from app.llm.base import ChatMessage
 from app.llm.echo import EchoProvider
 from app.runs.execution import Executor, LeaseLostError, RunRecorder
 from app.runs.models import Run
 from tests.conftest import OTHER_API_KEY, make_settings, serve
+from tests.metrics import sample
 from tests.sse import events
 
 AS_OTHER = {"Authorization": f"Bearer {OTHER_API_KEY}"}
@@ -46,7 +48,7 @@ async def executor(
 ) -> AsyncIterator[Executor]:
     broker = create_broker(settings.redis_url.get_secret_value(), timeout=1.0)
     await broker.startup()
-    yield Executor(settings, maker, EchoProvider(), broker)
+    yield Executor(settings, maker, EchoProvider(), broker, Metrics())
     await broker.shutdown()
 
 
@@ -193,7 +195,8 @@ async def test_a_run_whose_worker_died_mid_step_is_retried_without_repeating_a_s
     assert claimed is not None
     dead = RunRecorder(maker, run_id, claimed.attempts, executor.lease, executor.stopping)
     completion = await EchoProvider().complete(
-        await _history(client, run), registry.registry_for(executor.settings.config.agent).specs
+        await _history(client, run),
+        registry.registry_for(executor.settings.config.agent, executor.metrics).specs,
     )
     await dead.step(completion)
     await _expire(maker, run["id"])
@@ -322,7 +325,9 @@ async def test_a_worker_waits_between_reconnects_while_redis_is_away() -> None:
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(anext(aiter(worker_side.listen())), 1.0)
     # The api gives up at once: the run stays queued, and the sweep sends it again.
-    assert await asyncio.wait_for(enqueue(api_side, uuid.uuid4()), 1.0) is False
+    metrics = Metrics()
+    assert await asyncio.wait_for(enqueue(api_side, uuid.uuid4(), metrics), 1.0) is False
+    assert sample(metrics.exposition(), "redis_errors_total", operation="enqueue") == 1
 
 
 async def test_a_run_started_while_redis_is_away_is_accepted_and_kept(

@@ -13,12 +13,21 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import anyio
+import httpx
 import pytest
 from httpx import AsyncClient
+from redis.asyncio import Redis
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import alive, worker
-from app.core.config import Settings
-from tests.conftest import serve
+from app.core.config import MetricsConfig, Settings
+from app.core.metrics import Metrics
+from app.core.queue import QUEUE_NAME
+from app.resources import open_resources
+from app.runs.models import Run
+from tests.conftest import free_port, serve
+from tests.metrics import sample
 
 
 @pytest.fixture
@@ -84,3 +93,69 @@ def test_the_check_fails_once_the_deadline_has_passed(alive_file: Path) -> None:
     assert not alive.healthy(now=time.time() + 11)
     alive_file.write_text("garbage")
     assert not alive.healthy()
+
+
+async def _scrape(url: str) -> str:
+    async with httpx.AsyncClient() as scraper:
+        return (await scraper.get(url)).text
+
+
+@pytest.mark.parametrize("config_overrides", [{"worker": {"sweep_seconds": 0.1}}])
+async def test_the_worker_serves_runs_by_state_and_queue_depth(
+    committing_client: AsyncClient, settings: Settings, engine: AsyncEngine, alive_file: Path
+) -> None:
+    client = committing_client
+    url = f"http://127.0.0.1:{settings.config.metrics.worker_port}/metrics"
+    conversation = (await client.post("/v1/conversations", json={})).json()["id"]
+    serving = asyncio.create_task(worker.serve(settings))
+    try:
+        run = (
+            await client.post(f"/v1/conversations/{conversation}/runs", json={"content": "hi"})
+        ).json()
+
+        async def finished() -> bool:
+            status = (await client.get(f"/v1/runs/{run['id']}")).json()["status"]
+            return bool(status == "succeeded")
+
+        await _until(finished)
+        async with engine.connect() as connection:
+            succeeded = await connection.scalar(
+                select(func.count()).select_from(Run).where(Run.status == "succeeded")
+            )
+
+        async def swept() -> bool:
+            return sample(await _scrape(url), "agent_runs", state="succeeded") == succeeded
+
+        await _until(swept)
+        text = await _scrape(url)
+        os.kill(os.getpid(), signal.SIGTERM)
+        await asyncio.wait_for(serving, timeout=15)
+    finally:
+        serving.cancel()
+        await client.delete(f"/v1/conversations/{conversation}")
+
+    assert sample(text, "agent_runs", state="running") == 0
+    assert sample(text, "agent_run_queue_depth") == 0
+    # The run's model call was made, and counted, by the worker.
+    assert sample(text, "llm_calls_total", provider="echo", outcome="ok") == 1
+    assert sample(text, "db_pool_connections_max") == 15
+    with pytest.raises(httpx.ConnectError):  # the server stopped with the worker
+        await _scrape(url)
+
+
+async def test_the_sweep_reports_the_queue_length(settings: Settings, redis: Redis) -> None:
+    metrics = Metrics()
+    await redis.lpush(QUEUE_NAME, "a", "b", "c")
+    async with open_resources(settings, metrics) as resources:
+        await worker._report_backlog(resources)
+
+    assert sample(metrics.exposition(), "agent_run_queue_depth") == 3
+    assert sample(metrics.exposition(), "agent_runs", state="running") is not None
+
+
+async def test_with_metrics_off_the_worker_serves_none() -> None:
+    config = MetricsConfig(enabled=False, worker_host="127.0.0.1", worker_port=free_port())
+
+    async with worker._metrics_served(config, Metrics()):
+        with pytest.raises(httpx.ConnectError):
+            await _scrape(f"http://127.0.0.1:{config.worker_port}/metrics")

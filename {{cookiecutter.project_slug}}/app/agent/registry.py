@@ -5,6 +5,7 @@ from typing import Any
 from app.agent.builtin import current_time, http_get, read_file
 from app.agent.tools import Registry, Tool
 from app.core.config import AgentConfig
+from app.core.metrics import Metrics
 
 TOOLS: list[Tool[Any]] = [
     current_time,
@@ -13,7 +14,7 @@ TOOLS: list[Tool[Any]] = [
 ]
 
 
-def registry_for(config: AgentConfig) -> Registry:
+def registry_for(config: AgentConfig, metrics: Metrics) -> Registry:
     """The tools this configuration allows: http_get only when hosts are listed for it."""
     offered = [t for t in TOOLS if t is not http_get or config.http_allowed_hosts]
-    return Registry(offered, config)
+    return Registry(offered, config, metrics)

@@ -8,6 +8,7 @@ import asyncio
 import inspect
 import json
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from typing import Any, get_type_hints
 from pydantic import BaseModel, ValidationError
 
 from app.core.config import AgentConfig
+from app.core.metrics import Metrics, ToolOutcome
 from app.llm.base import ToolCall, ToolSpec
 
 logger = logging.getLogger(__name__)
@@ -63,11 +65,12 @@ class ToolResult:
 
 
 class Registry:
-    """The tools of one turn, by name."""
+    """The tools of one turn, by name; every call is counted by tool and outcome."""
 
-    def __init__(self, tools: Iterable[Tool[Any]], config: AgentConfig) -> None:
+    def __init__(self, tools: Iterable[Tool[Any]], config: AgentConfig, metrics: Metrics) -> None:
         self._tools = {t.name: t for t in tools}
         self._config = config
+        self._metrics = metrics
 
     @property
     def specs(self) -> list[ToolSpec]:
@@ -75,26 +78,37 @@ class Registry:
 
     async def call(self, call: ToolCall, context: ToolContext) -> ToolResult:
         """Run one call; every failure becomes a result the model can read, never an error."""
+        started = time.perf_counter()
+        outcome, result = await self._run(call, context)
+        # A name the model made up is counted as "unknown": each would be a new series.
+        tool = call.name if call.name in self._tools else "unknown"
+        self._metrics.tool_call(tool, outcome, time.perf_counter() - started)
+        return result
+
+    async def _run(self, call: ToolCall, context: ToolContext) -> tuple[ToolOutcome, ToolResult]:
         chosen = self._tools.get(call.name)
         if chosen is None:
-            return ToolResult(f"error: no tool named {call.name!r}", is_error=True)
+            return "unknown_tool", ToolResult(f"error: no tool named {call.name!r}", True)
         try:
             arguments = chosen.arguments.model_validate(json.loads(call.arguments or "{}"))
         except (ValueError, ValidationError) as exc:
-            return ToolResult(f"error: bad arguments for {call.name}: {_brief(exc)}", True)
+            detail = f"error: bad arguments for {call.name}: {_brief(exc)}"
+            return "bad_arguments", ToolResult(detail, True)
         timeout = self._config.tool_timeout_seconds
         try:
             async with asyncio.timeout(timeout):
                 content = await chosen.run(arguments, context)
         except TimeoutError:
-            return ToolResult(f"error: {call.name} timed out after {timeout:g} s", True)
+            detail = f"error: {call.name} timed out after {timeout:g} s"
+            return "timeout", ToolResult(detail, True)
         except ToolError as exc:
-            return ToolResult(f"error: {exc}", True)
+            return "error", ToolResult(f"error: {exc}", True)
         except Exception as exc:
             # A tool's bug must not end the turn; the log keeps the traceback.
             logger.exception("tool %s failed", call.name)
-            return ToolResult(f"error: {call.name} failed ({type(exc).__name__})", True)
-        return ToolResult(content[: self._config.max_tool_result_chars])
+            detail = f"error: {call.name} failed ({type(exc).__name__})"
+            return "error", ToolResult(detail, True)
+        return "ok", ToolResult(content[: self._config.max_tool_result_chars])
 
 
 def _brief(exc: Exception) -> str:

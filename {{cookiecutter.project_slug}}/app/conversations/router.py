@@ -35,7 +35,7 @@ from app.conversations.schemas import (
     ToolCallOut,
     UsageOut,
 )
-from app.deps import LLMDep, OwnerDep, SessionDep, SessionmakerDep, SettingsDep
+from app.deps import LLMDep, MetricsDep, OwnerDep, SessionDep, SessionmakerDep, SettingsDep
 
 router = APIRouter(prefix="/conversations", tags=["conversations"])
 logger = logging.getLogger(__name__)
@@ -115,6 +115,7 @@ async def send_message(
     sessionmaker: SessionmakerDep,
     settings: SettingsDep,
     provider: LLMDep,
+    metrics: MetricsDep,
 ) -> Exchange | EventSourceResponse:
     """Send a message; the agent answers, calling tools as it needs (SSE with
     Accept: text/event-stream: token, tool_call, tool_result, then done or error)."""
@@ -136,7 +137,7 @@ async def send_message(
     )
     recorder = service.ConversationRecorder(sessionmaker, conversation.id)
     agent = settings.config.agent
-    turn = Turn(provider, registry_for(agent), tools, recorder, agent.max_steps)
+    turn = Turn(provider, registry_for(agent, metrics), tools, recorder, agent.max_steps)
     user_out = MessageOut.model_validate(user_message)
     # Hand the connection back now rather than hold it through the model's calls; each
     # step is stored with a session of its own.

@@ -13,6 +13,7 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.core.metrics import AdmissionReason, Metrics
 from app.core.security import KeyRing, unauthorized
 
 # Multipart framing (boundaries, part headers) adds a little to the file itself.
@@ -41,6 +42,8 @@ class Slots:
     limit: int
     status: int
     detail: str
+    # What a refusal counts as in the metrics.
+    reason: AdmissionReason
     taken: int = 0
 
     def try_take(self) -> bool:
@@ -54,24 +57,30 @@ class Slots:
 
 
 class _BodyRefusedError(Exception):
-    def __init__(self, status: int, detail: str) -> None:
+    def __init__(self, status: int, detail: str, reason: AdmissionReason) -> None:
         super().__init__(detail)
-        self.status, self.detail = status, detail
+        self.status, self.detail, self.reason = status, detail, reason
 
 
 class AdmissionMiddleware:
     """Bound each request body in size and time, and the bodies and uploads in flight."""
 
     def __init__(
-        self, app: ASGIApp, limits: BodyLimits, keys: KeyRing, protected_prefix: str
+        self,
+        app: ASGIApp,
+        limits: BodyLimits,
+        keys: KeyRing,
+        protected_prefix: str,
+        metrics: Metrics,
     ) -> None:
         self.app = app
         self.limits = limits
         self.keys = keys
         self.protected_prefix = protected_prefix
+        self.metrics = metrics
         bodies, uploads = limits.max_bodies_in_flight, limits.max_uploads_in_flight
-        self.bodies = Slots(bodies, 503, _busy("requests with a body", bodies))
-        self.uploads = Slots(uploads, 503, _busy("uploads", uploads))
+        self.bodies = Slots(bodies, 503, _busy("requests with a body", bodies), "bodies_in_flight")
+        self.uploads = Slots(uploads, 503, _busy("uploads", uploads), "uploads_in_flight")
         # So that one key cannot take every upload slot; entries go when their count is 0.
         self.uploads_by_owner: dict[str, Slots] = {}
 
@@ -89,6 +98,7 @@ class AdmissionMiddleware:
         upload = headers.get("content-type", "").lower().startswith("multipart/form-data")
         body = _Body(self.limits, upload, receive)
         if _declared_length(headers) > body.max_bytes:
+            self.metrics.admission_refused("too_large")
             await _answer(scope, send, 413, body.too_large())
             return
         slots = [self.bodies]
@@ -115,7 +125,9 @@ class AdmissionMiddleware:
     def _owner_uploads(self, owner: str) -> Slots:
         limit = self.limits.max_uploads_per_key
         detail = f"too many uploads of this key in progress (limit {limit}); retry shortly"
-        return self.uploads_by_owner.setdefault(owner, Slots(limit, 429, detail))
+        return self.uploads_by_owner.setdefault(
+            owner, Slots(limit, 429, detail, "key_uploads_in_flight")
+        )
 
     async def _admit(self, scope: Scope, send: Send, body: "_Body") -> None:
         started = False
@@ -135,6 +147,7 @@ class AdmissionMiddleware:
             if started:
                 raise
         if body.refused is not None and not started:
+            self.metrics.admission_refused(body.refused.reason)
             await _answer(scope, send, body.refused.status, body.refused.detail)
 
     async def _refuse_busy(self, scope: Scope, send: Send, body: "_Body", full: Slots) -> None:
@@ -142,6 +155,7 @@ class AdmissionMiddleware:
         # makes the server close the connection, and most clients then lose the answer.
         # Discarding holds no memory and no disk, and stops at the size and time limits.
         await body.discard()
+        self.metrics.admission_refused(full.reason)
         headers = {"Retry-After": str(BUSY_RETRY_AFTER_SECONDS)}
         await _answer(scope, send, full.status, full.detail, headers)
 
@@ -177,11 +191,11 @@ class _Body:
                 message = await self._receive()
         except TimeoutError:
             detail = f"request body not received within {self.timeout:g} s"
-            self.refused = _BodyRefusedError(408, detail)
+            self.refused = _BodyRefusedError(408, detail, "body_timeout")
             raise self.refused from None
         self.received += len(message.get("body", b""))
         if self.received > self.max_bytes:
-            self.refused = _BodyRefusedError(413, self.too_large())
+            self.refused = _BodyRefusedError(413, self.too_large(), "too_large")
             raise self.refused
         self.complete = message["type"] != "http.request" or not message.get("more_body", False)
         return message

@@ -141,6 +141,18 @@ class LoggingConfig(_Section):
     file_backup_count: int = Field(default=5, ge=0)
 
 
+class MetricsConfig(_Section):
+    """Prometheus metrics: the api's /metrics and the worker's own metrics endpoint."""
+
+    # Off: no /metrics (404), no per-request counting, no worker endpoint.
+    enabled: bool = True
+    # The worker has no HTTP server of its own; prometheus_client serves its metrics here.
+    # All interfaces, so that Prometheus on the container network reaches it; compose does
+    # not publish it. Outside a container, 127.0.0.1 keeps it on the machine.
+    worker_host: str = "0.0.0.0"  # noqa: S104
+    worker_port: int = Field(default=9101, ge=1, le=65535)
+
+
 class AppConfig(_Section):
     """The contents of config.yaml."""
 
@@ -153,6 +165,7 @@ class AppConfig(_Section):
     redis: RedisConfig = RedisConfig()
     health: HealthConfig = HealthConfig()
     logging: LoggingConfig = LoggingConfig()
+    metrics: MetricsConfig = MetricsConfig()
 
 
 def with_password_from(url: str, info: ValidationInfo, password_field: str) -> str:

@@ -54,13 +54,18 @@ class OwnedMixin:
     owner: Mapped[str] = mapped_column(String(OWNER_MAX_CHARS))
 
 
+# Connections each process keeps open, and the most it opens at once under load.
+POOL_SIZE = 5
+MAX_OVERFLOW = 10
+
+
 def create_engine(database_url: str, *, timeout: float) -> AsyncEngine:
     """Create the async engine; pre-ping so connections dropped by a db restart are replaced."""
     return create_async_engine(
         database_url,
         pool_pre_ping=True,
-        pool_size=5,
-        max_overflow=10,
+        pool_size=POOL_SIZE,
+        max_overflow=MAX_OVERFLOW,
         connect_args={"timeout": timeout},
     )
 

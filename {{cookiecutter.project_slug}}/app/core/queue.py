@@ -16,6 +16,8 @@ from taskiq.exceptions import SendTaskError
 from taskiq.kicker import AsyncKicker
 from taskiq_redis import ListQueueBroker
 
+from app.core.metrics import Metrics
+
 logger = logging.getLogger(__name__)
 TASK_NAME = "runs.execute"
 QUEUE_NAME = "agent:runs"
@@ -43,7 +45,7 @@ def create_broker(redis_url: str, *, timeout: float | None) -> ListQueueBroker:
     )
 
 
-async def enqueue(broker: ListQueueBroker, run_id: uuid.UUID) -> bool:
+async def enqueue(broker: ListQueueBroker, run_id: uuid.UUID, metrics: Metrics) -> bool:
     """Send a run to the workers; False (and a log line) when Redis cannot be reached.
 
     The run itself is already stored as queued: the workers' sweep sends it again later.
@@ -52,6 +54,7 @@ async def enqueue(broker: ListQueueBroker, run_id: uuid.UUID) -> bool:
     try:
         await kicker.kiq(str(run_id))
     except (SendTaskError, RedisError):
+        metrics.redis_error("enqueue")
         logger.warning("run %s not sent to the queue; the sweep will send it", run_id)
         return False
     return True

@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from app.core.config import RateLimitConfig
+from app.core.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 KEY_PREFIX = "ratelimit"
@@ -32,7 +33,9 @@ class RateLimiter:
     moving window counts the last `window_seconds` wherever "now" is.
     """
 
-    def __init__(self, redis: "Redis", redis_url: str, config: RateLimitConfig) -> None:
+    def __init__(
+        self, redis: "Redis", redis_url: str, config: RateLimitConfig, metrics: Metrics
+    ) -> None:
         # The api's own Redis pool (and its short timeouts) serves the limiter too.
         storage = RedisStorage(
             f"async+{redis_url}",
@@ -44,6 +47,7 @@ class RateLimiter:
         )
         self._limiter = MovingWindowRateLimiter(storage)
         self._item = RateLimitItemPerSecond(config.requests, config.window_seconds)
+        self._metrics = metrics
 
     async def check(self, owner: str, *, budget: float) -> Verdict:
         """Count this request for the owner.
@@ -57,6 +61,8 @@ class RateLimiter:
                     return Verdict(allowed=True)
                 stats = await self._limiter.get_window_stats(self._item, owner)
         except (StorageError, RedisError, OSError, TimeoutError):
+            self._metrics.redis_error("rate_limit")
             logger.warning("rate limiter unavailable; request allowed", extra={"owner": owner})
             return Verdict(allowed=True)
+        self._metrics.rate_limit_refused()
         return Verdict(allowed=False, retry_after=max(1, math.ceil(stats.reset_time - time.time())))

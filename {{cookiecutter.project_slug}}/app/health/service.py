@@ -80,4 +80,6 @@ async def run_checks(resources: Resources, budget: float) -> dict[str, CheckResu
         timed_check(lambda: check_database(resources), budget),
         timed_check(lambda: check_redis(resources), budget),
     )
+    if redis.status == "disconnected":
+        resources.metrics.redis_error("health")
     return {"database": database, "redis": redis}

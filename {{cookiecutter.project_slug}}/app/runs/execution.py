@@ -25,10 +25,11 @@ from app.conversations import service as conversations
 from app.conversations.models import Conversation, Message
 from app.conversations.schemas import MessageOut
 from app.core.config import Settings
+from app.core.metrics import Metrics
 from app.core.queue import enqueue
 from app.llm.base import ChatMessage, Completion, LLMProvider, ToolCall
 from app.runs import service
-from app.runs.models import Run
+from app.runs.models import STATUSES, Run
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ class Executor:
     sessionmaker: async_sessionmaker[AsyncSession]
     llm: LLMProvider
     broker: ListQueueBroker
+    metrics: Metrics
     # Set on SIGTERM: runs stop after their current step and go back to the queue.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     # Set while no run is in progress: a stopping worker waits for it.
@@ -60,7 +62,7 @@ class Executor:
         """Run one queued run to its end (or to a stop); a run not queued is left alone."""
         if self.stopping.is_set():
             # Taken from the queue while stopping: hand it straight back.
-            await enqueue(self.broker, run_id)
+            await enqueue(self.broker, run_id, self.metrics)
             return
         self.in_flight += 1
         self.idle.clear()
@@ -117,7 +119,7 @@ class Executor:
             agent = self.settings.config.agent
             # Steps of earlier attempts count: a retried run does not get max_steps anew.
             steps = max(agent.max_steps - (taken or 0), 0)
-            turn = Turn(self.llm, registry_for(agent), tools, recorder, steps)
+            turn = Turn(self.llm, registry_for(agent, self.metrics), tools, recorder, steps)
             work = asyncio.create_task(self._finish(turn, history, recorder))
             keeper = asyncio.create_task(self._keep_lease(recorder, work))
             try:
@@ -130,7 +132,7 @@ class Executor:
             logger.warning("run %s was taken over by another worker", run.id)
             return
         if recorder.requeue:
-            await enqueue(self.broker, run.id)
+            await enqueue(self.broker, run.id, self.metrics)
 
     async def _finish(
         self, turn: Turn[Message], history: list[ChatMessage], recorder: "RunRecorder"
@@ -187,8 +189,14 @@ class Executor:
             requeue += list(lost)
             await session.commit()
         for run_id in requeue:
-            await enqueue(self.broker, run_id)
+            await enqueue(self.broker, run_id, self.metrics)
         return len(requeue)
+
+
+async def count_by_status(session: AsyncSession) -> dict[str, int]:
+    """How many runs are in each status (every status, those with none included)."""
+    rows = await session.execute(select(Run.status, func.count()).group_by(Run.status))
+    return dict.fromkeys(STATUSES, 0) | dict(rows.all())
 
 
 @dataclass

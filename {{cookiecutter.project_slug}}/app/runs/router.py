@@ -38,7 +38,7 @@ async def start_run(
     except conversations.UnknownFilesError as exc:
         raise RequestValidationError(unknown_files(body, exc)) from None
     # Without Redis the run is still stored as queued: the workers' sweep sends it again.
-    await enqueue(resources.queue, run.id)
+    await enqueue(resources.queue, run.id, resources.metrics)
     return RunOut.model_validate(run)
 
 

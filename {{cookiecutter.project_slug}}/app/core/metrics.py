@@ -1,0 +1,249 @@
+"""Prometheus metrics: what the api and the worker count, and what a scrape of them reads.
+
+Each process builds one Metrics (the api in create_app, the worker in serve) and hands it to
+what counts. No metric is global: every app built in a process (tests build many) counts in
+a registry of its own.
+
+With PROMETHEUS_MULTIPROC_DIR set (several server processes: `python -m app --workers N`),
+prometheus_client keeps every value in a file of that directory, and a scrape, whichever
+process answers it, adds up the files of all of them. The directory must be empty when the
+service starts: a tmpfs, or emptied by whatever starts the processes.
+"""
+
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+    start_http_server,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import event
+from sqlalchemy.pool import Pool, QueuePool
+
+MULTIPROC_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+# Model calls take seconds, tool calls milliseconds to seconds, requests either.
+HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+LLM_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120)
+TOOL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+AdmissionReason = Literal[
+    "too_large", "body_timeout", "bodies_in_flight", "uploads_in_flight", "key_uploads_in_flight"
+]
+RedisOperation = Literal["rate_limit", "enqueue", "health", "sweep"]
+Outcome = Literal["ok", "error", "cancelled"]
+ToolOutcome = Literal["ok", "error", "timeout", "bad_arguments", "unknown_tool"]
+GaugeMode = Literal["livesum", "mostrecent"]
+
+
+def multiprocess_dir() -> Path | None:
+    """The directory of multi-process mode, or None when each process is scraped alone."""
+    value = os.environ.get(MULTIPROC_DIR_VARIABLE)
+    return Path(value) if value else None
+
+
+class Metrics:
+    """Every metric of one process, in its own registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        if directory := multiprocess_dir():
+            directory.mkdir(parents=True, exist_ok=True)
+        else:
+            # Memory, CPU, open files, GC: meaningful per process, so left out of the sums
+            # of multi-process mode.
+            for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+                self.registry.register(collector)
+        self.http_in_progress = self._gauge(
+            "http_requests_inprogress", "HTTP requests being served.", mode="livesum"
+        )
+        self.redis_errors = self._counter(
+            "redis_errors", "Redis commands that failed or timed out, by operation.", "operation"
+        )
+        self.rate_limit_rejections = self._counter(
+            "rate_limit_rejections", "Requests refused with 429 over their key's rate limit."
+        )
+        self.admission_rejections = self._counter(
+            "admission_rejections",
+            "Request bodies refused before their route ran (413, 408, or 503/429 when busy).",
+            "reason",
+        )
+        self.llm_calls = self._counter(
+            "llm_calls", "Model calls by provider and outcome.", "provider", "outcome"
+        )
+        self.llm_duration = self._histogram(
+            "llm_call_duration_seconds",
+            "Model calls' duration (a streamed one's until its last piece).",
+            LLM_BUCKETS,
+            "provider",
+        )
+        self.llm_tokens = self._counter(
+            "llm_tokens", "Tokens the provider reported, by kind.", "provider", "kind"
+        )
+        self.tool_calls = self._counter(
+            "agent_tool_calls", "Tool calls by tool and outcome.", "tool", "outcome"
+        )
+        self.tool_duration = self._histogram(
+            "agent_tool_call_duration_seconds", "Tool calls' duration.", TOOL_BUCKETS, "tool"
+        )
+        # Set by the worker's sweep from PostgreSQL and Redis: every worker reports the same
+        # numbers, so aggregate them with max, not sum.
+        self.runs = self._gauge(
+            "agent_runs", "Runs by state, at the last sweep.", "state", mode="mostrecent"
+        )
+        self.queue_depth = self._gauge(
+            "agent_run_queue_depth",
+            "Run messages waiting in Redis, at the last sweep.",
+            mode="mostrecent",
+        )
+        # Series that exist from the start: a rate() over a counter that appears only with
+        # its first increment misses that increment.
+        for reason in get_args(AdmissionReason):
+            self.admission_rejections.labels(reason)
+        for operation in get_args(RedisOperation):
+            self.redis_errors.labels(operation)
+
+    def _counter(self, name: str, documentation: str, *labels: str) -> Counter:
+        return Counter(name, documentation, labels, registry=self.registry)
+
+    def _histogram(
+        self, name: str, documentation: str, buckets: tuple[float, ...], *labels: str
+    ) -> Histogram:
+        return Histogram(name, documentation, labels, buckets=buckets, registry=self.registry)
+
+    def _gauge(self, name: str, documentation: str, *labels: str, mode: GaugeMode) -> Gauge:
+        return Gauge(name, documentation, labels, registry=self.registry, multiprocess_mode=mode)
+
+    def model_call(
+        self, provider: str, outcome: Outcome, seconds: float, tokens: tuple[int, int] = (0, 0)
+    ) -> None:
+        """Count one model call: its outcome, duration and (prompt, completion) tokens."""
+        self.llm_calls.labels(provider, outcome).inc()
+        self.llm_duration.labels(provider).observe(seconds)
+        prompt, completion = tokens
+        self.llm_tokens.labels(provider, "prompt").inc(prompt)
+        self.llm_tokens.labels(provider, "completion").inc(completion)
+
+    def tool_call(self, tool: str, outcome: ToolOutcome, seconds: float) -> None:
+        self.tool_calls.labels(tool, outcome).inc()
+        self.tool_duration.labels(tool).observe(seconds)
+
+    def rate_limit_refused(self) -> None:
+        self.rate_limit_rejections.inc()
+
+    def admission_refused(self, reason: AdmissionReason) -> None:
+        self.admission_rejections.labels(reason).inc()
+
+    def redis_error(self, operation: RedisOperation) -> None:
+        self.redis_errors.labels(operation).inc()
+
+    def run_backlog(self, by_state: Mapping[str, int], queue_depth: int) -> None:
+        """Set the runs in each state and the queue's length, as a sweep found them."""
+        for state, count in by_state.items():
+            self.runs.labels(state).set(count)
+        self.queue_depth.set(queue_depth)
+
+    @contextmanager
+    def serving(self, pool: Pool, limit: int) -> Iterator[None]:
+        """While the process serves, report its database pool: connections in use, limit.
+
+        On exit, in multi-process mode, this process's live gauges leave the sums.
+        """
+        if multiprocess_dir() is None:
+            collector = _PoolCollector(pool, limit)
+            self.registry.register(collector)
+            try:
+                yield
+            finally:
+                self.registry.unregister(collector)
+            return
+        try:
+            with _pool_counted(pool, limit):
+                yield
+        finally:
+            multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+
+    def exposition(self) -> bytes:
+        """The text a scrape receives (Prometheus' text format)."""
+        return generate_latest(self._scraped())
+
+    @contextmanager
+    def served_at(self, host: str, port: int) -> Iterator[None]:
+        """Serve the metrics at http://host:port/metrics from a thread, while inside."""
+        server, thread = start_http_server(port, host, registry=self._scraped())
+        try:
+            yield
+        finally:
+            server.shutdown()
+            server.server_close()
+            thread.join()
+
+    def _scraped(self) -> CollectorRegistry:
+        if multiprocess_dir() is None:
+            return self.registry
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return registry
+
+
+class _PoolCollector(Collector):
+    """Reads the pool when scraped: nothing is counted while connections come and go."""
+
+    def __init__(self, pool: Pool, limit: int) -> None:
+        self._pool, self._limit = pool, limit
+
+    def collect(self) -> Iterable[Metric]:
+        # The async engine's pool is a QueuePool (AsyncAdaptedQueuePool).
+        in_use = self._pool.checkedout() if isinstance(self._pool, QueuePool) else 0
+        yield GaugeMetricFamily("db_pool_connections_in_use", _IN_USE_HELP, value=in_use)
+        yield GaugeMetricFamily("db_pool_connections_max", _MAX_HELP, value=self._limit)
+
+
+_IN_USE_HELP = "Database connections checked out of the pool."
+_MAX_HELP = "The most connections the pool opens (pool size plus overflow)."
+
+
+@contextmanager
+def _pool_counted(
+    pool: Pool, limit: int, registry: CollectorRegistry | None = None
+) -> Iterator[None]:
+    """Multi-process mode: a scrape cannot read the other processes' pools, so each process
+    counts its connections as they are taken and returned, and the scrape adds them up.
+
+    In no registry by default: the scrape reads the files, and a second app of the process
+    (tests build many) must not collide with the first.
+    """
+    in_use, maximum = (
+        Gauge(name, help_, multiprocess_mode="livesum", registry=registry)
+        for name, help_ in (
+            ("db_pool_connections_in_use", _IN_USE_HELP),
+            ("db_pool_connections_max", _MAX_HELP),
+        )
+    )
+    maximum.set(limit)
+
+    def taken(*_: Any) -> None:
+        in_use.inc()
+
+    def returned(*_: Any) -> None:
+        in_use.dec()
+
+    event.listen(pool, "checkout", taken)
+    event.listen(pool, "checkin", returned)
+    try:
+        yield
+    finally:
+        event.remove(pool, "checkout", taken)
+        event.remove(pool, "checkin", returned)

@@ -1,0 +1,94 @@
+"""OpenTelemetry traces of the api, off unless OTEL_EXPORTER_OTLP_ENDPOINT is set.
+
+Off, nothing is installed: no middleware, no wrapped driver, no span is ever made. On, each
+request is one trace: its server span, and as its children the SQLAlchemy queries, Redis
+commands and outgoing HTTP calls (the model's, made by the openai SDK through httpx2) made
+while serving it. Spans leave in batches over OTLP/HTTP; the exporter reads the standard
+OTEL_EXPORTER_OTLP_* variables (endpoint, headers, timeout), OTEL_SERVICE_NAME names the
+service.
+"""
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+from fastapi import FastAPI
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.instrumentation.httpx import HTTPX2ClientInstrumentor, HTTPXClientInstrumentor
+from opentelemetry.instrumentation.redis import RedisInstrumentor
+from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+# Scrapes and liveness probes, every few seconds, would bury the requests worth reading.
+UNTRACED_PATHS = "/metrics$,/health/live$"
+
+
+def wanted(environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether the environment names an OTLP endpoint (and does not disable the SDK)."""
+    if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return False
+    return any(environ.get(name, "").strip() for name in ENDPOINT_VARIABLES)
+
+
+class _Instrumentor(Protocol):
+    def instrument(self, **kwargs: Any) -> Any: ...
+
+    def uninstrument(self, **kwargs: Any) -> Any: ...
+
+
+class Tracing:
+    """A tracer provider of the api's own (the global one is left alone), and the
+    instrumentation that feeds it."""
+
+    def __init__(self, name: str, version: str, exporter: SpanExporter) -> None:
+        attributes = {SERVICE_VERSION: version}
+        if not os.environ.get("OTEL_SERVICE_NAME"):
+            attributes[SERVICE_NAME] = name
+        self.provider = TracerProvider(resource=Resource.create(attributes))
+        self.provider.add_span_processor(BatchSpanProcessor(exporter))
+
+    @classmethod
+    def from_environment(cls, name: str, version: str) -> "Tracing | None":
+        """Tracing to the OTLP endpoint the environment names, or None when it names none."""
+        return cls(name, version, OTLPSpanExporter()) if wanted() else None
+
+    def instrument_app(self, app: FastAPI) -> None:
+        """Make a server span of every request (before the app starts: it adds middleware)."""
+        FastAPIInstrumentor.instrument_app(
+            app,
+            tracer_provider=self.provider,
+            excluded_urls=UNTRACED_PATHS,
+            # One span per request, not one more per body chunk received or sent.
+            exclude_spans=["receive", "send"],
+        )
+
+    @contextmanager
+    def instrumented(self, engine: AsyncEngine) -> Iterator[None]:
+        """Trace the engine's queries and every Redis command and HTTP request while inside;
+        then flush the spans still buffered and stop.
+
+        Redis and HTTP are instrumented by class: the rate limiter, the run queue and the
+        openai SDK make clients of their own.
+        """
+        instrumentors: list[tuple[_Instrumentor, dict[str, Any]]] = [
+            # The instrumentation declares SQLAlchemy below 2.1, which it predates; it works
+            # with 2.1 (the tests see its spans), so its version check is skipped.
+            (SQLAlchemyInstrumentor(), {"engine": engine.sync_engine, "skip_dep_check": True}),
+            (RedisInstrumentor(), {}),
+            (HTTPX2ClientInstrumentor(), {}),  # the openai SDK's client
+            (HTTPXClientInstrumentor(), {}),  # the http_get tool's
+        ]
+        for instrumentor, options in instrumentors:
+            instrumentor.instrument(tracer_provider=self.provider, **options)
+        try:
+            yield
+        finally:
+            for instrumentor, _ in reversed(instrumentors):
+                instrumentor.uninstrument()
+            self.provider.shutdown()
