@@ -43,6 +43,8 @@ class Pair:
     target: float
     ours: tuple[str, str, str | None]  # method, path, JSON body
     baseline: tuple[str, str, str | None]
+    # Which server answers the baseline's side: the hand-written app, or ours with metrics off.
+    against: str = "baseline"
 
 
 @dataclass(frozen=True)
@@ -145,7 +147,19 @@ def measure(
     )
     project.run(python, "-m", "alembic", "upgrade", "head", env=env)
 
-    ours_port, baseline_port = free_port(), free_port()
+    ours_port, baseline_port, unmetered_port = free_port(), free_port(), free_port()
+    # The same api with metrics.enabled false: what counting every request costs.
+    unmetered_config = config_file(
+        project,
+        work / "unmetered.yaml",
+        {"rate_limit": {"requests": 10**9}, "metrics": {"enabled": False}},
+    )
+    unmetered = Process(
+        project,
+        [python, "-m", "app", "--host", "127.0.0.1", "--port", str(unmetered_port)],
+        {**env, "CONFIG_FILE": str(unmetered_config)},
+        work / "unmetered.log",
+    )
     ours = Process(
         project,
         [python, "-m", "app", "--host", "127.0.0.1", "--port", str(ours_port)],
@@ -175,7 +189,8 @@ def measure(
         work / "baseline.log",
     )
     rows = []
-    for process, port in ((ours, ours_port), (baseline, baseline_port)):
+    servers = ((ours, ours_port), (baseline, baseline_port), (unmetered, unmetered_port))
+    for process, port in servers:
         process.start()
         pinned(process)
         process.wait_for_http(f"http://127.0.0.1:{port}/health")
@@ -211,12 +226,20 @@ def measure(
                 ("POST", f"/v1/conversations/{ours_conversation}/messages", message),
                 ("POST", f"/v1/conversations/{baseline_conversation}/messages", message),
             ),
+            Pair(
+                "`/health/live`, metrics enabled vs disabled",
+                0.9,
+                ("GET", "/health/live", None),
+                ("GET", "/health/live", None),
+                against="unmetered",
+            ),
         ]
         for pair in pairs:
             results = []
+            other = baseline_port if pair.against == "baseline" else unmetered_port
             for port, (method, path, body), headers in (
                 (ours_port, pair.ours, auth),
-                (baseline_port, pair.baseline, {}),
+                (other, pair.baseline, {}),
             ):
                 script = wrk_script(method, body, headers, work)
                 url = f"http://127.0.0.1:{port}{path}"
@@ -235,8 +258,8 @@ def measure(
             f"| api resident memory | idle {idle:.0f} MB | after the load {loaded:.0f} MB | | | | |"
         )
     finally:
-        ours.stop()
-        baseline.stop()
+        for process, _ in servers:
+            process.stop()
     return rows
 
 

@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.harness.chart import (
     CHART,
@@ -165,6 +166,21 @@ def test_worker_and_migrations_run_what_compose_runs(baked: Project) -> None:
         assert rendered.component(name)["spec"]["terminationGracePeriodSeconds"] == grace
     assert services["api"]["tmpfs"] == ["/tmp:size=16m,mode=1777"]
     assert rendered.volume("api", "tmp")["emptyDir"] == {"sizeLimit": "16Mi"}
+
+
+def test_worker_metrics_port_is_the_one_configured_everywhere(baked: Project) -> None:
+    config = yaml.safe_load(baked.text("config/config.yaml"))
+    scrape = yaml.safe_load(baked.text("deploy/prometheus/prometheus.yml"))
+    worker_job = next(job for job in scrape["scrape_configs"] if job["job_name"] == "worker")
+    port = config["metrics"]["worker_port"]
+
+    ports = render(baked, {}).container("worker")["ports"]
+    assert [(p["name"], p["containerPort"]) for p in ports] == [("metrics", port)]
+    assert compose_services(baked)["worker"]["expose"] == [str(port)]
+    assert worker_job["dns_sd_configs"][0]["port"] == port
+    # A port changed in the chart's config moves the container's port with it.
+    moved = render(baked, {"config": {"metrics": {"worker_port": 9200}}}).container("worker")
+    assert moved["ports"][0]["containerPort"] == 9200
 
 
 def test_in_chart_servers_run_composes_images_and_data_paths(baked: Project) -> None:

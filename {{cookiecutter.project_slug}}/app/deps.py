@@ -1,4 +1,9 @@
-"""Request dependencies, as Annotated aliases for the routers."""
+"""Request dependencies, as Annotated aliases for the routers.
+
+Every dependency is `async def`, even those that only read request.state: FastAPI runs a
+plain `def` dependency in a worker thread, and those hops cost the api a sixth of its
+time per request (py-spy, docs/performance.md).
+"""
 
 from collections.abc import AsyncIterator
 from typing import Annotated, cast
@@ -13,15 +18,15 @@ from app.llm.base import LLMProvider
 from app.resources import Resources
 
 
-def get_resources(request: Request) -> Resources:
+async def get_resources(request: Request) -> Resources:
     return cast(Resources, request.state.resources)
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
     return cast(Settings, request.state.settings)
 
 
-def get_key_ring(request: Request) -> KeyRing:
+async def get_key_ring(request: Request) -> KeyRing:
     return cast(KeyRing, request.state.keys)
 
 
@@ -30,7 +35,7 @@ SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 KeyRingDep = Annotated[KeyRing, Depends(get_key_ring)]
 
 
-def get_sessionmaker(resources: ResourcesDep) -> async_sessionmaker[AsyncSession]:
+async def get_sessionmaker(resources: ResourcesDep) -> async_sessionmaker[AsyncSession]:
     return resources.sessionmaker
 
 
@@ -43,11 +48,11 @@ async def get_session(maker: SessionmakerDep) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def get_llm(resources: ResourcesDep) -> LLMProvider:
+async def get_llm(resources: ResourcesDep) -> LLMProvider:
     return resources.llm
 
 
-def get_metrics(resources: ResourcesDep) -> Metrics:
+async def get_metrics(resources: ResourcesDep) -> Metrics:
     return resources.metrics
 
 

@@ -4,10 +4,9 @@ import logging
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, nullcontext
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Depends, FastAPI
-from opentelemetry.sdk.trace.export import SpanExporter
 
 from app.conversations.router import router as conversations_router
 from app.core.admission import AdmissionMiddleware, BodyLimits
@@ -25,13 +24,16 @@ from app.health.router import router as health_router
 from app.resources import open_resources
 from app.runs.router import router as runs_router
 
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
+
 logger = logging.getLogger(__name__)
 # Every route under it needs an API key.
 API_PREFIX = "/v1"
 
 
 def create_app(
-    settings: Settings | None = None, *, span_exporter: SpanExporter | None = None
+    settings: Settings | None = None, *, span_exporter: "SpanExporter | None" = None
 ) -> FastAPI:
     """Build the API; an invalid configuration stops start-up with one clear line.
 

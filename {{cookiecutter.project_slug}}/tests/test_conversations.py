@@ -4,6 +4,7 @@ from typing import Any
 import pytest
 from httpx import AsyncClient
 
+from app.conversations import service
 from tests.sse import events
 
 SYSTEM_PROMPT = "You are a helpful assistant."
@@ -35,8 +36,22 @@ async def test_list_is_paginated_newest_first(client: AsyncClient) -> None:
     rest = (await client.get("/v1/conversations", params={"limit": 2, "offset": 2})).json()
 
     assert first["total"] == existing + 5
+    assert first["total_is_exact"] is True
     assert [item["id"] for item in first["items"]] == ids[::-1][:2]
     assert [item["id"] for item in rest["items"]] == ids[::-1][2:4]
+
+
+async def test_the_count_stops_at_its_limit_and_says_so(
+    client: AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service, "COUNT_LIMIT", 3)
+    ids = [(await _conversation(client, f"c{i}"))["id"] for i in range(5)]
+
+    page = (await client.get("/v1/conversations", params={"limit": 5})).json()
+
+    assert (page["total"], page["total_is_exact"]) == (3, False)
+    # Only the count stops: the page itself is whole.
+    assert [item["id"] for item in page["items"]] == ids[::-1]
 
 
 async def test_delete_removes_the_conversation_and_its_messages(client: AsyncClient) -> None:

@@ -7,19 +7,47 @@ from httpx import AsyncClient
 from app.core.config import Settings
 
 
+def _records(settings: Settings) -> list[dict[str, object]]:
+    lines = (settings.logs_dir / "app.log").read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
 async def test_request_id_is_echoed_and_logged_as_json(
     client: AsyncClient, settings: Settings
 ) -> None:
-    response = await client.get("/health/live", headers={"X-Request-ID": "trace-42"})
+    response = await client.get("/health", headers={"X-Request-ID": "trace-42"})
 
     assert response.headers["x-request-id"] == "trace-42"
-    records = [
-        json.loads(line) for line in (settings.logs_dir / "app.log").read_text().splitlines()
-    ]
-    request_logs = [r for r in records if r.get("path") == "/health/live"]
+    request_logs = [r for r in _records(settings) if r.get("path") == "/health"]
     assert request_logs[-1]["request_id"] == "trace-42"
     assert request_logs[-1]["status"] == 200
-    assert {"time", "level", "logger", "message"} <= set(request_logs[-1])
+    assert set(request_logs[-1]) == {
+        "time",
+        "level",
+        "logger",
+        "message",
+        "request_id",
+        "method",
+        "path",
+        "status",
+        "duration_ms",
+    }
+
+
+async def test_successful_probes_and_scrapes_are_not_logged_but_failures_are(
+    client: AsyncClient, settings: Settings
+) -> None:
+    for path in ("/health/live", "/metrics"):
+        assert (await client.get(path)).status_code == 200
+    refused = await client.post("/health/live")
+    await client.get("/health")
+
+    logged = [(r["method"], r["path"]) for r in _records(settings) if "path" in r]
+    assert refused.status_code == 405
+    assert ("GET", "/health/live") not in logged
+    assert ("GET", "/metrics") not in logged
+    assert ("POST", "/health/live") in logged
+    assert ("GET", "/health") in logged
 
 
 @pytest.mark.parametrize("given", ["", "has spaces", "x" * 65, "new\nline"])

@@ -70,7 +70,8 @@ async def list_conversations(
     )
     return ConversationPage(
         items=[ConversationOut.model_validate(item) for item in items],
-        total=total,
+        total=min(total, service.COUNT_LIMIT),
+        total_is_exact=total <= service.COUNT_LIMIT,
         limit=limit,
         offset=offset,
     )

@@ -78,7 +78,9 @@ class ConversationDetail(ConversationOut):
 
 class ConversationPage(BaseModel):
     items: list[ConversationOut]
+    # Exact up to 10,000; beyond, 10,000 with total_is_exact false (counting costs per row).
     total: int
+    total_is_exact: bool
     limit: int
     offset: int
 

@@ -54,9 +54,13 @@ class OwnedMixin:
     owner: Mapped[str] = mapped_column(String(OWNER_MAX_CHARS))
 
 
-# Connections each process keeps open, and the most it opens at once under load.
-POOL_SIZE = 5
-MAX_OVERFLOW = 10
+# Connections each process keeps open, and how many more it may open under load. No
+# overflow: SQLAlchemy closes an overflow connection when it is returned, so a load beyond
+# the pool opened and closed a connection per request (TLS, authentication), which cost
+# POST /v1/conversations a fifth of its throughput (docs/performance.md). A request
+# past the 15 waits for a free connection instead.
+POOL_SIZE = 15
+MAX_OVERFLOW = 0
 
 
 def create_engine(database_url: str, *, timeout: float) -> AsyncEngine:

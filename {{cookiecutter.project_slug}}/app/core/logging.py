@@ -19,10 +19,14 @@ from app.core.config import LoggingConfig
 LOG_FILE_NAME = "app.log"
 # uvicorn adds `color_message` (the message with ANSI colour codes) to its records for its
 # own console formatter; in JSON it would repeat the message with escape codes in every line.
-LEFT_OUT = [*RESERVED_ATTRS, "color_message"]
+LEFT_OUT = [*RESERVED_ATTRS, "color_message", "json_line"]
 REQUEST_ID_HEADER = "x-request-id"
 # A client-supplied id is echoed only when it is short and harmless in a log line.
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+# Successful probes and scrapes come every few seconds and would bury the requests that
+# matter; their failures are still logged. /health is logged: it is what healthchecks call.
+QUIET_PATHS = frozenset({"/health/live", "/metrics"})
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 logger = logging.getLogger("app.request")
@@ -35,13 +39,24 @@ class _RequestIdFilter(logging.Filter):
         return True
 
 
+class _JsonFormatter(JsonFormatter):
+    """JSON lines, each record formatted once however many handlers (stdout, file) write it."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = getattr(record, "json_line", None)
+        if line is None:
+            line = super().format(record)
+            record.__dict__["json_line"] = line
+        return str(line)
+
+
 def setup_logging(config: LoggingConfig, logs_dir: Path | None) -> None:
     """Send every log record, uvicorn's included, as JSON to stdout and the log file.
 
     Without logs_dir, stdout only: workers scale to several replicas, and processes
     rotating one file would lose lines.
     """
-    formatter = JsonFormatter(
+    formatter = _JsonFormatter(
         "{asctime}{levelname}{name}{message}{request_id}",
         style="{",
         rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
@@ -103,16 +118,21 @@ class RequestLogMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            logger.info(
-                "request",
-                extra={
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
-                },
-            )
+            if status >= 400 or scope["path"] not in QUIET_PATHS:
+                self._log(scope, status, started)
             request_id_var.reset(token)
+
+    @staticmethod
+    def _log(scope: Scope, status: int, started: float) -> None:
+        logger.info(
+            "request",
+            extra={
+                "method": scope["method"],
+                "path": scope["path"],
+                "status": status,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+            },
+        )
 
 
 def _request_id(scope: Scope) -> str:

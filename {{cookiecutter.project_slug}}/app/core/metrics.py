@@ -66,6 +66,20 @@ class Metrics:
             # of multi-process mode.
             for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
                 self.registry.register(collector)
+        self.http_requests = self._counter(
+            "http_requests",
+            "HTTP requests by route template, method and status.",
+            "handler",
+            "method",
+            "status",
+        )
+        self.http_duration = self._histogram(
+            "http_request_duration_seconds",
+            "HTTP requests' duration, by route template and method.",
+            HTTP_BUCKETS,
+            "handler",
+            "method",
+        )
         self.http_in_progress = self._gauge(
             "http_requests_inprogress", "HTTP requests being served.", mode="livesum"
         )

@@ -6,23 +6,21 @@ commands and outgoing HTTP calls (the model's, made by the openai SDK through ht
 while serving it. Spans leave in batches over OTLP/HTTP; the exporter reads the standard
 OTEL_EXPORTER_OTLP_* variables (endpoint, headers, timeout), OTEL_SERVICE_NAME names the
 service.
+
+OpenTelemetry is imported only once tracing is on: its SDK and instrumentations would hold
+about 15 MB in every process that never traces (docs/performance.md).
 """
 
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from fastapi import FastAPI
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-from opentelemetry.instrumentation.httpx import HTTPX2ClientInstrumentor, HTTPXClientInstrumentor
-from opentelemetry.instrumentation.redis import RedisInstrumentor
-from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
-from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 # Scrapes and liveness probes, every few seconds, would bury the requests worth reading.
@@ -46,7 +44,11 @@ class Tracing:
     """A tracer provider of the api's own (the global one is left alone), and the
     instrumentation that feeds it."""
 
-    def __init__(self, name: str, version: str, exporter: SpanExporter) -> None:
+    def __init__(self, name: str, version: str, exporter: "SpanExporter") -> None:
+        from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
         attributes = {SERVICE_VERSION: version}
         if not os.environ.get("OTEL_SERVICE_NAME"):
             attributes[SERVICE_NAME] = name
@@ -56,10 +58,16 @@ class Tracing:
     @classmethod
     def from_environment(cls, name: str, version: str) -> "Tracing | None":
         """Tracing to the OTLP endpoint the environment names, or None when it names none."""
-        return cls(name, version, OTLPSpanExporter()) if wanted() else None
+        if not wanted():
+            return None
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        return cls(name, version, OTLPSpanExporter())
 
     def instrument_app(self, app: FastAPI) -> None:
         """Make a server span of every request (before the app starts: it adds middleware)."""
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
         FastAPIInstrumentor.instrument_app(
             app,
             tracer_provider=self.provider,
@@ -76,6 +84,13 @@ class Tracing:
         Redis and HTTP are instrumented by class: the rate limiter, the run queue and the
         openai SDK make clients of their own.
         """
+        from opentelemetry.instrumentation.httpx import (
+            HTTPX2ClientInstrumentor,
+            HTTPXClientInstrumentor,
+        )
+        from opentelemetry.instrumentation.redis import RedisInstrumentor
+        from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
         instrumentors: list[tuple[_Instrumentor, dict[str, Any]]] = [
             # The instrumentation declares SQLAlchemy below 2.1, which it predates; it works
             # with 2.1 (the tests see its spans), so its version check is skipped.

@@ -1,11 +1,8 @@
 """Build the provider that config.yaml names."""
 
-import openai
-
 from app.core.config import Settings
 from app.llm.base import LLMProvider
 from app.llm.echo import EchoProvider
-from app.llm.openai_compatible import OpenAICompatibleProvider
 
 
 def create_provider(settings: Settings) -> LLMProvider:
@@ -13,6 +10,11 @@ def create_provider(settings: Settings) -> LLMProvider:
     llm = settings.config.llm
     if llm.provider == "echo":
         return EchoProvider()
+    # Imported here: the SDK holds about 20 MB that a process on the echo provider never uses.
+    import openai
+
+    from app.llm.openai_compatible import OpenAICompatibleProvider
+
     key = settings.openai_api_key
     client = openai.AsyncOpenAI(
         api_key=key.get_secret_value() if key else None,
