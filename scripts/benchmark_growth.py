@@ -8,8 +8,9 @@ endpoints on the empty database: the first page of the caller's conversations, o
 conversation, and a message turn with the echo provider. Then it stores 1,000,000
 conversations with two messages each, all of them the benchmark key's own (the worst case for
 its listing: a service whose one key serves all its users), runs VACUUM ANALYZE, and loads the
-same endpoints again, each turn on a new conversation of the same size. Prints a Markdown table for docs/performance.md
-with p99 latency before and after and their ratio (target: at most 2).
+same endpoints again, each turn on a new conversation of the same size. Prints a Markdown
+table for docs/performance.md with p99 latency before and after and their ratio (target: at
+most 2).
 """
 
 from __future__ import annotations

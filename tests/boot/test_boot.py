@@ -118,13 +118,11 @@ def _request_records(log_file: Path, request_id: str) -> list[dict[str, Any]]:
 
 
 def test_logs_are_json_lines_with_request_ids(service: Service) -> None:
-    response = httpx.get(
-        f"{service.base_url}/health/live", headers={"X-Request-ID": "boot-check-1"}
-    )
+    response = httpx.get(f"{service.base_url}/health", headers={"X-Request-ID": "boot-check-1"})
 
     assert response.headers["x-request-id"] == "boot-check-1"
     records = _request_records(service.logs_dir / "app.log", "boot-check-1")
-    assert [(r["path"], r["status"]) for r in records] == [("/health/live", 200)]
+    assert [(r["path"], r["status"]) for r in records] == [("/health", 200)]
     assert service.api.output().count("boot-check-1") >= 1
 
 

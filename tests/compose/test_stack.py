@@ -120,7 +120,7 @@ def test_changed_config_on_the_host_takes_effect_after_a_restart(stack: Stack) -
 
 def test_logs_and_uploads_land_in_their_named_volumes(stack: Stack) -> None:
     with stack.client() as client:
-        client.get("/health/live", headers={"X-Request-ID": "volume-check"})
+        client.get("/health", headers={"X-Request-ID": "volume-check"})
         uploaded = client.post("/v1/files", files={"file": ("v.txt", b"in a volume", "text/plain")})
     file_name = uploaded.json()["id"].replace("-", "")
 
