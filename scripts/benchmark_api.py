@@ -20,6 +20,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,8 +30,8 @@ import httpx
 
 from tests.harness.api import Process, api_env, config_file, new_secret
 from tests.harness.environment import free_port
-from tests.harness.postgres_server import start_postgres
-from tests.harness.redis_server import start_redis
+from tests.harness.postgres_server import PostgresServer, start_postgres
+from tests.harness.redis_server import RedisServer, start_redis
 from tests.project import Project, install, render
 
 SERVER_CPU = "0"
@@ -103,28 +105,40 @@ def pinned(process: Process) -> None:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def options(description: str, connections: int) -> argparse.Namespace:
+    """The command line every api benchmark takes; stops when wrk or taskset is missing."""
+    parser = argparse.ArgumentParser(description=description.split("\n")[0])
     parser.add_argument("--seconds", type=int, default=10, help="measured run per endpoint")
-    parser.add_argument("--connections", type=int, default=16)
-    options = parser.parse_args()
+    parser.add_argument("--connections", type=int, default=connections)
+    parsed = parser.parse_args()
     for tool in ("wrk", "taskset"):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} not found (Debian: apt-get install wrk util-linux)")
+    return parsed
 
+
+@contextmanager
+def rendered_with_servers() -> Iterator[tuple[Path, Project, PostgresServer, RedisServer]]:
+    """A scratch directory with the default project installed, and real PostgreSQL and Redis."""
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)
         project = install(render(work / "render", {}))
         postgres = start_postgres(work / "pg")
         redis = start_redis(work / "redis")
         try:
-            rows = measure(project, work, postgres.url, redis.url, options)
+            yield work, project, postgres, redis
         finally:
             redis.stop()
             postgres.stop()
+
+
+def main() -> None:
+    parsed = options(__doc__ or "", connections=16)
+    with rendered_with_servers() as (work, project, postgres, redis):
+        rows = measure(project, work, postgres.url, redis.url, parsed)
     print(
-        f"## {datetime.now(UTC):%Y-%m-%d}, {options.seconds} s per run, "
-        f"{options.connections} connections\n"
+        f"## {datetime.now(UTC):%Y-%m-%d}, {parsed.seconds} s per run, "
+        f"{parsed.connections} connections\n"
     )
     print(
         "| pair | ours req/s | baseline req/s | ratio | target | ours p50 / p99 ms "

@@ -16,21 +16,23 @@ most 2).
 from __future__ import annotations
 
 import argparse
-import shutil
-import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 
-from scripts.benchmark_api import Result, load, pinned, wrk_script
+from scripts.benchmark_api import (
+    Result,
+    load,
+    options,
+    pinned,
+    rendered_with_servers,
+    wrk_script,
+)
 from tests.harness.api import Process, api_env, config_file, new_secret
 from tests.harness.environment import free_port
-from tests.harness.postgres_server import PostgresServer, start_postgres
-from tests.harness.redis_server import start_redis
-from tests.project import install, render
+from tests.harness.postgres_server import PostgresServer
 
 CONVERSATIONS = 1_000_000
 # Rows per INSERT statement: each stays well inside psql's timeout in the harness.
@@ -39,19 +41,8 @@ TARGET = 2.0
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seconds", type=int, default=10, help="measured run per endpoint")
-    parser.add_argument("--connections", type=int, default=4)
-    options = parser.parse_args()
-    for tool in ("wrk", "taskset"):
-        if shutil.which(tool) is None:
-            sys.exit(f"{tool} not found (Debian: apt-get install wrk util-linux)")
-
-    with tempfile.TemporaryDirectory() as scratch:
-        work = Path(scratch)
-        project = install(render(work / "render", {}))
-        postgres = start_postgres(work / "pg")
-        redis = start_redis(work / "redis")
+    parsed = options(__doc__ or "", connections=4)
+    with rendered_with_servers() as (work, project, postgres, redis):
         key = new_secret()
         python = str(project.path / ".venv/bin/python")
         config = config_file(project, work / "config.yaml", {"rate_limit": {"requests": 10**9}})
@@ -76,20 +67,18 @@ def main() -> None:
             api.wait_for_http(f"http://127.0.0.1:{port}/health")
             base = f"http://127.0.0.1:{port}"
             auth = {"Authorization": f"Bearer {key}"}
-            empty = measure(base, auth, work, options)
+            empty = measure(base, auth, work, parsed)
             started = time.monotonic()
             fill(postgres)
             filled_in = time.monotonic() - started
-            full = measure(base, auth, work, options)
+            full = measure(base, auth, work, parsed)
             count = postgres.query("SELECT count(*) FROM conversations")
         finally:
             api.stop()
-            redis.stop()
-            postgres.stop()
 
     print(
-        f"## {datetime.now(UTC):%Y-%m-%d}, {options.seconds} s per run, "
-        f"{options.connections} connections; {count} conversations stored in {filled_in:.0f} s\n"
+        f"## {datetime.now(UTC):%Y-%m-%d}, {parsed.seconds} s per run, "
+        f"{parsed.connections} connections; {count} conversations stored in {filled_in:.0f} s\n"
     )
     print("| endpoint | empty p50 / p99 ms | 1M p50 / p99 ms | p99 ratio | target |")
     print("|---|---|---|---|---|")

@@ -197,3 +197,18 @@ async def client(settings: Settings, connection: AsyncConnection) -> AsyncIterat
 def fake_openai() -> Iterator[FakeOpenAI]:
     with FakeOpenAI() as server:
         yield server
+
+
+@pytest.fixture
+async def openai_client(
+    tmp_path: Path,
+    migrated: str,
+    redis_url: str,
+    connection: AsyncConnection,
+    fake_openai: FakeOpenAI,
+) -> AsyncIterator[AsyncClient]:
+    """A client of an api whose provider is openai, pointed at the local fake, no retries."""
+    llm = {"provider": "openai", "model": "test-model", "base_url": fake_openai.base_url}
+    settings = make_settings(tmp_path, migrated, redis_url, llm={**llm, "max_retries": 0})
+    async for client in serve(settings, connection):
+        yield client

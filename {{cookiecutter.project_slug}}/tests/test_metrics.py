@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -28,20 +28,6 @@ from tests.metrics import sample, scrape
 from tests.test_limits import SlowBody
 
 MESSAGES = "/v1/conversations/{conversation_id}/messages"
-
-
-@pytest.fixture
-async def openai_client(
-    tmp_path: Path,
-    migrated: str,
-    redis_url: str,
-    connection: AsyncConnection,
-    fake_openai: FakeOpenAI,
-) -> AsyncIterator[AsyncClient]:
-    llm = {"provider": "openai", "base_url": fake_openai.base_url, "max_retries": 0}
-    settings = make_settings(tmp_path, migrated, redis_url, llm=llm)
-    async for client in serve(settings, connection):
-        yield client
 
 
 async def _conversation(client: AsyncClient) -> str:

@@ -1,6 +1,5 @@
 """The openai provider against a real local HTTP server speaking the OpenAI wire format."""
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -10,20 +9,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from tests.conftest import make_settings, serve
 from tests.fake_openai import FakeOpenAI
 from tests.sse import named
-
-
-@pytest.fixture
-async def openai_client(
-    tmp_path: Path,
-    migrated: str,
-    redis_url: str,
-    connection: AsyncConnection,
-    fake_openai: FakeOpenAI,
-) -> AsyncIterator[AsyncClient]:
-    llm = {"provider": "openai", "model": "test-model", "base_url": fake_openai.base_url}
-    settings = make_settings(tmp_path, migrated, redis_url, llm={**llm, "max_retries": 0})
-    async for client in serve(settings, connection):
-        yield client
 
 
 async def _conversation_id(client: AsyncClient) -> str:
