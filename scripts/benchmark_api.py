@@ -149,42 +149,54 @@ def main() -> None:
         print(row)
 
 
-def measure(
-    project: Project, work: Path, database_url: str, redis_url: str, options: argparse.Namespace
-) -> list[str]:
+def venv_python(project: Project) -> str:
+    """The interpreter of the project's own virtual environment."""
+    return str(project.path / ".venv/bin/python")
+
+
+# A rate limit no benchmark reaches: the limiter still runs on every request.
+UNREACHED_LIMIT = {"rate_limit": {"requests": 10**9}}
+
+
+def migrated_env(
+    project: Project, work: Path, database_url: str, redis_url: str
+) -> tuple[str, dict[str, str]]:
+    """An API key, and the generated api's environment (its own config with UNREACHED_LIMIT)
+    on a database migrated to the head."""
     key = new_secret()
-    python = str(project.path / ".venv/bin/python")
-    # The generated config, with a rate limit no benchmark reaches (the limiter still runs).
-    config = config_file(project, work / "config.yaml", {"rate_limit": {"requests": 10**9}})
+    config = config_file(project, work / "config.yaml", UNREACHED_LIMIT)
     env = api_env(
         work, database_url=database_url, redis_url=redis_url, API_KEYS=key, CONFIG_FILE=str(config)
     )
-    project.run(python, "-m", "alembic", "upgrade", "head", env=env)
+    project.run(venv_python(project), "-m", "alembic", "upgrade", "head", env=env)
+    return key, env
 
-    ours_port, baseline_port, unmetered_port = free_port(), free_port(), free_port()
+
+def our_api(project: Project, env: dict[str, str], log: Path) -> tuple[Process, int]:
+    """The generated api as its image starts it (`python -m app`), on a free loopback port."""
+    port = free_port()
+    command = [venv_python(project), "-m", "app", "--host", "127.0.0.1", "--port", str(port)]
+    return Process(project, command, env, log), port
+
+
+def measure(
+    project: Project, work: Path, database_url: str, redis_url: str, options: argparse.Namespace
+) -> list[str]:
+    key, env = migrated_env(project, work, database_url, redis_url)
+    ours, ours_port = our_api(project, env, work / "ours.log")
     # The same api with metrics.enabled false: what counting every request costs.
     unmetered_config = config_file(
-        project,
-        work / "unmetered.yaml",
-        {"rate_limit": {"requests": 10**9}, "metrics": {"enabled": False}},
+        project, work / "unmetered.yaml", {**UNREACHED_LIMIT, "metrics": {"enabled": False}}
     )
-    unmetered = Process(
-        project,
-        [python, "-m", "app", "--host", "127.0.0.1", "--port", str(unmetered_port)],
-        {**env, "CONFIG_FILE": str(unmetered_config)},
-        work / "unmetered.log",
+    unmetered, unmetered_port = our_api(
+        project, {**env, "CONFIG_FILE": str(unmetered_config)}, work / "unmetered.log"
     )
-    ours = Process(
-        project,
-        [python, "-m", "app", "--host", "127.0.0.1", "--port", str(ours_port)],
-        env,
-        work / "ours.log",
-    )
+    baseline_port = free_port()
     baseline_env = {**env, "BASELINE_DATABASE_URL": database_url, "BASELINE_REDIS_URL": redis_url}
     baseline = Process(
         project,
         [
-            python,
+            venv_python(project),
             "-m",
             "uvicorn",
             "--factory",

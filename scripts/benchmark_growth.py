@@ -25,13 +25,13 @@ import httpx
 from scripts.benchmark_api import (
     Result,
     load,
+    migrated_env,
     options,
+    our_api,
     pinned,
     rendered_with_servers,
     wrk_script,
 )
-from tests.harness.api import Process, api_env, config_file, new_secret
-from tests.harness.environment import free_port
 from tests.harness.postgres_server import PostgresServer
 
 CONVERSATIONS = 1_000_000
@@ -43,24 +43,8 @@ TARGET = 2.0
 def main() -> None:
     parsed = options(__doc__ or "", connections=4)
     with rendered_with_servers() as (work, project, postgres, redis):
-        key = new_secret()
-        python = str(project.path / ".venv/bin/python")
-        config = config_file(project, work / "config.yaml", {"rate_limit": {"requests": 10**9}})
-        env = api_env(
-            work,
-            database_url=postgres.url,
-            redis_url=redis.url,
-            API_KEYS=key,
-            CONFIG_FILE=str(config),
-        )
-        project.run(python, "-m", "alembic", "upgrade", "head", env=env)
-        port = free_port()
-        api = Process(
-            project,
-            [python, "-m", "app", "--host", "127.0.0.1", "--port", str(port)],
-            env,
-            work / "api.log",
-        )
+        key, env = migrated_env(project, work, postgres.url, redis.url)
+        api, port = our_api(project, env, work / "api.log")
         try:
             api.start()
             pinned(api)

@@ -199,6 +199,11 @@ def fake_openai() -> Iterator[FakeOpenAI]:
         yield server
 
 
+async def new_conversation_id(client: AsyncClient) -> str:
+    """Start an untitled conversation and return its id."""
+    return str((await client.post("/v1/conversations", json={})).json()["id"])
+
+
 @pytest.fixture
 async def openai_client(
     tmp_path: Path,

@@ -22,16 +22,12 @@ from app.core.http_metrics import HttpMetricsMiddleware
 from app.core.metrics import Metrics, _pool_counted
 from app.main import create_app
 from app.resources import open_resources
-from tests.conftest import API_KEY, free_port, make_settings, serve
+from tests.conftest import API_KEY, free_port, make_settings, new_conversation_id, serve
 from tests.fake_openai import USAGE, FakeOpenAI
 from tests.metrics import sample, scrape
 from tests.test_limits import SlowBody
 
 MESSAGES = "/v1/conversations/{conversation_id}/messages"
-
-
-async def _conversation(client: AsyncClient) -> str:
-    return str((await client.post("/v1/conversations", json={})).json()["id"])
 
 
 async def test_requests_are_counted_by_route_template_method_and_status(
@@ -89,7 +85,7 @@ async def test_a_request_in_progress_is_counted_until_it_ends(client: AsyncClien
 async def test_a_turn_counts_its_model_calls_tokens_and_tool_calls(
     openai_client: AsyncClient,
 ) -> None:
-    conversation = await _conversation(openai_client)
+    conversation = await new_conversation_id(openai_client)
     url = MESSAGES.format(conversation_id=conversation)
 
     reply = await openai_client.post(url, json={"content": "time?\n/tool current_time"})
@@ -112,7 +108,7 @@ async def test_a_turn_counts_its_model_calls_tokens_and_tool_calls(
 async def test_a_streamed_turn_is_counted_once_per_model_call(
     openai_client: AsyncClient,
 ) -> None:
-    conversation = await _conversation(openai_client)
+    conversation = await new_conversation_id(openai_client)
     url = MESSAGES.format(conversation_id=conversation)
 
     async with openai_client.stream(
@@ -129,7 +125,7 @@ async def test_a_streamed_turn_is_counted_once_per_model_call(
 async def test_a_failed_model_call_is_counted_as_an_error(
     openai_client: AsyncClient, fake_openai: FakeOpenAI
 ) -> None:
-    conversation = await _conversation(openai_client)
+    conversation = await new_conversation_id(openai_client)
     fake_openai.fail_with = 500
 
     reply = await openai_client.post(
@@ -143,7 +139,7 @@ async def test_a_failed_model_call_is_counted_as_an_error(
 
 
 async def test_tool_calls_are_counted_by_tool_and_outcome(client: AsyncClient) -> None:
-    conversation = await _conversation(client)
+    conversation = await new_conversation_id(client)
     lines = [
         "/tool current_time",
         "/tool read_file " + json.dumps({"file_id": "not-a-uuid"}),

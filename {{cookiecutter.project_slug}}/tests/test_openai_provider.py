@@ -6,19 +6,15 @@ import pytest
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tests.conftest import make_settings, serve
+from tests.conftest import make_settings, new_conversation_id, serve
 from tests.fake_openai import FakeOpenAI
 from tests.sse import named
-
-
-async def _conversation_id(client: AsyncClient) -> str:
-    return str((await client.post("/v1/conversations", json={})).json()["id"])
 
 
 async def test_reply_comes_from_the_endpoint_with_prompt_history_and_key(
     openai_client: AsyncClient, fake_openai: FakeOpenAI
 ) -> None:
-    conversation = await _conversation_id(openai_client)
+    conversation = await new_conversation_id(openai_client)
     url = f"/v1/conversations/{conversation}/messages"
 
     await openai_client.post(url, json={"content": "first"})
@@ -40,7 +36,7 @@ async def test_reply_comes_from_the_endpoint_with_prompt_history_and_key(
 async def test_streamed_reply_is_relayed_and_stored(
     openai_client: AsyncClient, fake_openai: FakeOpenAI
 ) -> None:
-    conversation = await _conversation_id(openai_client)
+    conversation = await new_conversation_id(openai_client)
 
     response = await openai_client.post(
         f"/v1/conversations/{conversation}/messages",
@@ -58,7 +54,7 @@ async def test_streamed_reply_is_relayed_and_stored(
 async def test_provider_failure_gives_502_and_keeps_the_user_message(
     openai_client: AsyncClient, fake_openai: FakeOpenAI
 ) -> None:
-    conversation = await _conversation_id(openai_client)
+    conversation = await new_conversation_id(openai_client)
     fake_openai.fail_with = 500
 
     response = await openai_client.post(
@@ -75,7 +71,7 @@ async def test_provider_failure_gives_502_and_keeps_the_user_message(
 async def test_stream_failure_sends_an_error_event_and_keeps_the_user_message(
     openai_client: AsyncClient, fake_openai: FakeOpenAI
 ) -> None:
-    conversation = await _conversation_id(openai_client)
+    conversation = await new_conversation_id(openai_client)
     fake_openai.fail_with = 503
 
     response = await openai_client.post(
@@ -96,7 +92,7 @@ async def test_unreachable_endpoint_gives_502(
     llm = {"provider": "openai", "base_url": "http://127.0.0.1:1/v1", "max_retries": 0}
     settings = make_settings(tmp_path, migrated, redis_url, llm=llm)
     async for client in serve(settings, connection):
-        conversation = await _conversation_id(client)
+        conversation = await new_conversation_id(client)
         response = await client.post(
             f"/v1/conversations/{conversation}/messages", json={"content": "hello?"}
         )
@@ -109,7 +105,7 @@ async def test_unreachable_endpoint_gives_502(
 async def test_tool_calls_go_over_the_tools_api_and_results_come_back(
     openai_client: AsyncClient, fake_openai: FakeOpenAI, stream: bool
 ) -> None:
-    conversation = await _conversation_id(openai_client)
+    conversation = await new_conversation_id(openai_client)
     headers = {"Accept": "text/event-stream"} if stream else {}
 
     response = await openai_client.post(
