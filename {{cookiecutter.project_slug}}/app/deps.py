@@ -2,7 +2,9 @@
 
 Every dependency is `async def`, even those that only read request.state: FastAPI runs a
 plain `def` dependency in a worker thread, and those hops cost the api a sixth of its
-time per request (py-spy, docs/performance.md).
+time per request (py-spy, docs/performance.md). The ones every /v1 request resolves
+(authorize, the session) read request.state themselves rather than through other
+dependencies: each dependency FastAPI resolves costs the request time of its own.
 """
 
 from collections.abc import AsyncIterator
@@ -26,17 +28,12 @@ async def get_app_settings(request: Request) -> Settings:
     return cast(Settings, request.state.settings)
 
 
-async def get_key_ring(request: Request) -> KeyRing:
-    return cast(KeyRing, request.state.keys)
-
-
 ResourcesDep = Annotated[Resources, Depends(get_resources)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
-KeyRingDep = Annotated[KeyRing, Depends(get_key_ring)]
 
 
-async def get_sessionmaker(resources: ResourcesDep) -> async_sessionmaker[AsyncSession]:
-    return resources.sessionmaker
+async def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
+    return cast(Resources, request.state.resources).sessionmaker
 
 
 SessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessionmaker)]
@@ -61,16 +58,14 @@ LLMDep = Annotated[LLMProvider, Depends(get_llm)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 
 
-async def authorize(
-    credentials: BearerCredentials,
-    keys: KeyRingDep,
-    settings: SettingsDep,
-    resources: ResourcesDep,
-) -> str:
+async def authorize(request: Request, credentials: BearerCredentials) -> str:
     """Accept a valid API key within its rate limit; return the owner its rows belong to."""
+    keys = cast(KeyRing, request.state.keys)
     owner = keys.owner(credentials.credentials) if credentials is not None else None
     if owner is None:
         raise unauthorized()
+    settings = cast(Settings, request.state.settings)
+    resources = cast(Resources, request.state.resources)
     limits = settings.config.rate_limit
     # Per owner: the old and new value of a key being rotated share one budget.
     verdict = await resources.rate_limiter.check(

@@ -1,9 +1,11 @@
+import asyncio
 import socket
 import time
 from dataclasses import replace
 from pathlib import Path
 
 from httpx import AsyncClient
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.core.config import Settings
@@ -105,3 +107,25 @@ async def test_a_silent_dependency_is_cut_off_at_the_budget(
     assert response.status_code == 503
     assert response.json()["checks"]["redis"]["error"] == "no answer within 0.5 s"
     assert elapsed < 1.5
+
+
+async def test_a_connection_the_server_closed_is_replaced_unseen(
+    settings: Settings, connection: AsyncConnection
+) -> None:
+    # What a database restart does to every pooled connection, done to one.
+    closed = asyncio.Event()
+    async with open_resources(settings, Metrics()) as resources:
+        async with resources.engine.connect() as pooled:
+            pid = await pooled.scalar(text("SELECT pg_backend_pid()"))
+            driver = (await pooled.get_raw_connection()).driver_connection
+            assert driver is not None
+            driver.add_termination_listener(lambda _: closed.set())
+        # The pool holds it now, idle, when the server ends it.
+        await connection.execute(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": pid})
+        await asyncio.wait_for(closed.wait(), timeout=5)
+        result = await timed_check(lambda: check_database(resources), 5.0)
+        async with resources.engine.connect() as pooled:
+            new_pid = await pooled.scalar(text("SELECT pg_backend_pid()"))
+
+    assert result.status == "connected"
+    assert new_pid != pid

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from redis.exceptions import RedisError
 from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import ProgrammingError, SQLAlchemyError
 
 from app.health.schemas import CheckResult
 from app.resources import Resources
@@ -60,9 +60,12 @@ def _forget(task: "asyncio.Task[None]") -> None:
 async def check_database(resources: Resources) -> None:
     """Query the database and require the schema to be at the Alembic head."""
     async with resources.engine.connect() as connection:
+        # One statement needs no transaction: in autocommit it is one round trip, where
+        # BEGIN and ROLLBACK around it would make three.
+        await connection.execution_options(isolation_level="AUTOCOMMIT")
         try:
             revision = await connection.scalar(text("SELECT version_num FROM alembic_version"))
-        except SQLAlchemyError as exc:
+        except ProgrammingError as exc:  # no such table; a lost connection is "unreachable"
             raise CheckFailedError("schema not migrated; run alembic upgrade head") from exc
     if revision != resources.schema_head:
         raise CheckFailedError("schema not at head; run alembic upgrade head")
