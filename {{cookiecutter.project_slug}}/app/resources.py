@@ -21,6 +21,7 @@ from app.core.ratelimit import RateLimiter
 from app.llm.base import LLMProvider
 from app.llm.factory import create_provider
 from app.llm.metered import MeteredProvider
+from app.runs.streams import EventStreams
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 DB_CONNECT_TIMEOUT_SECONDS = 5.0
@@ -38,6 +39,8 @@ class Resources:
     # Where the api puts background runs for the workers.
     queue: ListQueueBroker
     metrics: Metrics
+    # The run event streams open in this process.
+    event_streams: EventStreams
 
 
 def create_redis(url: str, *, timeout: float) -> "Redis":
@@ -84,6 +87,11 @@ async def open_resources(settings: Settings, metrics: Metrics) -> AsyncIterator[
                 limiter,
                 queue,
                 metrics,
+                EventStreams(
+                    settings.config.worker.max_event_streams,
+                    settings.config.worker.max_event_streams_per_key,
+                    metrics,
+                ),
             )
     finally:
         await queue.shutdown()

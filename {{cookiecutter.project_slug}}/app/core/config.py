@@ -85,6 +85,10 @@ class WorkerConfig(_Section):
     # (a client resumes with Last-Event-ID).
     events_poll_seconds: PositiveFloat = 0.5
     events_stream_seconds: PositiveFloat = 300.0
+    # Event streams one api process keeps open at once, in all (more answer 503) and per
+    # key (more answer 429), both with Retry-After: each stream polls the database.
+    max_event_streams: PositiveInt = Field(default=100, le=10_000)
+    max_event_streams_per_key: PositiveInt = Field(default=4, le=1000)
 
 
 class UploadsConfig(_Section):

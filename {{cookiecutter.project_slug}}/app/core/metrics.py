@@ -40,7 +40,13 @@ HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 LLM_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120)
 TOOL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 AdmissionReason = Literal[
-    "too_large", "body_timeout", "bodies_in_flight", "uploads_in_flight", "key_uploads_in_flight"
+    "too_large",
+    "body_timeout",
+    "bodies_in_flight",
+    "uploads_in_flight",
+    "key_uploads_in_flight",
+    "event_streams",
+    "key_event_streams",
 ]
 RedisOperation = Literal["rate_limit", "enqueue", "health", "sweep"]
 Outcome = Literal["ok", "error", "cancelled"]

@@ -4,12 +4,13 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, status
 from fastapi.exceptions import RequestValidationError
 from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.types import Receive, Scope, Send
 
 from app.conversations import service as conversations
 from app.conversations.router import KEEP_ALIVE_SECONDS, LINE_END, existing, unknown_files
@@ -66,12 +67,14 @@ async def run_events(
     owner: OwnerDep,
     sessionmaker: SessionmakerDep,
     settings: SettingsDep,
+    resources: ResourcesDep,
     last_event_id: Annotated[int, Header(ge=0)] = 0,
 ) -> EventSourceResponse:
     """The run's events as SSE (running, tool_call, tool_result, retrying, requeued, then done
     or error), each with an id: reconnect with Last-Event-ID to get only what came after."""
     run = await _existing(session, owner, run_id)
     await session.close()
+    give_back = resources.event_streams.take(owner)
     config = settings.config.worker
 
     async def events() -> AsyncIterator[ServerSentEvent]:
@@ -91,7 +94,22 @@ async def run_events(
             if not found:
                 await asyncio.sleep(config.events_poll_seconds)
 
-    return EventSourceResponse(events(), ping=KEEP_ALIVE_SECONDS, sep=LINE_END)
+    return _HeldStream(events(), give_back, ping=KEEP_ALIVE_SECONDS, sep=LINE_END)
+
+
+class _HeldStream(EventSourceResponse):
+    """An event stream that gives its slot back when it ends, however it ends: the events
+    generator's own `finally` would not run for a client gone before the first event."""
+
+    def __init__(self, content: Any, give_back: Callable[[], None], **options: Any) -> None:
+        super().__init__(content, **options)
+        self._give_back = give_back
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._give_back()
 
 
 async def _existing(session: SessionDep, owner: str, run_id: uuid.UUID) -> Run:
