@@ -11,7 +11,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, get_type_hints
 
 from pydantic import BaseModel, ValidationError
@@ -44,10 +44,13 @@ class Tool[A: BaseModel]:
     description: str
     arguments: type[A]
     run: Callable[[A, ToolContext], Awaitable[str]]
+    # Built once: generating the JSON schema on every model call cost an echo turn an
+    # eighth of its time (docs/performance.md).
+    spec: ToolSpec = field(init=False)
 
-    @property
-    def spec(self) -> ToolSpec:
-        return ToolSpec(self.name, self.description, self.arguments.model_json_schema())
+    def __post_init__(self) -> None:
+        spec = ToolSpec(self.name, self.description, self.arguments.model_json_schema())
+        object.__setattr__(self, "spec", spec)
 
 
 def tool[A: BaseModel](function: Callable[[A, ToolContext], Awaitable[str]]) -> Tool[A]:
