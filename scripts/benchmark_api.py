@@ -5,11 +5,12 @@
 Renders and installs the default project, starts real PostgreSQL and Redis from the machine's
 binaries, migrates, then starts two servers pinned to CPU 0 (`taskset -c 0`): the generated api
 exactly as its image starts it (`python -m app`), and scripts/benchmark_baseline.py under the
-same uvicorn. wrk, pinned to CPU 1, loads one endpoint of one server at a time (a warm-up, then
-the measured run), ours and the baseline's in turn. Prints a Markdown table for
-docs/performance.md: throughput, the ratio ours / baseline with its target, p50 and p99 latency,
-and the api's resident memory idle and right after the load. Speed is measured here, never
-asserted by a test.
+same uvicorn (and a third: the api with metrics off). wrk, pinned to CPU 1, loads one endpoint of
+one server at a time: a warm-up of each side, then rounds (--rounds, 3) of a measured run of
+ours and one of the other side, back to back, since the machine's speed drifts. Prints a
+Markdown table for docs/performance.md: medians of throughput and of the per-round ratio ours /
+baseline (with its range and target), p50 and p99 latency, and the api's resident memory idle
+and right after the load. Speed is measured here, never asserted by a test.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from __future__ import annotations
 import argparse
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -105,11 +107,17 @@ def pinned(process: Process) -> None:
     )
 
 
-def options(description: str, connections: int) -> argparse.Namespace:
+def options(
+    description: str, connections: int, *, seconds: int = 10, rounds: bool = False
+) -> argparse.Namespace:
     """The command line every api benchmark takes; stops when wrk or taskset is missing."""
     parser = argparse.ArgumentParser(description=description.split("\n")[0])
-    parser.add_argument("--seconds", type=int, default=10, help="measured run per endpoint")
+    parser.add_argument("--seconds", type=int, default=seconds, help="measured run per endpoint")
     parser.add_argument("--connections", type=int, default=connections)
+    if rounds:
+        parser.add_argument(
+            "--rounds", type=int, default=3, help="alternating measured runs of each side"
+        )
     parsed = parser.parse_args()
     for tool in ("wrk", "taskset"):
         if shutil.which(tool) is None:
@@ -133,12 +141,12 @@ def rendered_with_servers() -> Iterator[tuple[Path, Project, PostgresServer, Red
 
 
 def main() -> None:
-    parsed = options(__doc__ or "", connections=16)
+    parsed = options(__doc__ or "", connections=16, seconds=5, rounds=True)
     with rendered_with_servers() as (work, project, postgres, redis):
         rows = measure(project, work, postgres.url, redis.url, parsed)
     print(
-        f"## {datetime.now(UTC):%Y-%m-%d}, {parsed.seconds} s per run, "
-        f"{parsed.connections} connections\n"
+        f"## {datetime.now(UTC):%Y-%m-%d}, {parsed.rounds} rounds of {parsed.seconds} s per "
+        f"side, {parsed.connections} connections (medians; the ratio's range in brackets)\n"
     )
     print(
         "| pair | ours req/s | baseline req/s | ratio | target | ours p50 / p99 ms "
@@ -147,6 +155,33 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for row in rows:
         print(row)
+
+
+def _round(sides: list[tuple[str, Path]], options: argparse.Namespace) -> tuple[Result, Result]:
+    """One measured run of ours, then one of the other side, back to back."""
+    mine, theirs = (
+        load(url, script, options.seconds, options.connections) for url, script in sides
+    )
+    return mine, theirs
+
+
+def _row(pair: Pair, rounds: list[tuple[Result, Result]]) -> str:
+    """The pair's medians over the rounds; the machine's speed drifts between runs, so each
+    ratio is taken within one round, seconds apart, and their range is shown too."""
+    ratios = [mine.requests_per_second / theirs.requests_per_second for mine, theirs in rounds]
+
+    def median(values: Iterable[float]) -> float:
+        return statistics.median(values)
+
+    mine = [m for m, _ in rounds]
+    theirs = [t for _, t in rounds]
+    return (
+        f"| {pair.name} | {median(r.requests_per_second for r in mine):.0f} | "
+        f"{median(r.requests_per_second for r in theirs):.0f} | "
+        f"{median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f}) | >= {pair.target} | "
+        f"{median(r.p50_ms for r in mine):.1f} / {median(r.p99_ms for r in mine):.1f} | "
+        f"{median(r.p50_ms for r in theirs):.1f} / {median(r.p99_ms for r in theirs):.1f} |"
+    )
 
 
 def venv_python(project: Project) -> str:
@@ -261,8 +296,8 @@ def measure(
             ),
         ]
         for pair in pairs:
-            results = []
             other = baseline_port if pair.against == "baseline" else unmetered_port
+            sides = []
             for port, (method, path, body), headers in (
                 (ours_port, pair.ours, auth),
                 (other, pair.baseline, {}),
@@ -270,15 +305,8 @@ def measure(
                 script = wrk_script(method, body, headers, work)
                 url = f"http://127.0.0.1:{port}{path}"
                 load(url, script, 3, options.connections)  # warm-up
-                results.append(load(url, script, options.seconds, options.connections))
-            mine, theirs = results
-            ratio = mine.requests_per_second / theirs.requests_per_second
-            rows.append(
-                f"| {pair.name} | {mine.requests_per_second:.0f} | "
-                f"{theirs.requests_per_second:.0f} | {ratio:.2f} | >= {pair.target} | "
-                f"{mine.p50_ms:.1f} / {mine.p99_ms:.1f} | "
-                f"{theirs.p50_ms:.1f} / {theirs.p99_ms:.1f} |"
-            )
+                sides.append((url, script))
+            rows.append(_row(pair, [_round(sides, options) for _ in range(options.rounds)]))
         loaded = resident_mb(ours.popen.pid)
         rows.append(
             f"| api resident memory | idle {idle:.0f} MB | after the load {loaded:.0f} MB | | | | |"
