@@ -231,14 +231,16 @@ STREAM_KEYS = ("stream-key-one", "stream-key-two")
 async def _streams_at_once(
     tmp_path: Path, migrated: str, redis_url: str, worker: dict[str, Any], per_key: int
 ) -> tuple[list[int], list[int], list[Any], dict[str, float], int]:
-    """Open per_key streams of each key at once on runs no worker executes (each stream
-    lasts events_stream_seconds); then statuses by key, the refusals, and a stream after."""
+    """Open per_key + 1 streams of each key at once on runs no worker executes; each that is
+    let in stays open events_stream_seconds (3 s, ample for the others to arrive meanwhile).
+    Return the statuses by key, the refused answers, the refusals counted, and the status of
+    a stream opened after they all ended."""
     settings = make_settings(
         tmp_path,
         migrated,
         redis_url,
         api_keys=",".join(STREAM_KEYS),
-        worker={"events_stream_seconds": 1, **worker},
+        worker={"events_stream_seconds": 3, **worker},
     )
     headers = [{"Authorization": f"Bearer {key}"} for key in STREAM_KEYS]
     async for client in serve(settings, None, api_key=STREAM_KEYS[0]):
