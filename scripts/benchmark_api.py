@@ -22,7 +22,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -169,10 +169,7 @@ def _row(pair: Pair, rounds: list[tuple[Result, Result]]) -> str:
     """The pair's medians over the rounds; the machine's speed drifts between runs, so each
     ratio is taken within one round, seconds apart, and their range is shown too."""
     ratios = [mine.requests_per_second / theirs.requests_per_second for mine, theirs in rounds]
-
-    def median(values: Iterable[float]) -> float:
-        return statistics.median(values)
-
+    median = statistics.median
     mine = [m for m, _ in rounds]
     theirs = [t for _, t in rounds]
     return (

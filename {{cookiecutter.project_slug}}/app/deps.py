@@ -33,7 +33,7 @@ SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
 
 async def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
-    return cast(Resources, request.state.resources).sessionmaker
+    return (await get_resources(request)).sessionmaker
 
 
 SessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessionmaker)]
@@ -64,8 +64,7 @@ async def authorize(request: Request, credentials: BearerCredentials) -> str:
     owner = keys.owner(credentials.credentials) if credentials is not None else None
     if owner is None:
         raise unauthorized()
-    settings = cast(Settings, request.state.settings)
-    resources = cast(Resources, request.state.resources)
+    settings, resources = await get_app_settings(request), await get_resources(request)
     limits = settings.config.rate_limit
     # Per owner: the old and new value of a key being rotated share one budget.
     verdict = await resources.rate_limiter.check(

@@ -199,9 +199,9 @@ def fake_openai() -> Iterator[FakeOpenAI]:
         yield server
 
 
-async def new_conversation_id(client: AsyncClient) -> str:
-    """Start an untitled conversation and return its id."""
-    return str((await client.post("/v1/conversations", json={})).json()["id"])
+async def new_conversation_id(client: AsyncClient, **request: Any) -> str:
+    """Start an untitled conversation (with the request options given) and return its id."""
+    return str((await client.post("/v1/conversations", json={}, **request)).json()["id"])
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from app.core.config import Settings, UploadsConfig
 from app.core.metrics import AdmissionReason
 from app.files import storage
 from app.main import create_app
-from tests.conftest import OTHER_API_KEY, make_settings, serve
+from tests.conftest import OTHER_API_KEY, make_settings, new_conversation_id, serve
 from tests.metrics import sample, scrape
 
 AS_OTHER = {"Authorization": f"Bearer {OTHER_API_KEY}"}
@@ -247,8 +247,7 @@ async def _streams_at_once(
         urls, conversations = [], []
         try:
             for auth in headers:
-                conversation = await client.post("/v1/conversations", json={}, headers=auth)
-                conversations.append((conversation.json()["id"], auth))
+                conversations.append((await new_conversation_id(client, headers=auth), auth))
                 run = await client.post(
                     f"/v1/conversations/{conversations[-1][0]}/runs",
                     json={"content": "waits in the queue"},

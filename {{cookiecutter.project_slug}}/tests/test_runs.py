@@ -24,7 +24,7 @@ from app.llm.base import ChatMessage
 from app.llm.echo import EchoProvider
 from app.runs.execution import Executor, LeaseLostError, RunRecorder
 from app.runs.models import Run
-from tests.conftest import OTHER_API_KEY, make_settings, serve
+from tests.conftest import OTHER_API_KEY, make_settings, new_conversation_id, serve
 from tests.metrics import sample
 from tests.sse import events
 
@@ -53,7 +53,7 @@ async def executor(
 
 
 async def _start(client: AsyncClient, content: str) -> dict[str, Any]:
-    conversation = (await client.post("/v1/conversations", json={})).json()["id"]
+    conversation = await new_conversation_id(client)
     response = await client.post(
         f"/v1/conversations/{conversation}/runs", json={"content": content}
     )

@@ -56,6 +56,26 @@ class Slots:
         self.taken -= 1
 
 
+class SlotsByKey:
+    """A Slots of the same limit for each key, so that one key cannot take every slot; a
+    key's entry is made on first use and dropped once none of its slots is taken."""
+
+    def __init__(self, limit: int, status: int, detail: str, reason: AdmissionReason) -> None:
+        self.limit, self.status, self.detail, self.reason = limit, status, detail, reason
+        self.by_key: dict[str, Slots] = {}
+
+    def of(self, key: str) -> Slots:
+        slots = self.by_key.get(key)
+        if slots is None:
+            slots = self.by_key[key] = Slots(self.limit, self.status, self.detail, self.reason)
+        return slots
+
+    def forget_idle(self, key: str) -> None:
+        slots = self.by_key.get(key)
+        if slots is not None and slots.taken == 0:
+            del self.by_key[key]
+
+
 class _BodyRefusedError(Exception):
     def __init__(self, status: int, detail: str, reason: AdmissionReason) -> None:
         super().__init__(detail)
@@ -81,8 +101,13 @@ class AdmissionMiddleware:
         bodies, uploads = limits.max_bodies_in_flight, limits.max_uploads_in_flight
         self.bodies = Slots(bodies, 503, _busy("requests with a body", bodies), "bodies_in_flight")
         self.uploads = Slots(uploads, 503, _busy("uploads", uploads), "uploads_in_flight")
-        # So that one key cannot take every upload slot; entries go when their count is 0.
-        self.uploads_by_owner: dict[str, Slots] = {}
+        per_key = limits.max_uploads_per_key
+        self.uploads_by_owner = SlotsByKey(
+            per_key,
+            429,
+            f"too many uploads of this key in progress (limit {per_key}); retry shortly",
+            "key_uploads_in_flight",
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = Headers(scope=scope) if scope["type"] == "http" else None
@@ -103,7 +128,7 @@ class AdmissionMiddleware:
             return
         slots = [self.bodies]
         if upload:
-            slots += [self._owner_uploads(owner), self.uploads] if owner else [self.uploads]
+            slots += [self.uploads_by_owner.of(owner), self.uploads] if owner else [self.uploads]
         taken: list[Slots] = []
         try:
             for slot in slots:
@@ -115,19 +140,12 @@ class AdmissionMiddleware:
         finally:
             for slot in taken:
                 slot.give_back()
-            if owner in self.uploads_by_owner and self.uploads_by_owner[owner].taken == 0:
-                del self.uploads_by_owner[owner]
+            if owner is not None:
+                self.uploads_by_owner.forget_idle(owner)
 
     def _owner(self, headers: Headers) -> str | None:
         scheme, _, token = headers.get("authorization", "").partition(" ")
         return self.keys.owner(token.strip()) if scheme.lower() == "bearer" else None
-
-    def _owner_uploads(self, owner: str) -> Slots:
-        limit = self.limits.max_uploads_per_key
-        detail = f"too many uploads of this key in progress (limit {limit}); retry shortly"
-        return self.uploads_by_owner.setdefault(
-            owner, Slots(limit, 429, detail, "key_uploads_in_flight")
-        )
 
     async def _admit(self, scope: Scope, send: Send, body: "_Body") -> None:
         started = False

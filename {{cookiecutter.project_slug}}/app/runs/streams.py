@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from fastapi import HTTPException
 
-from app.core.admission import BUSY_RETRY_AFTER_SECONDS, Slots
+from app.core.admission import BUSY_RETRY_AFTER_SECONDS, Slots, SlotsByKey
 from app.core.metrics import Metrics
 
 
@@ -22,20 +22,23 @@ class EventStreams:
             f"too many event streams open (limit {limit}); retry shortly",
             "event_streams",
         )
-        self.per_key = per_key
+        self.by_owner = SlotsByKey(
+            per_key,
+            429,
+            f"too many event streams of this key open (limit {per_key}); retry shortly",
+            "key_event_streams",
+        )
         self.metrics = metrics
-        # Entries go when their count is 0.
-        self.by_owner: dict[str, Slots] = {}
 
     def take(self, owner: str) -> Callable[[], None]:
         """Take a slot for one of owner's streams and return what gives it back, or refuse."""
-        mine = self.by_owner.setdefault(owner, self._key_slots())
+        mine = self.by_owner.of(owner)
         taken: list[Slots] = []
         for slots in (mine, self.all):
             if not slots.try_take():
                 for held in taken:
                     held.give_back()
-                self._forget(owner)
+                self.by_owner.forget_idle(owner)
                 self.metrics.admission_refused(slots.reason)
                 raise HTTPException(
                     slots.status,
@@ -47,14 +50,6 @@ class EventStreams:
         def give_back() -> None:
             for held in taken:
                 held.give_back()
-            self._forget(owner)
+            self.by_owner.forget_idle(owner)
 
         return give_back
-
-    def _key_slots(self) -> Slots:
-        detail = f"too many event streams of this key open (limit {self.per_key}); retry shortly"
-        return Slots(self.per_key, 429, detail, "key_event_streams")
-
-    def _forget(self, owner: str) -> None:
-        if owner in self.by_owner and self.by_owner[owner].taken == 0:
-            del self.by_owner[owner]
