@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.core.config import Settings
 from app.core.metrics import Metrics
 from app.core.security import BearerCredentials, KeyRing, unauthorized
+from app.flows.turns import Agent
 from app.llm.base import LLMProvider
 from app.resources import Resources
 
@@ -53,9 +54,16 @@ async def get_metrics(resources: ResourcesDep) -> Metrics:
     return resources.metrics
 
 
+async def get_agent(request: Request, sessionmaker: SessionmakerDep) -> Agent:
+    """The agent over this process's resources, writing through the request's sessionmaker."""
+    resources = await get_resources(request)
+    return Agent(await get_app_settings(request), sessionmaker, resources.llm, resources.metrics)
+
+
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 LLMDep = Annotated[LLMProvider, Depends(get_llm)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+AgentDep = Annotated[Agent, Depends(get_agent)]
 
 
 async def authorize(request: Request, credentials: BearerCredentials) -> str:

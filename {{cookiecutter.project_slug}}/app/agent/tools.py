@@ -32,7 +32,8 @@ class ToolContext:
     """What a tool may reach: the caller's rows only, through the owner and conversation."""
 
     owner: str
-    conversation_id: uuid.UUID
+    # None for a turn over messages a request carries (the OpenAI-compatible endpoint).
+    conversation_id: uuid.UUID | None
     config: AgentConfig
     # The text of a file attached to this conversation (ToolError for any other id).
     read_attached: Callable[[uuid.UUID], Awaitable[str]]

@@ -19,9 +19,7 @@ from app.agent.loop import (
     TokenEvent,
     ToolCallEvent,
     ToolResultEvent,
-    Turn,
 )
-from app.agent.registry import registry_for
 from app.conversations import service
 from app.conversations.models import Conversation, Message
 from app.conversations.schemas import (
@@ -35,7 +33,7 @@ from app.conversations.schemas import (
     ToolCallOut,
     UsageOut,
 )
-from app.deps import LLMDep, MetricsDep, OwnerDep, SessionDep, SessionmakerDep, SettingsDep
+from app.deps import AgentDep, OwnerDep, SessionDep
 
 router = APIRouter(prefix="/conversations", tags=["conversations"])
 logger = logging.getLogger(__name__)
@@ -113,10 +111,7 @@ async def send_message(
     request: Request,
     session: SessionDep,
     owner: OwnerDep,
-    sessionmaker: SessionmakerDep,
-    settings: SettingsDep,
-    provider: LLMDep,
-    metrics: MetricsDep,
+    agent: AgentDep,
 ) -> Exchange | EventSourceResponse:
     """Send a message; the agent answers, calling tools as it needs (SSE with
     Accept: text/event-stream: token, tool_call, tool_result, then done or error)."""
@@ -127,18 +122,9 @@ async def send_message(
         )
     except service.UnknownFilesError as exc:
         raise RequestValidationError(unknown_files(body, exc)) from None
-    history = await service.build_context(
-        session=session,
-        conversation=conversation,
-        llm_config=settings.config.llm,
-        uploads_dir=settings.uploads_dir,
-    )
-    tools = service.tool_context(
-        owner=owner, conversation_id=conversation.id, sessionmaker=sessionmaker, settings=settings
-    )
-    recorder = service.ConversationRecorder(sessionmaker, conversation.id)
-    agent = settings.config.agent
-    turn = Turn(provider, registry_for(agent, metrics), tools, recorder, agent.max_steps)
+    history = await agent.history(session, conversation)
+    recorder = service.ConversationRecorder(agent.sessionmaker, conversation.id)
+    turn = agent.turn(owner=owner, conversation_id=conversation.id, recorder=recorder)
     user_out = MessageOut.model_validate(user_message)
     # Hand the connection back now rather than hold it through the model's calls; each
     # step is stored with a session of its own.

@@ -49,13 +49,15 @@ class ConversationRecorder:
 def tool_context(
     *,
     owner: str,
-    conversation_id: uuid.UUID,
+    conversation_id: uuid.UUID | None,
     sessionmaker: async_sessionmaker[AsyncSession],
     settings: Settings,
 ) -> ToolContext:
-    """What the tools of a turn on this conversation may reach."""
+    """What the tools of a turn on this conversation (or on none) may reach."""
 
     async def read_attached(file_id: uuid.UUID) -> str:
+        if conversation_id is None:
+            raise ToolError("no files are attached to this turn")
         async with sessionmaker() as session:
             # Attached here, and the owner's: the same answer for any other id.
             attached = await session.scalar(

@@ -19,14 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from taskiq_redis import ListQueueBroker
 
 from app.agent.loop import DoneEvent, ErrorEvent, StopReason, Turn
-from app.agent.registry import registry_for
 from app.agent.tools import ToolResult
-from app.conversations import service as conversations
 from app.conversations.models import Conversation, Message
 from app.conversations.schemas import MessageOut
 from app.core.config import Settings
 from app.core.metrics import Metrics
 from app.core.queue import enqueue
+from app.flows.turns import Agent
 from app.llm.base import ChatMessage, Completion, LLMProvider, ToolCall
 from app.runs import service
 from app.runs.models import STATUSES, Run
@@ -53,6 +52,10 @@ class Executor:
 
     def __post_init__(self) -> None:
         self.idle.set()
+
+    @property
+    def agent(self) -> Agent:
+        return Agent(self.settings, self.sessionmaker, self.llm, self.metrics)
 
     @property
     def lease(self) -> timedelta:
@@ -99,27 +102,20 @@ class Executor:
         try:
             async with self.sessionmaker() as session:
                 conversation = await session.get_one(Conversation, run.conversation_id)
-                history = await conversations.build_context(
-                    session=session,
-                    conversation=conversation,
-                    llm_config=self.settings.config.llm,
-                    uploads_dir=self.settings.uploads_dir,
-                )
+                history = await self.agent.history(session, conversation)
                 taken = await session.scalar(
                     select(func.count())
                     .select_from(Message)
                     .where(Message.run_id == run.id, Message.role == "assistant")
                 )
-            tools = conversations.tool_context(
+            # Steps of earlier attempts count: a retried run does not get max_steps anew.
+            steps = max(self.settings.config.agent.max_steps - (taken or 0), 0)
+            turn = self.agent.turn(
                 owner=run.owner,
                 conversation_id=run.conversation_id,
-                sessionmaker=self.sessionmaker,
-                settings=self.settings,
+                recorder=recorder,
+                max_steps=steps,
             )
-            agent = self.settings.config.agent
-            # Steps of earlier attempts count: a retried run does not get max_steps anew.
-            steps = max(agent.max_steps - (taken or 0), 0)
-            turn = Turn(self.llm, registry_for(agent, self.metrics), tools, recorder, steps)
             work = asyncio.create_task(self._finish(turn, history, recorder))
             keeper = asyncio.create_task(self._keep_lease(recorder, work))
             try:

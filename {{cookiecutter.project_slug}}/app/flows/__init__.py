@@ -1,0 +1,1 @@
+"""Use cases that span domains: above conversations, runs and the agent, below the routers."""
