@@ -10,11 +10,14 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import openai
 import pytest
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.core.config import ConfigError, load_settings
+from app.llm.base import ChatMessage, ToolSpec
+from app.llm.openai_compatible import OpenAICompatibleProvider
 from tests.conftest import free_port, make_settings, new_conversation_id, serve
 from tests.fake_openai import FakeOpenAI
 from tests.mcp_server import McpTestServer
@@ -238,6 +241,20 @@ async def test_openai_gets_wire_safe_names_and_we_keep_ours(
     assert sent_back == "docs_add"
     assert stored[1]["tool_calls"][0]["name"] == "docs.add"
     assert stored[2]["content"] == "3"
+
+
+async def test_names_that_would_meet_on_the_wire_stay_apart(fake_openai: FakeOpenAI) -> None:
+    client = openai.AsyncOpenAI(api_key="k", base_url=fake_openai.base_url, max_retries=0)
+    provider = OpenAICompatibleProvider(client, "test-model")
+    names = ["docs.a_b", "docs_a_b", "docs.a.b", "long." + "x" * 70]
+    specs = [ToolSpec(name, "a tool", {"type": "object"}) for name in names]
+
+    completion = await provider.complete([ChatMessage("user", "/tool docs_a_b_2 {}")], specs)
+    await provider.aclose()
+
+    offered = [tool["function"]["name"] for tool in fake_openai.requests[0]["tools"]]
+    assert offered == ["docs_a_b_2", "docs_a_b", "docs_a_b_3", "long_" + "x" * 59]
+    assert completion.tool_calls[0].name == "docs.a_b"
 
 
 @pytest.mark.parametrize(
