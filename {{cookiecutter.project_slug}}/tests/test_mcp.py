@@ -115,10 +115,22 @@ async def test_a_turn_calls_an_mcp_tool_and_its_result_reaches_the_reply(
     assert sample(await scrape(client), "agent_tool_calls_total", tool="docs.add", outcome="ok")
 
 
-async def test_tools_outside_the_allowlist_cannot_be_called(client: AsyncClient) -> None:
-    results = await tool_results(client, call("docs.secret"), call("docs.add", a=2, b=2))
+async def test_tools_outside_the_allowlist_cannot_be_called(
+    tmp_path: Path,
+    migrated: str,
+    redis_url: str,
+    connection: AsyncConnection,
+    mcp_server: McpTestServer,
+    token_file: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    entry = docs(mcp_server.url, token_file, tools=["add", "substract"])
+    async for client in api(tmp_path, migrated, redis_url, connection, entry):
+        results = await tool_results(client, call("docs.secret"), call("docs.add", a=2, b=2))
 
     assert results == ["error: no tool named 'docs.secret'", "4"]
+    assert "MCP server docs offers add" in caplog.messages
+    assert "MCP server docs lists no tool substract" in caplog.messages
 
 
 async def test_a_failing_mcp_tool_answers_the_model_and_the_turn_goes_on(

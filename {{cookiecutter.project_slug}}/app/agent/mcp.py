@@ -17,6 +17,7 @@ from typing import Protocol
 
 from app.agent.tools import SchemaTool, ToolError
 from app.core.config import AgentConfig
+from app.core.mcp_config import EVERY_TOOL
 
 logger = logging.getLogger(__name__)
 
@@ -51,18 +52,23 @@ class McpTools:
         self._servers = servers
         self._timeout = config.tool_timeout_seconds
         self._refresh_seconds = config.mcp_refresh_seconds
+        self._allowlists = {server.name: server.tools for server in config.mcp_servers}
+        # The tool names each server offered at the last listing, to log only changes.
+        self._offered: dict[str, frozenset[str]] = {}
         self.listing = McpListing()
 
     async def refresh(self) -> None:
         """List every server at once; each gets agent.tool_timeout_seconds."""
         found = await asyncio.gather(*(self._list(server) for server in self._servers))
-        tools = tuple(tool for result in found if not isinstance(result, str) for tool in result)
-        unavailable = {
-            server.name: result
-            for server, result in zip(self._servers, found, strict=True)
-            if isinstance(result, str)
+        listed = {s.name: r for s, r in zip(self._servers, found, strict=True)}
+        unavailable = {name: r for name, r in listed.items() if isinstance(r, str)}
+        offered = {
+            name: frozenset(tool.spec.name.removeprefix(f"{name}.") for tool in tools)
+            for name, tools in listed.items()
+            if not isinstance(tools, str)
         }
-        self._report(unavailable)
+        self._report(offered, unavailable)
+        tools = tuple(tool for result in found if not isinstance(result, str) for tool in result)
         self.listing = McpListing(tools, unavailable)
 
     async def refresh_forever(self) -> None:
@@ -83,14 +89,23 @@ class McpTools:
         except McpError as exc:
             return exc.reason
 
-    def _report(self, unavailable: Mapping[str, str]) -> None:
+    def _report(
+        self, offered: Mapping[str, frozenset[str]], unavailable: Mapping[str, str]
+    ) -> None:
         # Once per change, not once per refresh: a server down for a day is one warning.
         before = self.listing.unavailable
         for name, reason in unavailable.items():
             if before.get(name) != reason:
                 logger.warning("MCP server %s %s: its tools are not offered", name, reason)
-        for name in before.keys() - unavailable.keys():
-            logger.info("MCP server %s is listed again", name)
+        for name, tools in offered.items():
+            if self._offered.get(name) != tools:
+                logger.info("MCP server %s offers %s", name, ", ".join(sorted(tools)) or "no tools")
+                # A misspelt allowlist entry would otherwise hide a tool without a word.
+                if missing := sorted(
+                    self._allowlists.get(name, frozenset()) - tools - {EVERY_TOOL}
+                ):
+                    logger.warning("MCP server %s lists no tool %s", name, ", ".join(missing))
+        self._offered = dict(offered)
 
 
 @asynccontextmanager
