@@ -6,13 +6,14 @@ The echo provider calls one tool per `/tool NAME {json}` line; MCP tools are "se
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
 from httpx import AsyncClient
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.core.config import ConfigError, load_settings
@@ -54,32 +55,31 @@ def docs(url: str, token_file: Path | None, tools: list[str] = ALLOWED) -> dict[
     return entry | ({"token_file": str(token_file)} if token_file else {})
 
 
-async def api(
-    tmp_path: Path,
-    migrated: str,
-    redis_url: str,
-    connection: AsyncConnection,
-    *servers: dict[str, Any],
-    **agent: Any,
-) -> AsyncIterator[AsyncClient]:
-    settings = make_settings(
-        tmp_path, migrated, redis_url, agent={"mcp_servers": list(servers), **agent}
-    )
-    async for client in serve(settings, connection):
-        yield client
+type Start = Callable[..., AsyncIterator[AsyncClient]]
+
+
+@pytest.fixture
+def start(
+    tmp_path: Path, migrated: str, redis_url: str, connection: AsyncConnection, redis: Redis
+) -> Start:
+    """Start an api with these MCP servers (and other agent or llm settings) for `async for`;
+    Redis is flushed first (rate limits)."""
+
+    def started(
+        *servers: dict[str, Any], llm: dict[str, Any] | None = None, **agent: Any
+    ) -> AsyncIterator[AsyncClient]:
+        agent["mcp_servers"] = list(servers)
+        config: dict[str, Any] = {"agent": agent} | ({"llm": llm} if llm else {})
+        return serve(make_settings(tmp_path, migrated, redis_url, **config), connection)
+
+    return started
 
 
 @pytest.fixture
 async def client(
-    tmp_path: Path,
-    migrated: str,
-    redis_url: str,
-    connection: AsyncConnection,
-    mcp_server: McpTestServer,
-    token_file: Path,
+    start: Start, mcp_server: McpTestServer, token_file: Path
 ) -> AsyncIterator[AsyncClient]:
-    entry = docs(mcp_server.url, token_file)
-    async for client in api(tmp_path, migrated, redis_url, connection, entry):
+    async for client in start(docs(mcp_server.url, token_file)):
         yield client
 
 
@@ -116,16 +116,13 @@ async def test_a_turn_calls_an_mcp_tool_and_its_result_reaches_the_reply(
 
 
 async def test_tools_outside_the_allowlist_cannot_be_called(
-    tmp_path: Path,
-    migrated: str,
-    redis_url: str,
-    connection: AsyncConnection,
+    start: Start,
     mcp_server: McpTestServer,
     token_file: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     entry = docs(mcp_server.url, token_file, tools=["add", "substract"])
-    async for client in api(tmp_path, migrated, redis_url, connection, entry):
+    async for client in start(entry):
         results = await tool_results(client, call("docs.secret"), call("docs.add", a=2, b=2))
 
     assert results == ["error: no tool named 'docs.secret'", "4"]
@@ -144,16 +141,13 @@ async def test_a_failing_mcp_tool_answers_the_model_and_the_turn_goes_on(
 
 
 async def test_a_long_result_is_cut_and_a_huge_one_refused(
-    tmp_path: Path,
-    migrated: str,
-    redis_url: str,
-    connection: AsyncConnection,
+    start: Start,
     mcp_server: McpTestServer,
     token_file: Path,
 ) -> None:
     entry = docs(mcp_server.url, token_file)
     limits = {"max_tool_result_chars": 1000, "mcp_max_response_bytes": 50_000}
-    async for client in api(tmp_path, migrated, redis_url, connection, entry, **limits):
+    async for client in start(entry, **limits):
         results = await tool_results(
             client,
             call("docs.repeat", text="ab", times=5_000),
@@ -164,17 +158,15 @@ async def test_a_long_result_is_cut_and_a_huge_one_refused(
 
 
 async def test_a_wrong_token_gives_a_tool_error_naming_the_server(
-    tmp_path: Path,
-    migrated: str,
-    redis_url: str,
-    connection: AsyncConnection,
+    start: Start,
     mcp_server: McpTestServer,
+    token_file: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    wrong = tmp_path / "wrong_token"
+    wrong = token_file.with_name("wrong_token")
     wrong.write_text("not-the-token")
     entry = docs(mcp_server.url, wrong)
-    async for client in api(tmp_path, migrated, redis_url, connection, entry):
+    async for client in start(entry):
         results = await tool_results(client, call("docs.add", a=1, b=2))
 
     assert results == ["error: MCP server docs is unavailable (answered HTTP 401)"]
@@ -183,10 +175,10 @@ async def test_a_wrong_token_gives_a_tool_error_naming_the_server(
 
 
 async def test_the_api_starts_and_answers_with_a_dead_server(
-    tmp_path: Path, migrated: str, redis_url: str, connection: AsyncConnection
+    start: Start,
 ) -> None:
     entry = docs(f"http://127.0.0.1:{free_port()}/mcp", None)
-    async for client in api(tmp_path, migrated, redis_url, connection, entry):
+    async for client in start(entry):
         results = await tool_results(client, call("docs.add", a=1, b=2), "/tool current_time")
 
     assert results[0] == "error: MCP server docs is unavailable (cannot be reached)"
@@ -194,12 +186,12 @@ async def test_the_api_starts_and_answers_with_a_dead_server(
 
 
 async def test_a_server_that_dies_or_dawdles_gives_one_tool_error_each(
-    tmp_path: Path, migrated: str, redis_url: str, connection: AsyncConnection
+    start: Start,
 ) -> None:
     server = McpTestServer()
     with server:
         entry = docs(server.url, None)
-        clients = api(tmp_path, migrated, redis_url, connection, entry, tool_timeout_seconds=1)
+        clients = start(entry, tool_timeout_seconds=1)
         async for client in clients:
             slow = await tool_results(client, call("docs.wait", seconds=5))
             server.__exit__()
@@ -210,11 +202,11 @@ async def test_a_server_that_dies_or_dawdles_gives_one_tool_error_each(
 
 
 async def test_a_server_down_at_start_is_offered_once_it_answers(
-    tmp_path: Path, migrated: str, redis_url: str, connection: AsyncConnection
+    start: Start,
 ) -> None:
     port = free_port()
     entry = docs(f"http://127.0.0.1:{port}/mcp", None)
-    clients = api(tmp_path, migrated, redis_url, connection, entry, mcp_refresh_seconds=0.2)
+    clients = start(entry, mcp_refresh_seconds=0.2)
     async for client in clients:
         with McpTestServer(port=port):
             deadline = time.monotonic() + 5
@@ -225,20 +217,15 @@ async def test_a_server_down_at_start_is_offered_once_it_answers(
 
 @pytest.mark.parametrize("stream", [False, True], ids=["complete", "stream"])
 async def test_openai_gets_wire_safe_names_and_we_keep_ours(
-    tmp_path: Path,
-    migrated: str,
-    redis_url: str,
-    connection: AsyncConnection,
+    start: Start,
     mcp_server: McpTestServer,
     token_file: Path,
     fake_openai: FakeOpenAI,
     stream: bool,
 ) -> None:
     llm = {"provider": "openai", "base_url": fake_openai.base_url, "max_retries": 0}
-    agent = {"mcp_servers": [docs(mcp_server.url, token_file)]}
-    settings = make_settings(tmp_path, migrated, redis_url, llm=llm, agent=agent)
     headers = {"Accept": "text/event-stream"} if stream else {}
-    async for client in serve(settings, connection):
+    async for client in start(docs(mcp_server.url, token_file), llm=llm):
         conversation = await new_conversation_id(client)
         await client.post(
             f"/v1/conversations/{conversation}/messages",
