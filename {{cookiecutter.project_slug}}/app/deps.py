@@ -57,7 +57,8 @@ async def get_metrics(resources: ResourcesDep) -> Metrics:
 async def get_agent(request: Request, sessionmaker: SessionmakerDep) -> Agent:
     """The agent over this process's resources, writing through the request's sessionmaker."""
     resources = await get_resources(request)
-    return Agent(await get_app_settings(request), sessionmaker, resources.llm, resources.metrics)
+    settings = await get_app_settings(request)
+    return Agent(settings, sessionmaker, resources.llm, resources.metrics, resources.mcp)
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]

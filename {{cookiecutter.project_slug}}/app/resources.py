@@ -13,6 +13,7 @@ from redis.retry import Retry
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from taskiq_redis import ListQueueBroker
 
+from app.agent.mcp import McpTools, open_mcp_tools
 from app.core.config import Settings
 from app.core.db import MAX_OVERFLOW, POOL_SIZE, create_engine, create_sessionmaker
 from app.core.metrics import Metrics
@@ -41,6 +42,8 @@ class Resources:
     metrics: Metrics
     # The run event streams open in this process.
     event_streams: EventStreams
+    # The tools of the configured MCP servers, as last listed.
+    mcp: McpTools
 
 
 def create_redis(url: str, *, timeout: float) -> "Redis":
@@ -61,7 +64,8 @@ def migrations_head() -> str | None:
 
 @asynccontextmanager
 async def open_resources(settings: Settings, metrics: Metrics) -> AsyncIterator[Resources]:
-    """Create the engine, session factory, Redis pool and LLM client; close them on exit.
+    """Create the engine, session factory, Redis pool, LLM client and MCP tool listing;
+    close them on exit (a dead MCP server is logged, it does not stop start-up).
 
     The LLM client and the rate limiter count into `metrics`, which reports the engine's pool.
     """
@@ -77,22 +81,24 @@ async def open_resources(settings: Settings, metrics: Metrics) -> AsyncIterator[
     try:
         limiter = RateLimiter(redis, redis_url, settings.config.rate_limit, metrics)
         await queue.startup()
-        with metrics.serving(engine.sync_engine.pool, POOL_SIZE + MAX_OVERFLOW):
-            yield Resources(
-                engine,
-                create_sessionmaker(engine),
-                redis,
-                llm,
-                migrations_head(),
-                limiter,
-                queue,
-                metrics,
-                EventStreams(
-                    settings.config.worker.max_event_streams,
-                    settings.config.worker.max_event_streams_per_key,
+        async with open_mcp_tools(settings.config.agent) as mcp:
+            with metrics.serving(engine.sync_engine.pool, POOL_SIZE + MAX_OVERFLOW):
+                yield Resources(
+                    engine,
+                    create_sessionmaker(engine),
+                    redis,
+                    llm,
+                    migrations_head(),
+                    limiter,
+                    queue,
                     metrics,
-                ),
-            )
+                    EventStreams(
+                        settings.config.worker.max_event_streams,
+                        settings.config.worker.max_event_streams_per_key,
+                        metrics,
+                    ),
+                    mcp,
+                )
     finally:
         await queue.shutdown()
         await llm.aclose()

@@ -43,7 +43,9 @@ async def serve(settings: Settings) -> None:
     ):
         broker = create_broker(settings.redis_url.get_secret_value(), timeout=None)
         broker.is_worker_process = True
-        executor = Executor(settings, resources.sessionmaker, resources.llm, broker, metrics)
+        executor = Executor(
+            settings, resources.sessionmaker, resources.llm, broker, metrics, resources.mcp
+        )
 
         async def execute_run(run_id: str) -> None:
             """The task the queue's messages name: the id of a queued run."""

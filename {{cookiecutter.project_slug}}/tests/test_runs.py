@@ -16,6 +16,7 @@ from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from app.agent import registry
+from app.agent.mcp import McpTools
 from app.agent.tools import ToolContext, tool
 from app.core.config import Settings
 from app.core.metrics import Metrics
@@ -48,7 +49,9 @@ async def executor(
 ) -> AsyncIterator[Executor]:
     broker = create_broker(settings.redis_url.get_secret_value(), timeout=1.0)
     await broker.startup()
-    yield Executor(settings, maker, EchoProvider(), broker, Metrics())
+    yield Executor(
+        settings, maker, EchoProvider(), broker, Metrics(), McpTools((), settings.config.agent)
+    )
     await broker.shutdown()
 
 

@@ -1,8 +1,10 @@
-"""The tools offered to the model. To add one, write it (see builtin.py) and list it here."""
+"""The tools offered to the model. To add one, write it (see builtin.py) and list it here;
+tools of MCP servers come from config.yaml (agent.mcp_servers, see mcp.py)."""
 
 from typing import Any
 
 from app.agent.builtin import current_time, http_get, read_file
+from app.agent.mcp import McpListing
 from app.agent.tools import Registry, Tool
 from app.core.config import AgentConfig
 from app.core.metrics import Metrics
@@ -14,7 +16,9 @@ TOOLS: list[Tool[Any]] = [
 ]
 
 
-def registry_for(config: AgentConfig, metrics: Metrics) -> Registry:
-    """The tools this configuration allows: http_get only when hosts are listed for it."""
+def registry_for(config: AgentConfig, metrics: Metrics, mcp: McpListing | None = None) -> Registry:
+    """The tools this configuration allows: http_get only when hosts are listed for it,
+    and the MCP servers' tools as last listed."""
+    mcp = mcp or McpListing()
     offered = [t for t in TOOLS if t is not http_get or config.http_allowed_hosts]
-    return Registry(offered, config, metrics)
+    return Registry([*offered, *mcp.tools], config, metrics, unavailable=mcp.unavailable)

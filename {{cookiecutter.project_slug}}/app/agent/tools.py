@@ -1,18 +1,21 @@
 """What a tool is, and the registry that offers tools to the model and runs its calls.
 
-A tool is an async function taking a pydantic model of its arguments and the turn's
-context; its docstring tells the model what it does, its arguments model gives the schema.
+A built-in tool is an async function taking a pydantic model of its arguments and the
+turn's context; its docstring tells the model what it does, its arguments model gives the
+schema. A tool of an MCP server is a SchemaTool: the server gives its schema, and checks
+the arguments itself. The registry runs both alike: timeout, result cap, metrics.
 """
 
 import asyncio
+import functools
 import inspect
 import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, get_type_hints
+from typing import Any, Protocol, get_type_hints
 
 from pydantic import BaseModel, ValidationError
 
@@ -53,6 +56,35 @@ class Tool[A: BaseModel]:
         spec = ToolSpec(self.name, self.description, self.arguments.model_json_schema())
         object.__setattr__(self, "spec", spec)
 
+    def bind(self, arguments: str) -> Callable[[ToolContext], Awaitable[str]]:
+        parsed = self.arguments.model_validate(json.loads(arguments or "{}"))
+        return functools.partial(self.run, parsed)
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaTool:
+    """A tool described by a JSON schema (an MCP server's), given its arguments as sent."""
+
+    spec: ToolSpec
+    run: Callable[[dict[str, Any], ToolContext], Awaitable[str]]
+
+    def bind(self, arguments: str) -> Callable[[ToolContext], Awaitable[str]]:
+        parsed = json.loads(arguments or "{}")
+        if not isinstance(parsed, dict):
+            raise ValueError(f"a JSON {type(parsed).__name__}")
+        return functools.partial(self.run, parsed)
+
+
+class Runnable(Protocol):
+    """What the registry offers and runs: a built-in Tool or a SchemaTool."""
+
+    @property
+    def spec(self) -> ToolSpec: ...
+
+    def bind(self, arguments: str) -> Callable[[ToolContext], Awaitable[str]]:
+        """The call with the model's JSON arguments; ValueError when they do not fit."""
+        ...
+
 
 def tool[A: BaseModel](function: Callable[[A, ToolContext], Awaitable[str]]) -> Tool[A]:
     """Make a tool of `async def name(args: SomeModel, context: ToolContext) -> str`."""
@@ -71,10 +103,19 @@ class ToolResult:
 class Registry:
     """The tools of one turn, by name; every call is counted by tool and outcome."""
 
-    def __init__(self, tools: Iterable[Tool[Any]], config: AgentConfig, metrics: Metrics) -> None:
-        self._tools = {t.name: t for t in tools}
+    def __init__(
+        self,
+        tools: Iterable[Runnable],
+        config: AgentConfig,
+        metrics: Metrics,
+        *,
+        unavailable: Mapping[str, str] | None = None,
+    ) -> None:
+        self._tools = {t.spec.name: t for t in tools}
         self._config = config
         self._metrics = metrics
+        # MCP servers that cannot be reached now, with why: a call of "server.tool" says so.
+        self._unavailable = unavailable or {}
 
     @property
     def specs(self) -> list[ToolSpec]:
@@ -92,16 +133,16 @@ class Registry:
     async def _run(self, call: ToolCall, context: ToolContext) -> tuple[ToolOutcome, ToolResult]:
         chosen = self._tools.get(call.name)
         if chosen is None:
-            return "unknown_tool", ToolResult(f"error: no tool named {call.name!r}", True)
+            return self._missing(call.name)
         try:
-            arguments = chosen.arguments.model_validate(json.loads(call.arguments or "{}"))
+            run = chosen.bind(call.arguments)
         except (ValueError, ValidationError) as exc:
             detail = f"error: bad arguments for {call.name}: {_brief(exc)}"
             return "bad_arguments", ToolResult(detail, True)
         timeout = self._config.tool_timeout_seconds
         try:
             async with asyncio.timeout(timeout):
-                content = await chosen.run(arguments, context)
+                content = await run(context)
         except TimeoutError:
             detail = f"error: {call.name} timed out after {timeout:g} s"
             return "timeout", ToolResult(detail, True)
@@ -113,6 +154,13 @@ class Registry:
             detail = f"error: {call.name} failed ({type(exc).__name__})"
             return "error", ToolResult(detail, True)
         return "ok", ToolResult(content[: self._config.max_tool_result_chars])
+
+    def _missing(self, name: str) -> tuple[ToolOutcome, ToolResult]:
+        server, dot, _ = name.partition(".")
+        if dot and server in self._unavailable:
+            detail = f"error: MCP server {server} is unavailable ({self._unavailable[server]})"
+            return "error", ToolResult(detail, True)
+        return "unknown_tool", ToolResult(f"error: no tool named {name!r}", True)
 
 
 def _brief(exc: Exception) -> str:

@@ -30,6 +30,7 @@ from pydantic_settings import (
 from sqlalchemy.engine import make_url
 
 from app.core.errors import ConfigError as ConfigError  # the one callers know it by
+from app.core.mcp_config import McpServers
 from app.core.secret_files import FileVariantsSource
 from app.core.urls import async_database_url, with_password
 
@@ -68,6 +69,13 @@ class AgentConfig(_Section):
     # http_get is offered to the model only when hosts ("example.com" or "host:port") are listed.
     http_allowed_hosts: frozenset[str] = frozenset()
     http_max_bytes: PositiveInt = 100_000
+    # MCP servers whose allowed tools join the built-in ones as "server.tool".
+    mcp_servers: McpServers = ()
+    # How often each process lists the servers' tools again (a server that was down
+    # comes back, a server that went down leaves).
+    mcp_refresh_seconds: PositiveFloat = 60.0
+    # What one MCP call or listing may read from its server, in all; past it, a tool error.
+    mcp_max_response_bytes: PositiveInt = 1024 * 1024
 
 
 class WorkerConfig(_Section):

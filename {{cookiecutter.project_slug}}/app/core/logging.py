@@ -91,6 +91,10 @@ def setup_logging(config: LoggingConfig, logs_dir: Path | None) -> None:
         logging.getLogger(name).propagate = True
     # RequestLogMiddleware logs every request with its id; uvicorn's access log would repeat it.
     logging.getLogger("uvicorn.access").disabled = True
+    # The MCP SDK and its HTTP client log each request and session id at INFO: a call of
+    # an MCP tool would be several lines. Their warnings and errors still come through.
+    for name in ("mcp", "httpx2"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLevelName(config.level)))
 
 
 class RequestLogMiddleware:

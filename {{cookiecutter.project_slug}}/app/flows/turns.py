@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.agent.loop import Recorder, Turn
+from app.agent.mcp import McpTools
 from app.agent.registry import registry_for
 from app.conversations import service as conversations
 from app.conversations.models import Conversation
@@ -20,12 +21,13 @@ from app.llm.base import ChatMessage, LLMProvider
 
 @dataclass(frozen=True, slots=True)
 class Agent:
-    """What a turn needs from its process: settings, database, model and metrics."""
+    """What a turn needs from its process: settings, database, model, metrics, MCP tools."""
 
     settings: Settings
     sessionmaker: async_sessionmaker[AsyncSession]
     llm: LLMProvider
     metrics: Metrics
+    mcp: McpTools
 
     def turn[S](
         self,
@@ -44,7 +46,7 @@ class Agent:
             sessionmaker=self.sessionmaker,
             settings=self.settings,
         )
-        registry = registry_for(config, self.metrics)
+        registry = registry_for(config, self.metrics, self.mcp.listing)
         steps = config.max_steps if max_steps is None else max_steps
         return Turn(self.llm, registry, tools, recorder, steps)
 

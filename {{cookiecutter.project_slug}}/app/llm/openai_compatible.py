@@ -1,5 +1,6 @@
 """A provider for any endpoint that speaks OpenAI's chat-completions API, tools included."""
 
+import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
@@ -27,9 +28,10 @@ class OpenAICompatibleProvider:
     async def complete(
         self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec] = ()
     ) -> Completion:
+        names = _Names(tools)
         try:
             response = await self._client.chat.completions.create(
-                model=self._model, messages=_to_wire(messages), tools=_tools(tools)
+                model=self._model, messages=_to_wire(messages, names), tools=_tools(tools, names)
             )
         except openai.OpenAIError as exc:
             raise _as_llm_error(exc) from exc
@@ -37,7 +39,7 @@ class OpenAICompatibleProvider:
             raise LLMError("the language model returned no choices")
         message = response.choices[0].message
         calls = tuple(
-            ToolCall(call.id, call.function.name, call.function.arguments)
+            ToolCall(call.id, names.ours(call.function.name), call.function.arguments)
             for call in message.tool_calls or []
             if call.type == "function"
         )
@@ -49,11 +51,12 @@ class OpenAICompatibleProvider:
         parts: list[str] = []
         calls: dict[int, _PartialCall] = {}
         usage = Usage()
+        names = _Names(tools)
         try:
             chunks = await self._client.chat.completions.create(
                 model=self._model,
-                messages=_to_wire(messages),
-                tools=_tools(tools),
+                messages=_to_wire(messages, names),
+                tools=_tools(tools, names),
                 stream=True,
                 # The last chunk then carries the call's token counts.
                 stream_options={"include_usage": True},
@@ -70,7 +73,7 @@ class OpenAICompatibleProvider:
                     yield delta.content
         except openai.OpenAIError as exc:
             raise _as_llm_error(exc) from exc
-        whole = tuple(calls[index].done() for index in sorted(calls))
+        whole = tuple(calls[index].done(names) for index in sorted(calls))
         yield Completion("".join(parts), whole, usage)
 
     async def aclose(self) -> None:
@@ -91,11 +94,55 @@ class _PartialCall:
             self.name = piece.function.name or self.name
             self.arguments.append(piece.function.arguments or "")
 
-    def done(self) -> ToolCall:
-        return ToolCall(self.id, self.name, "".join(self.arguments))
+    def done(self, names: "_Names") -> ToolCall:
+        return ToolCall(self.id, names.ours(self.name), "".join(self.arguments))
 
 
-def _tools(tools: Sequence[ToolSpec]) -> list[ChatCompletionFunctionToolParam] | openai.Omit:
+class _Names:
+    """Our tool names as OpenAI's function names, and back, for one call.
+
+    OpenAI wants ^[a-zA-Z0-9_-]{1,64}$; an MCP server's tool is "server.tool". Built from
+    the tools one call offers, so that no two of them share a wire name; our API, the
+    stored steps and the events keep our names.
+    """
+
+    def __init__(self, tools: Sequence[ToolSpec]) -> None:
+        taken = {tool.name for tool in tools if _WIRE_NAME.fullmatch(tool.name)}
+        self._wire = {tool.name: tool.name for tool in tools if tool.name in taken}
+        for tool in tools:
+            if tool.name not in taken:
+                self._wire[tool.name] = _unique(_wire_safe(tool.name), taken)
+        self._ours = {wire: ours for ours, wire in self._wire.items()}
+
+    def wire(self, name: str) -> str:
+        # A name no longer offered (an earlier call in the history) still has to be valid.
+        return self._wire.get(name) or _wire_safe(name)
+
+    def ours(self, wire: str) -> str:
+        return self._ours.get(wire, wire)
+
+
+_WIRE_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+_NOT_WIRE = re.compile(r"[^a-zA-Z0-9_-]")
+
+
+def _wire_safe(name: str) -> str:
+    return _NOT_WIRE.sub("_", name)[:64] or "_"
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    candidate, number = name, 1
+    while candidate in taken:
+        number += 1
+        suffix = f"_{number}"
+        candidate = name[: 64 - len(suffix)] + suffix
+    taken.add(candidate)
+    return candidate
+
+
+def _tools(
+    tools: Sequence[ToolSpec], names: _Names
+) -> list[ChatCompletionFunctionToolParam] | openai.Omit:
     if not tools:
         # Some servers refuse an empty list: leave the field out instead.
         return openai.omit
@@ -103,7 +150,7 @@ def _tools(tools: Sequence[ToolSpec]) -> list[ChatCompletionFunctionToolParam] |
         {
             "type": "function",
             "function": {
-                "name": tool.name,
+                "name": names.wire(tool.name),
                 "description": tool.description,
                 "parameters": dict(tool.parameters),
             },
@@ -112,7 +159,7 @@ def _tools(tools: Sequence[ToolSpec]) -> list[ChatCompletionFunctionToolParam] |
     ]
 
 
-def _to_wire(messages: Sequence[ChatMessage]) -> list[ChatCompletionMessageParam]:
+def _to_wire(messages: Sequence[ChatMessage], names: _Names) -> list[ChatCompletionMessageParam]:
     wire: list[ChatCompletionMessageParam] = []
     for message in messages:
         if message.role == "system":
@@ -132,7 +179,7 @@ def _to_wire(messages: Sequence[ChatMessage]) -> list[ChatCompletionMessageParam
                 {
                     "id": call.id,
                     "type": "function",
-                    "function": {"name": call.name, "arguments": call.arguments},
+                    "function": {"name": names.wire(call.name), "arguments": call.arguments},
                 }
                 for call in message.tool_calls
             ]

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from taskiq_redis import ListQueueBroker
 
 from app.agent.loop import DoneEvent, ErrorEvent, StopReason, Turn
+from app.agent.mcp import McpTools
 from app.agent.tools import ToolResult
 from app.conversations.models import Conversation, Message
 from app.conversations.schemas import MessageOut
@@ -44,6 +45,7 @@ class Executor:
     llm: LLMProvider
     broker: ListQueueBroker
     metrics: Metrics
+    mcp: McpTools
     # Set on SIGTERM: runs stop after their current step and go back to the queue.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     # Set while no run is in progress: a stopping worker waits for it.
@@ -55,7 +57,7 @@ class Executor:
 
     @property
     def agent(self) -> Agent:
-        return Agent(self.settings, self.sessionmaker, self.llm, self.metrics)
+        return Agent(self.settings, self.sessionmaker, self.llm, self.metrics, self.mcp)
 
     @property
     def lease(self) -> timedelta:

@@ -1,0 +1,201 @@
+"""One MCP server over streamable HTTP, through the official SDK's client (`mcp`).
+
+Each call and each listing is one short MCP session over the process's connection pool.
+A session kept open would save about 7 ms a call (11 ms against 4 ms, measured on the
+loopback) but would need mending whenever its server restarts, and a model call takes
+seconds. What a session reads is counted in bytes: past agent.mcp_max_response_bytes it
+fails, so a huge result is refused before it is in memory, not cut after.
+"""
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx2
+from mcp import Client, MCPError
+from mcp.client.streamable_http import streamable_http_client
+from mcp.types import (
+    CallToolResult,
+    ContentBlock,
+    EmbeddedResource,
+    TextContent,
+    TextResourceContents,
+)
+from mcp.types import Tool as McpTool
+
+from app.agent.mcp import McpError
+from app.agent.tools import SchemaTool, ToolContext, ToolError
+from app.core.config import AgentConfig
+from app.core.mcp_config import TOOL_NAME, McpServerConfig
+from app.llm.base import ToolSpec
+
+# Bounds on what one listing may offer the model: every spec goes with every model call.
+MAX_PAGES = 10
+MAX_TOOLS = 128
+MAX_DESCRIPTION_CHARS = 2000
+
+
+class _TooLargeError(Exception):
+    pass
+
+
+@dataclass
+class _Budget:
+    """What one session has read so far, and the status of the last response it got."""
+
+    limit: int
+    read: int = 0
+    # The last, not the first: in mode "auto" the SDK first probes for the newest protocol,
+    # which an older server may refuse with a 4xx before the handshake it does speak.
+    status: int | None = None
+
+
+class _CountedStream(httpx2.AsyncByteStream):
+    def __init__(self, stream: httpx2.AsyncByteStream, budget: _Budget) -> None:
+        self._stream = stream
+        self._budget = budget
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._stream:
+            self._budget.read += len(chunk)
+            if self._budget.read > self._budget.limit:
+                raise _TooLargeError
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+
+class _CountingTransport(httpx2.AsyncBaseTransport):
+    """The process's pool, seen by one session: its responses count against its budget."""
+
+    def __init__(self, pool: httpx2.AsyncBaseTransport, budget: _Budget) -> None:
+        self._pool = pool
+        self._budget = budget
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        response = await self._pool.handle_async_request(request)
+        self._budget.status = response.status_code
+        assert isinstance(response.stream, httpx2.AsyncByteStream)
+        return httpx2.Response(
+            response.status_code,
+            headers=response.headers,
+            stream=_CountedStream(response.stream, self._budget),
+            extensions=response.extensions,
+        )
+
+    async def aclose(self) -> None:
+        return None  # the pool outlives the session; connection_pool() closes it
+
+
+@asynccontextmanager
+async def connection_pool() -> AsyncIterator[httpx2.AsyncHTTPTransport]:
+    async with httpx2.AsyncHTTPTransport() as pool:
+        yield pool
+
+
+class HttpMcpServer:
+    """A configured server: lists its allowed tools, and calls them."""
+
+    def __init__(
+        self, config: McpServerConfig, pool: httpx2.AsyncBaseTransport, agent: AgentConfig
+    ) -> None:
+        self.name = config.name
+        self._config = config
+        self._pool = pool
+        self._timeout = agent.tool_timeout_seconds
+        self._max_bytes = agent.mcp_max_response_bytes
+
+    async def list_tools(self) -> tuple[SchemaTool, ...]:
+        listed = await self._session(_all_tools)
+        allowed = (t for t in listed if self._config.allows(t.name) and TOOL_NAME.fullmatch(t.name))
+        return tuple(self._tool(t) for t in allowed)
+
+    async def call(self, tool: str, arguments: dict[str, Any]) -> str:
+        result: CallToolResult = await self._session(lambda c: c.call_tool(tool, arguments))
+        text = _text(result)
+        if result.is_error:
+            raise ToolError(f"{self.name}.{tool} failed: {text}")
+        return text
+
+    def _tool(self, tool: McpTool) -> SchemaTool:
+        description = (tool.description or tool.title or tool.name)[:MAX_DESCRIPTION_CHARS]
+        spec = ToolSpec(f"{self.name}.{tool.name}", description, tool.input_schema)
+
+        async def run(arguments: dict[str, Any], context: ToolContext) -> str:
+            return await self.call(tool.name, arguments)
+
+        return SchemaTool(spec, run)
+
+    async def _session[T](self, work: Callable[[Client], Awaitable[T]]) -> T:
+        """Do work in a session of its own; any failure is an McpError saying what went wrong."""
+        budget = _Budget(self._max_bytes)
+        headers = {}
+        if self._config.token is not None:
+            headers["Authorization"] = f"Bearer {self._config.token.get_secret_value()}"
+        transport = _CountingTransport(self._pool, budget)
+        try:
+            # trust_env off: with HTTP(S)_PROXY set, each client would build proxy transports of
+            # its own around the shared pool; MCP servers are reached directly.
+            async with httpx2.AsyncClient(
+                transport=transport, headers=headers, timeout=self._timeout, trust_env=False
+            ) as http:
+                streams = streamable_http_client(
+                    str(self._config.url), http_client=http, max_sse_event_size=self._max_bytes
+                )
+                # No response cache: every session is new, and a listing is fetched on purpose.
+                async with Client(streams, cache=None) as client:
+                    return await work(client)
+        except Exception as exc:
+            raise McpError(self.name, _reason(exc, budget)) from None
+
+
+async def _all_tools(client: Client) -> list[McpTool]:
+    tools: list[McpTool] = []
+    cursor: str | None = None
+    for _ in range(MAX_PAGES):
+        page = await client.list_tools(cursor=cursor)
+        tools += page.tools
+        cursor = page.next_cursor
+        if cursor is None or len(tools) >= MAX_TOOLS:
+            break
+    return tools[:MAX_TOOLS]
+
+
+def _text(result: CallToolResult) -> str:
+    parts = [_block(block) for block in result.content]
+    if not parts and result.structured_content is not None:
+        parts.append(json.dumps(result.structured_content))
+    return "\n".join(parts)
+
+
+def _block(block: ContentBlock) -> str:
+    if isinstance(block, TextContent):
+        return block.text
+    if isinstance(block, EmbeddedResource) and isinstance(block.resource, TextResourceContents):
+        return block.resource.text
+    return f"[{block.type} content, not shown]"
+
+
+def _reason(exc: BaseException, budget: _Budget) -> str:
+    """What went wrong, in words safe for the model and the logs (no token, no body)."""
+    if budget.read > budget.limit:
+        return f"answered more than {budget.limit} bytes"
+    if budget.status is not None and budget.status >= 400:
+        return f"answered HTTP {budget.status}"
+    leaves = list(_leaves(exc))
+    if any(isinstance(e, httpx2.ConnectError | httpx2.ConnectTimeout) for e in leaves):
+        return "cannot be reached"
+    if errors := [e for e in leaves if isinstance(e, MCPError)]:
+        return f"answered an error: {errors[0].error.message[:200]}"
+    return f"failed ({', '.join(sorted({type(e).__name__ for e in leaves}))})"
+
+
+def _leaves(exc: BaseException) -> Iterator[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            yield from _leaves(inner)
+    else:
+        yield exc
