@@ -68,6 +68,11 @@ class AgentConfig(_Section):
     # http_get is offered to the model only when hosts ("example.com" or "host:port") are listed.
     http_allowed_hosts: frozenset[str] = frozenset()
     http_max_bytes: PositiveInt = 100_000
+    # Streamed turns (SSE messages, chat completion and AG-UI streams) one api process keeps
+    # open at once, in all (more answer 503) and per key (more answer 429), both with
+    # Retry-After: each holds a model call, and its tools, for as long as it runs.
+    max_streams: PositiveInt = Field(default=100, le=10_000)
+    max_streams_per_key: PositiveInt = Field(default=8, le=1000)
 
 
 class WorkerConfig(_Section):
