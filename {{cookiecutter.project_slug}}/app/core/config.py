@@ -96,6 +96,16 @@ class WorkerConfig(_Section):
     max_event_streams_per_key: PositiveInt = Field(default=4, le=1000)
 
 
+class OpenAIApiConfig(_Section):
+    """The OpenAI-compatible endpoint: GET /v1/models and POST /v1/chat/completions."""
+
+    # The one model id it lists and answers to. It names the agent (its tools, its system
+    # prompt), not llm.model, and stays put when llm.model changes, so clients keep working.
+    model_name: str = Field(default="agent", min_length=1, max_length=200)
+    # Messages one chat completion may carry (clients resend the whole chat each time).
+    max_messages: PositiveInt = Field(default=100, le=10_000)
+
+
 class UploadsConfig(_Section):
     max_bytes: PositiveInt = 10 * 1024 * 1024
     max_total_bytes_per_key: PositiveInt = 1000 * 1024 * 1024
@@ -168,6 +178,7 @@ class AppConfig(_Section):
     llm: LLMConfig = LLMConfig()
     agent: AgentConfig = AgentConfig()
     worker: WorkerConfig = WorkerConfig()
+    openai_api: OpenAIApiConfig = OpenAIApiConfig()
     uploads: UploadsConfig = UploadsConfig()
     requests: RequestsConfig = RequestsConfig()
     rate_limit: RateLimitConfig = RateLimitConfig()
