@@ -24,6 +24,11 @@ from app.conversations.schemas import MAX_MESSAGE_CHARS
 from tests.conftest import API_KEY
 
 SYSTEM_PROMPT = "You are a helpful assistant."
+CALL: ChatCompletionMessageFunctionToolCallParam = {
+    "id": "c1",
+    "type": "function",
+    "function": {"name": "current_time", "arguments": ""},
+}
 
 
 def sdk(client: AsyncClient, api_key: str = API_KEY) -> AsyncOpenAI:
@@ -80,15 +85,10 @@ async def test_a_completion_runs_a_tool_shows_its_result_and_stores_nothing(
 async def test_a_whole_chat_is_taken_with_text_parts_and_earlier_tool_calls(
     client: AsyncClient,
 ) -> None:
-    call: ChatCompletionMessageFunctionToolCallParam = {
-        "id": "c1",
-        "type": "function",
-        "function": {"name": "current_time", "arguments": ""},
-    }
     messages: list[ChatCompletionMessageParam] = [
         {"role": "developer", "content": "Answer briefly."},
         user("what time?"),
-        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "assistant", "content": None, "tool_calls": [CALL]},
         {"role": "tool", "tool_call_id": "c1", "content": "noon"},
         {"role": "assistant", "content": "It is noon."},
         user([{"type": "text", "text": "and "}, {"type": "text", "text": "now?"}]),
@@ -154,8 +154,23 @@ async def test_another_model_gets_openais_404(client: AsyncClient) -> None:
         ([user("x" * (MAX_MESSAGE_CHARS + 1))], ["body", "messages", 0, "content"]),
         ([user([{"type": "image_url", "image_url": {"url": "http://x/y.png"}}])], None),
         ([], ["body", "messages"]),
+        ([{"role": "tool", "content": "noon"}], ["body", "messages", 0]),
+        (
+            [
+                user("fetch it"),
+                {"role": "assistant", "tool_calls": [CALL]},
+            ],
+            ["body", "messages", 1, "tool_calls"],
+        ),
     ],
-    ids=["too-many-messages", "too-long", "an-image", "no-message"],
+    ids=[
+        "too-many-messages",
+        "too-long",
+        "an-image",
+        "no-message",
+        "a-tool-result-of-no-call",
+        "a-call-with-no-result",
+    ],
 )
 async def test_bad_chats_get_422_naming_the_field(
     client: AsyncClient, messages: list[ChatCompletionMessageParam], field: list[Any] | None

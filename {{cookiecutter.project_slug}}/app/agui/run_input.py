@@ -5,13 +5,13 @@ agent sees, so only the last user message is taken from it.
 """
 
 import uuid
-from typing import Any
 
 from ag_ui.core import RunAgentInput, TextPart, UserMessage
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from app.conversations.schemas import MessageCreate
+from app.core.validation import field_error
 
 
 def check_thread(body: RunAgentInput, conversation_id: uuid.UUID) -> None:
@@ -23,14 +23,16 @@ def check_thread(body: RunAgentInput, conversation_id: uuid.UUID) -> None:
         same = False
     if not same:
         detail = f"must be the id of the conversation in the path, {conversation_id}"
-        raise RequestValidationError([_error("thread_mismatch", ("threadId",), detail)])
+        raise RequestValidationError([field_error("thread_mismatch", ("threadId",), detail)])
 
 
 def user_message(body: RunAgentInput) -> MessageCreate:
     """The last user message of the run, as the message to store and answer."""
     users = [(i, m) for i, m in enumerate(body.messages) if isinstance(m, UserMessage)]
     if not users:
-        raise RequestValidationError([_error("missing", ("messages",), "must hold a user message")])
+        raise RequestValidationError(
+            [field_error("missing", ("messages",), "must hold a user message")]
+        )
     index, message = users[-1]
     content = message.content
     if not isinstance(content, str):
@@ -40,10 +42,5 @@ def user_message(body: RunAgentInput) -> MessageCreate:
         return MessageCreate(content=content)
     except ValidationError as exc:
         location = ("messages", index, "content")
-        errors = [_error(e["type"], location, e["msg"]) for e in exc.errors()]
+        errors = [field_error(e["type"], location, e["msg"]) for e in exc.errors()]
         raise RequestValidationError(errors) from None
-
-
-def _error(kind: str, location: tuple[str | int, ...], message: str) -> dict[str, Any]:
-    """The 422 shape of every other invalid field, so clients parse one format."""
-    return {"type": kind, "loc": ("body", *location), "msg": message}

@@ -37,7 +37,9 @@ async def list_models(settings: SettingsDep) -> ModelList:
             "content": {EVENT_STREAM: {}},
         },
         status.HTTP_404_NOT_FOUND: {"model": ErrorBody, "description": "Another model"},
+        status.HTTP_429_TOO_MANY_REQUESTS: {"description": "Too many streams of this key open"},
         status.HTTP_502_BAD_GATEWAY: {"model": ErrorBody, "description": "The model failed"},
+        status.HTTP_503_SERVICE_UNAVAILABLE: {"description": "Too many streams open"},
     },
 )
 async def chat_completions(
@@ -48,7 +50,7 @@ async def chat_completions(
     config = agent.settings.config.openai_api
     if body.model != config.model_name:
         return wire.model_not_found(body.model, config.model_name)
-    wire.check_count(body, config.max_messages)
+    wire.check_chat(body, config.max_messages)
     history = agent.prompt(wire.chat_messages(body.messages))
     turn = agent.turn(owner=owner, conversation_id=None, recorder=Unstored())
     reply = wire.Reply.to(config.model_name)

@@ -5,7 +5,7 @@ ignored: the agent's model settings and tools are the server's. Answers: the fie
 openai SDK, Open WebUI and LibreChat read.
 """
 
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -14,6 +14,7 @@ from pydantic import (
     SerializerFunctionWrapHandler,
     field_validator,
     model_serializer,
+    model_validator,
 )
 
 from app.conversations.schemas import MAX_MESSAGE_CHARS
@@ -59,6 +60,12 @@ class MessageIn(BaseModel):
         if len(text_of(content)) > MAX_MESSAGE_CHARS:
             raise ValueError(f"must hold at most {MAX_MESSAGE_CHARS} characters")
         return content
+
+    @model_validator(mode="after")
+    def _tool_result_names_its_call(self) -> Self:
+        if self.role == "tool" and not self.tool_call_id:
+            raise ValueError("a tool message needs the tool_call_id it answers")
+        return self
 
     @property
     def text(self) -> str:

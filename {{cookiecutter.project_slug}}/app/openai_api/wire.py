@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse
 
 from app.agent.loop import DoneEvent, ErrorEvent, Event, StopReason, TokenEvent, ToolResultEvent
 from app.agent.tools import ToolResult
+from app.core.validation import field_error
 from app.llm.base import ChatMessage, Completion, ToolCall, Usage
 from app.openai_api.schemas import (
     AssistantMessage,
@@ -40,12 +41,21 @@ STEP_BREAK = "\n\n"
 DONE = "[DONE]"
 
 
-def check_count(body: ChatCompletionRequest, max_messages: int) -> None:
-    """Refuse more messages than the setting allows, as a 422 naming the field."""
+def check_chat(body: ChatCompletionRequest, max_messages: int) -> None:
+    """Refuse more messages than the setting allows, and a tool call with no tool message
+    answering it (as OpenAI does): the turn would run it without the model asking."""
     if len(body.messages) > max_messages:
-        message = f"List should have at most {max_messages} items after validation"
-        error = {"type": "too_long", "loc": ("body", "messages"), "msg": message}
-        raise RequestValidationError([error])
+        detail = f"List should have at most {max_messages} items after validation"
+        raise RequestValidationError([field_error("too_long", ("messages",), detail)])
+    answered = {m.tool_call_id for m in body.messages if m.role == "tool"}
+    for index, message in enumerate(body.messages):
+        for call in message.tool_calls:
+            if call.id not in answered:
+                detail = f"tool call {call.id} has no tool message answering it"
+                location = ("messages", index, "tool_calls")
+                raise RequestValidationError(
+                    [field_error("unanswered_tool_call", location, detail)]
+                )
 
 
 def chat_messages(messages: Sequence[MessageIn]) -> list[ChatMessage]:
