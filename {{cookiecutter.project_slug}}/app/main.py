@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import Depends, FastAPI
 
+from app.agui.router import router as agui_router
 from app.conversations.router import router as conversations_router
 from app.core.admission import AdmissionMiddleware, BodyLimits
 from app.core.config import ConfigError, Settings, get_settings
@@ -21,6 +22,7 @@ from app.deps import authorize
 from app.files import storage
 from app.files.router import router as files_router
 from app.health.router import router as health_router
+from app.openai_api.router import router as openai_router
 from app.resources import open_resources
 from app.runs.router import router as runs_router
 
@@ -84,6 +86,9 @@ def create_app(
     app.include_router(conversations_router, prefix=API_PREFIX, dependencies=api_dependencies)
     app.include_router(files_router, prefix=API_PREFIX, dependencies=api_dependencies)
     app.include_router(runs_router, prefix=API_PREFIX, dependencies=api_dependencies)
+    app.include_router(agui_router, prefix=API_PREFIX, dependencies=api_dependencies)
+    # OpenAI clients take http://host:port/v1 as their base URL, and this key as theirs.
+    app.include_router(openai_router, prefix=API_PREFIX, dependencies=api_dependencies)
     return app
 
 

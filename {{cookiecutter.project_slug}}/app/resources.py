@@ -8,8 +8,8 @@ from pathlib import Path
 
 from alembic.script import ScriptDirectory
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.retry import Retry
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from taskiq_redis import ListQueueBroker
 
@@ -19,10 +19,10 @@ from app.core.db import MAX_OVERFLOW, POOL_SIZE, create_engine, create_sessionma
 from app.core.metrics import Metrics
 from app.core.queue import create_broker
 from app.core.ratelimit import RateLimiter
+from app.core.streams import StreamSlots
 from app.llm.base import LLMProvider
 from app.llm.factory import create_provider
 from app.llm.metered import MeteredProvider
-from app.runs.streams import EventStreams
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 DB_CONNECT_TIMEOUT_SECONDS = 5.0
@@ -41,7 +41,9 @@ class Resources:
     queue: ListQueueBroker
     metrics: Metrics
     # The run event streams open in this process.
-    event_streams: EventStreams
+    event_streams: StreamSlots
+    # The streamed turns (SSE messages, chat completion and AG-UI streams) open in it.
+    turn_streams: StreamSlots
     # The tools of the configured MCP servers, as last listed.
     mcp: McpTools
 
@@ -60,6 +62,27 @@ def create_redis(url: str, *, timeout: float) -> "Redis":
 def migrations_head() -> str | None:
     """Return the newest Alembic revision shipped with this code."""
     return ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
+
+
+def _stream_slots(settings: Settings, metrics: Metrics) -> tuple[StreamSlots, StreamSlots]:
+    """The bounds on run event streams and on streamed turns, each its own budget."""
+    worker, agent = settings.config.worker, settings.config.agent
+    return (
+        StreamSlots(
+            "event streams",
+            worker.max_event_streams,
+            worker.max_event_streams_per_key,
+            ("event_streams", "key_event_streams"),
+            metrics,
+        ),
+        StreamSlots(
+            "streamed turns",
+            agent.max_streams,
+            agent.max_streams_per_key,
+            ("turn_streams", "key_turn_streams"),
+            metrics,
+        ),
+    )
 
 
 @asynccontextmanager
@@ -92,11 +115,7 @@ async def open_resources(settings: Settings, metrics: Metrics) -> AsyncIterator[
                     limiter,
                     queue,
                     metrics,
-                    EventStreams(
-                        settings.config.worker.max_event_streams,
-                        settings.config.worker.max_event_streams_per_key,
-                        metrics,
-                    ),
+                    *_stream_slots(settings, metrics),
                     mcp,
                 )
     finally:

@@ -1,7 +1,11 @@
 """Reading metrics as Prometheus does: GET /metrics without a key, then the text it returns."""
 
+from typing import get_args
+
 from httpx import AsyncClient
 from prometheus_client.parser import text_string_to_metric_families
+
+from app.core.metrics import AdmissionReason
 
 
 async def scrape(client: AsyncClient) -> str:
@@ -22,3 +26,10 @@ def sample(exposition: str | bytes, name: str, **labels: str) -> float | None:
             if found.name == name and found.labels == labels:
                 return float(found.value)
     return None
+
+
+def admission_refusals(exposition: str) -> dict[str, float]:
+    """The admission refusals /metrics counted, by reason (those that happened)."""
+    name = "admission_rejections_total"
+    counts = {r: sample(exposition, name, reason=r) for r in get_args(AdmissionReason)}
+    return {reason: count for reason, count in counts.items() if count}

@@ -6,17 +6,16 @@ import tempfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
 import pytest
 from httpx import AsyncClient
 
 from app.core.config import Settings, UploadsConfig
-from app.core.metrics import AdmissionReason
 from app.files import storage
 from app.main import create_app
 from tests.conftest import OTHER_API_KEY, make_settings, new_conversation_id, serve
-from tests.metrics import sample, scrape
+from tests.metrics import admission_refusals, scrape
 
 AS_OTHER = {"Authorization": f"Bearer {OTHER_API_KEY}"}
 MULTIPART_HEAD = (
@@ -30,13 +29,6 @@ async def _upload(client: AsyncClient, size: int, **kwargs: Any) -> Any:
     return await client.post(
         "/v1/files", files={"file": ("f.txt", b"x" * size, "text/plain")}, **kwargs
     )
-
-
-def _refusals(exposition: str) -> dict[str, float]:
-    """The admission refusals /metrics counted, by reason (those that happened)."""
-    name = "admission_rejections_total"
-    counts = {r: sample(exposition, name, reason=r) for r in get_args(AdmissionReason)}
-    return {reason: count for reason, count in counts.items() if count}
 
 
 def _stored(settings: Settings) -> list[Path]:
@@ -80,7 +72,7 @@ async def test_json_bodies_have_their_own_smaller_limit(client: AsyncClient) -> 
     assert response.status_code == 413
     assert response.json()["detail"] == "request body is larger than the limit of 1024 bytes"
     assert upload.status_code == 201
-    assert _refusals(await scrape(client)) == {"too_large": 1}
+    assert admission_refusals(await scrape(client)) == {"too_large": 1}
 
 
 class SlowBody:
@@ -123,7 +115,7 @@ async def test_uploads_past_the_concurrency_bound_get_503_with_retry_after(
     assert conversation.status_code == 201
     assert admitted.status_code == 201
     assert after.status_code == 201
-    assert _refusals(await scrape(client)) == {"uploads_in_flight": 1}
+    assert admission_refusals(await scrape(client)) == {"uploads_in_flight": 1}
 
 
 @pytest.mark.parametrize(
@@ -148,7 +140,7 @@ async def test_one_key_cannot_take_every_upload_slot(client: AsyncClient) -> Non
     )
     assert other_key.status_code == 201
     assert (admitted.status_code, after.status_code) == (201, 201)
-    assert _refusals(await scrape(client)) == {"key_uploads_in_flight": 1}
+    assert admission_refusals(await scrape(client)) == {"key_uploads_in_flight": 1}
 
 
 @pytest.mark.parametrize("config_overrides", [{"uploads": {"max_concurrent": 1}}])
@@ -183,7 +175,7 @@ async def test_bodies_past_the_in_flight_bound_get_503(client: AsyncClient) -> N
     assert "too many requests with a body in progress (limit 1)" in refused.json()["detail"]
     assert listed.status_code == 200
     assert admitted.status_code == 201
-    assert _refusals(await scrape(client)) == {"bodies_in_flight": 1}
+    assert admission_refusals(await scrape(client)) == {"bodies_in_flight": 1}
 
 
 @pytest.mark.parametrize("config_overrides", [{"requests": {"body_timeout_seconds": 0.5}}])
@@ -202,7 +194,7 @@ async def test_a_body_slower_than_the_timeout_gets_408_and_frees_its_slot(
     assert elapsed < 5
     assert after.status_code == 201
     assert len(_stored(settings)) == 1
-    assert _refusals(await scrape(client)) == {"body_timeout": 1}
+    assert admission_refusals(await scrape(client)) == {"body_timeout": 1}
 
 
 def test_uploads_spool_in_the_uploads_directory_and_start_up_clears_old_leftovers(
@@ -262,7 +254,7 @@ async def _streams_at_once(
                 )
             )
             after = await client.get(urls[0], headers=headers[0])
-            refusals = _refusals(await scrape(client))
+            refusals = admission_refusals(await scrape(client))
         finally:
             for conversation_id, auth in conversations:  # and their runs, by cascade
                 await client.delete(f"/v1/conversations/{conversation_id}", headers=auth)

@@ -19,6 +19,7 @@ from app.agent.loop import (
     TokenEvent,
     ToolCallEvent,
     ToolResultEvent,
+    Turn,
 )
 from app.conversations import service
 from app.conversations.models import Conversation, Message
@@ -33,15 +34,13 @@ from app.conversations.schemas import (
     ToolCallOut,
     UsageOut,
 )
-from app.deps import AgentDep, OwnerDep, SessionDep
+from app.core.streams import EVENT_STREAM, LINE_END, HeldStream
+from app.deps import AgentDep, OwnerDep, ResourcesDep, SessionDep
+from app.flows.turns import Agent
+from app.llm.base import ChatMessage
 
 router = APIRouter(prefix="/conversations", tags=["conversations"])
 logger = logging.getLogger(__name__)
-EVENT_STREAM = "text/event-stream"
-# A comment line this often keeps proxies from closing a stream that waits on a slow tool.
-KEEP_ALIVE_SECONDS = 15
-# Plain newlines, as the stream was framed before sse-starlette (its default is CRLF).
-LINE_END = "\n"
 # Far beyond any real page, and well inside PostgreSQL's bigint.
 MAX_OFFSET = 1_000_000_000
 
@@ -103,6 +102,8 @@ async def delete_conversation(
             "content": {EVENT_STREAM: {}},
         },
         status.HTTP_502_BAD_GATEWAY: {"description": "The language model provider failed"},
+        status.HTTP_429_TOO_MANY_REQUESTS: {"description": "Too many streams of this key open"},
+        status.HTTP_503_SERVICE_UNAVAILABLE: {"description": "Too many streams open"},
     },
 )
 async def send_message(
@@ -112,10 +113,32 @@ async def send_message(
     session: SessionDep,
     owner: OwnerDep,
     agent: AgentDep,
+    resources: ResourcesDep,
 ) -> Exchange | EventSourceResponse:
     """Send a message; the agent answers, calling tools as it needs (SSE with
     Accept: text/event-stream: token, tool_call, tool_result, then done or error)."""
     conversation = await existing(session, owner, conversation_id)
+    if EVENT_STREAM in request.headers.get("accept", ""):
+        # The slot is taken before the message is stored: a refused stream changes nothing.
+        with resources.turn_streams.holding(owner) as give_back:
+            user_out, history, turn = await start_turn(session, agent, owner, conversation, body)
+            # A client that goes away cancels the stream, and with it the model call.
+            return HeldStream(_server_sent(turn.run(history, stream=True), user_out), give_back)
+    user_out, history, turn = await start_turn(session, agent, owner, conversation, body)
+    async for event in turn.run(history, stream=False):
+        if isinstance(event, ErrorEvent):
+            # The user's message (and any finished step) is committed: the client may retry.
+            raise HTTPException(status.HTTP_502_BAD_GATEWAY, event.detail)
+        if isinstance(event, DoneEvent):
+            return _exchange(user_out, event)
+    raise AssertionError("a turn always ends with a done or an error event")
+
+
+async def start_turn(
+    session: SessionDep, agent: Agent, owner: str, conversation: Conversation, body: MessageCreate
+) -> tuple[MessageOut, list[ChatMessage], Turn[Message]]:
+    """Store the user's message; return it, the history the turn starts from, and the turn,
+    whose steps go into the conversation."""
     try:
         user_message = await service.add_user_message(
             session=session, conversation=conversation, data=body
@@ -129,17 +152,7 @@ async def send_message(
     # Hand the connection back now rather than hold it through the model's calls; each
     # step is stored with a session of its own.
     await session.close()
-    if EVENT_STREAM in request.headers.get("accept", ""):
-        # A client that goes away cancels the stream, and with it the model call.
-        events = _server_sent(turn.run(history, stream=True), user_out)
-        return EventSourceResponse(events, ping=KEEP_ALIVE_SECONDS, sep=LINE_END)
-    async for event in turn.run(history, stream=False):
-        if isinstance(event, ErrorEvent):
-            # The user's message (and any finished step) is committed: the client may retry.
-            raise HTTPException(status.HTTP_502_BAD_GATEWAY, event.detail)
-        if isinstance(event, DoneEvent):
-            return _exchange(user_out, event)
-    raise AssertionError("a turn always ends with a done or an error event")
+    return user_out, history, turn
 
 
 def _exchange(user_message: MessageOut, done: DoneEvent[Message]) -> Exchange:

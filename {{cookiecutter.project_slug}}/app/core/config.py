@@ -76,6 +76,11 @@ class AgentConfig(_Section):
     mcp_refresh_seconds: PositiveFloat = 60.0
     # What one MCP call or listing may read from its server, in all; past it, a tool error.
     mcp_max_response_bytes: PositiveInt = 1024 * 1024
+    # Streamed turns (SSE messages, chat completion and AG-UI streams) one api process keeps
+    # open at once, in all (more answer 503) and per key (more answer 429), both with
+    # Retry-After: each holds a model call, and its tools, for as long as it runs.
+    max_streams: PositiveInt = Field(default=100, le=10_000)
+    max_streams_per_key: PositiveInt = Field(default=8, le=1000)
 
 
 class WorkerConfig(_Section):
@@ -97,6 +102,16 @@ class WorkerConfig(_Section):
     # key (more answer 429), both with Retry-After: each stream polls the database.
     max_event_streams: PositiveInt = Field(default=100, le=10_000)
     max_event_streams_per_key: PositiveInt = Field(default=4, le=1000)
+
+
+class OpenAIApiConfig(_Section):
+    """The OpenAI-compatible endpoint: GET /v1/models and POST /v1/chat/completions."""
+
+    # The one model id it lists and answers to. It names the agent (its tools, its system
+    # prompt), not llm.model, and stays put when llm.model changes, so clients keep working.
+    model_name: str = Field(default="agent", min_length=1, max_length=200)
+    # Messages one chat completion may carry (clients resend the whole chat each time).
+    max_messages: PositiveInt = Field(default=100, le=10_000)
 
 
 class UploadsConfig(_Section):
@@ -171,6 +186,7 @@ class AppConfig(_Section):
     llm: LLMConfig = LLMConfig()
     agent: AgentConfig = AgentConfig()
     worker: WorkerConfig = WorkerConfig()
+    openai_api: OpenAIApiConfig = OpenAIApiConfig()
     uploads: UploadsConfig = UploadsConfig()
     requests: RequestsConfig = RequestsConfig()
     rate_limit: RateLimitConfig = RateLimitConfig()

@@ -47,6 +47,8 @@ AdmissionReason = Literal[
     "key_uploads_in_flight",
     "event_streams",
     "key_event_streams",
+    "turn_streams",
+    "key_turn_streams",
 ]
 RedisOperation = Literal["rate_limit", "enqueue", "health", "sweep"]
 Outcome = Literal["ok", "error", "cancelled"]

@@ -5,18 +5,34 @@ stream all get their turn here, so a tool, a bound or a provider added once reac
 """
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.agent.loop import Recorder, Turn
+from app.agent.loop import Recorder, StopReason, Turn
 from app.agent.mcp import McpTools
 from app.agent.registry import registry_for
+from app.agent.tools import ToolResult
 from app.conversations import service as conversations
 from app.conversations.models import Conversation
 from app.core.config import Settings
 from app.core.metrics import Metrics
-from app.llm.base import ChatMessage, LLMProvider
+from app.llm.base import ChatMessage, Completion, LLMProvider, ToolCall
+
+
+@dataclass(frozen=True, slots=True)
+class Unstored:
+    """A turn over messages a request carries: its steps are handed back, stored nowhere."""
+
+    async def step(self, completion: Completion) -> Completion | ToolResult:
+        return completion
+
+    async def result(self, call: ToolCall, result: ToolResult) -> Completion | ToolResult:
+        return result
+
+    async def halt(self) -> StopReason | None:
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,3 +74,8 @@ class Agent:
             llm_config=self.settings.config.llm,
             uploads_dir=self.settings.uploads_dir,
         )
+
+    def prompt(self, messages: Sequence[ChatMessage]) -> list[ChatMessage]:
+        """The system prompt, then the messages a request carries (no stored history)."""
+        system = self.settings.config.llm.system_prompt
+        return [ChatMessage("system", system), *messages] if system else list(messages)

@@ -4,18 +4,18 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
-from typing import Annotated, Any
+from collections.abc import AsyncIterator
+from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, status
 from fastapi.exceptions import RequestValidationError
 from sse_starlette import EventSourceResponse, ServerSentEvent
-from starlette.types import Receive, Scope, Send
 
 from app.conversations import service as conversations
-from app.conversations.router import KEEP_ALIVE_SECONDS, LINE_END, existing, unknown_files
+from app.conversations.router import existing, unknown_files
 from app.conversations.schemas import MessageCreate
 from app.core.queue import enqueue
+from app.core.streams import LINE_END, HeldStream
 from app.deps import OwnerDep, ResourcesDep, SessionDep, SessionmakerDep, SettingsDep
 from app.runs import service
 from app.runs.models import Run
@@ -94,22 +94,7 @@ async def run_events(
             if not found:
                 await asyncio.sleep(config.events_poll_seconds)
 
-    return _HeldStream(events(), give_back, ping=KEEP_ALIVE_SECONDS, sep=LINE_END)
-
-
-class _HeldStream(EventSourceResponse):
-    """An event stream that gives its slot back when it ends, however it ends: the events
-    generator's own `finally` would not run for a client gone before the first event."""
-
-    def __init__(self, content: Any, give_back: Callable[[], None], **options: Any) -> None:
-        super().__init__(content, **options)
-        self._give_back = give_back
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            self._give_back()
+    return HeldStream(events(), give_back)
 
 
 async def _existing(session: SessionDep, owner: str, run_id: uuid.UUID) -> Run:

@@ -1,0 +1,1 @@
+"""The AG-UI protocol: a conversation's turn for AG-UI clients (HttpAgent, CopilotKit)."""

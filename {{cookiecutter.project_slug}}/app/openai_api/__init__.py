@@ -1,0 +1,1 @@
+"""The OpenAI-compatible endpoint: the agent as one model of chat completions."""

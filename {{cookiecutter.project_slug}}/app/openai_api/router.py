@@ -1,0 +1,67 @@
+"""OpenAI-compatible endpoints: the agent as one model, for OpenAI clients and SDKs."""
+
+from fastapi import APIRouter, status
+from sse_starlette import EventSourceResponse
+from starlette.responses import JSONResponse
+
+from app.agent.loop import ErrorEvent
+from app.core.metadata import project_metadata
+from app.core.streams import EVENT_STREAM, HeldStream
+from app.deps import AgentDep, OwnerDep, ResourcesDep, SettingsDep
+from app.flows.turns import Unstored
+from app.openai_api import wire
+from app.openai_api.schemas import (
+    ChatCompletion,
+    ChatCompletionRequest,
+    ErrorBody,
+    ModelCard,
+    ModelList,
+)
+
+router = APIRouter(tags=["openai"])
+
+
+@router.get("/models")
+async def list_models(settings: SettingsDep) -> ModelList:
+    """The agent, as the one model this endpoint serves (OpenAI's list format)."""
+    card = ModelCard(id=settings.config.openai_api.model_name, owned_by=project_metadata()[0])
+    return ModelList(data=[card])
+
+
+@router.post(
+    "/chat/completions",
+    response_model=ChatCompletion,
+    responses={
+        status.HTTP_200_OK: {
+            "description": 'With "stream": true, chat.completion.chunk events, then [DONE]',
+            "content": {EVENT_STREAM: {}},
+        },
+        status.HTTP_404_NOT_FOUND: {"model": ErrorBody, "description": "Another model"},
+        status.HTTP_429_TOO_MANY_REQUESTS: {"description": "Too many streams of this key open"},
+        status.HTTP_502_BAD_GATEWAY: {"model": ErrorBody, "description": "The model failed"},
+        status.HTTP_503_SERVICE_UNAVAILABLE: {"description": "Too many streams open"},
+    },
+)
+async def chat_completions(
+    body: ChatCompletionRequest, owner: OwnerDep, agent: AgentDep, resources: ResourcesDep
+) -> ChatCompletion | JSONResponse | EventSourceResponse:
+    """One turn of the agent, its tools included, over the messages sent; nothing is stored
+    (OpenAI's chat completions; "stream": true streams it)."""
+    config = agent.settings.config.openai_api
+    if body.model != config.model_name:
+        return wire.model_not_found(body.model, config.model_name)
+    wire.check_chat(body, config.max_messages)
+    history = agent.prompt(wire.chat_messages(body.messages))
+    turn = agent.turn(owner=owner, conversation_id=None, recorder=Unstored())
+    reply = wire.Reply.to(config.model_name)
+    if body.stream:
+        usage = bool(body.stream_options and body.stream_options.include_usage)
+        give_back = resources.turn_streams.take(owner)
+        # A client that goes away cancels the stream, and with it the model call.
+        return HeldStream(
+            wire.chunks(turn.run(history, stream=True), reply, include_usage=usage), give_back
+        )
+    ended = await wire.outcome(turn.run(history, stream=False))
+    if isinstance(ended, ErrorEvent):
+        return wire.error_response(502, ended.detail, "server_error", code="provider_error")
+    return reply.completion(ended)

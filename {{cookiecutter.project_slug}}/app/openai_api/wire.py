@@ -1,0 +1,172 @@
+"""A turn of the agent in OpenAI's chat-completions format: the messages it starts from,
+and its events as one chat.completion or as chat.completion.chunk events."""
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+from fastapi.exceptions import RequestValidationError
+from starlette.responses import JSONResponse
+
+from app.agent.loop import DoneEvent, ErrorEvent, Event, StopReason, TokenEvent, ToolResultEvent
+from app.agent.tools import ToolResult
+from app.core.validation import field_error
+from app.llm.base import ChatMessage, Completion, ToolCall, Usage
+from app.openai_api.schemas import (
+    AssistantMessage,
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    Choice,
+    ChunkChoice,
+    Delta,
+    ErrorBody,
+    ErrorDetail,
+    FinishReason,
+    MessageIn,
+    UsageOut,
+)
+
+type Step = Completion | ToolResult
+# max_steps: the model still wanted tools when the turn stopped, as "length" says it was cut.
+FINISH: dict[StopReason, FinishReason] = {
+    "completed": "stop",
+    "max_steps": "length",
+    "cancelled": "stop",
+    "interrupted": "stop",
+}
+# Between the texts of two model calls (before and after tools), so they do not run together.
+STEP_BREAK = "\n\n"
+DONE = "[DONE]"
+
+
+def check_chat(body: ChatCompletionRequest, max_messages: int) -> None:
+    """Refuse more messages than the setting allows, and a tool call with no tool message
+    answering it (as OpenAI does): the turn would run it without the model asking."""
+    if len(body.messages) > max_messages:
+        detail = f"List should have at most {max_messages} items after validation"
+        raise RequestValidationError([field_error("too_long", ("messages",), detail)])
+    answered = {m.tool_call_id for m in body.messages if m.role == "tool"}
+    for index, message in enumerate(body.messages):
+        for call in message.tool_calls:
+            if call.id not in answered:
+                detail = f"tool call {call.id} has no tool message answering it"
+                location = ("messages", index, "tool_calls")
+                raise RequestValidationError(
+                    [field_error("unanswered_tool_call", location, detail)]
+                )
+
+
+def chat_messages(messages: Sequence[MessageIn]) -> list[ChatMessage]:
+    """The request's messages as the agent's own."""
+    return [_chat(message) for message in messages]
+
+
+def _chat(message: MessageIn) -> ChatMessage:
+    if message.role in ("system", "developer"):
+        return ChatMessage("system", message.text)
+    if message.role == "tool":
+        return ChatMessage("tool", message.text, tool_call_id=message.tool_call_id)
+    if message.role == "assistant":
+        calls = tuple(
+            ToolCall(c.id, c.function.name, c.function.arguments) for c in message.tool_calls
+        )
+        return ChatMessage("assistant", message.text, calls)
+    return ChatMessage("user", message.text)
+
+
+def error_response(
+    status: int, message: str, kind: str, *, param: str | None = None, code: str | None = None
+) -> JSONResponse:
+    detail = ErrorDetail(message=message, type=kind, param=param, code=code)
+    return JSONResponse(ErrorBody(error=detail).model_dump(), status_code=status)
+
+
+def model_not_found(asked: str, served: str) -> JSONResponse:
+    """OpenAI's answer to a model it does not have (404), which clients show as it is."""
+    message = f"The model `{asked}` does not exist; this endpoint serves `{served}`"
+    return error_response(
+        404, message, "invalid_request_error", param="model", code="model_not_found"
+    )
+
+
+async def outcome(events: AsyncIterator[Event[Step]]) -> DoneEvent[Step] | ErrorEvent:
+    """How a turn that is not streamed ended."""
+    async for event in events:
+        if isinstance(event, DoneEvent | ErrorEvent):
+            return event
+    raise AssertionError("a turn always ends with a done or an error event")
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One answer's identity, the same on each of its chunks."""
+
+    model: str
+    id: str
+    created: int
+
+    @classmethod
+    def to(cls, model: str) -> "Reply":
+        return cls(model, f"chatcmpl-{uuid.uuid4().hex}", int(time.time()))
+
+    def completion(self, done: DoneEvent[Step]) -> ChatCompletion:
+        texts = [s.content for s in done.steps if isinstance(s, Completion) and s.content]
+        choice = Choice(
+            message=AssistantMessage(content=STEP_BREAK.join(texts)),
+            finish_reason=FINISH[done.stop_reason],
+        )
+        return ChatCompletion(
+            id=self.id,
+            created=self.created,
+            model=self.model,
+            choices=[choice],
+            usage=_usage(done.usage),
+        )
+
+    def chunk(self, delta: Delta, finish_reason: FinishReason | None = None) -> str:
+        return self._json([ChunkChoice(delta=delta, finish_reason=finish_reason)])
+
+    def usage_chunk(self, usage: Usage) -> str:
+        return self._json([], _usage(usage))
+
+    def _json(self, choices: list[ChunkChoice], usage: UsageOut | None = None) -> str:
+        chunk = ChatCompletionChunk(
+            id=self.id, created=self.created, model=self.model, choices=choices, usage=usage
+        )
+        # As OpenAI sends them: finish_reason null until the last choice, usage only on a
+        # chunk of its own.
+        return chunk.model_dump_json(exclude=None if usage else {"usage"})
+
+
+async def chunks(
+    events: AsyncIterator[Event[Step]], reply: Reply, *, include_usage: bool
+) -> AsyncIterator[str]:
+    """The turn as the data of chat.completion.chunk events, ending with [DONE]; a failed
+    model call ends it with OpenAI's error object instead of a finish_reason."""
+    yield reply.chunk(Delta(role="assistant", content=""))
+    said = pending_break = False
+    async for event in events:
+        match event:
+            case TokenEvent(content=content) if content:
+                yield reply.chunk(Delta(content=STEP_BREAK + content if pending_break else content))
+                said, pending_break = True, False
+            case ToolResultEvent():
+                pending_break = said
+            case DoneEvent(stop_reason=reason, usage=usage):
+                yield reply.chunk(Delta(), FINISH[reason])
+                if include_usage:
+                    yield reply.usage_chunk(usage)
+            case ErrorEvent(detail=detail):
+                error = ErrorDetail(message=detail, type="server_error", code="provider_error")
+                yield ErrorBody(error=error).model_dump_json()
+    yield DONE
+
+
+def _usage(usage: Usage) -> UsageOut:
+    return UsageOut(
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        total_tokens=usage.prompt_tokens + usage.completion_tokens,
+    )
