@@ -8,8 +8,8 @@ from pathlib import Path
 
 from alembic.script import ScriptDirectory
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.retry import Retry
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from taskiq_redis import ListQueueBroker
 
