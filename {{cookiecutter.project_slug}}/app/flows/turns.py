@@ -46,7 +46,7 @@ class Agent:
         )
         registry = registry_for(config, self.metrics)
         steps = config.max_steps if max_steps is None else max_steps
-        return Turn(self.llm, registry, tools, recorder, steps)
+        return Turn(self.llm, registry, tools, recorder, steps, config.require_approval)
 
     async def history(self, session: AsyncSession, conversation: Conversation) -> list[ChatMessage]:
         """The system prompt and the conversation's recent messages, files inlined."""
