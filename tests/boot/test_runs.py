@@ -1,6 +1,7 @@
 """Background runs with real worker processes (`python -m app.worker`) on real PostgreSQL and
-Redis: a run end to end, its event stream resumed, cancel, kill -9 of a worker mid-run, and
-SIGTERM letting the current step finish. And a streamed turn whose client goes away."""
+Redis: a run end to end, its event stream resumed, cancel, kill -9 of a worker mid-run,
+SIGTERM letting the current step finish, and a run awaiting approval outliving its worker.
+And a streamed turn whose client goes away."""
 
 import json
 import signal
@@ -71,16 +72,24 @@ class Stack:
     work: Path
     page: SlowPage
     api: Process
+    # The same settings, but http_get's calls need approval (for workers started with it).
+    gated_config: Path
     workers: list[Process] = field(default_factory=list)
 
     def client(self) -> httpx.Client:
         headers = {"Authorization": f"Bearer {KEY}"}
         return httpx.Client(base_url=self.base_url, headers=headers, timeout=10.0)
 
-    def worker(self) -> Process:
-        process = start_worker(self.project, self.env, self.work / f"worker-{len(self.workers)}")
+    def worker(self, **env: str) -> Process:
+        work = self.work / f"worker-{len(self.workers)}"
+        process = start_worker(self.project, {**self.env, **env}, work)
         self.workers.append(process)
         return process
+
+    def stop_workers(self) -> None:
+        for worker in self.workers:
+            if worker.popen is not None and worker.popen.poll() is None:
+                worker.stop()
 
 
 @pytest.fixture(scope="module")
@@ -93,16 +102,15 @@ def stack(
     work = tmp_path_factory.mktemp("runs")
     page = SlowPage()
     threading.Thread(target=page.serve_forever, daemon=True).start()
-    config = config_file(
-        default_project,
-        work / "config.yaml",
-        {
-            "rate_limit": {"requests": 10_000},
-            "agent": {"http_allowed_hosts": [page.host], "tool_timeout_seconds": RUN_SECONDS},
-            # Short, so a killed worker's run is retried within the test's patience.
-            "worker": {"visibility_timeout_seconds": 3, "sweep_seconds": 0.5},
-        },
-    )
+    overrides: dict[str, dict[str, Any]] = {
+        "rate_limit": {"requests": 10_000},
+        "agent": {"http_allowed_hosts": [page.host], "tool_timeout_seconds": RUN_SECONDS},
+        # Short, so a killed worker's run is retried within the test's patience.
+        "worker": {"visibility_timeout_seconds": 3, "sweep_seconds": 0.5},
+    }
+    config = config_file(default_project, work / "config.yaml", overrides)
+    overrides["agent"] = {**overrides["agent"], "require_approval": ["http_get"]}
+    gated = config_file(default_project, work / "gated.yaml", overrides)
     env = api_env(
         work,
         database_url=postgres.create_database("runs"),
@@ -112,7 +120,7 @@ def stack(
     )
     default_project.uv("run", "--locked", "alembic", "upgrade", "head", env=env)
     api, base_url = start_api(default_project, env, work / "api.log")
-    stack = Stack(default_project, env, base_url, work, page, api)
+    stack = Stack(default_project, env, base_url, work, page, api, gated)
     try:
         yield stack
     finally:
@@ -205,9 +213,7 @@ def test_a_run_survives_its_worker_killed_mid_step(stack: Stack, page: SlowPage)
 def test_sigterm_lets_the_current_step_finish_and_hands_the_run_on(
     stack: Stack, page: SlowPage
 ) -> None:
-    for worker in stack.workers:
-        if worker.popen is not None and worker.popen.poll() is None:
-            worker.stop()
+    stack.stop_workers()
     stopping = stack.worker()
     with stack.client() as client:
         run = start_run(client, "fetch" + _get_page(page) + "\n/tool current_time")
@@ -228,6 +234,36 @@ def test_sigterm_lets_the_current_step_finish_and_hands_the_run_on(
     assert roles_then == ["user", "assistant", "tool"]
     assert (finished["status"], finished["attempts"]) == ("succeeded", 1)
     assert roles == ["user", "assistant", "tool", "assistant", "tool", "assistant"]
+    assert page.hits == 1
+
+
+def test_a_run_awaiting_approval_outlives_its_worker_and_runs_the_call_once(
+    stack: Stack, page: SlowPage
+) -> None:
+    stack.stop_workers()
+    gated = {"CONFIG_FILE": str(stack.gated_config)}
+    doomed = stack.worker(**gated)
+    page.release.set()
+    with stack.client() as client:
+        run = start_run(client, "fetch" + _get_page(page))
+        waiting = wait_for_run(client, run["id"], frozenset({"awaiting_approval"}))
+        doomed.kill()
+        hits_while_waiting = page.hits
+        (call,) = waiting["pending_approvals"]
+        decision = {"decisions": [{"tool_call_id": call["id"], "approved": True}]}
+        decided = client.post(f"/v1/runs/{run['id']}/approvals", json=decision)
+        finisher = stack.worker(**gated)
+        finished = wait_for_run(client, run["id"])
+        messages = client.get(f"/v1/conversations/{run['conversation_id']}").json()["messages"]
+
+    assert (call["name"], hits_while_waiting) == ("http_get", 0)
+    assert decided.status_code == 200, decided.text
+    assert decided.json()["status"] == "queued"
+    # A new worker finished it: the killed one held no lease, so nothing was retried.
+    assert (finished["status"], finished["attempts"]) == ("succeeded", 1)
+    assert run["id"] in finisher.output()
+    assert [m["role"] for m in messages] == ["user", "assistant", "tool", "assistant"]
+    assert messages[2]["content"] == "HTTP 200\nslow page"
     assert page.hits == 1
 
 

@@ -18,8 +18,9 @@ from asgi_lifespan import LifespanManager
 from httpx import ASGITransport, AsyncClient
 from opentelemetry.sdk.trace.export import SpanExporter
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.agent.mcp import McpTools
 from app.core.config import (
     PROJECT_ROOT,
     AppConfig,
@@ -27,9 +28,13 @@ from app.core.config import (
     read_config_file,
 )
 from app.core.db import create_engine
+from app.core.metrics import Metrics
+from app.core.queue import create_broker
 from app.core.urls import async_database_url, with_password
 from app.deps import get_sessionmaker
+from app.llm.echo import EchoProvider
 from app.main import create_app
+from app.runs.execution import Executor
 from tests.fake_openai import FakeOpenAI
 
 API_KEY = "test-key-for-the-suite"
@@ -197,6 +202,26 @@ async def client(settings: Settings, connection: AsyncConnection) -> AsyncIterat
 def fake_openai() -> Iterator[FakeOpenAI]:
     with FakeOpenAI() as server:
         yield server
+
+
+@pytest.fixture
+def maker(connection: AsyncConnection) -> async_sessionmaker[AsyncSession]:
+    """Sessions in the test's transaction, as a worker's would be."""
+    return async_sessionmaker(
+        bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+    )
+
+
+@pytest.fixture
+async def executor(
+    settings: Settings, maker: async_sessionmaker[AsyncSession]
+) -> AsyncIterator[Executor]:
+    """A worker's executor, in-process, on the test's database and Redis."""
+    broker = create_broker(settings.redis_url.get_secret_value(), timeout=1.0)
+    await broker.startup()
+    mcp = McpTools((), settings.config.agent)
+    yield Executor(settings, maker, EchoProvider(), broker, Metrics(), mcp)
+    await broker.shutdown()
 
 
 async def new_conversation_id(client: AsyncClient, **request: Any) -> str:

@@ -4,7 +4,6 @@ test's database and Redis), followed through events, cancelled, retried after a 
 import asyncio
 import socket
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +15,14 @@ from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from app.agent import registry
-from app.agent.mcp import McpTools
 from app.agent.tools import ToolContext, tool
-from app.core.config import Settings
 from app.core.metrics import Metrics
 from app.core.queue import QUEUE_NAME, create_broker, enqueue
 from app.llm.base import ChatMessage
 from app.llm.echo import EchoProvider
-from app.runs.execution import Executor, LeaseLostError, RunRecorder
+from app.runs.execution import Executor
 from app.runs.models import Run
+from app.runs.recorder import LeaseLostError, RunRecorder
 from tests.conftest import OTHER_API_KEY, make_settings, new_conversation_id, serve
 from tests.metrics import sample
 from tests.sse import events
@@ -34,25 +32,6 @@ AS_OTHER = {"Authorization": f"Bearer {OTHER_API_KEY}"}
 
 class Nothing(BaseModel):
     pass
-
-
-@pytest.fixture
-def maker(connection: AsyncConnection) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(
-        bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
-    )
-
-
-@pytest.fixture
-async def executor(
-    settings: Settings, maker: async_sessionmaker[AsyncSession]
-) -> AsyncIterator[Executor]:
-    broker = create_broker(settings.redis_url.get_secret_value(), timeout=1.0)
-    await broker.startup()
-    yield Executor(
-        settings, maker, EchoProvider(), broker, Metrics(), McpTools((), settings.config.agent)
-    )
-    await broker.shutdown()
 
 
 async def _start(client: AsyncClient, content: str) -> dict[str, Any]:

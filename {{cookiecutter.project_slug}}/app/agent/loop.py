@@ -13,8 +13,12 @@ from app.agent.tools import Registry, ToolContext, ToolResult
 from app.llm.base import ChatMessage, Completion, LLMError, LLMProvider, ToolCall, Usage
 
 # completed: the model answered without asking for tools; max_steps: it still asked;
-# cancelled: a client cancelled the run; interrupted: its worker is stopping (run re-queued).
-StopReason = Literal["completed", "max_steps", "cancelled", "interrupted"]
+# cancelled: a client cancelled the run; interrupted: its worker is stopping (run re-queued);
+# awaiting_approval: a call of a tool in agent.require_approval waits for a person.
+StopReason = Literal["completed", "max_steps", "cancelled", "interrupted", "awaiting_approval"]
+# What a person decided about a call that needs approval. unattended: nobody can be asked
+# during this turn (a client waits for it), so the call does not run.
+Decision = Literal["approved", "denied", "unattended"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +44,8 @@ class DoneEvent[S]:
     steps: list[S]
     stop_reason: StopReason
     usage: Usage
+    # With awaiting_approval: the calls waiting for a decision.
+    pending: tuple[ToolCall, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +67,10 @@ class Recorder[S](Protocol):
         """Checked before each model call: a reason to stop now, or None to go on."""
         ...
 
+    async def decision(self, call: ToolCall) -> Decision | None:
+        """For a call that needs approval: the decision stored for it, or None (not yet)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Turn[S]:
@@ -69,6 +79,8 @@ class Turn[S]:
     tools: ToolContext
     recorder: Recorder[S]
     max_steps: int
+    # Tool names whose calls need a person's approval (agent.require_approval).
+    require_approval: frozenset[str] = frozenset()
 
     async def run(self, history: list[ChatMessage], *, stream: bool) -> AsyncIterator[Event[S]]:
         """Call the model up to max_steps times, running the tools it asks for in between."""
@@ -76,8 +88,10 @@ class Turn[S]:
         steps: list[S] = []
         usage = Usage()
         # A turn resumed after its tools were asked for runs the calls that got no result.
-        async for event in self._tools(_unanswered(history), history, steps):
+        async for event in self._answer(_unanswered(history), history, steps, usage):
             yield event
+            if isinstance(event, DoneEvent):
+                return
         for _ in range(self.max_steps):
             if reason := await self.recorder.halt():
                 yield DoneEvent(steps, reason, usage)
@@ -104,19 +118,43 @@ class Turn[S]:
             if not completion.tool_calls:
                 yield DoneEvent(steps, "completed", usage)
                 return
-            async for event in self._tools(completion.tool_calls, history, steps):
+            async for event in self._answer(completion.tool_calls, history, steps, usage):
                 yield event
+                if isinstance(event, DoneEvent):
+                    return
         yield DoneEvent(steps, "max_steps", usage)
 
-    async def _tools(
-        self, calls: Sequence[ToolCall], history: list[ChatMessage], steps: list[S]
+    async def _answer(
+        self, calls: Sequence[ToolCall], history: list[ChatMessage], steps: list[S], usage: Usage
     ) -> AsyncIterator[Event[S]]:
-        for call in calls:
+        """Run the calls in order up to the first one still waiting for a person; then end
+        the turn awaiting approval of every call from there on that needs it."""
+        decisions = {
+            call.id: await self.recorder.decision(call)
+            for call in calls
+            if call.name in self.require_approval
+        }
+        waiting = [call for call in calls if call.id in decisions and decisions[call.id] is None]
+        ready = calls[: calls.index(waiting[0])] if waiting else calls
+        for call in ready:
             yield ToolCallEvent(call)
-            result = await self.registry.call(call, self.tools)
+            result = await self._result(call, decisions.get(call.id, "approved"))
             steps.append(await self.recorder.result(call, result))
             history.append(ChatMessage("tool", result.content, tool_call_id=call.id))
             yield ToolResultEvent(call, result)
+        if waiting:
+            yield DoneEvent(steps, "awaiting_approval", usage, tuple(waiting))
+
+    async def _result(self, call: ToolCall, decision: Decision | None) -> ToolResult:
+        if decision == "denied":
+            return self.registry.refuse(call, "denied", "the user denied this call")
+        if decision == "unattended":
+            reason = (
+                "it needs a person's approval, which only a background run can wait for "
+                "(POST /v1/conversations/{id}/runs); it did not run"
+            )
+            return self.registry.refuse(call, "needs_approval", reason)
+        return await self.registry.call(call, self.tools)
 
 
 def _unanswered(history: Sequence[ChatMessage]) -> list[ToolCall]:

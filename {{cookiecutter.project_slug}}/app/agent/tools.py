@@ -130,6 +130,12 @@ class Registry:
         self._metrics.tool_call(tool, outcome, time.perf_counter() - started)
         return result
 
+    def refuse(self, call: ToolCall, outcome: ToolOutcome, reason: str) -> ToolResult:
+        """The result of a call that was not run (a person's decision), counted as outcome."""
+        tool = call.name if call.name in self._tools else "unknown"
+        self._metrics.tool_call(tool, outcome, 0.0)
+        return ToolResult(f"error: {call.name}: {reason}", True)
+
     async def _run(self, call: ToolCall, context: ToolContext) -> tuple[ToolOutcome, ToolResult]:
         chosen = self._tools.get(call.name)
         if chosen is None:

@@ -44,6 +44,8 @@ class MessageCreate(BaseModel):
 
 
 class ToolCallOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: str
     name: str
     # JSON text, as the model wrote it.

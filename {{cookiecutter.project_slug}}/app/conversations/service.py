@@ -9,7 +9,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
-from app.agent.loop import StopReason
+from app.agent.loop import Decision, StopReason
 from app.agent.tools import ToolContext, ToolError, ToolResult
 from app.conversations.models import Conversation, Message
 from app.conversations.schemas import ConversationCreate, MessageCreate
@@ -44,6 +44,11 @@ class ConversationRecorder:
 
     async def halt(self) -> StopReason | None:
         return None
+
+    async def decision(self, call: ToolCall) -> Decision | None:
+        # The client waits for this turn's answer, not for a person: a call that needs
+        # approval does not run, and the model is told it takes a background run.
+        return "unattended"
 
 
 def tool_context(

@@ -81,6 +81,23 @@ class AgentConfig(_Section):
     # Retry-After: each holds a model call, and its tools, for as long as it runs.
     max_streams: PositiveInt = Field(default=100, le=10_000)
     max_streams_per_key: PositiveInt = Field(default=8, le=1000)
+    # Tools whose calls wait for a person: a background run stops awaiting approval
+    # (POST /v1/runs/{id}/approvals); an interactive turn cannot wait, so the model is told
+    # the call needs a background run. Built-in names, or "server.tool" for MCP tools.
+    require_approval: frozenset[str] = frozenset()
+
+    @field_validator("require_approval")
+    @classmethod
+    def _known_tools(cls, names: frozenset[str]) -> frozenset[str]:
+        # A misspelt name would leave a dangerous tool ungated, so it stops the start-up.
+        # Imported here: the registry's tools import this module.
+        from app.agent.registry import TOOLS
+
+        builtin = {t.name for t in TOOLS}
+        unknown = sorted(n for n in names if "." not in n and n not in builtin)
+        if unknown:
+            raise ValueError(f"no built-in tool named {', '.join(unknown)} (MCP: server.tool)")
+        return names
 
 
 class WorkerConfig(_Section):

@@ -52,7 +52,11 @@ AdmissionReason = Literal[
 ]
 RedisOperation = Literal["rate_limit", "enqueue", "health", "sweep"]
 Outcome = Literal["ok", "error", "cancelled"]
-ToolOutcome = Literal["ok", "error", "timeout", "bad_arguments", "unknown_tool"]
+# denied: a person refused the call; needs_approval: nobody could be asked (an interactive
+# turn), so it did not run.
+ToolOutcome = Literal[
+    "ok", "error", "timeout", "bad_arguments", "unknown_tool", "denied", "needs_approval"
+]
 GaugeMode = Literal["livesum", "mostrecent"]
 
 

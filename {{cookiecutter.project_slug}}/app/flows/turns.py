@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.agent.loop import Recorder, StopReason, Turn
+from app.agent.loop import Decision, Recorder, StopReason, Turn
 from app.agent.mcp import McpTools
 from app.agent.registry import registry_for
 from app.agent.tools import ToolResult
@@ -33,6 +33,11 @@ class Unstored:
 
     async def halt(self) -> StopReason | None:
         return None
+
+    async def decision(self, call: ToolCall) -> Decision | None:
+        # The client waits for the answer, not for a person: a call that needs approval does
+        # not run, and the model is told it takes a background run.
+        return "unattended"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +69,7 @@ class Agent:
         )
         registry = registry_for(config, self.metrics, self.mcp.listing)
         steps = config.max_steps if max_steps is None else max_steps
-        return Turn(self.llm, registry, tools, recorder, steps)
+        return Turn(self.llm, registry, tools, recorder, steps, config.require_approval)
 
     async def history(self, session: AsyncSession, conversation: Conversation) -> list[ChatMessage]:
         """The system prompt and the conversation's recent messages, files inlined."""

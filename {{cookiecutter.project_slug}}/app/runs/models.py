@@ -15,14 +15,16 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base, CreatedAtMixin, IdMixin, OwnedMixin
-from app.llm.base import Usage
+from app.llm.base import ToolCall, Usage
 
-STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+# awaiting_approval: stopped at tool calls a person must decide on (no lease, no worker).
+STATUSES = ("queued", "running", "awaiting_approval", "succeeded", "failed", "cancelled")
 FINISHED = frozenset({"succeeded", "failed", "cancelled"})
 
 
@@ -37,7 +39,7 @@ class Run(IdMixin, CreatedAtMixin, OwnedMixin, Base):
     conversation_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("conversations.id", ondelete="CASCADE"), index=True
     )
-    status: Mapped[str] = mapped_column(String(16), default="queued")
+    status: Mapped[str] = mapped_column(String(32), default="queued")
     stop_reason: Mapped[str | None] = mapped_column(String(32))
     error: Mapped[str | None] = mapped_column(Text)
     # Claims so far; a claim whose lease runs out (a worker killed) is retried up to
@@ -49,10 +51,25 @@ class Run(IdMixin, CreatedAtMixin, OwnedMixin, Base):
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Tool calls that need approval, by call id: {"name", "arguments", "approved"}, approved
+    # null until a person decides. An entry goes when its call's result is stored, so a
+    # later call that reuses the id is asked about again.
+    approvals: Mapped[dict[str, dict[str, Any]]] = mapped_column(
+        JSONB, default=dict, server_default=text("'{}'::jsonb")
+    )
 
     @property
     def usage(self) -> Usage:
         return Usage(self.prompt_tokens, self.completion_tokens)
+
+    @property
+    def pending_approvals(self) -> list[ToolCall]:
+        """The calls waiting for a person's decision."""
+        return [
+            ToolCall(call_id, entry["name"], entry["arguments"])
+            for call_id, entry in self.approvals.items()
+            if entry["approved"] is None
+        ]
 
 
 class RunEvent(Base):

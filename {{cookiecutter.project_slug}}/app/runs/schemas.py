@@ -4,10 +4,13 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.agent.loop import StopReason
-from app.conversations.schemas import UsageOut
+from app.conversations.schemas import ToolCallOut, UsageOut
+
+# Decisions one request may carry; a run waiting on more takes several requests.
+MAX_DECISIONS = 100
 
 
 class RunOut(BaseModel):
@@ -15,11 +18,29 @@ class RunOut(BaseModel):
 
     id: uuid.UUID
     conversation_id: uuid.UUID
-    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    status: Literal["queued", "running", "awaiting_approval", "succeeded", "failed", "cancelled"]
     stop_reason: StopReason | None
     error: str | None
     attempts: int
     cancel_requested: bool
+    # The tool calls waiting for a decision (POST /v1/runs/{id}/approvals).
+    pending_approvals: list[ToolCallOut]
     usage: UsageOut
     created_at: datetime
     finished_at: datetime | None
+
+
+class ApprovalDecision(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # The id of a call listed in the run's pending_approvals.
+    tool_call_id: str = Field(min_length=1, max_length=100)
+    approved: bool
+
+
+class Approvals(BaseModel):
+    """Decisions on tool calls a run waits on; calls not named here keep waiting."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    decisions: list[ApprovalDecision] = Field(min_length=1, max_length=MAX_DECISIONS)

@@ -1,6 +1,7 @@
-"""Run operations of the api: create, read, cancel, and read a run's events."""
+"""Run operations of the api: create, read, cancel, decide on approvals, read events."""
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -11,6 +12,19 @@ from app.conversations.models import Conversation
 from app.conversations.schemas import MessageCreate
 from app.core.db import utcnow
 from app.runs.models import FINISHED, Run, RunEvent
+from app.runs.schemas import ApprovalDecision
+
+
+class NotAwaitingError(Exception):
+    """Decisions sent for a run that is not awaiting approval."""
+
+
+class UndecidableError(Exception):
+    """Decisions naming calls the run does not wait on, or one call twice: (index, why)."""
+
+    def __init__(self, problems: list[tuple[int, str]]) -> None:
+        super().__init__("; ".join(why for _, why in problems))
+        self.problems = problems
 
 
 async def create_run(
@@ -33,20 +47,58 @@ async def create_run(
     return run
 
 
-async def get_run(*, session: AsyncSession, owner: str, run_id: uuid.UUID) -> Run | None:
-    """Return the owner's run; another owner's is as absent as an unknown id."""
-    return await session.scalar(select(Run).where(Run.id == run_id, Run.owner == owner))
+async def get_run(
+    *, session: AsyncSession, owner: str, run_id: uuid.UUID, lock: bool = False
+) -> Run | None:
+    """Return the owner's run (locked for this transaction with lock); another owner's is
+    as absent as an unknown id."""
+    query = select(Run).where(Run.id == run_id, Run.owner == owner)
+    return await session.scalar(query.with_for_update() if lock else query)
 
 
 async def cancel_run(*, session: AsyncSession, run: Run) -> Run:
-    """A queued run is cancelled now; a running one stops before its next model call."""
-    if run.status == "queued":
+    """A queued or waiting run is cancelled now; a running one before its next model call."""
+    if run.status in {"queued", "awaiting_approval"}:
         run.status, run.stop_reason, run.finished_at = "cancelled", "cancelled", utcnow()
         add_event(session, run, "done", done_data(run))
     elif run.status == "running":
         run.cancel_requested = True
     await session.commit()
     return run
+
+
+async def decide(*, session: AsyncSession, run: Run, decisions: Sequence[ApprovalDecision]) -> bool:
+    """Store decisions on calls the run waits on; once none waits, queue it again (True)."""
+    if run.status != "awaiting_approval":
+        raise NotAwaitingError(run.status)
+    _check(run, decisions)
+    approvals = dict(run.approvals)
+    for decision in decisions:
+        entry = approvals[decision.tool_call_id]
+        approvals[decision.tool_call_id] = {**entry, "approved": decision.approved}
+    run.approvals = approvals
+    add_event(session, run, "approvals", {"decisions": [d.model_dump() for d in decisions]})
+    ready = not run.pending_approvals
+    if ready:
+        # As start_run: without Redis the run stays queued and the sweep sends it again.
+        run.status, run.queued_at = "queued", utcnow()
+    await session.commit()
+    return ready
+
+
+def _check(run: Run, decisions: Sequence[ApprovalDecision]) -> None:
+    pending = {call.id for call in run.pending_approvals}
+    seen: set[str] = set()
+    problems = []
+    for index, decision in enumerate(decisions):
+        call_id = decision.tool_call_id
+        if call_id in seen:
+            problems.append((index, f"tool call {call_id} is decided twice"))
+        elif call_id not in pending:
+            problems.append((index, f"tool call {call_id} is not awaiting approval"))
+        seen.add(call_id)
+    if problems:
+        raise UndecidableError(problems)
 
 
 def add_event(session: AsyncSession, run: Run, name: str, data: dict[str, Any]) -> None:

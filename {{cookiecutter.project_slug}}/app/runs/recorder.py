@@ -1,0 +1,158 @@
+"""How a background run's turn is stored: every step, decision and end, each written only
+while the run is still the claim's that runs it."""
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.agent.loop import Decision, DoneEvent, StopReason
+from app.agent.tools import ToolResult
+from app.conversations.models import Message
+from app.conversations.schemas import MessageOut
+from app.llm.base import Completion, ToolCall
+from app.runs import service
+from app.runs.models import Run
+
+
+class LeaseLostError(Exception):
+    """The run is no longer this worker's (its lease ran out and it was taken over)."""
+
+
+@dataclass
+class RunRecorder:
+    """Steps of a background run: each written only while the run is still this claim's."""
+
+    sessionmaker: async_sessionmaker[AsyncSession]
+    run_id: uuid.UUID
+    attempt: int
+    lease: timedelta
+    stopping: asyncio.Event
+    requeue: bool = False
+    # Set when the lease was found taken over: the run's work is cancelled.
+    lost: bool = False
+
+    async def renew(self) -> None:
+        async with self.sessionmaker() as session:
+            await self._renew(session)
+            await session.commit()
+
+    async def step(self, completion: Completion) -> Message:
+        async with self.sessionmaker() as session:
+            run = await self._renew(session)
+            message = _add(
+                session,
+                run,
+                role="assistant",
+                content=completion.content,
+                tool_calls=[call_data(c) for c in completion.tool_calls],
+                prompt_tokens=completion.usage.prompt_tokens,
+                completion_tokens=completion.usage.completion_tokens,
+            )
+            for call in completion.tool_calls:
+                service.add_event(session, run, "tool_call", call_data(call))
+            await session.commit()
+            return message
+
+    async def result(self, call: ToolCall, result: ToolResult) -> Message:
+        async with self.sessionmaker() as session:
+            run = await self._renew(session)
+            message = _add(session, run, role="tool", content=result.content, tool_call_id=call.id)
+            data = {**call_data(call), "content": result.content, "is_error": result.is_error}
+            service.add_event(session, run, "tool_result", data)
+            if call.id in run.approvals:
+                # Used up with its answer: a later call with the same id is asked about anew.
+                run.approvals = {k: v for k, v in run.approvals.items() if k != call.id}
+            await session.commit()
+            return message
+
+    async def halt(self) -> StopReason | None:
+        async with self.sessionmaker() as session:
+            run = await self._renew(session)
+            await session.commit()
+        if run.cancel_requested:
+            return "cancelled"
+        if self.stopping.is_set():
+            return "interrupted"
+        return None
+
+    async def decision(self, call: ToolCall) -> Decision | None:
+        async with self.sessionmaker() as session:
+            approvals = await session.scalar(select(Run.approvals).where(Run.id == self.run_id))
+        approved = (approvals or {}).get(call.id, {}).get("approved")
+        if approved is None:
+            return None
+        return "approved" if approved else "denied"
+
+    async def finish(self, done: DoneEvent[Message]) -> None:
+        async with self.sessionmaker() as session:
+            run = await self._renew(session)
+            run.prompt_tokens += done.usage.prompt_tokens
+            run.completion_tokens += done.usage.completion_tokens
+            if done.stop_reason == "interrupted":
+                # Back to the queue without counting the attempt: nothing went wrong.
+                run.status, run.lease_until, run.attempts = "queued", None, run.attempts - 1
+                run.queued_at = func.clock_timestamp()
+                service.add_event(session, run, "requeued", {})
+                self.requeue = True
+            elif done.stop_reason == "awaiting_approval":
+                _await_approval(session, run, done.pending)
+            else:
+                _end(session, run, done)
+            await session.commit()
+
+    async def fail(self, detail: str) -> None:
+        async with self.sessionmaker() as session:
+            run = await self._renew(session)
+            run.status, run.error = "failed", detail
+            run.lease_until, run.finished_at = None, func.clock_timestamp()
+            service.add_event(session, run, "error", {"detail": detail})
+            await session.commit()
+
+    async def _renew(self, session: AsyncSession) -> Run:
+        """Extend the lease, in the caller's transaction, if the claim is still ours."""
+        run: Run | None = await session.scalar(
+            update(Run)
+            .where(Run.id == self.run_id, Run.attempts == self.attempt, Run.status == "running")
+            .values(lease_until=func.clock_timestamp() + self.lease)
+            .returning(Run)
+        )
+        if run is None:
+            raise LeaseLostError(str(self.run_id))
+        return run
+
+
+def _await_approval(session: AsyncSession, run: Run, pending: tuple[ToolCall, ...]) -> None:
+    """Park the run until a person decides: no lease (the sweep leaves it alone), and the
+    attempt not counted, as nothing went wrong."""
+    run.status, run.lease_until, run.attempts = "awaiting_approval", None, run.attempts - 1
+    waiting = {c.id: {"name": c.name, "arguments": c.arguments, "approved": None} for c in pending}
+    run.approvals = {**run.approvals, **waiting}
+    service.add_event(session, run, "approval_required", {"calls": [call_data(c) for c in pending]})
+
+
+def _end(session: AsyncSession, run: Run, done: DoneEvent[Message]) -> None:
+    status = "cancelled" if done.stop_reason == "cancelled" else "succeeded"
+    run.status, run.stop_reason = status, done.stop_reason
+    run.lease_until, run.finished_at = None, func.clock_timestamp()
+    data = service.done_data(run)
+    answers = [s for s in done.steps if s.role == "assistant"]
+    if answers:
+        data["assistant_message"] = MessageOut.model_validate(answers[-1]).model_dump(mode="json")
+    service.add_event(session, run, "done", data)
+
+
+def _add(session: AsyncSession, run: Run, **values: Any) -> Message:
+    """A message of the run's conversation, written by the run (no files of its own)."""
+    defaults: dict[str, Any] = {"file_ids": [], "tool_calls": []}
+    message = Message(conversation_id=run.conversation_id, run_id=run.id, **{**defaults, **values})
+    session.add(message)
+    return message
+
+
+def call_data(call: ToolCall) -> dict[str, Any]:
+    return {"id": call.id, "name": call.name, "arguments": call.arguments}
