@@ -24,10 +24,13 @@ def default_project(tmp_path_factory: pytest.TempPathFactory) -> Project:
 
 
 def _configure(project: Project, fake_openai_url: str | None) -> None:
-    """Lift the rate limit (the schemathesis run is hundreds of requests); use the fake LLM."""
+    """Lift the rate limit (the schemathesis run is hundreds of requests), turn the playground
+    on, use the fake LLM."""
     config_file = project.path / "config" / "config.yaml"
     config = yaml.safe_load(config_file.read_text())
     config["rate_limit"]["requests"] = 100_000
+    # The browser test opens the playground (off by default outside development).
+    config["playground"]["enabled"] = True
     if fake_openai_url is not None:
         config["llm"]["base_url"] = fake_openai_url
     config_file.write_text(yaml.safe_dump(config))

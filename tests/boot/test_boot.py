@@ -2,9 +2,11 @@
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ import httpx
 import pytest
 
 from tests.harness.api import Service
+from tests.harness.browser import chromium_page
 from tests.harness.postgres_server import PostgresServer
 from tests.harness.redis_server import RedisServer
 from tests.project import assert_only_passes, project_env
@@ -84,6 +87,29 @@ def test_agent_calls_a_tool_and_feeds_its_result_back_over_http(service: Service
     assert [name for name, _ in events][:2] == ["tool_call", "tool_result"]
     assert events[-1][0] == "done"
     assert events[-1][1]["stop_reason"] == "completed"
+
+
+def test_the_playground_shows_a_tool_call_its_result_and_the_reply(service: Service) -> None:
+    # PLAYGROUND_SCREENSHOT=docs/playground.png writes the picture the template's docs show.
+    with chromium_page() as page:
+        page.goto(f"{service.base_url}/playground")
+        page.fill("#key", service.api_key)
+        page.fill("#message", "What time is it?\n/tool current_time")
+        page.click("#send")
+        page.wait_for_selector("#status:has-text('done')", timeout=20_000)
+        call = page.inner_text(".tool-call")
+        result = page.inner_text(".tool-result")
+        reply = page.locator(".reply").last.inner_text()
+        if target := os.environ.get("PLAYGROUND_SCREENSHOT"):
+            page.screenshot(path=target)
+
+    assert call.startswith("→ current_time")
+    stamp = datetime.fromisoformat(result.removeprefix("← current_time: "))
+    assert abs(stamp - datetime.now(UTC)) < timedelta(minutes=1)
+    assert "What time is it?" in reply
+    if service.project.answers.get("llm_provider", "echo") == "echo":
+        # The echo model's reply lists each tool's result; the fake OpenAI one does not.
+        assert stamp.isoformat(timespec="seconds") in reply
 
 
 def test_requests_without_a_key_are_refused(service: Service) -> None:

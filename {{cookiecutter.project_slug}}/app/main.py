@@ -23,6 +23,7 @@ from app.files import storage
 from app.files.router import router as files_router
 from app.health.router import router as health_router
 from app.openai_api.router import router as openai_router
+from app.playground.router import router as playground_router
 from app.resources import open_resources
 from app.runs.router import router as runs_router
 
@@ -82,6 +83,8 @@ def create_app(
     if tracing is not None:
         tracing.instrument_app(app)
     app.include_router(health_router)
+    if settings.playground_enabled:
+        app.include_router(playground_router)
     api_dependencies = [Depends(authorize)]
     app.include_router(conversations_router, prefix=API_PREFIX, dependencies=api_dependencies)
     app.include_router(files_router, prefix=API_PREFIX, dependencies=api_dependencies)

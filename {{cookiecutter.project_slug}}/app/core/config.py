@@ -185,6 +185,14 @@ class LoggingConfig(_Section):
     file_backup_count: int = Field(default=5, ge=0)
 
 
+class PlaygroundConfig(_Section):
+    """The page at /playground where a person tries the agent with a key."""
+
+    # auto: on when ENVIRONMENT is development, off otherwise (a page that takes keys has no
+    # place on a production host unless someone decides so); true or false decide.
+    enabled: Literal["auto"] | bool = "auto"
+
+
 class MetricsConfig(_Section):
     """Prometheus metrics: the api's /metrics and the worker's own metrics endpoint."""
 
@@ -211,6 +219,7 @@ class AppConfig(_Section):
     health: HealthConfig = HealthConfig()
     logging: LoggingConfig = LoggingConfig()
     metrics: MetricsConfig = MetricsConfig()
+    playground: PlaygroundConfig = PlaygroundConfig()
 
 
 def with_password_from(url: str, info: ValidationInfo, password_field: str) -> str:
@@ -326,6 +335,11 @@ class Settings(DatabaseSettings, KeySettings):
     logs_dir: Path = Path("logs")
     uploads_dir: Path = Path("uploads")
     config: AppConfig
+
+    @property
+    def playground_enabled(self) -> bool:
+        enabled = self.config.playground.enabled
+        return self.environment == "development" if enabled == "auto" else enabled
 
     @field_validator("openai_api_key", mode="before")
     @classmethod
