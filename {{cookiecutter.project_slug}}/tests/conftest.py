@@ -229,6 +229,17 @@ async def new_conversation_id(client: AsyncClient, **request: Any) -> str:
     return str((await client.post("/v1/conversations", json={}, **request)).json()["id"])
 
 
+async def start_run(client: AsyncClient, content: str) -> dict[str, Any]:
+    """Queue a background run of a new conversation on `content`; return the run."""
+    conversation = await new_conversation_id(client)
+    response = await client.post(
+        f"/v1/conversations/{conversation}/runs", json={"content": content}
+    )
+    assert response.status_code == 202, response.text
+    run: dict[str, Any] = response.json()
+    return run
+
+
 @pytest.fixture
 async def openai_client(
     tmp_path: Path,

@@ -18,7 +18,7 @@ from app.llm.base import Completion, ToolCall
 from app.runs.execution import Executor, count_by_status
 from app.runs.recorder import RunRecorder
 from app.runs.schemas import MAX_DECISIONS
-from tests.conftest import config_for_tests, new_conversation_id
+from tests.conftest import config_for_tests, new_conversation_id, start_run
 from tests.sse import events
 from tests.test_runs import AS_OTHER
 
@@ -32,16 +32,6 @@ def config_overrides() -> dict[str, Any]:
         "agent": {"require_approval": ["current_time"]},
         "worker": {"events_stream_seconds": 0.5},
     }
-
-
-async def _start(client: AsyncClient, content: str) -> dict[str, Any]:
-    conversation = await new_conversation_id(client)
-    response = await client.post(
-        f"/v1/conversations/{conversation}/runs", json={"content": content}
-    )
-    assert response.status_code == 202, response.text
-    run: dict[str, Any] = response.json()
-    return run
 
 
 async def _run(client: AsyncClient, run: dict[str, Any]) -> dict[str, Any]:
@@ -65,7 +55,7 @@ async def _decide(client: AsyncClient, run: dict[str, Any], **decisions: bool) -
 
 async def _awaiting(client: AsyncClient, executor: Executor) -> dict[str, Any]:
     """A run stopped at its call of current_time, waiting for a decision."""
-    run = await _start(client, "time?\n/tool current_time")
+    run = await start_run(client, "time?\n/tool current_time")
     await executor.execute(uuid.UUID(run["id"]))
     return await _run(client, run)
 
@@ -161,7 +151,7 @@ async def test_the_event_stream_names_the_calls_awaiting_approval(
 async def test_calls_before_the_first_waiting_one_run_and_decisions_may_come_in_parts(
     client: AsyncClient, executor: Executor, maker: async_sessionmaker[AsyncSession]
 ) -> None:
-    run = await _start(client, "four calls in one step")
+    run = await start_run(client, "four calls in one step")
     claimed = await executor._claim(uuid.UUID(run["id"]))
     assert claimed is not None
     # One model step asking for four calls; only current_time needs approval.
@@ -236,7 +226,7 @@ async def test_bad_decisions_get_422_naming_the_field_and_change_nothing(
 async def test_decisions_for_a_run_not_awaiting_approval_get_409(
     client: AsyncClient, executor: Executor
 ) -> None:
-    queued = await _start(client, "time?\n/tool current_time")
+    queued = await start_run(client, "time?\n/tool current_time")
     body = {"decisions": [{"tool_call_id": "echo_call_1", "approved": True}]}
 
     response = await client.post(f"/v1/runs/{queued['id']}/approvals", json=body)

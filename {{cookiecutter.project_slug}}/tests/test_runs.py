@@ -23,7 +23,7 @@ from app.llm.echo import EchoProvider
 from app.runs.execution import Executor
 from app.runs.models import Run
 from app.runs.recorder import LeaseLostError, RunRecorder
-from tests.conftest import OTHER_API_KEY, make_settings, new_conversation_id, serve
+from tests.conftest import OTHER_API_KEY, make_settings, serve, start_run
 from tests.metrics import sample
 from tests.sse import events
 
@@ -32,16 +32,6 @@ AS_OTHER = {"Authorization": f"Bearer {OTHER_API_KEY}"}
 
 class Nothing(BaseModel):
     pass
-
-
-async def _start(client: AsyncClient, content: str) -> dict[str, Any]:
-    conversation = await new_conversation_id(client)
-    response = await client.post(
-        f"/v1/conversations/{conversation}/runs", json={"content": content}
-    )
-    assert response.status_code == 202, response.text
-    run: dict[str, Any] = response.json()
-    return run
 
 
 async def _messages(client: AsyncClient, run: dict[str, Any]) -> list[dict[str, Any]]:
@@ -53,7 +43,7 @@ async def _messages(client: AsyncClient, run: dict[str, Any]) -> list[dict[str, 
 async def test_a_run_is_queued_then_executed_by_a_worker(
     client: AsyncClient, executor: Executor, redis: Redis
 ) -> None:
-    run = await _start(client, "time?\n/tool current_time")
+    run = await start_run(client, "time?\n/tool current_time")
     queued = await redis.llen(QUEUE_NAME)
 
     await executor.execute(uuid.UUID(run["id"]))
@@ -71,7 +61,7 @@ async def test_a_run_is_queued_then_executed_by_a_worker(
 
 
 async def test_events_can_be_followed_and_resumed(client: AsyncClient, executor: Executor) -> None:
-    run = await _start(client, "time?\n/tool current_time")
+    run = await start_run(client, "time?\n/tool current_time")
     await executor.execute(uuid.UUID(run["id"]))
     url = f"/v1/runs/{run['id']}/events"
 
@@ -94,7 +84,7 @@ async def test_events_can_be_followed_and_resumed(client: AsyncClient, executor:
 async def test_runs_of_one_key_are_invisible_to_another(
     client: AsyncClient, executor: Executor
 ) -> None:
-    run = await _start(client, "mine")
+    run = await start_run(client, "mine")
     unknown = str(uuid.uuid4())
 
     foreign = [
@@ -117,7 +107,7 @@ async def test_runs_of_one_key_are_invisible_to_another(
 async def test_a_queued_run_cancelled_is_never_executed(
     client: AsyncClient, executor: Executor
 ) -> None:
-    run = await _start(client, "never mind")
+    run = await start_run(client, "never mind")
 
     cancelled = (await client.post(f"/v1/runs/{run['id']}/cancel")).json()
     await executor.execute(uuid.UUID(run["id"]))
@@ -146,7 +136,7 @@ async def test_a_running_run_cancelled_stops_before_its_next_model_call(
         return "asked"
 
     monkeypatch.setattr(registry, "TOOLS", [*registry.TOOLS, cancel_me])
-    run = await _start(client, "go\n/tool cancel_me\n/tool current_time")
+    run = await start_run(client, "go\n/tool cancel_me\n/tool current_time")
 
     await executor.execute(uuid.UUID(run["id"]))
     finished = (await client.get(f"/v1/runs/{run['id']}")).json()
@@ -170,7 +160,7 @@ async def test_a_run_whose_worker_died_mid_step_is_retried_without_repeating_a_s
     maker: async_sessionmaker[AsyncSession],
     redis: Redis,
 ) -> None:
-    run = await _start(client, "time?\n/tool current_time")
+    run = await start_run(client, "time?\n/tool current_time")
     run_id = uuid.UUID(run["id"])
     # Worker A claims the run and stores its first step (the tool call), then dies.
     claimed = await executor._claim(run_id)
@@ -205,7 +195,7 @@ async def _history(client: AsyncClient, run: dict[str, Any]) -> list[ChatMessage
 async def test_a_run_is_failed_after_max_attempts(
     client: AsyncClient, executor: Executor, maker: async_sessionmaker[AsyncSession]
 ) -> None:
-    run = await _start(client, "doomed")
+    run = await start_run(client, "doomed")
     for _ in range(executor.settings.config.worker.max_attempts):
         assert await executor._claim(uuid.UUID(run["id"])) is not None
         await _expire(maker, run["id"])
@@ -231,7 +221,7 @@ async def test_a_stopping_worker_hands_the_run_back_after_its_step(
         return "stopping"
 
     monkeypatch.setattr(registry, "TOOLS", [*registry.TOOLS, sigterm])
-    run = await _start(client, "go\n/tool sigterm\n/tool current_time")
+    run = await start_run(client, "go\n/tool sigterm\n/tool current_time")
     await redis.delete(QUEUE_NAME)
 
     await executor.execute(uuid.UUID(run["id"]))
@@ -252,7 +242,7 @@ async def test_a_stopping_worker_hands_the_run_back_after_its_step(
 async def test_a_run_taken_from_the_queue_while_stopping_goes_back(
     client: AsyncClient, executor: Executor, redis: Redis
 ) -> None:
-    run = await _start(client, "time?\n/tool current_time")
+    run = await start_run(client, "time?\n/tool current_time")
     await redis.delete(QUEUE_NAME)
     executor.stopping.set()
 
@@ -267,7 +257,7 @@ async def test_a_run_taken_from_the_queue_while_stopping_goes_back(
 async def test_a_queued_run_whose_message_was_lost_is_queued_again(
     client: AsyncClient, executor: Executor, maker: async_sessionmaker[AsyncSession], redis: Redis
 ) -> None:
-    run = await _start(client, "lost")
+    run = await start_run(client, "lost")
     await redis.delete(QUEUE_NAME)
     async with maker() as session:
         await session.execute(
@@ -320,7 +310,7 @@ async def test_a_run_started_while_redis_is_away_is_accepted_and_kept(
         nowhere = f"redis://127.0.0.1:{probe.getsockname()[1]}/0"
     settings = make_settings(tmp_path, migrated, nowhere)
     async for client in serve(settings, connection):
-        run = await _start(client, "later")
+        run = await start_run(client, "later")
         stored = (await client.get(f"/v1/runs/{run['id']}")).json()
 
     assert (run["status"], stored["status"]) == ("queued", "queued")
