@@ -99,6 +99,20 @@ def _alphas_rows(client: httpx.Client) -> dict[str, str]:
 BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/conversations/{conversation_id}/messages"): {"json": {"content": "hi"}},
     ("POST", "/v1/conversations/{conversation_id}/runs"): {"json": {"content": "hi"}},
+    ("POST", "/v1/conversations/{conversation_id}/agui"): {
+        "json": {
+            "threadId": str(uuid.uuid4()),
+            "runId": "run-1",
+            "messages": [{"id": "m1", "role": "user", "content": "hi"}],
+            "tools": [],
+            "context": [],
+            "state": {},
+            "forwardedProps": {},
+        }
+    },
+    ("POST", "/v1/runs/{run_id}/approvals"): {
+        "json": {"decisions": [{"tool_call_id": "call_1", "approved": True}]}
+    },
 }
 
 

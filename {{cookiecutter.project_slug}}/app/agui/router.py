@@ -37,9 +37,10 @@ async def run_agent(
 ) -> EventSourceResponse:
     """Run the agent for an AG-UI client: POST a RunAgentInput whose threadId is the
     conversation's id; its last user message is stored and answered, as AG-UI events."""
+    # Another key's conversation answers 404 as an unknown one, whatever the body says.
+    conversation = await existing(session, owner, conversation_id)
     run_input.check_thread(body, conversation_id)
     message = run_input.user_message(body)
-    conversation = await existing(session, owner, conversation_id)
     # The slot is taken before the message is stored: a refused run changes nothing.
     with resources.turn_streams.holding(owner) as give_back:
         _, history, turn = await start_turn(session, agent, owner, conversation, message)
