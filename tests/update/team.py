@@ -67,14 +67,16 @@ class Kept:
 
 def edit_as_a_team(project: Project, env: dict[str, str]) -> None:
     """A new router wired into the app with its test, a config value, a README line."""
-    package = project.path / "app" / "ping"
+    # The package sorts right after app.health, where its import goes, in the old release and
+    # in the new one (which adds app.openai_api after app.health): the merge keeps ruff's order.
+    package = project.path / "app" / "hello"
     package.mkdir()
     (package / "__init__.py").write_text("", encoding="utf-8")
     (package / "router.py").write_text(USER_ROUTER, encoding="utf-8")
     (project.path / "tests" / "test_ping.py").write_text(USER_TEST, encoding="utf-8")
     main = project.path / "app" / "main.py"
     replace_once(
-        main, HEALTH_IMPORT, HEALTH_IMPORT + "from app.ping.router import router as ping_router\n"
+        main, HEALTH_IMPORT, HEALTH_IMPORT + "from app.hello.router import router as ping_router\n"
     )
     replace_once(
         main,

@@ -119,7 +119,7 @@ def test_the_teams_edits_are_kept(updated: Update) -> None:
     config = yaml.safe_load((path / "config" / "config.yaml").read_text(encoding="utf-8"))
     main = (path / "app" / "main.py").read_text(encoding="utf-8")
 
-    assert (path / "app" / "ping" / "router.py").read_text(encoding="utf-8") == USER_ROUTER
+    assert (path / "app" / "hello" / "router.py").read_text(encoding="utf-8") == USER_ROUTER
     assert (path / "tests" / "test_ping.py").read_text(encoding="utf-8") == USER_TEST
     assert "app.include_router(ping_router" in main
     assert config["llm"]["history_limit"] == 20
