@@ -211,6 +211,18 @@ def our_api(project: Project, env: dict[str, str], log: Path) -> tuple[Process, 
     return Process(project, command, env, log), port
 
 
+def hand_written(
+    project: Project, factory: str, env: dict[str, str], log: Path
+) -> tuple[Process, int]:
+    """A hand-written app of scripts/ (module:factory) under the same uvicorn as ours, in the
+    project's virtual environment, on a free loopback port; no access log."""
+    port = free_port()
+    command = [venv_python(project), "-m", "uvicorn", "--factory", "--app-dir", str(BASELINE_DIR)]
+    command += [factory, "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--no-access-log", "--log-level", "warning"]
+    return Process(project, command, env, log), port
+
+
 def measure(
     project: Project, work: Path, database_url: str, redis_url: str, options: argparse.Namespace
 ) -> list[str]:
@@ -223,28 +235,9 @@ def measure(
     unmetered, unmetered_port = our_api(
         project, {**env, "CONFIG_FILE": str(unmetered_config)}, work / "unmetered.log"
     )
-    baseline_port = free_port()
     baseline_env = {**env, "BASELINE_DATABASE_URL": database_url, "BASELINE_REDIS_URL": redis_url}
-    baseline = Process(
-        project,
-        [
-            venv_python(project),
-            "-m",
-            "uvicorn",
-            "--factory",
-            "--app-dir",
-            str(BASELINE_DIR),
-            "benchmark_baseline:create_app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(baseline_port),
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ],
-        baseline_env,
-        work / "baseline.log",
+    baseline, baseline_port = hand_written(
+        project, "benchmark_baseline:create_app", baseline_env, work / "baseline.log"
     )
     rows = []
     servers = ((ours, ours_port), (baseline, baseline_port), (unmetered, unmetered_port))

@@ -79,26 +79,16 @@ def create_app() -> FastAPI:
             # The echo provider's work: answer with the user's words, count them as tokens.
             reply = f"echo: {content}"
             prompt_tokens = sum(len(m["content"].split()) for m in history) + len(content.split())
-            rows = []
-            for role, text, tokens in (
-                ("user", content, None),
-                ("assistant", reply, prompt_tokens),
-            ):
-                rows.append(
-                    await connection.fetchrow(
-                        "INSERT INTO messages (id, conversation_id, role, content, file_ids,"
-                        " tool_calls, prompt_tokens, completion_tokens, created_at)"
-                        " VALUES ($1, $2, $3, $4, '{}', '[]', $5, $6, $7)"
-                        " RETURNING id, role, content, created_at",
-                        uuid.uuid4(),
-                        conversation_id,
-                        role,
-                        text,
-                        tokens,
-                        None if tokens is None else len(reply.split()),
-                        datetime.now(UTC),
-                    )
-                )
+            rows = [
+                await insert_message(connection, conversation_id, "user", content),
+                await insert_message(
+                    connection,
+                    conversation_id,
+                    "assistant",
+                    reply,
+                    (prompt_tokens, len(reply.split())),
+                ),
+            ]
         return {
             "user_message": dict(rows[0]),
             "assistant_message": dict(rows[1]),
@@ -106,3 +96,27 @@ def create_app() -> FastAPI:
         }
 
     return app
+
+
+async def insert_message(
+    connection: asyncpg.Connection,
+    conversation_id: uuid.UUID,
+    role: str,
+    text: str,
+    tokens: tuple[int, int] | None = None,
+) -> asyncpg.Record:
+    """Store one message (with its prompt and completion tokens, for the model's)."""
+    prompt_tokens, completion_tokens = tokens if tokens is not None else (None, None)
+    return await connection.fetchrow(
+        "INSERT INTO messages (id, conversation_id, role, content, file_ids,"
+        " tool_calls, prompt_tokens, completion_tokens, created_at)"
+        " VALUES ($1, $2, $3, $4, '{}', '[]', $5, $6, $7)"
+        " RETURNING id, role, content, created_at",
+        uuid.uuid4(),
+        conversation_id,
+        role,
+        text,
+        prompt_tokens,
+        completion_tokens,
+        datetime.now(UTC),
+    )
