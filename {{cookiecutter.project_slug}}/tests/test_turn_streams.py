@@ -139,3 +139,22 @@ async def test_a_stream_whose_client_goes_away_gives_its_slot_back(
     after = await _chat("hi", client)
 
     assert (full.status_code, after.status_code) == (429, 200)
+
+
+@pytest.mark.parametrize(
+    "config_overrides",
+    [{"requests": {"max_bodies_in_flight": 1}, "agent": {"max_streams_per_key": 2}}],
+)
+async def test_streamed_turns_hold_no_body_slot_once_they_answer(
+    client: AsyncClient, gate: Gate
+) -> None:
+    # The body bound counts bodies until their answer starts; a stream is bounded by its own
+    # slots. Both streams open, one after the other, although one body may be in flight.
+    held = [*await gate.hold(client, 1), *await gate.hold(client, 1)]
+
+    created = await client.post("/v1/conversations", json={"title": "while streaming"})
+    gate.opened.set()
+    ended = await asyncio.gather(*held)
+
+    assert created.status_code == 201
+    assert [r.status_code for r in ended] == [200, 200]

@@ -6,7 +6,7 @@ api hold more memory, disk or time than the configuration allows.
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from starlette.datastructures import Headers
@@ -130,16 +130,20 @@ class AdmissionMiddleware:
         if upload:
             slots += [self.uploads_by_owner.of(owner), self.uploads] if owner else [self.uploads]
         taken: list[Slots] = []
+
+        def give_back() -> None:
+            while taken:
+                taken.pop().give_back()
+
         try:
             for slot in slots:
                 if not slot.try_take():
                     await self._refuse_busy(scope, send, body, slot)
                     return
                 taken.append(slot)
-            await self._admit(scope, send, body)
+            await self._admit(scope, send, body, give_back)
         finally:
-            for slot in taken:
-                slot.give_back()
+            give_back()
             if owner is not None:
                 self.uploads_by_owner.forget_idle(owner)
 
@@ -147,7 +151,9 @@ class AdmissionMiddleware:
         scheme, _, token = headers.get("authorization", "").partition(" ")
         return self.keys.owner(token.strip()) if scheme.lower() == "bearer" else None
 
-    async def _admit(self, scope: Scope, send: Send, body: "_Body") -> None:
+    async def _admit(
+        self, scope: Scope, send: Send, body: "_Body", give_back: Callable[[], None]
+    ) -> None:
         started = False
 
         async def guarded_send(message: Message) -> None:
@@ -156,7 +162,12 @@ class AdmissionMiddleware:
             # turns it into a 400) is dropped in favour of the refusal below.
             if body.refused is not None and not started:
                 return
-            started = started or message["type"] == "http.response.start"
+            if message["type"] == "http.response.start":
+                started = True
+                # The app is done with the body once it answers. An answer that streams on
+                # (a turn) is bounded by its own slots: holding this one for the stream's
+                # whole life capped a process at max_bodies_in_flight streams.
+                give_back()
             await send(message)
 
         try:
