@@ -51,13 +51,15 @@ def tool_call_for(request: dict[str, Any]) -> dict[str, Any] | None:
 
 
 class FakeOpenAI(ThreadingHTTPServer):
-    """Serve chat completions; `fail_with` makes every request fail with that HTTP status."""
+    """Serve chat completions; `fail_with` makes every request fail with that HTTP status,
+    `break_stream` every stream after its first token ("error" chunk or "malformed" JSON)."""
 
     daemon_threads = True
 
     def __init__(self, port: int = 0) -> None:
         super().__init__(("127.0.0.1", port), _Handler)
         self.fail_with: int | None = None
+        self.break_stream: str | None = None
         self.requests: list[dict[str, Any]] = []
         self.headers_seen: list[dict[str, str]] = []
 
@@ -120,10 +122,22 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             for text in re.findall(r"\S+\s*", reply_to(body)):
                 self._event(_chunk(body, {"content": text}))
+                if self.server.break_stream is not None:
+                    self._broken(self.server.break_stream)
+                    return
             self._event(_chunk(body, {}, finish_reason="stop"))
         if body.get("stream_options", {}).get("include_usage"):
             self._event({**_chunk(body, {}), "choices": [], "usage": USAGE})
         self.wfile.write(b"data: [DONE]\n\n")
+        self.wfile.flush()
+        self.close_connection = True
+
+    def _broken(self, how: str) -> None:
+        """End the stream as a failing server does: an error chunk, or JSON cut short."""
+        if how == "error":
+            self._event({"error": {"message": "overloaded; your prompt was: ...", "type": "x"}})
+        else:
+            self.wfile.write(b'data: {"choices": [{"delta": {"content": "trunc\n\n')
         self.wfile.flush()
         self.close_connection = True
 

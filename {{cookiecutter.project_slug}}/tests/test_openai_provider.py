@@ -86,6 +86,32 @@ async def test_stream_failure_sends_an_error_event_and_keeps_the_user_message(
     assert [m["role"] for m in stored] == ["user"]
 
 
+@pytest.mark.parametrize(
+    ("how", "detail"),
+    [
+        ("error", "the language model provider failed"),
+        ("malformed", "the language model provider sent a malformed stream"),
+    ],
+)
+async def test_a_stream_broken_midway_ends_with_an_error_event_and_stores_no_reply(
+    openai_client: AsyncClient, fake_openai: FakeOpenAI, how: str, detail: str
+) -> None:
+    conversation = await new_conversation_id(openai_client)
+    fake_openai.break_stream = how
+
+    response = await openai_client.post(
+        f"/v1/conversations/{conversation}/messages",
+        json={"content": "go on"},
+        headers={"Accept": "text/event-stream"},
+    )
+
+    assert [data["content"] for data in named(response.text, "token")] == ["fake "]
+    assert named(response.text, "error") == [{"detail": detail}]
+    assert "prompt was" not in response.text
+    stored = (await openai_client.get(f"/v1/conversations/{conversation}")).json()["messages"]
+    assert [m["role"] for m in stored] == ["user"]
+
+
 async def test_unreachable_endpoint_gives_502(
     tmp_path: Path, migrated: str, redis_url: str, connection: AsyncConnection
 ) -> None:

@@ -4,6 +4,7 @@ import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
+import httpx2
 import openai
 from openai.types import CompletionUsage
 from openai.types.chat import (
@@ -11,9 +12,9 @@ from openai.types.chat import (
     ChatCompletionMessageFunctionToolCallParam,
     ChatCompletionMessageParam,
 )
-from openai.types.chat.chat_completion_chunk import ChoiceDeltaToolCall
 
 from app.llm.base import ChatMessage, Completion, LLMError, ToolCall, ToolSpec, Usage
+from app.llm.openai_chunks import ToolCallDelta, chunks
 
 
 class OpenAICompatibleProvider:
@@ -52,27 +53,35 @@ class OpenAICompatibleProvider:
         calls: dict[int, _PartialCall] = {}
         usage = Usage()
         names = _Names(tools)
+        request = self._client.chat.completions.with_streaming_response.create(
+            model=self._model,
+            messages=_to_wire(messages, names),
+            tools=_tools(tools, names),
+            stream=True,
+            # The last chunk then carries the call's token counts.
+            stream_options={"include_usage": True},
+        )
         try:
-            chunks = await self._client.chat.completions.create(
-                model=self._model,
-                messages=_to_wire(messages, names),
-                tools=_tools(tools, names),
-                stream=True,
-                # The last chunk then carries the call's token counts.
-                stream_options={"include_usage": True},
-            )
-            async for chunk in chunks:
-                usage = _usage(chunk.usage) if chunk.usage else usage
-                if not chunk.choices:
-                    continue
-                delta = chunk.choices[0].delta
-                for piece in delta.tool_calls or []:
-                    calls.setdefault(piece.index, _PartialCall()).add(piece)
-                if delta.content:
-                    parts.append(delta.content)
-                    yield delta.content
+            async with request as response:
+                # Read here rather than through the SDK's chunk models: see openai_chunks.
+                async for chunk in chunks(response.iter_lines()):
+                    if counted := chunk.get("usage"):
+                        usage = Usage(counted["prompt_tokens"], counted["completion_tokens"])
+                    if not (choices := chunk.get("choices")):
+                        continue
+                    delta = choices[0]["delta"]
+                    for piece in delta.get("tool_calls") or ():
+                        calls.setdefault(piece["index"], _PartialCall()).add(piece)
+                    if content := delta.get("content"):
+                        parts.append(content)
+                        yield content
         except openai.OpenAIError as exc:
             raise _as_llm_error(exc) from exc
+        except httpx2.TimeoutException as exc:
+            # Mid-stream, the SDK's transport errors reach us unwrapped.
+            raise LLMError("the language model provider timed out") from exc
+        except httpx2.TransportError as exc:
+            raise LLMError("the language model provider stopped answering") from exc
         whole = tuple(calls[index].done(names) for index in sorted(calls))
         yield Completion("".join(parts), whole, usage)
 
@@ -88,11 +97,11 @@ class _PartialCall:
     name: str = ""
     arguments: list[str] = field(default_factory=list)
 
-    def add(self, piece: ChoiceDeltaToolCall) -> None:
-        self.id = piece.id or self.id
-        if piece.function is not None:
-            self.name = piece.function.name or self.name
-            self.arguments.append(piece.function.arguments or "")
+    def add(self, piece: ToolCallDelta) -> None:
+        self.id = piece.get("id") or self.id
+        if function := piece.get("function"):
+            self.name = function.get("name") or self.name
+            self.arguments.append(function.get("arguments") or "")
 
     def done(self, names: "_Names") -> ToolCall:
         return ToolCall(self.id, names.ours(self.name), "".join(self.arguments))
