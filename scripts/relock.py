@@ -4,7 +4,8 @@ The lock of a rendered project must name the rendered project, so each lock is s
 templates/uv-<python>.lock with the root package's name and version as Jinja expressions, and
 `{{cookiecutter.project_slug}}/uv.lock` includes the one for the chosen Python.
 
-    uv run python -m scripts.relock             # re-resolve within the pyproject.toml bounds
+    uv run python -m scripts.relock             # keep every pin, add what pyproject.toml adds
+    uv run python -m scripts.relock --fresh     # re-resolve everything within its bounds
     uv run python -m scripts.relock --upgrade   # take the newest allowed versions
 """
 
@@ -30,7 +31,7 @@ def python_versions() -> list[str]:
     return list(options["python_version"])
 
 
-def lock_for(python: str, upgrade: bool) -> str:
+def lock_for(python: str, upgrade: bool, fresh: bool) -> str:
     """Render the default project for one Python, lock it, and turn the lock into a template."""
     with tempfile.TemporaryDirectory() as out:
         project = Path(
@@ -42,7 +43,9 @@ def lock_for(python: str, upgrade: bool) -> str:
                 extra_context={"python_version": python},
             )
         )
-        (project / "uv.lock").unlink()
+        if fresh:
+            # Otherwise uv starts from the rendered lock and changes only what it must.
+            (project / "uv.lock").unlink()
         command = ["uv", "lock", "--python", python] + (["--upgrade"] if upgrade else [])
         subprocess.run(command, cwd=project, check=True)
         lock = (project / "uv.lock").read_text(encoding="utf-8")
@@ -55,10 +58,11 @@ def lock_for(python: str, upgrade: bool) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--upgrade", action="store_true", help="take the newest allowed versions")
-    upgrade = parser.parse_args().upgrade
+    parser.add_argument("--fresh", action="store_true", help="re-resolve, ignoring current pins")
+    options = parser.parse_args()
     for python in python_versions():
         target = ROOT / "templates" / f"uv-{python}.lock"
-        target.write_text(lock_for(python, upgrade), encoding="utf-8")
+        target.write_text(lock_for(python, options.upgrade, options.fresh), encoding="utf-8")
         print(f"wrote {target.relative_to(ROOT)}")
 
 

@@ -2,7 +2,7 @@
 
 Off, nothing is installed: no middleware, no wrapped driver, no span is ever made. On, each
 request is one trace: its server span, and as its children the SQLAlchemy queries, Redis
-commands and outgoing HTTP calls (the model's, made by the openai SDK through httpx2) made
+commands and outgoing HTTP calls (the model's, made by the openai SDK through aiohttp) made
 while serving it. Spans leave in batches over OTLP/HTTP; the exporter reads the standard
 OTEL_EXPORTER_OTLP_* variables (endpoint, headers, timeout), OTEL_SERVICE_NAME names the
 service.
@@ -84,6 +84,7 @@ class Tracing:
         Redis and HTTP are instrumented by class: the rate limiter, the run queue and the
         openai SDK make clients of their own.
         """
+        from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
         from opentelemetry.instrumentation.httpx import (
             HTTPX2ClientInstrumentor,
             HTTPXClientInstrumentor,
@@ -96,7 +97,8 @@ class Tracing:
             # with 2.1 (the tests see its spans), so its version check is skipped.
             (SQLAlchemyInstrumentor(), {"engine": engine.sync_engine, "skip_dep_check": True}),
             (RedisInstrumentor(), {}),
-            (HTTPX2ClientInstrumentor(), {}),  # the openai SDK's client
+            (AioHttpClientInstrumentor(), {}),  # the openai SDK's transport
+            (HTTPX2ClientInstrumentor(), {}),  # the MCP client's
             (HTTPXClientInstrumentor(), {}),  # the http_get tool's
         ]
         for instrumentor, options in instrumentors:

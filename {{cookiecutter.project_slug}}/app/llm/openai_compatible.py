@@ -210,7 +210,10 @@ def _as_llm_error(exc: openai.OpenAIError) -> LLMError:
     # Upstream error bodies may echo prompts or keys: clients get the kind and status only.
     if isinstance(exc, openai.APIStatusError):
         return LLMError(f"the language model provider answered HTTP {exc.status_code}")
-    if isinstance(exc, openai.APITimeoutError):
+    # aiohttp's transport reports a refused connection as a connect timeout: either way,
+    # the provider was never reached.
+    connecting = isinstance(exc.__cause__, httpx2.ConnectTimeout)
+    if isinstance(exc, openai.APITimeoutError) and not connecting:
         return LLMError("the language model provider timed out")
     if isinstance(exc, openai.APIConnectionError):
         return LLMError("the language model provider could not be reached")
