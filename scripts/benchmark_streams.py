@@ -156,12 +156,17 @@ def measure(
             process.wait_for_http(f"http://127.0.0.1:{url}")
         rows = []
         for level in levels:
+            results = {}
             for side in sides:
                 conversations = asyncio.run(_conversations(ours_port, keys, level))
                 requests = [side.request(c, k) for c, k in conversations]
-                result = _run_level(project, side, requests, parsed)
-                rows.append(_row(level, side.name, result))
+                results[side.name] = _run_level(project, side, requests, parsed)
                 time.sleep(2)  # the server closes what it held before the next side
+            relay_held = max(int(results["relay"]["peak_open"]), 1)  # type: ignore[call-overload]
+            for name, result in results.items():
+                held = int(result["peak_open"])  # type: ignore[call-overload]
+                share = f" ({held / relay_held:.2f} of the relay's)" if name == "api" else ""
+                rows.append(_row(level, name, result, share))
         return rows
     finally:
         for process in started:
@@ -238,7 +243,7 @@ class _MemorySampler(threading.Thread):
         self.join()
 
 
-def _row(level: int, side: str, result: dict[str, object]) -> str:
+def _row(level: int, side: str, result: dict[str, object], share: str) -> str:
     delay: dict[str, float] = result["delay_ms"]  # type: ignore[assignment]
     first: dict[str, float] = result["first_token_ms"]  # type: ignore[assignment]
     errors: dict[str, int] = result["errors"]  # type: ignore[assignment]
@@ -247,7 +252,7 @@ def _row(level: int, side: str, result: dict[str, object]) -> str:
     grown = float(result["peak_mb"]) - float(result["idle_mb"])  # type: ignore[arg-type]
     memory = f"{grown * 1024 / held:.0f} KB" if held and side != "model alone" else ""
     return (
-        f"| {level} | {side} | {held} | {result['ok']} | {error_text} | "
+        f"| {level} | {side} | {held}{share} | {result['ok']} | {error_text} | "
         f"{delay['p50']:.1f} / {delay['p99']:.1f} | {first['p50']:.0f} / {first['p99']:.0f} | "
         f"{memory} |"
     )
