@@ -96,9 +96,20 @@ class Bench:
         return rate
 
     def measure(self, side: str, rate: float) -> Window:
-        """A batch sized for the window at about `rate`, drained; the window's figures."""
+        """A batch sized for the window at about `rate`, drained; the window's figures. A
+        batch the worker emptied before the window's end is measured again, twice as big."""
         seconds = self.options.skip + self.options.seconds + SLACK_SECONDS
-        count = self.options.runs or math.ceil(rate * seconds * MARGIN)
+        for _ in range(3):
+            count = self.options.runs or math.ceil(rate * seconds * MARGIN)
+            if window := self.window(side, count):
+                return window
+            if self.options.runs:
+                break
+            rate *= 2
+        raise SystemExit(f"{side}: the queue ran dry within the window; raise --runs")
+
+    def window(self, side: str, count: int) -> Window | None:
+        """Drain a batch of count runs; None if the queue ran dry before the window's end."""
         owner = self.batch(side, count)
         worker = self.worker(side)
         worker.start()
@@ -112,13 +123,13 @@ class Bench:
             left = int(self.redis.llen(QUEUE))
             print(f"{owner}: {count} runs, {last.succeeded - first.succeeded} in the window,"
                   f" {left} still queued", file=sys.stderr)  # fmt: skip
-            if not left:
-                raise SystemExit(f"{side}: the queue ran dry within the window; raise --runs")
             memory = resident(worker)
             self.drained(worker, owner)
         finally:
             worker.stop()
         self.check(owner, count)
+        if not left:
+            return None
         seconds = last.at - first.at
         return Window(
             (last.succeeded - first.succeeded) / seconds,
