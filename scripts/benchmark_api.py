@@ -98,13 +98,14 @@ def resident_mb(pid: int) -> float:
     return int(_found(r"VmRSS:\s+(\d+) kB", status)[0]) / 1024
 
 
-def pinned(process: Process) -> None:
+def pinned(process: Process, cpu: str = SERVER_CPU) -> None:
     assert process.popen is not None
-    subprocess.run(
-        ["taskset", "-a", "-p", "-c", SERVER_CPU, str(process.popen.pid)],
-        check=True,
-        capture_output=True,
-    )
+    pin(process.popen.pid, cpu)
+
+
+def pin(pid: int, cpu: str) -> None:
+    """Keep every thread of the process on one CPU (its later threads and children inherit it)."""
+    subprocess.run(["taskset", "-a", "-p", "-c", cpu, str(pid)], check=True, capture_output=True)
 
 
 def options(

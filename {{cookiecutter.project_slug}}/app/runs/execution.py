@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Interval, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from taskiq_redis import ListQueueBroker
 
@@ -30,6 +30,18 @@ from app.runs.models import STATUSES, Run
 from app.runs.recorder import LeaseLostError, RunRecorder
 
 logger = logging.getLogger(__name__)
+# Built once, as the recorder's lease renewal (each run's claim runs it; its session is new).
+_CLAIM = (
+    update(Run)
+    .where(Run.id == bindparam("run_id"), Run.status == "queued")
+    .values(
+        status="running",
+        attempts=Run.attempts + 1,
+        lease_until=func.clock_timestamp() + bindparam("lease", type_=Interval),
+    )
+    .returning(Run)
+    .execution_options(synchronize_session=False)
+)
 
 
 @dataclass
@@ -76,16 +88,7 @@ class Executor:
 
     async def _claim(self, run_id: uuid.UUID) -> Run | None:
         async with self.sessionmaker() as session:
-            run = await session.scalar(
-                update(Run)
-                .where(Run.id == run_id, Run.status == "queued")
-                .values(
-                    status="running",
-                    attempts=Run.attempts + 1,
-                    lease_until=func.clock_timestamp() + self.lease,
-                )
-                .returning(Run)
-            )
+            run = await session.scalar(_CLAIM, {"run_id": run_id, "lease": self.lease})
             if run is not None:
                 service.add_event(session, run, "running", {"attempt": run.attempts})
             await session.commit()
