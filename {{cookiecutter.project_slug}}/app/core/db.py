@@ -1,10 +1,11 @@
 """Database engine, session factory and the declarative base."""
 
+import functools
 import uuid
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import DateTime, MetaData, String, Table, Uuid, event, insert
+from sqlalchemy import DateTime, Insert, MetaData, String, Table, Uuid, event, insert
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -100,8 +101,15 @@ async def insert_new[R: Base](session: AsyncSession, row: R) -> R:
     transient: the caller commits, as with session.add.
     """
     table = cast(Table, row.__table__)
-    await session.execute(insert(table).values({c.key: getattr(row, c.key) for c in table.c}))
+    # The row's values as parameters of a statement built once: values() would put them
+    # into the statement, which SQLAlchemy then walks for its cache key on every call.
+    await session.execute(_insert_into(table), {c.key: getattr(row, c.key) for c in table.c})
     return row
+
+
+@functools.cache
+def _insert_into(table: Table) -> Insert:
+    return insert(table)
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
