@@ -11,6 +11,11 @@ ours and one of the other side, back to back, since the machine's speed drifts. 
 Markdown table for docs/performance.md: medians of throughput and of the per-round ratio ours /
 baseline (with its range and target), p50 and p99 latency, and the api's resident memory idle
 and right after the load. Speed is measured here, never asserted by a test.
+
+    --pairs create,turn       only these pairs (health, live, create, turn, metrics)
+    --server granian          our api (both of its servers) under Granian instead of uvicorn,
+                              Granian installed from PyPI into the rendered project for the run;
+                              the baseline stays on uvicorn
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,7 +39,7 @@ from tests.harness.api import Process, api_env, config_file, new_secret
 from tests.harness.environment import free_port
 from tests.harness.postgres_server import PostgresServer, start_postgres
 from tests.harness.redis_server import RedisServer, start_redis
-from tests.project import Project, install, render
+from tests.project import Project, install, render, uv
 
 SERVER_CPU = "0"
 LOAD_CPU = "1"
@@ -43,6 +48,7 @@ BASELINE_DIR = Path(__file__).resolve().parent
 
 @dataclass(frozen=True)
 class Pair:
+    key: str  # what --pairs names it
     name: str
     target: float
     ours: tuple[str, str, str | None]  # method, path, JSON body
@@ -94,8 +100,15 @@ def _found(pattern: str, text: str) -> tuple[str, ...]:
 
 
 def resident_mb(pid: int) -> float:
+    """The resident memory of the process and of its children (Granian serves from one)."""
     status = Path(f"/proc/{pid}/status").read_text()
-    return int(_found(r"VmRSS:\s+(\d+) kB", status)[0]) / 1024
+    own = int(_found(r"VmRSS:\s+(\d+) kB", status)[0]) / 1024
+    children = (
+        int(child)
+        for task in Path(f"/proc/{pid}/task").iterdir()
+        for child in (task / "children").read_text().split()
+    )
+    return own + sum(resident_mb(child) for child in children)
 
 
 def pinned(process: Process, cpu: str = SERVER_CPU) -> None:
@@ -109,9 +122,15 @@ def pin(pid: int, cpu: str) -> None:
 
 
 def options(
-    description: str, connections: int, *, seconds: int = 10, rounds: bool = False
+    description: str,
+    connections: int,
+    *,
+    seconds: int = 10,
+    rounds: bool = False,
+    more: Callable[[argparse.ArgumentParser], None] | None = None,
 ) -> argparse.Namespace:
-    """The command line every api benchmark takes; stops when wrk or taskset is missing."""
+    """The command line every api benchmark takes (and what `more` adds to it); stops when
+    wrk or taskset is missing."""
     parser = argparse.ArgumentParser(description=description.split("\n")[0])
     parser.add_argument("--seconds", type=int, default=seconds, help="measured run per endpoint")
     parser.add_argument("--connections", type=int, default=connections)
@@ -119,6 +138,8 @@ def options(
         parser.add_argument(
             "--rounds", type=int, default=3, help="alternating measured runs of each side"
         )
+    if more is not None:
+        more(parser)
     parsed = parser.parse_args()
     for tool in ("wrk", "taskset"):
         if shutil.which(tool) is None:
@@ -141,13 +162,32 @@ def rendered_with_servers() -> Iterator[tuple[Path, Project, PostgresServer, Red
             postgres.stop()
 
 
+PAIRS = ("health", "live", "create", "turn", "metrics")
+SERVERS = ("uvicorn", "granian")
+# The Granian measured by --server granian; pinned, so that a run can be repeated.
+GRANIAN = "granian==2.8.9"
+
+
+def _choices(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--server", choices=SERVERS, default=SERVERS[0], help="ours runs on")
+    parser.add_argument(
+        "--pairs",
+        type=lambda text: text.split(","),
+        default=list(PAIRS),
+        help=f"comma-separated, of {','.join(PAIRS)}",
+    )
+
+
 def main() -> None:
-    parsed = options(__doc__ or "", connections=16, seconds=5, rounds=True)
+    parsed = options(__doc__ or "", connections=16, seconds=5, rounds=True, more=_choices)
+    if unknown := set(parsed.pairs) - set(PAIRS):
+        sys.exit(f"unknown pairs {sorted(unknown)}; known: {', '.join(PAIRS)}")
     with rendered_with_servers() as (work, project, postgres, redis):
         rows = measure(project, work, postgres.url, redis.url, parsed)
     print(
         f"## {datetime.now(UTC):%Y-%m-%d}, {parsed.rounds} rounds of {parsed.seconds} s per "
-        f"side, {parsed.connections} connections (medians; the ratio's range in brackets)\n"
+        f"side, {parsed.connections} connections, ours under {parsed.server} "
+        "(medians; the ratio's range in brackets)\n"
     )
     print(
         "| pair | ours req/s | baseline req/s | ratio | target | ours p50 / p99 ms "
@@ -205,9 +245,14 @@ def migrated_env(
     return key, env
 
 
-def our_api(project: Project, env: dict[str, str], log: Path) -> tuple[Process, int]:
-    """The generated api as its image starts it (`python -m app`), on a free loopback port."""
+def our_api(
+    project: Project, env: dict[str, str], log: Path, server: str = "uvicorn"
+) -> tuple[Process, int]:
+    """The generated api as its image starts it (`python -m app`), on a free loopback port;
+    or under Granian (which install_granian put in the project), as close to that as it goes."""
     port = free_port()
+    if server == "granian":
+        return Process(project, granian_command(project, port), env, log), port
     command = [venv_python(project), "-m", "app", "--host", "127.0.0.1", "--port", str(port)]
     return Process(project, command, env, log), port
 
@@ -224,17 +269,41 @@ def hand_written(
     return Process(project, command, env, log), port
 
 
+def install_granian(project: Project) -> None:
+    project.run(uv(), "pip", "install", "--python", venv_python(project), GRANIAN)
+
+
+def granian_command(project: Project, port: int) -> list[str]:
+    """Granian with what `python -m app` gives uvicorn: the app factory, one worker on uvloop,
+    HTTP/1.1, 20 s for in-flight requests at a stop, no access log (the app logs requests).
+
+    Granian serves from a worker process it starts: taskset pins both from the start, where
+    pinned() would reach only the main process.
+    """
+    granian = str(project.path / ".venv/bin/granian")
+    command = ["taskset", "-c", SERVER_CPU, granian, "--interface", "asgi", "--factory"]
+    command += ["--workers", "1", "--runtime-threads", "1", "--loop", "uvloop", "--http", "1"]
+    command += ["--no-ws", "--workers-kill-timeout", "20", "--no-access-log"]
+    command += ["--host", "127.0.0.1", "--port", str(port), "app.main:create_app"]
+    return command
+
+
 def measure(
     project: Project, work: Path, database_url: str, redis_url: str, options: argparse.Namespace
 ) -> list[str]:
     key, env = migrated_env(project, work, database_url, redis_url)
-    ours, ours_port = our_api(project, env, work / "ours.log")
+    if options.server == "granian":
+        install_granian(project)
+    ours, ours_port = our_api(project, env, work / "ours.log", options.server)
     # The same api with metrics.enabled false: what counting every request costs.
     unmetered_config = config_file(
         project, work / "unmetered.yaml", {**UNREACHED_LIMIT, "metrics": {"enabled": False}}
     )
     unmetered, unmetered_port = our_api(
-        project, {**env, "CONFIG_FILE": str(unmetered_config)}, work / "unmetered.log"
+        project,
+        {**env, "CONFIG_FILE": str(unmetered_config)},
+        work / "unmetered.log",
+        options.server,
     )
     baseline_env = {**env, "BASELINE_DATABASE_URL": database_url, "BASELINE_REDIS_URL": redis_url}
     baseline, baseline_port = hand_written(
@@ -259,26 +328,30 @@ def measure(
             ).json()["id"]
         message = '{"content": "hello there"}'
         pairs = [
-            Pair("`/health`", 0.7, ("GET", "/health", None), ("GET", "/health", None)),
+            Pair("health", "`/health`", 0.7, ("GET", "/health", None), ("GET", "/health", None)),
             Pair(
+                "live",
                 "`/health/live` vs a constant",
                 0.9,
                 ("GET", "/health/live", None),
                 ("GET", "/constant", None),
             ),
             Pair(
+                "create",
                 "`POST /v1/conversations`",
                 0.5,
                 ("POST", "/v1/conversations", '{"title": "b"}'),
                 ("POST", "/v1/conversations", '{"title": "b"}'),
             ),
             Pair(
+                "turn",
                 "message turn (echo)",
                 0.5,
                 ("POST", f"/v1/conversations/{ours_conversation}/messages", message),
                 ("POST", f"/v1/conversations/{baseline_conversation}/messages", message),
             ),
             Pair(
+                "metrics",
                 "`/health/live`, metrics enabled vs disabled",
                 0.9,
                 ("GET", "/health/live", None),
@@ -286,7 +359,7 @@ def measure(
                 against="unmetered",
             ),
         ]
-        for pair in pairs:
+        for pair in (pair for pair in pairs if pair.key in options.pairs):
             other = baseline_port if pair.against == "baseline" else unmetered_port
             sides = []
             for port, (method, path, body), headers in (

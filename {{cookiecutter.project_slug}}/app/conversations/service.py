@@ -14,6 +14,7 @@ from app.agent.tools import ToolContext, ToolError, ToolResult
 from app.conversations.models import Conversation, Message
 from app.conversations.schemas import ConversationCreate, MessageCreate
 from app.core.config import LLMConfig, Settings
+from app.core.db import insert_new, utcnow
 from app.files import service as files_service
 from app.files import storage
 from app.files.models import StoredFile
@@ -95,8 +96,8 @@ class UnknownFilesError(Exception):
 async def create_conversation(
     *, session: AsyncSession, owner: str, data: ConversationCreate
 ) -> Conversation:
-    conversation = Conversation(owner=owner, title=data.title)
-    session.add(conversation)
+    conversation = Conversation(id=uuid.uuid4(), owner=owner, title=data.title, created_at=utcnow())
+    await insert_new(session, conversation)
     await session.commit()
     return conversation
 
@@ -212,6 +213,8 @@ async def _add_message(
     usage: Usage | None = None,
 ) -> Message:
     message = Message(
+        id=uuid.uuid4(),
+        created_at=utcnow(),
         conversation_id=conversation_id,
         role=role,
         content=content,
@@ -221,7 +224,7 @@ async def _add_message(
         prompt_tokens=usage.prompt_tokens if usage else None,
         completion_tokens=usage.completion_tokens if usage else None,
     )
-    session.add(message)
+    await insert_new(session, message)
     await session.commit()
     return message
 
