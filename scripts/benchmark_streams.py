@@ -45,12 +45,13 @@ from scripts.benchmark_api import (
     venv_python,
 )
 from scripts.benchmark_api import rendered_with_servers as rendered
+from scripts.benchmark_streams_clients import Plan, Summary, Target
 from tests.harness.api import Process, config_file, new_secret
 from tests.harness.environment import free_port
 from tests.project import Project
 
 # Each client posts one message, as a user of the api would.
-MESSAGE: dict[str, object] = {"content": "tell me a long story"}
+MESSAGE = "tell me a long story"
 CREATE_CONCURRENCY = 32
 # The clients are this many users, each with a key of their own (a key's streams are bounded).
 KEYS = 8
@@ -62,7 +63,7 @@ class Side:
     process: Process | None  # None: the clients talk to the model itself
     port: int
 
-    def request(self, conversation: str, key: str) -> dict[str, object]:
+    def request(self, conversation: str, key: str) -> Target:
         """What one client sends: the api's streamed turn with the conversation's key."""
         if self.name == "api":
             headers = {"Authorization": f"Bearer {key}", "Accept": "text/event-stream"}
@@ -73,9 +74,9 @@ class Side:
 
     def body(self) -> dict[str, object]:
         if self.process is None:
-            messages = [{"role": "user", "content": MESSAGE["content"]}]
+            messages = [{"role": "user", "content": MESSAGE}]
             return {"model": "slow", "messages": messages, "stream": True}
-        return MESSAGE
+        return {"content": MESSAGE}
 
 
 def options() -> argparse.Namespace:
@@ -162,9 +163,9 @@ def measure(
                 requests = [side.request(c, k) for c, k in conversations]
                 results[side.name] = _run_level(project, side, requests, parsed)
                 time.sleep(2)  # the server closes what it held before the next side
-            relay_held = max(int(results["relay"]["peak_open"]), 1)  # type: ignore[call-overload]
+            relay_held = max(results["relay"]["peak_open"], 1)
             for name, result in results.items():
-                held = int(result["peak_open"])  # type: ignore[call-overload]
+                held = result["peak_open"]
                 share = f" ({held / relay_held:.2f} of the relay's)" if name == "api" else ""
                 rows.append(_row(level, name, result, share))
         return rows
@@ -197,11 +198,18 @@ async def _conversations(port: int, keys: list[str], count: int) -> list[tuple[s
         return list(await asyncio.gather(*made))
 
 
+class Measured(Summary):
+    """The clients' summary with the server's resident memory, idle and at its highest."""
+
+    idle_mb: float
+    peak_mb: float
+
+
 def _run_level(
-    project: Project, side: Side, requests: list[dict[str, object]], parsed: argparse.Namespace
-) -> dict[str, object]:
+    project: Project, side: Side, requests: list[Target], parsed: argparse.Namespace
+) -> Measured:
     """Run the clients against one side; their summary, with the server's memory added."""
-    plan = {
+    plan: Plan = {
         "host": "127.0.0.1",
         "port": side.port,
         "requests": requests,
@@ -220,9 +228,8 @@ def _run_level(
         ).stdout
     finally:
         sampler.stop()
-    result: dict[str, object] = json.loads(out)
-    result["idle_mb"], result["peak_mb"] = sampler.idle, sampler.peak
-    return result
+    summary: Summary = json.loads(out)
+    return {**summary, "idle_mb": sampler.idle, "peak_mb": sampler.peak}
 
 
 class _MemorySampler(threading.Thread):
@@ -243,13 +250,10 @@ class _MemorySampler(threading.Thread):
         self.join()
 
 
-def _row(level: int, side: str, result: dict[str, object], share: str) -> str:
-    delay: dict[str, float] = result["delay_ms"]  # type: ignore[assignment]
-    first: dict[str, float] = result["first_token_ms"]  # type: ignore[assignment]
-    errors: dict[str, int] = result["errors"]  # type: ignore[assignment]
-    held = int(result["peak_open"])  # type: ignore[call-overload]
-    error_text = ", ".join(f"{n} {what}" for what, n in errors.items()) or "0"
-    grown = float(result["peak_mb"]) - float(result["idle_mb"])  # type: ignore[arg-type]
+def _row(level: int, side: str, result: Measured, share: str) -> str:
+    delay, first, held = result["delay_ms"], result["first_token_ms"], result["peak_open"]
+    error_text = ", ".join(f"{n} {what}" for what, n in result["errors"].items()) or "0"
+    grown = result["peak_mb"] - result["idle_mb"]
     memory = f"{grown * 1024 / held:.0f} KB" if held and side != "model alone" else ""
     return (
         f"| {level} | {side} | {held}{share} | {result['ok']} | {error_text} | "

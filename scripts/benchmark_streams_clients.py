@@ -23,12 +23,49 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import TypedDict, cast
 
 # A token event's JSON, in the model's chunks and in every relay's `token` events alike. A
 # `done` event carries the whole reply, many timestamps in one string, which this never matches.
 _TOKEN = re.compile(rb'"content": ?"(\d{19}) "')
 _ENDS = (b"event: done", b"data: [DONE]")
+
+
+class Target(TypedDict):
+    """One client's request: where it posts and with which headers."""
+
+    path: str
+    headers: dict[str, str]
+
+
+class Plan(TypedDict):
+    """What benchmark_streams.py hands the clients on standard input."""
+
+    host: str
+    port: int
+    requests: list[Target]
+    body: dict[str, object]
+    ramp_seconds: float
+    tokens: int
+    deadline_seconds: float
+
+
+class Percentiles(TypedDict):
+    p50: float
+    p99: float
+    max: float
+
+
+class Summary(TypedDict):
+    """What the clients print: one JSON object."""
+
+    clients: int
+    ok: int
+    errors: dict[str, int]
+    peak_open: int
+    tokens: int
+    delay_ms: Percentiles
+    first_token_ms: Percentiles
 
 
 @dataclass
@@ -120,7 +157,7 @@ def _bucket(tokens: int) -> str:
     return "0" if tokens == 0 else "some"
 
 
-def _request(plan: dict[str, object], target: dict[str, Any]) -> bytes:
+def _request(plan: Plan, target: Target) -> bytes:
     body = json.dumps(plan["body"]).encode()
     headers = {
         "Host": f"{plan['host']}:{plan['port']}",
@@ -132,19 +169,19 @@ def _request(plan: dict[str, object], target: dict[str, Any]) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
-async def run(plan: dict[str, object]) -> dict[str, object]:
-    targets: list[dict[str, Any]] = plan["requests"]  # type: ignore[assignment]
-    tally = Tally(expected_tokens=int(plan["tokens"]))  # type: ignore[call-overload]
+async def run(plan: Plan) -> Summary:
+    targets = plan["requests"]
+    tally = Tally(expected_tokens=plan["tokens"])
     done = asyncio.Event()
     loop = asyncio.get_running_loop()
-    spread = float(plan["ramp_seconds"]) / len(targets)  # type: ignore[arg-type]
+    spread = plan["ramp_seconds"] / len(targets)
     start = loop.time()
 
-    async def one(index: int, target: dict[str, Any]) -> None:
+    async def one(index: int, target: Target) -> None:
         await asyncio.sleep(max(0.0, start + index * spread - loop.time()))
         client = Client(_request(plan, target), tally, done, len(targets))
         try:
-            await loop.create_connection(lambda: client, str(plan["host"]), int(plan["port"]))  # type: ignore[call-overload]
+            await loop.create_connection(lambda: client, plan["host"], plan["port"])
         except OSError as exc:
             client.outcome = "connect failed"
             tally.errors[f"connect: {exc.strerror}"] += 1
@@ -154,15 +191,15 @@ async def run(plan: dict[str, object]) -> dict[str, object]:
 
     starters = [asyncio.create_task(one(i, target)) for i, target in enumerate(targets)]
     try:
-        await asyncio.wait_for(done.wait(), float(plan["deadline_seconds"]))  # type: ignore[arg-type]
+        await asyncio.wait_for(done.wait(), plan["deadline_seconds"])
     except TimeoutError:
         tally.errors["still open at the deadline"] += len(targets) - tally.finished
     await asyncio.gather(*starters)
     return _summary(tally, len(targets))
 
 
-def _summary(tally: Tally, clients: int) -> dict[str, object]:
-    def percentiles(values: list[float]) -> dict[str, float]:
+def _summary(tally: Tally, clients: int) -> Summary:
+    def percentiles(values: list[float]) -> Percentiles:
         if len(values) < 2:
             return {"p50": float("nan"), "p99": float("nan"), "max": float("nan")}
         cuts = statistics.quantiles(values, n=100)
@@ -183,7 +220,7 @@ def main() -> None:
     # Two sockets per stream on this side's core: far beyond the usual 1,024 descriptors.
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    plan = json.load(sys.stdin)
+    plan = cast(Plan, json.load(sys.stdin))
     import uvloop
 
     print(json.dumps(uvloop.run(run(plan))))
