@@ -81,22 +81,39 @@ def _without_id(response: Response, row_id: str) -> tuple[int, str, str | None]:
     )
 
 
-async def test_unknown_and_foreign_ids_get_identical_answers(client: AsyncClient) -> None:
+async def _routes_naming_a_row(client: AsyncClient) -> list[tuple[str, str]]:
+    """Every (method, path) of the api whose path names a row by its id, from its OpenAPI."""
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    return [
+        (method.upper(), path)
+        for path, operations in paths.items()
+        if any(f"{{{kind}_id}}" in path for kind in ("conversation", "run", "file"))
+        for method in operations
+    ]
+
+
+async def test_every_route_naming_a_row_answers_a_foreign_id_as_an_unknown_one(
+    client: AsyncClient,
+) -> None:
     conversation_id, file_id = await _rows_of_the_first_key(client)
-    unknown_conversation, unknown_file = str(uuid.uuid4()), str(uuid.uuid4())
+    run = await client.post(f"/v1/conversations/{conversation_id}/runs", json={"content": "later"})
+    mine = {"conversation": conversation_id, "file": file_id, "run": run.json()["id"]}
+    unknown = {kind: str(uuid.uuid4()) for kind in mine}
+    checked = set()
 
-    for (method, url, kwargs), (_, unknown_url, _) in zip(
-        _requests(conversation_id, file_id),
-        _requests(unknown_conversation, unknown_file),
-        strict=True,
-    ):
-        foreign = await client.request(method, url, headers=AS_OTHER, **kwargs)
-        unknown = await client.request(method, unknown_url, headers=AS_OTHER, **kwargs)
-        foreign_id = conversation_id if "conversations" in url else file_id
-        unknown_id = unknown_conversation if "conversations" in url else unknown_file
+    for method, path in await _routes_naming_a_row(client):
+        kind = next(kind for kind in mine if f"{{{kind}_id}}" in path)
+        checked.add(kind)
+        template = path.replace(f"{{{kind}_id}}", "{}")
+        # No body: whose the row is is answered before anything the request carries.
+        foreign = await client.request(method, template.format(mine[kind]), headers=AS_OTHER)
+        never = await client.request(method, template.format(unknown[kind]), headers=AS_OTHER)
 
-        assert _without_id(foreign, foreign_id) == _without_id(unknown, unknown_id), url
-        assert foreign.json()["detail"].endswith("not found")
+        assert foreign.status_code == 404, (method, path)
+        assert foreign.json()["detail"] == f"{kind} {mine[kind]} not found"
+        assert _without_id(foreign, mine[kind]) == _without_id(never, unknown[kind]), path
+    assert checked == set(mine)
+    assert (await client.get(f"/v1/runs/{mine['run']}")).json()["status"] == "queued"
 
 
 async def test_a_message_may_attach_only_the_callers_files(client: AsyncClient) -> None:

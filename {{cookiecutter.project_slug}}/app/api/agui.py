@@ -46,4 +46,4 @@ async def run_agent(
             agent=agent, session=session, conversation=conversation, data=message
         )
         run = Translation(body.thread_id, body.run_id, agent.llm.name)
-        return sse.respond(encoded(sent.reply.events(stream=True), run), give_back)
+        return sse.respond(encoded(sent.turn.events(stream=True), run), give_back)

@@ -106,10 +106,10 @@ async def send_message(
         # The slot is taken before the message is stored: a refused stream changes nothing.
         with resources.turn_streams.holding(owner) as give_back:
             sent = await _send(agent, session, conversation, body)
-            frames = sse.turn(sent.reply.events(stream=True), sent.message)
+            frames = sse.turn(sent.turn.events(stream=True), sent.message)
             return sse.respond(frames, give_back)
     sent = await _send(agent, session, conversation, body)
-    ended = await sent.reply.outcome()
+    ended = await sent.turn.outcome()
     if isinstance(ended, ErrorEvent):
         # The user's message (and any finished step) is committed: the client may retry.
         raise HTTPException(status.HTTP_502_BAD_GATEWAY, ended.detail)

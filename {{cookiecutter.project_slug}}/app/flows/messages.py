@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.conversations import service as conversations
 from app.conversations.models import Conversation, Message
 from app.conversations.schemas import MessageCreate
-from app.flows.turns import Agent, Ready
+from app.flows.turns import Agent, ReadyTurn
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,7 +19,7 @@ class Sent:
     """The user's message, as stored, and the turn that answers it."""
 
     message: Message
-    reply: Ready[Message]
+    turn: ReadyTurn[Message]
 
 
 async def send(
@@ -31,8 +31,8 @@ async def send(
         session=session, conversation=conversation, data=data
     )
     recorder = conversations.ConversationRecorder(agent.sessionmaker, conversation.id)
-    reply = await agent.prepare(session, conversation, recorder)
+    turn = await agent.prepare(session, conversation, recorder)
     # Hand the connection back now rather than hold it through the model's calls; each
     # step is stored with a session of its own.
     await session.close()
-    return Sent(message, reply)
+    return Sent(message, turn)

@@ -43,13 +43,14 @@ class Unstored:
 
 
 @dataclass(frozen=True, slots=True)
-class Ready[S]:
+class ReadyTurn[S]:
     """A turn and the history it starts from, ready to run."""
 
     turn: Turn[S]
     history: list[ChatMessage]
 
     def events(self, *, stream: bool) -> AsyncIterator[Event[S]]:
+        """Run the turn, its model calls streamed or not; its events as they happen."""
         return self.turn.run(self.history, stream=stream)
 
     async def outcome(self) -> DoneEvent[S] | ErrorEvent:
@@ -80,7 +81,7 @@ class Agent:
         recorder: Recorder[S],
         *,
         steps_taken: int = 0,
-    ) -> Ready[S]:
+    ) -> ReadyTurn[S]:
         """A turn on the conversation's stored history, its steps going to recorder.
 
         A background run resumed by another attempt passes the steps its earlier attempts
@@ -94,13 +95,13 @@ class Agent:
             recorder=recorder,
             max_steps=steps,
         )
-        return Ready(turn, history)
+        return ReadyTurn(turn, history)
 
-    def unstored(self, *, owner: str, messages: Sequence[ChatMessage]) -> Ready[Step]:
+    def unstored(self, *, owner: str, messages: Sequence[ChatMessage]) -> ReadyTurn[Step]:
         """A turn over the messages a request carries; nothing is stored, and its tools
         reach no attached file."""
         turn = self.turn(owner=owner, conversation_id=None, recorder=Unstored())
-        return Ready(turn, self.prompt(messages))
+        return ReadyTurn(turn, self.prompt(messages))
 
     def turn[S](
         self,

@@ -23,7 +23,7 @@ from app.conversations.models import Conversation, Message
 from app.core.config import Settings
 from app.core.metrics import Metrics
 from app.core.queue import enqueue
-from app.flows.turns import Agent, Ready
+from app.flows.turns import Agent, ReadyTurn
 from app.llm.base import LLMProvider
 from app.runs import service
 from app.runs.models import STATUSES, Run
@@ -102,8 +102,8 @@ class Executor:
             async with self.sessionmaker() as session:
                 conversation = await session.get_one(Conversation, run.conversation_id)
                 taken = await service.steps_taken(session=session, run_id=run.id)
-                reply = await self.agent.prepare(session, conversation, recorder, steps_taken=taken)
-            work = asyncio.create_task(self._finish(reply, recorder))
+                turn = await self.agent.prepare(session, conversation, recorder, steps_taken=taken)
+            work = asyncio.create_task(self._finish(turn, recorder))
             keeper = asyncio.create_task(self._keep_lease(recorder, work))
             try:
                 await work
@@ -117,8 +117,8 @@ class Executor:
         if recorder.requeue:
             await enqueue(self.broker, run.id, self.metrics)
 
-    async def _finish(self, reply: Ready[Message], recorder: RunRecorder) -> None:
-        ended = await reply.outcome()
+    async def _finish(self, turn: ReadyTurn[Message], recorder: RunRecorder) -> None:
+        ended = await turn.outcome()
         if isinstance(ended, DoneEvent):
             await recorder.finish(ended)
         else:
