@@ -81,13 +81,18 @@ def _without_id(response: Response, row_id: str) -> tuple[int, str, str | None]:
     )
 
 
-async def _routes_naming_a_row(client: AsyncClient) -> list[tuple[str, str]]:
-    """Every (method, path) of the api whose path names a row by its id, from its OpenAPI."""
+# The path parameter that names a row of each kind.
+ROW_PARAMETERS = {"conversation": "{conversation_id}", "run": "{run_id}", "file": "{file_id}"}
+
+
+async def _routes_naming_a_row(client: AsyncClient) -> list[tuple[str, str, str]]:
+    """Every (method, path, kind of row) of the api whose path names a row, from its OpenAPI."""
     paths = (await client.get("/openapi.json")).json()["paths"]
     return [
-        (method.upper(), path)
+        (method.upper(), path, kind)
         for path, operations in paths.items()
-        if any(f"{{{kind}_id}}" in path for kind in ("conversation", "run", "file"))
+        for kind, parameter in ROW_PARAMETERS.items()
+        if parameter in path
         for method in operations
     ]
 
@@ -101,13 +106,13 @@ async def test_every_route_naming_a_row_answers_a_foreign_id_as_an_unknown_one(
     unknown = {kind: str(uuid.uuid4()) for kind in mine}
     checked = set()
 
-    for method, path in await _routes_naming_a_row(client):
-        kind = next(kind for kind in mine if f"{{{kind}_id}}" in path)
+    for method, path, kind in await _routes_naming_a_row(client):
         checked.add(kind)
-        template = path.replace(f"{{{kind}_id}}", "{}")
+        parameter = ROW_PARAMETERS[kind]
         # No body: whose the row is is answered before anything the request carries.
-        foreign = await client.request(method, template.format(mine[kind]), headers=AS_OTHER)
-        never = await client.request(method, template.format(unknown[kind]), headers=AS_OTHER)
+        foreign_url, unknown_url = (path.replace(parameter, ids[kind]) for ids in (mine, unknown))
+        foreign = await client.request(method, foreign_url, headers=AS_OTHER)
+        never = await client.request(method, unknown_url, headers=AS_OTHER)
 
         assert foreign.status_code == 404, (method, path)
         assert foreign.json()["detail"] == f"{kind} {mine[kind]} not found"
