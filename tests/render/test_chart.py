@@ -141,7 +141,7 @@ def test_port_probes_paths_and_user_are_the_images(baked: Project) -> None:
     assert api["readinessProbe"]["httpGet"]["path"] == path == "/health"
     assert api["livenessProbe"]["httpGet"]["path"] == "/health/live"
     assert api["startupProbe"]["httpGet"]["path"] == "/health/live"
-    assert '@router.get("/health/live")' in baked.text("app/health/router.py")
+    assert '@router.get("/health/live")' in baked.text("app/api/health.py")
     assert set(paths.values()) <= set(mounts)
     assert (mounts[paths["CONFIG_FILE"]]["subPath"], mounts[paths["CONFIG_FILE"]]["readOnly"]) == (
         "config.yaml",

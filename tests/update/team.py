@@ -28,9 +28,9 @@ async def test_ping_answers_pong(client: AsyncClient) -> None:
     assert response.json() == {"ping": "pong"}
 """
 USER_README_LINE = "\nOn call: #team-agents.\n"
-HEALTH_IMPORT = "from app.health.router import router as health_router\n"
+FILES_IMPORT = "from app.files import storage\n"
 FILES_INCLUDE = (
-    "    app.include_router(files_router, prefix=API_PREFIX, dependencies=api_dependencies)\n"
+    "    app.include_router(files.router, prefix=API_PREFIX, dependencies=api_dependencies)\n"
 )
 
 
@@ -67,8 +67,8 @@ class Kept:
 
 def edit_as_a_team(project: Project, env: dict[str, str]) -> None:
     """A new router wired into the app with its test, a config value, a README line."""
-    # The package sorts right after app.health, where its import goes, in the old release and
-    # in the new one (which adds app.openai_api after app.health): the merge keeps ruff's order.
+    # The package sorts right after app.files, where its import goes, in the old release and
+    # in the new one: the merge keeps ruff's order.
     package = project.path / "app" / "hello"
     package.mkdir()
     (package / "__init__.py").write_text("", encoding="utf-8")
@@ -76,12 +76,12 @@ def edit_as_a_team(project: Project, env: dict[str, str]) -> None:
     (project.path / "tests" / "test_ping.py").write_text(USER_TEST, encoding="utf-8")
     main = project.path / "app" / "main.py"
     replace_once(
-        main, HEALTH_IMPORT, HEALTH_IMPORT + "from app.hello.router import router as ping_router\n"
+        main, FILES_IMPORT, FILES_IMPORT + "from app.hello.router import router as ping_router\n"
     )
     replace_once(
         main,
         FILES_INCLUDE,
-        FILES_INCLUDE + FILES_INCLUDE.replace("files_router", "ping_router"),
+        FILES_INCLUDE + FILES_INCLUDE.replace("files.router", "ping_router"),
     )
     replace_once(project.path / "config" / "config.yaml", HISTORY_LINE, USER_HISTORY_LINE)
     with (project.path / "README.md").open("a", encoding="utf-8") as readme:

@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import Depends, FastAPI
 
-from app.agui.router import router as agui_router
-from app.conversations.router import router as conversations_router
+from app.api import agui, conversations, files, health, openai, runs
 from app.core.admission import AdmissionMiddleware, BodyLimits
 from app.core.config import ConfigError, Settings, get_settings
 from app.core.http_metrics import instrument
@@ -20,12 +19,8 @@ from app.core.security import KeyRing
 from app.core.tracing import Tracing
 from app.deps import authorize
 from app.files import storage
-from app.files.router import router as files_router
-from app.health.router import router as health_router
-from app.openai_api.router import router as openai_router
 from app.playground.router import router as playground_router
 from app.resources import open_resources
-from app.runs.router import router as runs_router
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
@@ -82,16 +77,16 @@ def create_app(
         instrument(app, metrics)
     if tracing is not None:
         tracing.instrument_app(app)
-    app.include_router(health_router)
+    app.include_router(health.router)
     if settings.playground_enabled:
         app.include_router(playground_router)
     api_dependencies = [Depends(authorize)]
-    app.include_router(conversations_router, prefix=API_PREFIX, dependencies=api_dependencies)
-    app.include_router(files_router, prefix=API_PREFIX, dependencies=api_dependencies)
-    app.include_router(runs_router, prefix=API_PREFIX, dependencies=api_dependencies)
-    app.include_router(agui_router, prefix=API_PREFIX, dependencies=api_dependencies)
+    app.include_router(conversations.router, prefix=API_PREFIX, dependencies=api_dependencies)
+    app.include_router(files.router, prefix=API_PREFIX, dependencies=api_dependencies)
+    app.include_router(runs.router, prefix=API_PREFIX, dependencies=api_dependencies)
+    app.include_router(agui.router, prefix=API_PREFIX, dependencies=api_dependencies)
     # OpenAI clients take http://host:port/v1 as their base URL, and this key as theirs.
-    app.include_router(openai_router, prefix=API_PREFIX, dependencies=api_dependencies)
+    app.include_router(openai.router, prefix=API_PREFIX, dependencies=api_dependencies)
     return app
 
 

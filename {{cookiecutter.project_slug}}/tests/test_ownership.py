@@ -81,22 +81,44 @@ def _without_id(response: Response, row_id: str) -> tuple[int, str, str | None]:
     )
 
 
-async def test_unknown_and_foreign_ids_get_identical_answers(client: AsyncClient) -> None:
+# The path parameter that names a row of each kind.
+ROW_PARAMETERS = {"conversation": "{conversation_id}", "run": "{run_id}", "file": "{file_id}"}
+
+
+async def _routes_naming_a_row(client: AsyncClient) -> list[tuple[str, str, str]]:
+    """Every (method, path, kind of row) of the api whose path names a row, from its OpenAPI."""
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    return [
+        (method.upper(), path, kind)
+        for path, operations in paths.items()
+        for kind, parameter in ROW_PARAMETERS.items()
+        if parameter in path
+        for method in operations
+    ]
+
+
+async def test_every_route_naming_a_row_answers_a_foreign_id_as_an_unknown_one(
+    client: AsyncClient,
+) -> None:
     conversation_id, file_id = await _rows_of_the_first_key(client)
-    unknown_conversation, unknown_file = str(uuid.uuid4()), str(uuid.uuid4())
+    run = await client.post(f"/v1/conversations/{conversation_id}/runs", json={"content": "later"})
+    mine = {"conversation": conversation_id, "file": file_id, "run": run.json()["id"]}
+    unknown = {kind: str(uuid.uuid4()) for kind in mine}
+    checked = set()
 
-    for (method, url, kwargs), (_, unknown_url, _) in zip(
-        _requests(conversation_id, file_id),
-        _requests(unknown_conversation, unknown_file),
-        strict=True,
-    ):
-        foreign = await client.request(method, url, headers=AS_OTHER, **kwargs)
-        unknown = await client.request(method, unknown_url, headers=AS_OTHER, **kwargs)
-        foreign_id = conversation_id if "conversations" in url else file_id
-        unknown_id = unknown_conversation if "conversations" in url else unknown_file
+    for method, path, kind in await _routes_naming_a_row(client):
+        checked.add(kind)
+        parameter = ROW_PARAMETERS[kind]
+        # No body: whose the row is is answered before anything the request carries.
+        foreign_url, unknown_url = (path.replace(parameter, ids[kind]) for ids in (mine, unknown))
+        foreign = await client.request(method, foreign_url, headers=AS_OTHER)
+        never = await client.request(method, unknown_url, headers=AS_OTHER)
 
-        assert _without_id(foreign, foreign_id) == _without_id(unknown, unknown_id), url
-        assert foreign.json()["detail"].endswith("not found")
+        assert foreign.status_code == 404, (method, path)
+        assert foreign.json()["detail"] == f"{kind} {mine[kind]} not found"
+        assert _without_id(foreign, mine[kind]) == _without_id(never, unknown[kind]), path
+    assert checked == set(mine)
+    assert (await client.get(f"/v1/runs/{mine['run']}")).json()["status"] == "queued"
 
 
 async def test_a_message_may_attach_only_the_callers_files(client: AsyncClient) -> None:

@@ -1,1 +1,1 @@
-"""The AG-UI protocol: a conversation's turn for AG-UI clients (HttpAgent, CopilotKit)."""
+"""The AG-UI protocol: what a run asks of a conversation, and a turn's events as AG-UI's."""

@@ -6,7 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from app.agent.loop import StopReason
+from app.agent.loop import DoneEvent, StopReason
+from app.conversations.models import Message
 
 MAX_MESSAGE_CHARS = 32_000
 MAX_FILES_PER_MESSAGE = 10
@@ -96,3 +97,15 @@ class Exchange(BaseModel):
     steps: list[MessageOut]
     stop_reason: StopReason
     usage: UsageOut
+
+    @classmethod
+    def of(cls, user_message: Message, done: DoneEvent[Message]) -> "Exchange":
+        """The user's message and the turn that answered it, as it ended."""
+        steps = [MessageOut.model_validate(step) for step in done.steps]
+        return cls(
+            user_message=MessageOut.model_validate(user_message),
+            assistant_message=next(s for s in reversed(steps) if s.role == "assistant"),
+            steps=steps,
+            stop_reason=done.stop_reason,
+            usage=UsageOut.model_validate(done.usage),
+        )

@@ -103,7 +103,7 @@ async def create_conversation(
 
 
 # The most conversations a listing counts. Counting reads one index entry per row: an owner
-# with a million conversations made every page cost 120 ms (docs/performance.md).
+# with a million conversations made every page cost 120 ms.
 COUNT_LIMIT = 10_000
 
 

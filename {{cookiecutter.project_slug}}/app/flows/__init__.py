@@ -1,1 +1,2 @@
-"""Use cases that span domains: above conversations, runs and the agent, below the routers."""
+"""Use cases that span domains, one function each: what the routers and the worker's
+executor call, above conversations, files and the agent."""

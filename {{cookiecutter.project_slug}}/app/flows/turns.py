@@ -5,12 +5,12 @@ stream all get their turn here, so a tool, a bound or a provider added once reac
 """
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.agent.loop import Decision, Recorder, StopReason, Turn
+from app.agent.loop import Decision, DoneEvent, ErrorEvent, Event, Recorder, StopReason, Turn
 from app.agent.mcp import McpTools
 from app.agent.registry import registry_for
 from app.agent.tools import ToolResult
@@ -19,6 +19,8 @@ from app.conversations.models import Conversation
 from app.core.config import Settings
 from app.core.metrics import Metrics
 from app.llm.base import ChatMessage, Completion, LLMProvider, ToolCall
+
+type Step = Completion | ToolResult
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +43,28 @@ class Unstored:
 
 
 @dataclass(frozen=True, slots=True)
+class ReadyTurn[S]:
+    """A turn and the history it starts from, ready to run."""
+
+    turn: Turn[S]
+    history: list[ChatMessage]
+
+    def events(self, *, stream: bool) -> AsyncIterator[Event[S]]:
+        """Run the turn, its model calls streamed or not; its events as they happen."""
+        return self.turn.run(self.history, stream=stream)
+
+    async def outcome(self) -> DoneEvent[S] | ErrorEvent:
+        """Run the turn without streaming; return how it ended."""
+        ended: DoneEvent[S] | ErrorEvent | None = None
+        async for event in self.events(stream=False):
+            if isinstance(event, DoneEvent | ErrorEvent):
+                ended = event
+        if ended is None:
+            raise AssertionError("a turn always ends with a done or an error event")
+        return ended
+
+
+@dataclass(frozen=True, slots=True)
 class Agent:
     """What a turn needs from its process: settings, database, model, metrics, MCP tools."""
 
@@ -49,6 +73,35 @@ class Agent:
     llm: LLMProvider
     metrics: Metrics
     mcp: McpTools
+
+    async def prepare[S](
+        self,
+        session: AsyncSession,
+        conversation: Conversation,
+        recorder: Recorder[S],
+        *,
+        steps_taken: int = 0,
+    ) -> ReadyTurn[S]:
+        """A turn on the conversation's stored history, its steps going to recorder.
+
+        A background run resumed by another attempt passes the steps its earlier attempts
+        took: they count, so that a retried run does not get max_steps anew.
+        """
+        history = await self.history(session, conversation)
+        steps = max(self.settings.config.agent.max_steps - steps_taken, 0)
+        turn = self.turn(
+            owner=conversation.owner,
+            conversation_id=conversation.id,
+            recorder=recorder,
+            max_steps=steps,
+        )
+        return ReadyTurn(turn, history)
+
+    def unstored(self, *, owner: str, messages: Sequence[ChatMessage]) -> ReadyTurn[Step]:
+        """A turn over the messages a request carries; nothing is stored, and its tools
+        reach no attached file."""
+        turn = self.turn(owner=owner, conversation_id=None, recorder=Unstored())
+        return ReadyTurn(turn, self.prompt(messages))
 
     def turn[S](
         self,

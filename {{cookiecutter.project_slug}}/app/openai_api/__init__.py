@@ -1,1 +1,1 @@
-"""The OpenAI-compatible endpoint: the agent as one model of chat completions."""
+"""OpenAI's chat-completions format: its request and response shapes, and a turn in it."""

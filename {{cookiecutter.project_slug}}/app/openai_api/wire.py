@@ -91,14 +91,6 @@ def model_not_found(asked: str, served: str) -> JSONResponse:
     )
 
 
-async def outcome(events: AsyncIterator[Event[Step]]) -> DoneEvent[Step] | ErrorEvent:
-    """How a turn that is not streamed ended."""
-    async for event in events:
-        if isinstance(event, DoneEvent | ErrorEvent):
-            return event
-    raise AssertionError("a turn always ends with a done or an error event")
-
-
 @dataclass(frozen=True, slots=True)
 class Reply:
     """One answer's identity, the same on each of its chunks."""

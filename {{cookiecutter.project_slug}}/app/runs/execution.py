@@ -17,14 +17,14 @@ from sqlalchemy import Interval, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from taskiq_redis import ListQueueBroker
 
-from app.agent.loop import DoneEvent, ErrorEvent, Turn
+from app.agent.loop import DoneEvent
 from app.agent.mcp import McpTools
 from app.conversations.models import Conversation, Message
 from app.core.config import Settings
 from app.core.metrics import Metrics
 from app.core.queue import enqueue
-from app.flows.turns import Agent
-from app.llm.base import ChatMessage, LLMProvider
+from app.flows.turns import Agent, ReadyTurn
+from app.llm.base import LLMProvider
 from app.runs import service
 from app.runs.models import STATUSES, Run
 from app.runs.recorder import LeaseLostError, RunRecorder
@@ -101,21 +101,9 @@ class Executor:
         try:
             async with self.sessionmaker() as session:
                 conversation = await session.get_one(Conversation, run.conversation_id)
-                history = await self.agent.history(session, conversation)
-                taken = await session.scalar(
-                    select(func.count())
-                    .select_from(Message)
-                    .where(Message.run_id == run.id, Message.role == "assistant")
-                )
-            # Steps of earlier attempts count: a retried run does not get max_steps anew.
-            steps = max(self.settings.config.agent.max_steps - (taken or 0), 0)
-            turn = self.agent.turn(
-                owner=run.owner,
-                conversation_id=run.conversation_id,
-                recorder=recorder,
-                max_steps=steps,
-            )
-            work = asyncio.create_task(self._finish(turn, history, recorder))
+                taken = await service.steps_taken(session=session, run_id=run.id)
+                turn = await self.agent.prepare(session, conversation, recorder, steps_taken=taken)
+            work = asyncio.create_task(self._finish(turn, recorder))
             keeper = asyncio.create_task(self._keep_lease(recorder, work))
             try:
                 await work
@@ -129,16 +117,14 @@ class Executor:
         if recorder.requeue:
             await enqueue(self.broker, run.id, self.metrics)
 
-    async def _finish(
-        self, turn: Turn[Message], history: list[ChatMessage], recorder: "RunRecorder"
-    ) -> None:
-        async for event in turn.run(history, stream=False):
-            if isinstance(event, DoneEvent):
-                await recorder.finish(event)
-            elif isinstance(event, ErrorEvent):
-                await recorder.fail(event.detail)
+    async def _finish(self, turn: ReadyTurn[Message], recorder: RunRecorder) -> None:
+        ended = await turn.outcome()
+        if isinstance(ended, DoneEvent):
+            await recorder.finish(ended)
+        else:
+            await recorder.fail(ended.detail)
 
-    async def _keep_lease(self, recorder: "RunRecorder", work: "asyncio.Task[None]") -> None:
+    async def _keep_lease(self, recorder: RunRecorder, work: "asyncio.Task[None]") -> None:
         """Renew the lease while a step takes long (a slow model or tool); stop the run's
         work if another worker has taken it over meanwhile."""
         while True:

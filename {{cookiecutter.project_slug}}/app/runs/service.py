@@ -1,16 +1,21 @@
-"""Run operations of the api: create, read, cancel, decide on approvals, read events."""
+"""Run operations of the api: start, read, cancel, decide on approvals, follow events."""
 
+import asyncio
+import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from taskiq_redis import ListQueueBroker
 
 from app.conversations import service as conversations
-from app.conversations.models import Conversation
+from app.conversations.models import Conversation, Message
 from app.conversations.schemas import MessageCreate
 from app.core.db import utcnow
+from app.core.metrics import Metrics
+from app.core.queue import enqueue
 from app.runs.models import FINISHED, Run, RunEvent
 from app.runs.schemas import ApprovalDecision
 
@@ -27,10 +32,16 @@ class UndecidableError(Exception):
         self.problems = problems
 
 
-async def create_run(
-    *, session: AsyncSession, conversation: Conversation, data: MessageCreate
+async def start_run(
+    *,
+    session: AsyncSession,
+    conversation: Conversation,
+    data: MessageCreate,
+    queue: ListQueueBroker,
+    metrics: Metrics,
 ) -> Run:
-    """Store the user's message and a queued run for it, in one transaction."""
+    """Store the user's message and a queued run for it, in one transaction, and send the
+    run to the workers (UnknownFilesError: a file id is not the owner's, nothing stored)."""
     run = Run(
         owner=conversation.owner,
         conversation_id=conversation.id,
@@ -44,6 +55,8 @@ async def create_run(
     session.add(run)
     # Commits the run with the message (and raises UnknownFilesError before either is kept).
     await conversations.add_user_message(session=session, conversation=conversation, data=data)
+    # Without Redis the run is still stored as queued: the workers' sweep sends it again.
+    await enqueue(queue, run.id, metrics)
     return run
 
 
@@ -67,8 +80,15 @@ async def cancel_run(*, session: AsyncSession, run: Run) -> Run:
     return run
 
 
-async def decide(*, session: AsyncSession, run: Run, decisions: Sequence[ApprovalDecision]) -> bool:
-    """Store decisions on calls the run waits on; once none waits, queue it again (True)."""
+async def decide(
+    *,
+    session: AsyncSession,
+    run: Run,
+    decisions: Sequence[ApprovalDecision],
+    queue: ListQueueBroker,
+    metrics: Metrics,
+) -> Run:
+    """Store decisions on calls the run waits on; once none waits, queue it again."""
     if run.status != "awaiting_approval":
         raise NotAwaitingError(run.status)
     _check(run, decisions)
@@ -80,10 +100,12 @@ async def decide(*, session: AsyncSession, run: Run, decisions: Sequence[Approva
     add_event(session, run, "approvals", {"decisions": [d.model_dump() for d in decisions]})
     ready = not run.pending_approvals
     if ready:
-        # As start_run: without Redis the run stays queued and the sweep sends it again.
         run.status, run.queued_at = "queued", utcnow()
     await session.commit()
-    return ready
+    if ready:
+        # As start_run: without Redis the run stays queued and the sweep sends it again.
+        await enqueue(queue, run.id, metrics)
+    return run
 
 
 def _check(run: Run, decisions: Sequence[ApprovalDecision]) -> None:
@@ -129,3 +151,41 @@ async def events_after(
         .limit(limit)
     )
     return list(events), status in FINISHED
+
+
+async def follow(
+    *,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    run_id: uuid.UUID,
+    after: int,
+    seconds: float,
+    poll_seconds: float,
+) -> AsyncIterator[RunEvent]:
+    """The run's events after the id `after`, as they are written, until the run has
+    finished and all are read, or `seconds` have passed; a read that finds none waits
+    `poll_seconds` before the next.
+
+    Each read takes a connection of its own and gives it back before the next poll: a
+    stream held open does not hold a connection of the pool.
+    """
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        async with sessionmaker() as session:
+            found, finished = await events_after(session=session, run_id=run_id, after=after)
+        for event in found:
+            after = event.id
+            yield event
+        if finished and not found:
+            return
+        if not found:
+            await asyncio.sleep(poll_seconds)
+
+
+async def steps_taken(*, session: AsyncSession, run_id: uuid.UUID) -> int:
+    """How many model calls the run's earlier attempts stored."""
+    taken = await session.scalar(
+        select(func.count())
+        .select_from(Message)
+        .where(Message.run_id == run_id, Message.role == "assistant")
+    )
+    return taken or 0

@@ -5,10 +5,10 @@ from sse_starlette import EventSourceResponse
 from starlette.responses import JSONResponse
 
 from app.agent.loop import ErrorEvent
+from app.api import sse
 from app.core.metadata import project_metadata
-from app.core.streams import EVENT_STREAM, HeldStream
+from app.core.streams import EVENT_STREAM
 from app.deps import AgentDep, OwnerDep, ResourcesDep, SettingsDep
-from app.flows.turns import Unstored
 from app.openai_api import wire
 from app.openai_api.schemas import (
     ChatCompletion,
@@ -51,17 +51,14 @@ async def chat_completions(
     if body.model != config.model_name:
         return wire.model_not_found(body.model, config.model_name)
     wire.check_chat(body, config.max_messages)
-    history = agent.prompt(wire.chat_messages(body.messages))
-    turn = agent.turn(owner=owner, conversation_id=None, recorder=Unstored())
+    turn = agent.unstored(owner=owner, messages=wire.chat_messages(body.messages))
     reply = wire.Reply.to(config.model_name)
     if body.stream:
         usage = bool(body.stream_options and body.stream_options.include_usage)
         give_back = resources.turn_streams.take(owner)
-        # A client that goes away cancels the stream, and with it the model call.
-        return HeldStream(
-            wire.chunks(turn.run(history, stream=True), reply, include_usage=usage), give_back
-        )
-    ended = await wire.outcome(turn.run(history, stream=False))
+        chunks = wire.chunks(turn.events(stream=True), reply, include_usage=usage)
+        return sse.respond(chunks, give_back)
+    ended = await turn.outcome()
     if isinstance(ended, ErrorEvent):
         return wire.error_response(502, ended.detail, "server_error", code="provider_error")
     return reply.completion(ended)

@@ -1,14 +1,12 @@
-"""File endpoints."""
+"""File endpoints: upload, download, delete."""
 
-import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, File, HTTPException, UploadFile, status
 from fastapi.responses import FileResponse
 
-from app.deps import OwnerDep, SessionDep, SettingsDep
+from app.deps import OwnedFile, OwnerDep, SessionDep, SettingsDep
 from app.files import service, storage
-from app.files.models import StoredFile
 from app.files.schemas import FileOut
 
 router = APIRouter(prefix="/files", tags=["files"])
@@ -45,11 +43,8 @@ async def upload_file(
 
 
 @router.get("/{file_id}", response_class=FileResponse)
-async def download_file(
-    file_id: uuid.UUID, session: SessionDep, owner: OwnerDep, settings: SettingsDep
-) -> FileResponse:
+async def download_file(record: OwnedFile, settings: SettingsDep) -> FileResponse:
     """Download a stored file."""
-    record = await _existing(session, owner, file_id)
     return FileResponse(
         storage.blob_path(settings.uploads_dir, record.id),
         media_type=record.content_type,
@@ -58,11 +53,8 @@ async def download_file(
 
 
 @router.delete("/{file_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_file(
-    file_id: uuid.UUID, session: SessionDep, owner: OwnerDep, settings: SettingsDep
-) -> None:
+async def delete_file(record: OwnedFile, session: SessionDep, settings: SettingsDep) -> None:
     """Delete a stored file; messages that named it keep their text."""
-    record = await _existing(session, owner, file_id)
     await service.delete_file(session=session, record=record, directory=settings.uploads_dir)
 
 
@@ -70,11 +62,3 @@ def _too_large(max_bytes: int) -> HTTPException:
     return HTTPException(
         status.HTTP_413_CONTENT_TOO_LARGE, f"file is larger than the limit of {max_bytes} bytes"
     )
-
-
-async def _existing(session: SessionDep, owner: str, file_id: uuid.UUID) -> StoredFile:
-    record = await service.get_file(session=session, owner=owner, file_id=file_id)
-    # Unknown and foreign ids take the same query and get the same answer.
-    if record is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"file {file_id} not found")
-    return record

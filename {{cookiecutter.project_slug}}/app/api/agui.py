@@ -1,16 +1,15 @@
 """AG-UI endpoint: a conversation's turn for AG-UI clients (HttpAgent)."""
 
-import uuid
-
 from ag_ui.core import RunAgentInput
 from fastapi import APIRouter, status
 from sse_starlette import EventSourceResponse
 
 from app.agui import run_input
 from app.agui.events import Translation, encoded
-from app.conversations.router import existing, start_turn
-from app.core.streams import EVENT_STREAM, HeldStream
-from app.deps import AgentDep, OwnerDep, ResourcesDep, SessionDep
+from app.api import sse
+from app.core.streams import EVENT_STREAM
+from app.deps import AgentDep, OwnedConversation, OwnerDep, ResourcesDep, SessionDep
+from app.flows import messages
 
 router = APIRouter(tags=["agui"])
 
@@ -28,7 +27,7 @@ router = APIRouter(tags=["agui"])
     },
 )
 async def run_agent(
-    conversation_id: uuid.UUID,
+    conversation: OwnedConversation,
     body: RunAgentInput,
     session: SessionDep,
     owner: OwnerDep,
@@ -37,13 +36,14 @@ async def run_agent(
 ) -> EventSourceResponse:
     """Run the agent for an AG-UI client: POST a RunAgentInput whose threadId is the
     conversation's id; its last user message is stored and answered, as AG-UI events."""
-    # Another key's conversation answers 404 as an unknown one, whatever the body says.
-    conversation = await existing(session, owner, conversation_id)
-    run_input.check_thread(body, conversation_id)
+    # OwnedConversation has answered another key's conversation 404, as an unknown one,
+    # whatever the body says; only then is the body's thread compared with it.
+    run_input.check_thread(body, conversation.id)
     message = run_input.user_message(body)
     # The slot is taken before the message is stored: a refused run changes nothing.
     with resources.turn_streams.holding(owner) as give_back:
-        _, history, turn = await start_turn(session, agent, owner, conversation, message)
+        sent = await messages.send(
+            agent=agent, session=session, conversation=conversation, data=message
+        )
         run = Translation(body.thread_id, body.run_id, agent.llm.name)
-        # A client that goes away cancels the stream, and with it the model call.
-        return HeldStream(encoded(turn.run(history, stream=True), run), give_back)
+        return sse.respond(encoded(sent.turn.events(stream=True), run), give_back)

@@ -1,0 +1,128 @@
+"""Conversation endpoints: create, list, read and delete conversations; send a message."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Request, status
+from sqlalchemy.ext.asyncio import AsyncSession
+from sse_starlette import EventSourceResponse
+
+from app.agent.loop import ErrorEvent
+from app.api import sse
+from app.api.errors import unknown_files
+from app.conversations import service
+from app.conversations.models import Conversation
+from app.conversations.schemas import (
+    ConversationCreate,
+    ConversationDetail,
+    ConversationOut,
+    ConversationPage,
+    Exchange,
+    MessageCreate,
+)
+from app.core.streams import EVENT_STREAM
+from app.deps import (
+    AgentDep,
+    OwnedConversation,
+    OwnedConversationWithMessages,
+    OwnerDep,
+    ResourcesDep,
+    SessionDep,
+)
+from app.flows import messages
+from app.flows.turns import Agent
+
+router = APIRouter(prefix="/conversations", tags=["conversations"])
+# Far beyond any real page, and well inside PostgreSQL's bigint.
+MAX_OFFSET = 1_000_000_000
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def create_conversation(
+    body: ConversationCreate, session: SessionDep, owner: OwnerDep
+) -> ConversationOut:
+    """Start a conversation."""
+    conversation = await service.create_conversation(session=session, owner=owner, data=body)
+    return ConversationOut.model_validate(conversation)
+
+
+@router.get("")
+async def list_conversations(
+    session: SessionDep,
+    owner: OwnerDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+) -> ConversationPage:
+    """List your conversations, newest first."""
+    items, total = await service.list_conversations(
+        session=session, owner=owner, limit=limit, offset=offset
+    )
+    return ConversationPage(
+        items=[ConversationOut.model_validate(item) for item in items],
+        total=min(total, service.COUNT_LIMIT),
+        total_is_exact=total <= service.COUNT_LIMIT,
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.get("/{conversation_id}")
+async def get_conversation(conversation: OwnedConversationWithMessages) -> ConversationDetail:
+    """Get a conversation with its messages."""
+    return ConversationDetail.model_validate(conversation)
+
+
+@router.delete("/{conversation_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_conversation(conversation: OwnedConversation, session: SessionDep) -> None:
+    """Delete a conversation and its messages (its files stay; see DELETE /v1/files/{id})."""
+    await service.delete_conversation(session=session, conversation=conversation)
+
+
+@router.post(
+    "/{conversation_id}/messages",
+    status_code=status.HTTP_201_CREATED,
+    response_model=Exchange,
+    responses={
+        status.HTTP_200_OK: {
+            "description": "With Accept: text/event-stream, the reply as Server-Sent Events",
+            "content": {EVENT_STREAM: {}},
+        },
+        status.HTTP_502_BAD_GATEWAY: {"description": "The language model provider failed"},
+        status.HTTP_429_TOO_MANY_REQUESTS: {"description": "Too many streams of this key open"},
+        status.HTTP_503_SERVICE_UNAVAILABLE: {"description": "Too many streams open"},
+    },
+)
+async def send_message(
+    conversation: OwnedConversation,
+    body: MessageCreate,
+    request: Request,
+    session: SessionDep,
+    owner: OwnerDep,
+    agent: AgentDep,
+    resources: ResourcesDep,
+) -> Exchange | EventSourceResponse:
+    """Send a message; the agent answers, calling tools as it needs (SSE with
+    Accept: text/event-stream: token, tool_call, tool_result, then done or error)."""
+    if EVENT_STREAM in request.headers.get("accept", ""):
+        # The slot is taken before the message is stored: a refused stream changes nothing.
+        with resources.turn_streams.holding(owner) as give_back:
+            sent = await _send(agent, session, conversation, body)
+            frames = sse.turn(sent.turn.events(stream=True), sent.message)
+            return sse.respond(frames, give_back)
+    sent = await _send(agent, session, conversation, body)
+    ended = await sent.turn.outcome()
+    if isinstance(ended, ErrorEvent):
+        # The user's message (and any finished step) is committed: the client may retry.
+        raise HTTPException(status.HTTP_502_BAD_GATEWAY, ended.detail)
+    return Exchange.of(sent.message, ended)
+
+
+async def _send(
+    agent: Agent, session: AsyncSession, conversation: Conversation, body: MessageCreate
+) -> messages.Sent:
+    """Store the message and prepare its turn; a file id that is not the caller's is a 422."""
+    try:
+        return await messages.send(
+            agent=agent, session=session, conversation=conversation, data=body
+        )
+    except service.UnknownFilesError as exc:
+        raise unknown_files(body, exc) from None

@@ -1,0 +1,22 @@
+"""Domain errors that more than one router answers, as the answers clients parse."""
+
+from fastapi.exceptions import RequestValidationError
+
+from app.conversations.schemas import MessageCreate
+from app.conversations.service import UnknownFilesError
+
+
+def unknown_files(body: MessageCreate, exc: UnknownFilesError) -> RequestValidationError:
+    """A 422 naming each file id that is not the caller's, in the shape of any other
+    invalid field, so clients parse one format."""
+    return RequestValidationError(
+        [
+            {
+                "type": "unknown_file",
+                "loc": ("body", "file_ids", body.file_ids.index(file_id)),
+                "msg": f"file {file_id} not found",
+                "input": str(file_id),
+            }
+            for file_id in exc.missing
+        ]
+    )

@@ -1,0 +1,127 @@
+"""Background run endpoints: start a run, read it, follow its events, approve its tool
+calls, cancel it."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, HTTPException, status
+from fastapi.exceptions import RequestValidationError
+from sse_starlette import EventSourceResponse
+
+from app.api import sse
+from app.api.errors import unknown_files
+from app.conversations.schemas import MessageCreate
+from app.conversations.service import UnknownFilesError
+from app.core.streams import EVENT_STREAM
+from app.core.validation import field_error
+from app.deps import (
+    LockedRun,
+    OwnedConversation,
+    OwnedRun,
+    OwnerDep,
+    ResourcesDep,
+    SessionDep,
+    SessionmakerDep,
+    SettingsDep,
+)
+from app.runs import service
+from app.runs.schemas import Approvals, RunOut
+
+router = APIRouter(tags=["runs"])
+
+
+@router.post("/conversations/{conversation_id}/runs", status_code=status.HTTP_202_ACCEPTED)
+async def start_run(
+    conversation: OwnedConversation,
+    body: MessageCreate,
+    session: SessionDep,
+    resources: ResourcesDep,
+) -> RunOut:
+    """Store the message and queue a run of the agent on it; a worker executes it."""
+    try:
+        run = await service.start_run(
+            session=session,
+            conversation=conversation,
+            data=body,
+            queue=resources.queue,
+            metrics=resources.metrics,
+        )
+    except UnknownFilesError as exc:
+        raise unknown_files(body, exc) from None
+    return RunOut.model_validate(run)
+
+
+@router.get("/runs/{run_id}")
+async def get_run(run: OwnedRun) -> RunOut:
+    """A run's status, stop reason or error, attempts and token usage."""
+    return RunOut.model_validate(run)
+
+
+@router.post("/runs/{run_id}/cancel")
+async def cancel_run(run: LockedRun, session: SessionDep) -> RunOut:
+    """Cancel a run: a queued or waiting one at once, a running one before its next model
+    call."""
+    return RunOut.model_validate(await service.cancel_run(session=session, run=run))
+
+
+@router.post(
+    "/runs/{run_id}/approvals",
+    responses={status.HTTP_409_CONFLICT: {"description": "The run is not awaiting approval"}},
+)
+async def decide_approvals(
+    run: LockedRun, body: Approvals, session: SessionDep, resources: ResourcesDep
+) -> RunOut:
+    """Approve or deny tool calls the run waits on; once each has a decision, the run is
+    queued again (a denied call's result tells the model the user denied it)."""
+    try:
+        await service.decide(
+            session=session,
+            run=run,
+            decisions=body.decisions,
+            queue=resources.queue,
+            metrics=resources.metrics,
+        )
+    except service.NotAwaitingError:
+        detail = f"run {run.id} is {run.status}, not awaiting approval"
+        raise HTTPException(status.HTTP_409_CONFLICT, detail) from None
+    except service.UndecidableError as exc:
+        raise RequestValidationError(_undecidable(exc)) from None
+    return RunOut.model_validate(run)
+
+
+def _undecidable(exc: service.UndecidableError) -> list[dict[str, Any]]:
+    """The same 422 shape as any other invalid field."""
+    return [
+        field_error("not_pending", ("decisions", index, "tool_call_id"), why)
+        for index, why in exc.problems
+    ]
+
+
+@router.get(
+    "/runs/{run_id}/events",
+    response_class=EventSourceResponse,
+    responses={status.HTTP_200_OK: {"content": {EVENT_STREAM: {}}}},
+)
+async def run_events(
+    run: OwnedRun,
+    session: SessionDep,
+    owner: OwnerDep,
+    sessionmaker: SessionmakerDep,
+    settings: SettingsDep,
+    resources: ResourcesDep,
+    last_event_id: Annotated[int, Header(ge=0)] = 0,
+) -> EventSourceResponse:
+    """The run's events as SSE (running, tool_call, tool_result, approval_required, approvals,
+    retrying, requeued, then done or error), each with an id: reconnect with Last-Event-ID to
+    get only what came after."""
+    # The stream polls with sessions of its own: the request's goes back to the pool now.
+    await session.close()
+    give_back = resources.event_streams.take(owner)
+    config = settings.config.worker
+    events = service.follow(
+        sessionmaker=sessionmaker,
+        run_id=run.id,
+        after=last_event_id,
+        seconds=config.events_stream_seconds,
+        poll_seconds=config.events_poll_seconds,
+    )
+    return sse.respond(sse.run(events), give_back)

@@ -1,0 +1,85 @@
+"""Server-Sent Events: how the api's own streams are encoded, and the one response that
+serves every stream.
+
+A message's turn (token, tool_call, tool_result, then done or error) and a run's stored
+events (each with its id, for Last-Event-ID) are encoded here alike, each event a JSON body.
+Every stream, AG-UI's and the chat completion chunks too, is answered by `respond`.
+"""
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import asdict
+from typing import Any
+
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from app.agent.loop import DoneEvent, ErrorEvent, Event, TokenEvent, ToolCallEvent, ToolResultEvent
+from app.agent.tools import ToolResult
+from app.conversations.models import Message
+from app.conversations.schemas import Exchange, ToolCallOut
+from app.core.streams import LINE_END, HeldStream
+from app.llm.base import ToolCall
+from app.runs.models import RunEvent
+
+logger = logging.getLogger(__name__)
+type Frames = AsyncIterator[ServerSentEvent] | AsyncIterator[str] | AsyncIterator[bytes]
+
+
+def respond(frames: Frames, give_back: Callable[[], None]) -> EventSourceResponse:
+    """The stream as the response; its slot is given back however the stream ends.
+
+    A client that goes away cancels the stream, and with it the model call or the polling
+    that feeds it.
+    """
+    return HeldStream(frames, give_back)
+
+
+async def turn(
+    events: AsyncIterator[Event[Message]], user_message: Message
+) -> AsyncIterator[ServerSentEvent]:
+    """A message's turn as it happens: token, tool_call, tool_result, then done or error."""
+    try:
+        async for event in events:
+            match event:
+                case TokenEvent(content=content):
+                    yield encode("token", {"content": content})
+                case ToolCallEvent(call=call):
+                    yield encode("tool_call", ToolCallOut(**asdict(call)).model_dump())
+                case ToolResultEvent(call=call, result=result):
+                    yield encode("tool_result", _tool_result(call, result))
+                case DoneEvent():
+                    yield encode("done", Exchange.of(user_message, event).model_dump(mode="json"))
+                case ErrorEvent(detail=detail):
+                    yield encode("error", {"detail": detail})
+    except asyncio.CancelledError:
+        # sse-starlette cancels the stream when the client goes away: the model call or tool
+        # in progress stops with it, and nothing more of the turn is stored.
+        logger.info("stream stopped: the client disconnected or the server is stopping")
+        raise
+
+
+async def run(events: AsyncIterator[RunEvent]) -> AsyncIterator[ServerSentEvent]:
+    """A run's stored events, each with its id."""
+    async for event in events:
+        yield encode(event.name, event.data, event_id=event.id)
+
+
+def encode(name: str, data: dict[str, Any], *, event_id: int | None = None) -> ServerSentEvent:
+    """One event with a JSON body."""
+    return ServerSentEvent(
+        data=json.dumps(data),
+        event=name,
+        id=None if event_id is None else str(event_id),
+        sep=LINE_END,
+    )
+
+
+def _tool_result(call: ToolCall, result: ToolResult) -> dict[str, Any]:
+    return {
+        "tool_call_id": call.id,
+        "name": call.name,
+        "content": result.content,
+        "is_error": result.is_error,
+    }
