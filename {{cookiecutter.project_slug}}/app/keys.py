@@ -1,7 +1,7 @@
 """Key owners from the command line, for rotating keys and moving rows between owners.
 
     python -m app.keys owner < key.txt      print the owner of each key read from stdin
-    python -m app.keys move OLD NEW         give OLD's conversations and files to NEW
+    python -m app.keys move OLD NEW         give OLD's conversations, runs and files to NEW
 
 Keys are read from stdin so that they stay out of shell history and `ps`.
 """
@@ -20,8 +20,10 @@ from app.core.config import KEY_NAME, ConfigError, DatabaseSettings, KeySettings
 from app.core.db import create_engine, create_sessionmaker
 from app.core.security import UNNAMED_OWNER, owner_of
 from app.files.models import StoredFile
+from app.runs.models import Run
 
-OWNED_MODELS = (Conversation, StoredFile)
+# Every table with an owner column: a row left behind would answer its new owner 404.
+OWNED_MODELS = (Conversation, Run, StoredFile)
 
 
 async def move_rows(*, session: AsyncSession, old: str, new: str) -> dict[str, int]:

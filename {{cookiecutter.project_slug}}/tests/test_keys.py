@@ -62,7 +62,7 @@ def test_move_with_no_rows_moves_nothing(
 
     assert code == 0
     assert capsys.readouterr().out.strip() == (
-        f"moved from {nobody!r} to 'mobile': 0 conversations, 0 files"
+        f"moved from {nobody!r} to 'mobile': 0 conversations, 0 runs, 0 files"
     )
 
 
@@ -74,13 +74,19 @@ async def test_moved_rows_are_seen_by_the_new_owner(
     async for client in serve(settings, connection):
         created = await client.post("/v1/conversations", json={"title": "moving"})
         uploaded = await client.post("/v1/files", files={"file": ("a.txt", b"x", "text/plain")})
+        run = await client.post(
+            f"/v1/conversations/{created.json()['id']}/runs", json={"content": "later"}
+        )
         maker = async_sessionmaker(bind=connection, join_transaction_mode="create_savepoint")
         async with maker() as session:
             moved = await move_rows(session=session, old=old_owner, new="mobile")
         as_new = {"Authorization": "Bearer new-key"}
         seen = await client.get(f"/v1/conversations/{created.json()['id']}", headers=as_new)
         download = await client.get(f"/v1/files/{uploaded.json()['id']}", headers=as_new)
+        run_seen = await client.get(f"/v1/runs/{run.json()['id']}", headers=as_new)
         gone = await client.get(f"/v1/conversations/{created.json()['id']}")
+        run_gone = await client.get(f"/v1/runs/{run.json()['id']}")
 
-    assert moved == {"conversations": 1, "files": 1}
-    assert (seen.status_code, download.status_code, gone.status_code) == (200, 200, 404)
+    assert moved == {"conversations": 1, "runs": 1, "files": 1}
+    assert (seen.status_code, download.status_code, run_seen.status_code) == (200, 200, 200)
+    assert (gone.status_code, run_gone.status_code) == (404, 404)
