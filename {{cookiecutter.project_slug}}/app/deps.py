@@ -2,7 +2,7 @@
 
 Every dependency is `async def`, even those that only read request.state: FastAPI runs a
 plain `def` dependency in a worker thread, and those hops cost the api a sixth of its
-time per request (py-spy, docs/performance.md). The ones every /v1 request resolves
+time per request (py-spy). The ones every /v1 request resolves
 (authorize, the session) read request.state themselves rather than through other
 dependencies: each dependency FastAPI resolves costs the request time of its own.
 """
