@@ -30,22 +30,30 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
-class Resources:
+class SharedResources:
+    """What the api and the worker both use; the worker opens only these."""
+
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     redis: "Redis"
     llm: LLMProvider
+    metrics: Metrics
+    # The tools of the configured MCP servers, as last listed.
+    mcp: McpTools
+
+
+@dataclass(frozen=True, slots=True)
+class Resources(SharedResources):
+    """The api's: the shared ones, and what serving requests adds."""
+
     schema_head: str | None
     rate_limiter: RateLimiter
     # Where the api puts background runs for the workers.
     queue: ListQueueBroker
-    metrics: Metrics
     # The run event streams open in this process.
     event_streams: StreamSlots
     # The streamed turns (SSE messages, chat completion and AG-UI streams) open in it.
     turn_streams: StreamSlots
-    # The tools of the configured MCP servers, as last listed.
-    mcp: McpTools
 
 
 def create_redis(url: str, *, timeout: float) -> "Redis":
@@ -86,11 +94,13 @@ def _stream_slots(settings: Settings, metrics: Metrics) -> tuple[StreamSlots, St
 
 
 @asynccontextmanager
-async def open_resources(settings: Settings, metrics: Metrics) -> AsyncIterator[Resources]:
+async def open_shared_resources(
+    settings: Settings, metrics: Metrics
+) -> AsyncIterator[SharedResources]:
     """Create the engine, session factory, Redis pool, LLM client and MCP tool listing;
     close them on exit (a dead MCP server is logged, it does not stop start-up).
 
-    The LLM client and the rate limiter count into `metrics`, which reports the engine's pool.
+    The LLM client counts into `metrics`, which reports the engine's pool.
     """
     engine = create_engine(
         settings.database_url.get_secret_value(), timeout=DB_CONNECT_TIMEOUT_SECONDS
@@ -99,28 +109,38 @@ async def open_resources(settings: Settings, metrics: Metrics) -> AsyncIterator[
         settings.redis_url.get_secret_value(), timeout=settings.config.redis.timeout_seconds
     )
     llm = MeteredProvider(create_provider(settings), metrics)
-    redis_url = settings.redis_url.get_secret_value()
-    queue = create_broker(redis_url, timeout=settings.config.redis.timeout_seconds)
     try:
-        limiter = RateLimiter(redis, redis_url, settings.config.rate_limit, metrics)
-        await queue.startup()
         async with open_mcp_tools(settings.config.agent) as mcp:
             with metrics.serving(engine.sync_engine.pool, POOL_SIZE + MAX_OVERFLOW):
-                yield Resources(
-                    engine,
-                    create_sessionmaker(engine),
-                    redis,
-                    llm,
-                    migrations_head(),
-                    limiter,
-                    queue,
-                    metrics,
-                    *_stream_slots(settings, metrics),
-                    mcp,
-                )
+                yield SharedResources(engine, create_sessionmaker(engine), redis, llm, metrics, mcp)
     finally:
-        await queue.shutdown()
         await llm.aclose()
         await redis.aclose()
         await engine.dispose()
         logger.info("resources closed")
+
+
+@asynccontextmanager
+async def open_resources(settings: Settings, metrics: Metrics) -> AsyncIterator[Resources]:
+    """Open the shared resources and the api's own: the rate limiter (counting into
+    `metrics`), the queue it sends runs to, and the bounds on its streams."""
+    redis_url = settings.redis_url.get_secret_value()
+    queue = create_broker(redis_url, timeout=settings.config.redis.timeout_seconds)
+    async with open_shared_resources(settings, metrics) as shared:
+        try:
+            limiter = RateLimiter(shared.redis, redis_url, settings.config.rate_limit, metrics)
+            await queue.startup()
+            yield Resources(
+                shared.engine,
+                shared.sessionmaker,
+                shared.redis,
+                shared.llm,
+                metrics,
+                shared.mcp,
+                migrations_head(),
+                limiter,
+                queue,
+                *_stream_slots(settings, metrics),
+            )
+        finally:
+            await queue.shutdown()

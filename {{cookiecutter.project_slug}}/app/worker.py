@@ -26,7 +26,7 @@ from app.core.config import ConfigError, MetricsConfig, Settings, get_settings
 from app.core.logging import setup_logging
 from app.core.metrics import Metrics
 from app.core.queue import QUEUE_NAME, TASK_NAME, create_broker
-from app.resources import Resources, open_resources
+from app.resources import SharedResources, open_shared_resources
 from app.runs.execution import Executor, count_by_status
 
 logger = logging.getLogger("app.worker")
@@ -38,7 +38,7 @@ async def serve(settings: Settings) -> None:
     config = settings.config.worker
     metrics = Metrics()
     async with (
-        open_resources(settings, metrics) as resources,
+        open_shared_resources(settings, metrics) as resources,
         _metrics_served(settings.config.metrics, metrics),
     ):
         broker = create_broker(settings.redis_url.get_secret_value(), timeout=None)
@@ -86,7 +86,7 @@ async def _metrics_served(config: MetricsConfig, metrics: Metrics) -> AsyncItera
         yield
 
 
-async def _sweep_forever(executor: Executor, resources: Resources) -> None:
+async def _sweep_forever(executor: Executor, resources: SharedResources) -> None:
     interval = executor.settings.config.worker.sweep_seconds
     while True:
         try:
@@ -105,7 +105,7 @@ async def _sweep_forever(executor: Executor, resources: Resources) -> None:
         await asyncio.sleep(interval)
 
 
-async def _report_backlog(resources: Resources) -> None:
+async def _report_backlog(resources: SharedResources) -> None:
     """Runs in each state (PostgreSQL) and run messages waiting (Redis), for the metrics."""
     async with resources.sessionmaker() as session:
         by_state = await count_by_status(session)

@@ -15,19 +15,12 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from app.agent.tools import SchemaTool, ToolError
+from app.agent.mcp_errors import McpError
+from app.agent.tools import SchemaTool
 from app.core.config import AgentConfig
 from app.core.mcp_config import EVERY_TOOL
 
 logger = logging.getLogger(__name__)
-
-
-class McpError(ToolError):
-    """An MCP server failed; `reason` says how ("cannot be reached", "answered HTTP 401")."""
-
-    def __init__(self, server: str, reason: str) -> None:
-        super().__init__(f"MCP server {server} {reason}")
-        self.reason = reason
 
 
 class McpServer(Protocol):

@@ -25,7 +25,7 @@ from mcp.types import (
 )
 from mcp.types import Tool as McpTool
 
-from app.agent.mcp import McpError
+from app.agent.mcp_errors import McpError
 from app.agent.tools import SchemaTool, ToolContext, ToolError
 from app.core.config import AgentConfig
 from app.core.mcp_config import TOOL_NAME, McpServerConfig

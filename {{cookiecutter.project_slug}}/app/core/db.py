@@ -59,9 +59,9 @@ class OwnedMixin:
 
 # Connections each process keeps open, and how many more it may open under load. No
 # overflow: SQLAlchemy closes an overflow connection when it is returned, so a load beyond
-# the pool opened and closed a connection per request (TLS, authentication), which cost
-# POST /v1/conversations a fifth of its throughput (docs/performance.md). A request
-# past the 15 waits for a free connection instead.
+# the pool would open and close a connection per request (TLS, authentication), which
+# costs POST /v1/conversations a fifth of its throughput under load. A request past the
+# 15 waits for a free connection instead.
 POOL_SIZE = 15
 MAX_OVERFLOW = 0
 
@@ -82,7 +82,7 @@ def _replace_if_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None
     """Hand out no connection the server has closed (a restart, pg_terminate_backend).
 
     Instead of pool_pre_ping: with asyncpg its ping is three round trips (BEGIN, a query,
-    ROLLBACK) before every checkout, a third of a simple request's (docs/performance.md).
+    ROLLBACK) before every checkout, a third of a simple request's time.
     asyncpg reads each idle connection, so it knows at once when the server closes one; this
     costs no round trip. A connection cut without the server closing it (a network fault)
     fails its next query instead, and SQLAlchemy then replaces every older connection of the
@@ -96,9 +96,9 @@ async def insert_new[R: Base](session: AsyncSession, row: R) -> R:
     """Insert a new row with one Core INSERT; the caller commits, as after session.add.
 
     For rows written once and not changed in the same session. The ORM's unit of work
-    (flush, identity map, change tracking) was a fifth of POST /v1/conversations' time in
-    py-spy, for a row it then had nothing to track; this answered creates about a fifth
-    faster (docs/performance.md). Set every column (id and created_at too): the column
+    (flush, identity map, change tracking) is a fifth of POST /v1/conversations' time in
+    py-spy, for a row it then has nothing to track; this answers creates about a fifth
+    faster. Set every column (id and created_at too): the column
     defaults do not apply here, and an unset column is inserted as NULL. The row returned
     stays transient, outside the session.
     """

@@ -5,30 +5,21 @@ wherever the api is, so a proxy in front of a published api blocks it (see the R
 """
 
 import time
+from collections.abc import Iterable
+from typing import Any
 
-from fastapi import APIRouter, FastAPI, Response
+from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, Counter, Histogram
-from prometheus_fastapi_instrumentator.routing import get_route_name
-from starlette.requests import HTTPConnection
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.metrics import Metrics
-from app.deps import MetricsDep
 
 METRICS_PATH = "/metrics"
 # The handler label of requests no route matched: a scan of random URLs adds no series.
 UNMATCHED = "none"
 # More routes than an app has: past it, templates are looked up on every request instead.
 MAX_ROUTES = 1000
-router = APIRouter(tags=["metrics"])
-
-
-@router.get(METRICS_PATH, include_in_schema=False)
-async def scrape(metrics: MetricsDep) -> Response:
-    """Every metric of the api, in Prometheus' text format."""
-    # The classic text format, which every Prometheus reads (exposition() writes it).
-    return Response(metrics.exposition(), media_type=CONTENT_TYPE_PLAIN_0_0_4)
 
 
 def instrument(app: FastAPI, metrics: Metrics) -> None:
@@ -38,17 +29,23 @@ def instrument(app: FastAPI, metrics: Metrics) -> None:
     answer themselves (401 and 413 before the route, 503 when busy).
     """
     app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
-    app.include_router(router)
+
+    # The Metrics object of this app, which its lifespan also hands to the resources: core
+    # serves it without reaching up into the app's dependencies.
+    @app.get(METRICS_PATH, include_in_schema=False, tags=["metrics"])
+    async def scrape() -> Response:
+        """Every metric of the api, in Prometheus' text format."""
+        # The classic text format, which every Prometheus reads (exposition() writes it).
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_PLAIN_0_0_4)
 
 
 class HttpMetricsMiddleware:
     """Count requests by route template, method and status, time them, count those in flight.
 
-    The scrapes of /metrics are left out. prometheus-fastapi-instrumentator's middleware did
-    this before, at a third of /health/live's time: it matched every request against every
-    route again. Here the router's own match (scope["route"]) is used, and its template is
-    looked up once per route with the instrumentator's resolver, which follows FastAPI's
-    prefixes and mounts.
+    The scrapes of /metrics are left out. The router's own match (scope["route"]) names
+    the route; its template is looked up once per route (route_template). Matching every
+    request against every route again, as prometheus-fastapi-instrumentator's middleware
+    does, costs a third of /health/live's time.
     """
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
@@ -105,7 +102,28 @@ class HttpMetricsMiddleware:
         known = self._templates.get(id(route))
         if known is not None and known[0] is route:
             return known[1]
-        template = get_route_name(HTTPConnection(scope), False) or UNMATCHED
+        template = route_template(scope["app"].routes, route) or UNMATCHED
         if len(self._templates) < MAX_ROUTES:
             self._templates[id(route)] = (route, template)
         return template
+
+
+def route_template(routes: Iterable[BaseRoute], route: BaseRoute) -> str | None:
+    """The path template, with its router's prefix, under which an app serves a route.
+
+    Written here rather than taken from prometheus-fastapi-instrumentator (one function of
+    it was all this used, a dependency to follow for a dozen lines). FastAPI keeps an
+    included router whole (effective_route_contexts) and puts the route as declared, without
+    the prefix, in scope["route"]: its context carries the prefixed path. A route included
+    under two prefixes is named by the first.
+    """
+    for candidate in routes:
+        contexts: Any = getattr(candidate, "effective_route_contexts", None)
+        if callable(contexts):
+            for context in contexts():
+                if context.original_route is route:
+                    return str(context.path)
+        elif candidate is route:
+            path = getattr(route, "path", None)
+            return path if isinstance(path, str) else None
+    return None

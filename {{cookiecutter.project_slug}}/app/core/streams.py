@@ -19,7 +19,8 @@ from app.core.metrics import AdmissionReason, Metrics
 EVENT_STREAM = "text/event-stream"
 # A comment line this often keeps proxies from closing a stream that waits on a slow tool.
 KEEP_ALIVE_SECONDS = 15
-# Plain newlines, as the stream was framed before sse-starlette (its default is CRLF).
+# Plain newlines, not sse-starlette's CRLF default: the SSE format allows both, and a
+# hand-written client that splits events on "\n\n" reads only these.
 LINE_END = "\n"
 
 

@@ -8,7 +8,7 @@ OTEL_EXPORTER_OTLP_* variables (endpoint, headers, timeout), OTEL_SERVICE_NAME n
 service.
 
 OpenTelemetry is imported only once tracing is on: its SDK and instrumentations would hold
-about 15 MB in every process that never traces (docs/performance.md).
+about 15 MB of resident memory in every process that never traces.
 """
 
 import os

@@ -19,7 +19,7 @@ from app.runs import service
 from app.runs.models import Run
 
 # Every write of a run's step renews its lease with this one statement, built once: building
-# it for each write took a sixth of a busy worker's CPU (py-spy, scripts/benchmark_worker.py).
+# it for each write takes a sixth of a busy worker's CPU (py-spy, worker draining runs).
 # The session is always new, so no loaded object needs the UPDATE's values copied into it.
 _RENEW = (
     update(Run)

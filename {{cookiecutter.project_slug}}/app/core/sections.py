@@ -1,0 +1,196 @@
+"""The sections of config.yaml, each a frozen model that refuses keys it does not know."""
+
+from typing import Literal, Self
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    PositiveFloat,
+    PositiveInt,
+    field_validator,
+    model_validator,
+)
+
+from app.core.mcp_config import McpServers
+
+# The names of the tools in app/agent/registry.py, which checks at import that they match:
+# agent.require_approval is validated against them without core importing the agent.
+BUILTIN_TOOL_NAMES = frozenset({"current_time", "read_file", "http_get"})
+
+
+class _Section(BaseModel):
+    # extra="forbid" turns a typo in config.yaml into a start-up error naming the key.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LLMConfig(_Section):
+    provider: Literal["echo", "openai"] = "echo"
+    model: str = Field(default="gpt-4o-mini", min_length=1)
+    base_url: HttpUrl | None = None
+    timeout_seconds: PositiveFloat = 60.0
+    max_retries: int = Field(default=2, ge=0, le=10)
+    system_prompt: str = "You are a helpful assistant."
+    history_limit: PositiveInt = 50
+    max_file_chars: PositiveInt = 20_000
+
+
+class AgentConfig(_Section):
+    """The tool loop: how far it may go, and what its tools may touch."""
+
+    # Model calls per turn; a turn that still asks for tools then stops with "max_steps".
+    max_steps: PositiveInt = Field(default=8, le=100)
+    tool_timeout_seconds: PositiveFloat = 10.0
+    # Longer tool results are cut before they reach the model and the database.
+    max_tool_result_chars: PositiveInt = 20_000
+    # http_get is offered to the model only when hosts ("example.com" or "host:port") are listed.
+    http_allowed_hosts: frozenset[str] = frozenset()
+    http_max_bytes: PositiveInt = 100_000
+    # MCP servers whose allowed tools join the built-in ones as "server.tool".
+    mcp_servers: McpServers = ()
+    # How often each process lists the servers' tools again (a server that was down
+    # comes back, a server that went down leaves).
+    mcp_refresh_seconds: PositiveFloat = 60.0
+    # What one MCP call or listing may read from its server, in all; past it, a tool error.
+    mcp_max_response_bytes: PositiveInt = 1024 * 1024
+    # Streamed turns (SSE messages, chat completion and AG-UI streams) one api process keeps
+    # open at once, in all (more answer 503) and per key (more answer 429), both with
+    # Retry-After: each holds a model call, and its tools, for as long as it runs.
+    max_streams: PositiveInt = Field(default=100, le=10_000)
+    max_streams_per_key: PositiveInt = Field(default=8, le=1000)
+    # Tools whose calls wait for a person: a background run stops awaiting approval
+    # (POST /v1/runs/{id}/approvals); an interactive turn cannot wait, so the model is told
+    # the call needs a background run. Built-in names, or "server.tool" for MCP tools.
+    require_approval: frozenset[str] = frozenset()
+
+    @field_validator("require_approval")
+    @classmethod
+    def _known_tools(cls, names: frozenset[str]) -> frozenset[str]:
+        # A misspelt name would leave a dangerous tool ungated, so it stops the start-up.
+        unknown = sorted(n for n in names if "." not in n and n not in BUILTIN_TOOL_NAMES)
+        if unknown:
+            raise ValueError(f"no built-in tool named {', '.join(unknown)} (MCP: server.tool)")
+        return names
+
+
+class WorkerConfig(_Section):
+    """Background runs: the worker service and the queue it takes runs from."""
+
+    # Runs one worker process executes at once.
+    concurrency: PositiveInt = Field(default=4, le=100)
+    # A running run's lease; a worker renews it while it works. When a worker dies the
+    # lease runs out and another worker retries the run (or fails it after max_attempts).
+    visibility_timeout_seconds: PositiveFloat = 60.0
+    max_attempts: PositiveInt = Field(default=3, le=20)
+    # How often each worker looks for runs whose lease ran out, and proves it is alive.
+    sweep_seconds: PositiveFloat = 5.0
+    # How often GET /v1/runs/{id}/events looks for new events, and how long one stream lasts
+    # (a client resumes with Last-Event-ID).
+    events_poll_seconds: PositiveFloat = 0.5
+    events_stream_seconds: PositiveFloat = 300.0
+    # Event streams one api process keeps open at once, in all (more answer 503) and per
+    # key (more answer 429), both with Retry-After: each stream polls the database.
+    max_event_streams: PositiveInt = Field(default=100, le=10_000)
+    max_event_streams_per_key: PositiveInt = Field(default=4, le=1000)
+
+
+class OpenAIApiConfig(_Section):
+    """The OpenAI-compatible endpoint: GET /v1/models and POST /v1/chat/completions."""
+
+    # The one model id it lists and answers to. It names the agent (its tools, its system
+    # prompt), not llm.model, and stays put when llm.model changes, so clients keep working.
+    model_name: str = Field(default="agent", min_length=1, max_length=200)
+    # Messages one chat completion may carry (clients resend the whole chat each time).
+    max_messages: PositiveInt = Field(default=100, le=10_000)
+
+
+class UploadsConfig(_Section):
+    max_bytes: PositiveInt = 10 * 1024 * 1024
+    max_total_bytes_per_key: PositiveInt = 1000 * 1024 * 1024
+    max_concurrent: PositiveInt = 16
+    max_concurrent_per_key: PositiveInt = 4
+    allowed_content_types: frozenset[str] = frozenset(
+        {
+            "text/plain",
+            "text/markdown",
+            "text/csv",
+            "application/json",
+            "application/pdf",
+            "image/png",
+            "image/jpeg",
+        }
+    )
+
+    @model_validator(mode="after")
+    def _quota_holds_one_file(self) -> Self:
+        if self.max_total_bytes_per_key < self.max_bytes:
+            raise ValueError("max_total_bytes_per_key must be at least max_bytes")
+        return self
+
+
+class RequestsConfig(_Section):
+    """Bounds on what requests may hold: each one, and all of them together."""
+
+    # JSON bodies are read into memory whole; the longest valid message fits, even with
+    # every character escaped as a surrogate pair (12 bytes).
+    max_json_bytes: PositiveInt = 512 * 1024
+    max_bodies_in_flight: PositiveInt = 64
+    body_timeout_seconds: PositiveFloat = 60.0
+
+
+class RateLimitConfig(_Section):
+    requests: PositiveInt = 60
+    window_seconds: PositiveInt = 60
+
+
+class RedisConfig(_Section):
+    # Every Redis command (a rate-limit check, the health PING) gives up after this long.
+    timeout_seconds: PositiveFloat = 1.0
+
+
+class HealthConfig(_Section):
+    timeout_seconds: PositiveFloat = 1.0
+
+
+class LoggingConfig(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    file_max_bytes: PositiveInt = 10 * 1024 * 1024
+    file_backup_count: int = Field(default=5, ge=0)
+
+
+class PlaygroundConfig(_Section):
+    """The page at /playground where a person tries the agent with a key."""
+
+    # auto: on when ENVIRONMENT is development, off otherwise (a page that takes keys has no
+    # place on a production host unless someone decides so); true or false decide.
+    enabled: Literal["auto"] | bool = "auto"
+
+
+class MetricsConfig(_Section):
+    """Prometheus metrics: the api's /metrics and the worker's own metrics endpoint."""
+
+    # Off: no /metrics (404), no per-request counting, no worker endpoint.
+    enabled: bool = True
+    # The worker has no HTTP server of its own; prometheus_client serves its metrics here.
+    # All interfaces, so that Prometheus on the container network reaches it; compose does
+    # not publish it. Outside a container, 127.0.0.1 keeps it on the machine.
+    worker_host: str = "0.0.0.0"  # noqa: S104
+    worker_port: int = Field(default=9101, ge=1, le=65535)
+
+
+class AppConfig(_Section):
+    """The contents of config.yaml."""
+
+    llm: LLMConfig = LLMConfig()
+    agent: AgentConfig = AgentConfig()
+    worker: WorkerConfig = WorkerConfig()
+    openai_api: OpenAIApiConfig = OpenAIApiConfig()
+    uploads: UploadsConfig = UploadsConfig()
+    requests: RequestsConfig = RequestsConfig()
+    rate_limit: RateLimitConfig = RateLimitConfig()
+    redis: RedisConfig = RedisConfig()
+    health: HealthConfig = HealthConfig()
+    logging: LoggingConfig = LoggingConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    playground: PlaygroundConfig = PlaygroundConfig()

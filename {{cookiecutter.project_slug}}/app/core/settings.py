@@ -1,0 +1,143 @@
+"""The settings models: secrets and URLs from the environment, the rest from config.yaml."""
+
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+from urllib.parse import urlsplit
+
+from pydantic import SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+from sqlalchemy.engine import make_url
+
+from app.core.api_keys import ApiKey, parse_api_keys
+from app.core.secret_files import FileVariantsSource
+from app.core.sections import AppConfig
+from app.core.urls import async_database_url, with_password
+
+PLACEHOLDER_PREFIX = "change-me"
+RELAXED_ENVIRONMENTS = frozenset({"development", "test"})
+
+
+def with_password_from(url: str, info: ValidationInfo, password_field: str) -> str:
+    """Put a password given on its own (a secret file) into the URL being validated.
+
+    The password field is declared before the URL field, so it is already validated (in
+    info.data) when the URL is: the merge happens during validation, on plain values.
+    """
+    password = info.data.get(password_field)
+    if isinstance(password, SecretStr):
+        return with_password(url, password.get_secret_value())
+    return url
+
+
+class _EnvSettings(BaseSettings):
+    """Values from the environment, NAME_FILE variants and .env, in that order."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        files = FileVariantsSource(settings_cls)
+        return init_settings, env_settings, files, dotenv_settings, file_secret_settings
+
+
+class DatabaseSettings(_EnvSettings):
+    """The part of the settings that migrations need: the database URL and password."""
+
+    # The password before the URL: validating the URL merges it in.
+    database_password: SecretStr | None = None
+    database_url: SecretStr
+
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _asyncpg_with_password(cls, value: Any, info: ValidationInfo) -> Any:
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if not isinstance(raw, str):
+            return value
+        return with_password_from(async_database_url(raw), info, "database_password")
+
+
+class KeySettings(_EnvSettings):
+    """Who may call the api, and the secret that turns a key into the owner of its rows."""
+
+    api_keys: Annotated[tuple[ApiKey, ...], NoDecode]
+    secret_key: SecretStr
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        return parse_api_keys(value) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _some_key(self) -> Self:
+        if not self.api_keys:
+            raise ValueError("API_KEYS must hold at least one key")
+        return self
+
+
+class Settings(DatabaseSettings, KeySettings):
+    """Everything the service reads at start-up."""
+
+    environment: Literal["development", "test", "production"] = "production"
+    # The password before the URL: validating the URL merges it in.
+    redis_password: SecretStr | None = None
+    redis_url: SecretStr
+    openai_api_key: SecretStr | None = None
+    logs_dir: Path = Path("logs")
+    uploads_dir: Path = Path("uploads")
+    config: AppConfig
+
+    @property
+    def playground_enabled(self) -> bool:
+        enabled = self.config.playground.enabled
+        return self.environment == "development" if enabled == "auto" else enabled
+
+    @field_validator("openai_api_key", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme_with_password(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
+        url = value.get_secret_value()
+        if not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return SecretStr(with_password_from(url, info, "redis_password"))
+
+    @model_validator(mode="after")
+    def _secrets_are_real(self) -> Self:
+        if self.config.llm.provider == "openai" and self.openai_api_key is None:
+            raise ValueError("OPENAI_API_KEY is required when llm.provider is openai")
+        unsafe = self._placeholder_secrets()
+        if unsafe and self.environment not in RELAXED_ENVIRONMENTS:
+            raise ValueError(f"{unsafe[0]} is empty or a placeholder; set a real secret")
+        return self
+
+    def _placeholder_secrets(self) -> list[str]:
+        secrets = [
+            ("SECRET_KEY", self.secret_key.get_secret_value()),
+            ("DATABASE_URL password", make_url(self.database_url.get_secret_value()).password),
+            ("REDIS_URL password", urlsplit(self.redis_url.get_secret_value()).password),
+            *(("API_KEYS", key.value.get_secret_value()) for key in self.api_keys),
+        ]
+        if self.config.llm.provider == "openai" and self.openai_api_key is not None:
+            secrets.append(("OPENAI_API_KEY", self.openai_api_key.get_secret_value()))
+        return [name for name, value in secrets if _is_placeholder(value)]
+
+
+def _is_placeholder(value: str | None) -> bool:
+    return not value or value.startswith(PLACEHOLDER_PREFIX)
