@@ -26,8 +26,9 @@ from app.core.config import ConfigError, MetricsConfig, Settings, get_settings
 from app.core.logging import setup_logging
 from app.core.metrics import Metrics
 from app.core.queue import QUEUE_NAME, TASK_NAME, create_broker
+from app.flows.execution import Executor
 from app.resources import SharedResources, open_shared_resources
-from app.runs.execution import Executor, count_by_status
+from app.runs.service import count_by_status
 
 logger = logging.getLogger("app.worker")
 # Sweeps a healthy worker may miss before its healthcheck fails.

@@ -32,9 +32,9 @@ from app.core.metrics import Metrics
 from app.core.queue import create_broker
 from app.core.urls import async_database_url, with_password
 from app.deps import get_sessionmaker
+from app.flows.execution import Executor
 from app.llm.echo import EchoProvider
 from app.main import create_app
-from app.runs.execution import Executor
 from tests.fake_openai import FakeOpenAI
 
 API_KEY = "test-key-for-the-suite"

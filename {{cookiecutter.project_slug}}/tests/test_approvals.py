@@ -14,10 +14,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.queue import QUEUE_NAME
+from app.flows.execution import Executor
 from app.llm.base import Completion, ToolCall
-from app.runs.execution import Executor, count_by_status
 from app.runs.recorder import RunRecorder
 from app.runs.schemas import MAX_DECISIONS
+from app.runs.service import count_by_status
 from tests.conftest import config_for_tests, new_conversation_id, start_run
 from tests.sse import events
 from tests.test_runs import AS_OTHER

@@ -18,9 +18,9 @@ from app.agent import registry
 from app.agent.tools import ToolContext, tool
 from app.core.metrics import Metrics
 from app.core.queue import QUEUE_NAME, create_broker, enqueue
+from app.flows.execution import Executor
 from app.llm.base import ChatMessage
 from app.llm.echo import EchoProvider
-from app.runs.execution import Executor
 from app.runs.models import Run
 from app.runs.recorder import LeaseLostError, RunRecorder
 from tests.conftest import OTHER_API_KEY, make_settings, serve, start_run

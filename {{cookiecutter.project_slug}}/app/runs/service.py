@@ -16,7 +16,7 @@ from app.conversations.schemas import MessageCreate
 from app.core.db import utcnow
 from app.core.metrics import Metrics
 from app.core.queue import enqueue
-from app.runs.models import FINISHED, Run, RunEvent
+from app.runs.models import FINISHED, STATUSES, Run, RunEvent
 from app.runs.schemas import ApprovalDecision
 
 
@@ -189,3 +189,9 @@ async def steps_taken(*, session: AsyncSession, run_id: uuid.UUID) -> int:
         .where(Message.run_id == run_id, Message.role == "assistant")
     )
     return taken or 0
+
+
+async def count_by_status(session: AsyncSession) -> dict[str, int]:
+    """How many runs are in each status (every status, those with none included)."""
+    rows = await session.execute(select(Run.status, func.count()).group_by(Run.status))
+    return dict.fromkeys(STATUSES, 0) | dict(rows.all())

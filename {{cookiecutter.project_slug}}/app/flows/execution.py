@@ -26,7 +26,7 @@ from app.core.queue import enqueue
 from app.flows.turns import Agent, ReadyTurn
 from app.llm.base import LLMProvider
 from app.runs import service
-from app.runs.models import STATUSES, Run
+from app.runs.models import Run
 from app.runs.recorder import LeaseLostError, RunRecorder
 
 logger = logging.getLogger(__name__)
@@ -172,9 +172,3 @@ class Executor:
         for run_id in requeue:
             await enqueue(self.broker, run_id, self.metrics)
         return len(requeue)
-
-
-async def count_by_status(session: AsyncSession) -> dict[str, int]:
-    """How many runs are in each status (every status, those with none included)."""
-    rows = await session.execute(select(Run.status, func.count()).group_by(Run.status))
-    return dict.fromkeys(STATUSES, 0) | dict(rows.all())
