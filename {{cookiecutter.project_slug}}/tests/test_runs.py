@@ -1,10 +1,7 @@
 """Background runs: queued by the api, executed by a worker's Executor (here in-process, on the
 test's database and Redis), followed through events, cancelled, retried after a lost worker."""
 
-import asyncio
-import socket
 import uuid
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,19 +9,17 @@ from httpx import AsyncClient
 from pydantic import BaseModel
 from redis.asyncio import Redis
 from sqlalchemy import text, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.agent import registry
 from app.agent.tools import ToolContext, tool
-from app.core.metrics import Metrics
-from app.core.queue import QUEUE_NAME, create_broker, enqueue
+from app.core.queue import QUEUE_NAME
 from app.flows.execution import Executor
 from app.llm.base import ChatMessage
 from app.llm.echo import EchoProvider
 from app.runs.models import Run
 from app.runs.recorder import LeaseLostError, RunRecorder
-from tests.conftest import OTHER_API_KEY, make_settings, serve, start_run
-from tests.metrics import sample
+from tests.conftest import OTHER_API_KEY, start_run
 from tests.sse import events
 
 AS_OTHER = {"Authorization": f"Bearer {OTHER_API_KEY}"}
@@ -284,33 +279,3 @@ async def test_a_run_naming_an_unknown_file_is_refused(client: AsyncClient) -> N
 
     assert response.status_code == 422
     assert response.json()["detail"][0]["msg"] == f"file {missing} not found"
-
-
-async def test_a_worker_waits_between_reconnects_while_redis_is_away() -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        nowhere = f"redis://127.0.0.1:{probe.getsockname()[1]}/0"
-    worker_side = create_broker(nowhere, timeout=None)
-    api_side = create_broker(nowhere, timeout=1.0)
-
-    # The worker keeps retrying, with pauses (not a tight loop that burns a core).
-    with pytest.raises(TimeoutError):
-        await asyncio.wait_for(anext(aiter(worker_side.listen())), 1.0)
-    # The api gives up at once: the run stays queued, and the sweep sends it again.
-    metrics = Metrics()
-    assert await asyncio.wait_for(enqueue(api_side, uuid.uuid4(), metrics), 1.0) is False
-    assert sample(metrics.exposition(), "redis_errors_total", operation="enqueue") == 1
-
-
-async def test_a_run_started_while_redis_is_away_is_accepted_and_kept(
-    tmp_path: Path, migrated: str, connection: AsyncConnection
-) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        nowhere = f"redis://127.0.0.1:{probe.getsockname()[1]}/0"
-    settings = make_settings(tmp_path, migrated, nowhere)
-    async for client in serve(settings, connection):
-        run = await start_run(client, "later")
-        stored = (await client.get(f"/v1/runs/{run['id']}")).json()
-
-    assert (run["status"], stored["status"]) == ("queued", "queued")

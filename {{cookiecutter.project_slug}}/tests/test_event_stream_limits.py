@@ -1,0 +1,97 @@
+"""The bounds on the run event streams a client can hold open: per key (429) and per
+process (503), each with Retry-After, each slot given back when its stream ends."""
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import make_settings, new_conversation_id, serve
+from tests.metrics import admission_refusals, scrape
+
+# Event streams poll with the app's own engine, each with its own connection (the test's one
+# connection cannot serve two at once), so what these tests store is committed: under keys
+# of their own, and deleted at the end (the worker's sweep would find the queued runs).
+STREAM_KEYS = ("stream-key-one", "stream-key-two")
+
+
+async def _streams_at_once(
+    tmp_path: Path, migrated: str, redis_url: str, worker: dict[str, Any], per_key: int
+) -> tuple[list[int], list[int], list[Any], dict[str, float], int]:
+    """Open per_key + 1 streams of each key at once on runs no worker executes; each that is
+    let in stays open events_stream_seconds (3 s, ample for the others to arrive meanwhile).
+    Return the statuses by key, the refused answers, the refusals counted, and the status of
+    a stream opened after they all ended."""
+    settings = make_settings(
+        tmp_path,
+        migrated,
+        redis_url,
+        api_keys=",".join(STREAM_KEYS),
+        worker={"events_stream_seconds": 3, **worker},
+    )
+    headers = [{"Authorization": f"Bearer {key}"} for key in STREAM_KEYS]
+    async for client in serve(settings, None, api_key=STREAM_KEYS[0]):
+        urls, conversations = [], []
+        try:
+            for auth in headers:
+                conversations.append((await new_conversation_id(client, headers=auth), auth))
+                run = await client.post(
+                    f"/v1/conversations/{conversations[-1][0]}/runs",
+                    json={"content": "waits in the queue"},
+                    headers=auth,
+                )
+                urls.append(f"/v1/runs/{run.json()['id']}/events")
+            answers = await asyncio.gather(
+                *(
+                    client.get(url, headers=auth)
+                    for url, auth in zip(urls, headers, strict=True)
+                    for _ in range(per_key + 1)
+                )
+            )
+            after = await client.get(urls[0], headers=headers[0])
+            refusals = admission_refusals(await scrape(client))
+        finally:
+            for conversation_id, auth in conversations:  # and their runs, by cascade
+                await client.delete(f"/v1/conversations/{conversation_id}", headers=auth)
+    mine = sorted(a.status_code for a in answers[: per_key + 1])
+    theirs = sorted(a.status_code for a in answers[per_key + 1 :])
+    refused = [a for a in answers if a.status_code != 200]
+    return mine, theirs, refused, refusals, after.status_code
+
+
+@pytest.mark.usefixtures("redis")
+async def test_one_key_cannot_hold_every_event_stream(
+    tmp_path: Path, migrated: str, redis_url: str
+) -> None:
+    mine, theirs, refused, refusals, after = await _streams_at_once(
+        tmp_path, migrated, redis_url, {"max_event_streams_per_key": 2}, per_key=2
+    )
+
+    assert (mine, theirs) == ([200, 200, 429], [200, 200, 429])
+    assert {r.headers["Retry-After"] for r in refused} == {"1"}
+    assert refused[0].json()["detail"] == (
+        "too many event streams of this key open (limit 2); retry shortly"
+    )
+    assert refusals == {"key_event_streams": 2}
+    assert after == 200  # the streams that ended gave their slots back
+
+
+@pytest.mark.usefixtures("redis")
+async def test_event_streams_past_the_process_bound_get_503(
+    tmp_path: Path, migrated: str, redis_url: str
+) -> None:
+    mine, theirs, refused, refusals, after = await _streams_at_once(
+        tmp_path,
+        migrated,
+        redis_url,
+        {"max_event_streams": 3, "max_event_streams_per_key": 2},
+        per_key=1,
+    )
+
+    assert sorted(mine + theirs) == [200, 200, 200, 503]
+    assert [(r.headers["Retry-After"], r.json()["detail"]) for r in refused] == [
+        ("1", "too many event streams open (limit 3); retry shortly")
+    ]
+    assert refusals == {"event_streams": 1}
+    assert after == 200
