@@ -43,7 +43,7 @@ def having(target: str) -> list[ParameterSet]:
     return [
         combination
         for combination in SUPPORTED_COMBINATIONS
-        if target in answers_of(combination).get("deploy_targets", DEFAULT_TARGETS).split("+")
+        if target in str(answers_of(combination).get("deploy_targets", DEFAULT_TARGETS)).split("+")
     ]
 
 

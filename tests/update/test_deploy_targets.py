@@ -14,8 +14,11 @@ from tests.project import run_command as run
 from tests.update.releases import BEFORE_TARGETS, EVERY_TARGET, TemplateRepo, cruft_create
 
 # A file of each target, and the page they share.
-TARGET_FILES = ("deploy/stack.yaml", "scripts/deploy-stack", "deploy/helm/Chart.yaml")
-TARGET_FILES += ("deploy/helm/templates/api.yaml", "docs/deploy.md")
+TARGET_FILES = [
+    *("deploy/stack.yaml", "scripts/deploy-stack"),
+    *("deploy/helm/Chart.yaml", "deploy/helm/templates/api.yaml"),
+    "docs/deploy.md",
+]
 
 
 def update(project: Project, repo: TemplateRepo, *options: str) -> str:
