@@ -20,21 +20,32 @@ from types import ModuleType
 
 ANSWERS_JSON = r"""{{ cookiecutter | jsonify }}"""
 
-# (option, value) -> paths that only belong in the project when the option has that value.
+# (option, value) -> paths that only belong in the project when the option has that value. An
+# answer of several parts joined by "+" (deploy_targets: "compose+helm") has each part's paths;
+# a path listed under several values stays when any of them is chosen.
 OPTIONAL_PATHS: dict[tuple[str, str], list[str]] = {
     ("ci", "github"): [".github"],
     ("ci", "gitlab"): [".gitlab-ci.yml", "renovate.json"],
+    ("deploy_targets", "swarm"): ["deploy/stack.yaml", "scripts/deploy-stack", "docs/deploy.md"],
+    ("deploy_targets", "helm"): ["deploy/helm", "docs/deploy.md"],
 }
 
 
+def chosen(answers: Mapping[str, object], option: str, value: str) -> bool:
+    """Tell whether the answer to option is value, or holds it as one of its "+" parts."""
+    return value in str(answers.get(option, "")).split("+")
+
+
 def unselected_paths(answers: Mapping[str, object]) -> list[str]:
-    """Return the optional paths whose option value was not chosen."""
-    return [
+    """Return the optional paths that no chosen option value keeps, in table order."""
+    kept = {
         path
         for (option, value), paths in OPTIONAL_PATHS.items()
-        if answers.get(option) != value
+        if chosen(answers, option, value)
         for path in paths
-    ]
+    }
+    removed = [path for paths in OPTIONAL_PATHS.values() for path in paths if path not in kept]
+    return list(dict.fromkeys(removed))
 
 
 def remove_path(path: Path) -> None:
@@ -141,6 +152,29 @@ def scratch_note(commit: str) -> str:
     )
 
 
+def targets_note(answers: Mapping[str, object]) -> str:
+    """What `cruft update` shows when its render leaves out a deploy target's files.
+
+    A project generated before deploy_targets existed has them all; cruft gives the new answer
+    its default (compose), so a plain update would delete them.
+    """
+    targets = {
+        path
+        for (option, _), paths in OPTIONAL_PATHS.items()
+        if option == "deploy_targets"
+        for path in paths
+    }
+    left_out = [path for path in unselected_paths(answers) if path in targets]
+    if not left_out:
+        return ""
+    return (
+        f"  deploy_targets is {answers.get('deploy_targets')!r}: this render has no "
+        f"{', '.join(left_out)}.\n"
+        "  A project generated before deploy_targets existed keeps them with: cruft update\n"
+        """  --variables-to-update '{"deploy_targets": "compose+swarm+helm"}' (see CHANGELOG).\n"""
+    )
+
+
 def main() -> None:
     """Remove unselected files, write .env and print the next steps."""
     answers = json.loads(ANSWERS_JSON)
@@ -155,7 +189,7 @@ def main() -> None:
     commit = answers.get("_commit")  # set by cruft, never by cookiecutter alone
     under_update = commit and cruft_update_parent(Path(f"/proc/{os.getppid()}/cmdline"))
     if under_update:
-        print(scratch_note(str(commit)), end="")
+        print(scratch_note(str(commit)) + targets_note(answers), end="")
         return
     if not env_written:
         print(stale_env_warning(root, writer), end="")

@@ -27,6 +27,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "redis_flavor": ("redis", "valkey"),
     "llm_provider": ("echo", "openai"),
     "ci": ("github", "gitlab", "none"),
+    "deploy_targets": ("compose", "compose+swarm", "compose+helm", "compose+swarm+helm"),
     "license": ("MIT", "Apache-2.0", "Proprietary"),
 }
 
@@ -193,6 +194,7 @@ RULES: dict[str, Rule] = {
     "max_upload_mb": integer_rule("max_upload_mb"),
     "rate_limit_per_minute": integer_rule("rate_limit_per_minute"),
     "ci": choice_rule("ci"),
+    "deploy_targets": choice_rule("deploy_targets"),
     "license": choice_rule("license"),
 }
 

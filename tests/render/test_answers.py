@@ -200,7 +200,13 @@ def test_code_scripts_and_tests_are_copied_without_rendering(tmp_path: Path) -> 
     for directory in unrendered:
         (template / TEMPLATE_PROJECT.name / directory / "foreign.txt").write_text(foreign)
 
-    out = Path(cookiecutter(str(template), no_input=True, output_dir=str(tmp_path / "out")))
+    # Every deploy target, so that the chart's templates folder is kept.
+    everything = {"deploy_targets": "compose+swarm+helm"}
+    out = Path(
+        cookiecutter(
+            str(template), no_input=True, output_dir=str(tmp_path / "out"), extra_context=everything
+        )
+    )
 
     assert sorted(unrendered) == ["app", "deploy/helm/templates", "scripts", "tests"]
     assert [(out / d / "foreign.txt").read_text() for d in unrendered] == [foreign] * 4

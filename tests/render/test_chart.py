@@ -24,6 +24,9 @@ from tests.harness.chart import (
 from tests.project import Project
 from tests.project import render as render_project
 
+# The default project has no chart (deploy_targets: compose); these tests need one.
+WITH_CHART = {"deploy_targets": "compose+helm"}
+
 APP_COMPONENTS = ("api", "worker", "migrate")
 # uid and gid per component: the Dockerfile's APP_UID, the postgres and redis/valkey alpine users.
 USERS = {"api": (10001, 10001), "worker": (10001, 10001), "migrate": (10001, 10001)}
@@ -34,7 +37,7 @@ PSA_RESTRICTED_VOLUMES = {"configMap", "emptyDir", "persistentVolumeClaim", "pro
 
 @pytest.fixture(scope="module")
 def default_project(tmp_path_factory: pytest.TempPathFactory) -> Project:
-    return render_project(tmp_path_factory.mktemp("chart"), {})
+    return render_project(tmp_path_factory.mktemp("chart"), WITH_CHART)
 
 
 def assert_accepted(project: Project, values: dict[str, Any]) -> None:
@@ -54,18 +57,20 @@ def test_every_value_set_lints_and_validates(default_project: Project, value_set
 
 
 @pytest.mark.parametrize("value_set", ["defaults", "everything-on"])
-def test_every_combination_lints_and_validates(baked: Project, value_set: str) -> None:
-    assert_accepted(baked, VALUE_SETS[value_set])
+def test_every_combination_lints_and_validates(charted: Project, value_set: str) -> None:
+    assert_accepted(charted, VALUE_SETS[value_set])
 
 
-def test_chart_is_the_projects(baked: Project) -> None:
-    chart = baked.load_yaml(f"{CHART}/Chart.yaml")
-    dist, version = baked.answers["project_slug"].replace("_", "-"), baked.answers["version"]
+def test_chart_is_the_projects(charted: Project) -> None:
+    chart = charted.load_yaml(f"{CHART}/Chart.yaml")
+    dist, version = charted.answers["project_slug"].replace("_", "-"), charted.answers["version"]
 
     assert (chart["name"], chart["appVersion"]) == (dist, version)
-    assert chart["description"] == (baked.answers["description"] or baked.answers["project_name"])
-    assert render(baked, {}).container("api")["image"] == f"{dist}:{version}"
-    assert kube_versions(baked)[0] == "1.25.0"  # as old as the schemas here go
+    assert chart["description"] == (
+        charted.answers["description"] or charted.answers["project_name"]
+    )
+    assert render(charted, {}).container("api")["image"] == f"{dist}:{version}"
+    assert kube_versions(charted)[0] == "1.25.0"  # as old as the schemas here go
 
 
 @pytest.mark.parametrize(
@@ -112,8 +117,8 @@ def test_bad_values_are_refused_naming_the_key(
 # --- it agrees with compose and the image ---------------------------------------------------------
 
 
-def test_api_settings_and_secret_files_are_composes(baked: Project) -> None:
-    rendered, api = render(baked, {}), compose_services(baked)["api"]
+def test_api_settings_and_secret_files_are_composes(charted: Project) -> None:
+    rendered, api = render(charted, {}), compose_services(charted)["api"]
     env = rendered.env("api")
     items = rendered.volume("api", "secrets")["secret"]["items"]
 
@@ -125,8 +130,8 @@ def test_api_settings_and_secret_files_are_composes(baked: Project) -> None:
     assert rendered.mounts("api")["/run/secrets"]["readOnly"] is True
 
 
-def test_port_probes_paths_and_user_are_the_images(baked: Project) -> None:
-    dockerfile, rendered = baked.text("Dockerfile"), render(baked, {})
+def test_port_probes_paths_and_user_are_the_images(charted: Project) -> None:
+    dockerfile, rendered = charted.text("Dockerfile"), render(charted, {})
     api, mounts = rendered.container("api"), rendered.mounts("api")
     check = re.search(r"HEALTHCHECK.*?http://127\.0\.0\.1:(\d+)(/\S*?)'", dockerfile, re.S)
     assert check is not None
@@ -141,18 +146,18 @@ def test_port_probes_paths_and_user_are_the_images(baked: Project) -> None:
     assert api["readinessProbe"]["httpGet"]["path"] == path == "/health"
     assert api["livenessProbe"]["httpGet"]["path"] == "/health/live"
     assert api["startupProbe"]["httpGet"]["path"] == "/health/live"
-    assert '@router.get("/health/live")' in baked.text("app/api/health.py")
+    assert '@router.get("/health/live")' in charted.text("app/api/health.py")
     assert set(paths.values()) <= set(mounts)
     assert (mounts[paths["CONFIG_FILE"]]["subPath"], mounts[paths["CONFIG_FILE"]]["readOnly"]) == (
         "config.yaml",
         True,
     )
-    assert compose_services(baked)["api"]["volumes"][0]["target"] == paths["CONFIG_FILE"]
+    assert compose_services(charted)["api"]["volumes"][0]["target"] == paths["CONFIG_FILE"]
     assert (pod_user["runAsUser"], pod_user["runAsGroup"], pod_user["fsGroup"]) == (uid,) * 3
 
 
-def test_worker_and_migrations_run_what_compose_runs(baked: Project) -> None:
-    rendered, services = render(baked, {}), compose_services(baked)
+def test_worker_and_migrations_run_what_compose_runs(charted: Project) -> None:
+    rendered, services = render(charted, {}), compose_services(charted)
     worker, migrate = rendered.container("worker"), rendered.container("migrate")
 
     assert worker["command"] == services["worker"]["command"]
@@ -168,25 +173,25 @@ def test_worker_and_migrations_run_what_compose_runs(baked: Project) -> None:
     assert rendered.volume("api", "tmp")["emptyDir"] == {"sizeLimit": "16Mi"}
 
 
-def test_worker_metrics_port_is_the_one_configured_everywhere(baked: Project) -> None:
-    config = yaml.safe_load(baked.text("config/config.yaml"))
-    scrape = yaml.safe_load(baked.text("deploy/prometheus/prometheus.yml"))
+def test_worker_metrics_port_is_the_one_configured_everywhere(charted: Project) -> None:
+    config = yaml.safe_load(charted.text("config/config.yaml"))
+    scrape = yaml.safe_load(charted.text("deploy/prometheus/prometheus.yml"))
     worker_job = next(job for job in scrape["scrape_configs"] if job["job_name"] == "worker")
     port = config["metrics"]["worker_port"]
 
-    ports = render(baked, {}).container("worker")["ports"]
+    ports = render(charted, {}).container("worker")["ports"]
     assert [(p["name"], p["containerPort"]) for p in ports] == [("metrics", port)]
-    assert compose_services(baked)["worker"]["expose"] == [str(port)]
+    assert compose_services(charted)["worker"]["expose"] == [str(port)]
     assert worker_job["dns_sd_configs"][0]["port"] == port
     # A port changed in the chart's config moves the container's port with it.
-    moved = render(baked, {"config": {"metrics": {"worker_port": 9200}}}).container("worker")
+    moved = render(charted, {"config": {"metrics": {"worker_port": 9200}}}).container("worker")
     assert moved["ports"][0]["containerPort"] == 9200
 
 
-def test_in_chart_servers_run_composes_images_and_data_paths(baked: Project) -> None:
-    rendered, services = render(baked, VALUE_SETS["try-it-out"]), compose_services(baked)
+def test_in_chart_servers_run_composes_images_and_data_paths(charted: Project) -> None:
+    rendered, services = render(charted, VALUE_SETS["try-it-out"]), compose_services(charted)
     postgres, redis = rendered.container("postgresql"), rendered.container("redis")
-    flavor = baked.answers["redis_flavor"]
+    flavor = charted.answers["redis_flavor"]
     data = services["db"]["volumes"][0].removeprefix("postgres_data:")
 
     assert services["db"]["image"].endswith(f":-{postgres['image']}}}")
@@ -200,8 +205,8 @@ def test_in_chart_servers_run_composes_images_and_data_paths(baked: Project) -> 
 # --- hardened, every pod --------------------------------------------------------------------------
 
 
-def test_every_container_is_hardened_and_bounded(baked: Project) -> None:
-    rendered, seen = render(baked, VALUE_SETS["everything-on"]), set()
+def test_every_container_is_hardened_and_bounded(charted: Project) -> None:
+    rendered, seen = render(charted, VALUE_SETS["everything-on"]), set()
     for name, pod in rendered.pods():
         component, spec = pod["metadata"]["labels"]["app.kubernetes.io/component"], pod["spec"]
         uid, gid = USERS[component]
@@ -227,8 +232,8 @@ def test_every_container_is_hardened_and_bounded(baked: Project) -> None:
     assert seen == set(USERS)
 
 
-def test_only_the_app_pods_reach_postgres_and_redis(baked: Project) -> None:
-    rendered = render(baked, VALUE_SETS["try-it-out"])
+def test_only_the_app_pods_reach_postgres_and_redis(charted: Project) -> None:
+    rendered = render(charted, VALUE_SETS["try-it-out"])
     policies = rendered.of_kind("NetworkPolicy")
     app = [rendered.labels(c) for c in APP_COMPONENTS]
     (app_egress,) = [p for p in policies if selects(p["spec"]["podSelector"], app[0])]

@@ -15,6 +15,9 @@ from tests.harness.chart import CHART, SECRETS, VALUE_SETS, Rendered, render, se
 from tests.project import Project
 from tests.project import render as render_project
 
+# The default project has no chart (deploy_targets: compose); these tests need one.
+WITH_CHART = {"deploy_targets": "compose+helm"}
+
 HOOK = "helm.sh/hook"
 # Objects a Pod needs to exist before it can start, by how its spec names them.
 NEEDED = {
@@ -27,7 +30,7 @@ QUANTITY = re.compile(r"(\d+)(Ki|Mi|Gi)")
 
 @pytest.fixture(scope="module")
 def default_project(tmp_path_factory: pytest.TempPathFactory) -> Project:
-    return render_project(tmp_path_factory.mktemp("chart-release"), {})
+    return render_project(tmp_path_factory.mktemp("chart-release"), WITH_CHART)
 
 
 def annotations_of(o: dict[str, Any]) -> dict[str, str]:
@@ -107,17 +110,17 @@ def test_with_the_in_chart_database_migrations_are_a_job_per_revision(
 # --- config: the project's, and a change rolls the pods -------------------------------------------
 
 
-def test_config_is_the_projects_config_yaml(baked: Project) -> None:
-    project_config = baked.load_yaml("config/config.yaml")
-    (config_map,) = render(baked, {}).of_kind("ConfigMap")
-    verbatim = baked.text("config/config.yaml")
-    (from_file,) = render(baked, {"configYaml": verbatim}).of_kind("ConfigMap")
-    schema = json.loads(baked.text(f"{CHART}/values.schema.json"))
+def test_config_is_the_projects_config_yaml(charted: Project) -> None:
+    project_config = charted.load_yaml("config/config.yaml")
+    (config_map,) = render(charted, {}).of_kind("ConfigMap")
+    verbatim = charted.text("config/config.yaml")
+    (from_file,) = render(charted, {"configYaml": verbatim}).of_kind("ConfigMap")
+    schema = json.loads(charted.text(f"{CHART}/values.schema.json"))
 
-    assert baked.load_yaml(f"{CHART}/values.yaml")["config"] == project_config
+    assert charted.load_yaml(f"{CHART}/values.yaml")["config"] == project_config
     assert yaml.safe_load(config_map["data"]["config.yaml"]) == project_config
     for component in ("api", "worker"):
-        mounted = render(baked, {}).volume(component, "config")["configMap"]["name"]
+        mounted = render(charted, {}).volume(component, "config")["configMap"]["name"]
         assert mounted == config_map["metadata"]["name"]
     assert from_file["data"]["config.yaml"] == verbatim
     assert set(schema["properties"]["config"]["properties"]) == set(project_config)
@@ -137,9 +140,9 @@ def test_a_changed_config_rolls_the_api_and_worker(default_project: Project) -> 
 # --- volumes --------------------------------------------------------------------------------------
 
 
-def test_logs_volume_holds_the_rotated_log_file(baked: Project) -> None:
-    logging = baked.load_yaml("config/config.yaml")["logging"]
-    rendered = render(baked, {})
+def test_logs_volume_holds_the_rotated_log_file(charted: Project) -> None:
+    logging = charted.load_yaml("config/config.yaml")["logging"]
+    rendered = render(charted, {})
     logs = rendered.volume("api", "logs")["emptyDir"]["sizeLimit"]
 
     assert rendered.mounts("api")["/app/logs"]["name"] == "logs"
@@ -222,10 +225,10 @@ def test_without_autoscaling_the_api_keeps_its_replicas(default_project: Project
     assert deployment["spec"]["replicas"] == 3
 
 
-def test_notes_say_how_to_reach_the_api_and_make_the_secret(baked: Project) -> None:
-    port = baked.answers["api_port"]
-    dist = baked.answers["project_slug"].replace("_", "-")
-    notes = render(baked, {}).notes
+def test_notes_say_how_to_reach_the_api_and_make_the_secret(charted: Project) -> None:
+    port = charted.answers["api_port"]
+    dist = charted.answers["project_slug"].replace("_", "-")
+    notes = render(charted, {}).notes
 
     assert f"port-forward service/demo-{dist} {port}:{port}" in notes
     assert f"curl http://localhost:{port}/health" in notes

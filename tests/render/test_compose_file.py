@@ -178,3 +178,19 @@ def test_every_service_is_unprivileged_read_only_and_limited(compose: tuple[Any,
             limits = service["deploy"]["resources"]["limits"]
             assert {"cpus", "memory", "pids"} <= set(limits), name
             assert 0 < float(limits["cpus"]) <= 1, name
+
+
+def test_each_shared_fact_is_written_once(compose: tuple[Any, ...]) -> None:
+    data, _, path = compose
+    text = (path / "compose.yaml").read_text()
+    services = data["services"]
+
+    # Hardening, the secrets' group, the config mount and the two healthcheck timings are YAML
+    # anchors: one edit changes every service that shares them.
+    for fact in ("no-new-privileges:true", "${SECRETS_GID:-0}", "./config/config.yaml"):
+        assert text.count(fact) == 1, fact
+    assert text.count("start_interval:") == 2  # servers (db, redis) and app (api, worker)
+    timings = {k: v for k, v in services["api"]["healthcheck"].items() if k != "test"}
+    assert {k: v for k, v in services["worker"]["healthcheck"].items() if k != "test"} == timings
+    assert services["db"]["healthcheck"]["retries"] == services["redis"]["healthcheck"]["retries"]
+    assert services["api"]["depends_on"] == services["worker"]["depends_on"]

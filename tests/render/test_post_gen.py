@@ -28,12 +28,32 @@ SECRET_NAMES = init_secrets.GENERATED_SECRETS
     ],
 )
 def test_unselected_paths(ci: str, removed: list[str]) -> None:
-    assert sorted(post_gen.unselected_paths({"ci": ci})) == removed
+    answers = {"ci": ci, "deploy_targets": "compose+swarm+helm"}
+    assert sorted(post_gen.unselected_paths(answers)) == removed
+
+
+SWARM_ONLY = ["deploy/stack.yaml", "scripts/deploy-stack"]
+
+
+@pytest.mark.parametrize(
+    ("targets", "removed"),
+    [
+        ("compose", ["deploy/helm", "deploy/stack.yaml", "docs/deploy.md", "scripts/deploy-stack"]),
+        ("compose+swarm", ["deploy/helm"]),
+        # docs/deploy.md serves both targets: it stays while either is chosen.
+        ("compose+helm", SWARM_ONLY),
+        ("compose+swarm+helm", []),
+    ],
+)
+def test_unselected_deploy_targets(targets: str, removed: list[str]) -> None:
+    paths = post_gen.unselected_paths({"ci": "github", "deploy_targets": targets})
+    assert sorted(paths) == sorted([".gitlab-ci.yml", "renovate.json", *removed])
 
 
 def test_optional_paths_name_real_choices() -> None:
     for option, value in post_gen.OPTIONAL_PATHS:
-        assert value in pre_gen.CHOICES[option]
+        # A value is a whole answer ("github") or one "+" part of one ("helm").
+        assert any(value in choice.split("+") for choice in pre_gen.CHOICES[option])
 
 
 @pytest.fixture
@@ -225,6 +245,15 @@ def test_cruft_update_is_told_from_its_command_line(
 
 def test_cruft_update_is_unknown_without_proc(tmp_path: Path) -> None:
     assert post_gen.cruft_update_parent(tmp_path / "absent") is None
+
+
+def test_an_update_render_without_a_target_names_its_files_and_the_command() -> None:
+    note = post_gen.targets_note({"deploy_targets": "compose+helm"})
+
+    assert "deploy_targets is 'compose+helm': this render has no deploy/stack.yaml, " in note
+    assert "scripts/deploy-stack.\n" in note
+    assert """--variables-to-update '{"deploy_targets": "compose+swarm+helm"}'""" in note
+    assert post_gen.targets_note({"deploy_targets": "compose+swarm+helm"}) == ""
 
 
 def test_scratch_note_names_the_commit_and_what_is_skipped() -> None:

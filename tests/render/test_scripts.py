@@ -13,7 +13,8 @@ from tests.project import Project, render
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
-    return render(tmp_path_factory.mktemp("scripts"), {})
+    # Every deploy target, so that scripts/deploy-stack is linted too.
+    return render(tmp_path_factory.mktemp("scripts"), {"deploy_targets": "compose+swarm+helm"})
 
 
 def test_scripts_pass_shellcheck(project: Project) -> None:

@@ -1,13 +1,13 @@
 """deploy/stack.yaml against compose.yaml, for every combination: the swarm stack keeps the
-compose stack's settings, and drops only what `docker stack deploy` ignores or refuses. The
-swarm tier deploys it for real (default combination)."""
+compose stack's settings, and drops only what `docker stack deploy` ignores or refuses, for
+every combination that ships it. The swarm tier deploys it for real."""
 
 from typing import Any
 
 import pytest
 
-from tests.combinations import SUPPORTED_COMBINATIONS
 from tests.project import render
+from tests.render.conftest import having
 
 APP_SERVICES = ("migrate", "api", "worker")
 SERVERS = ("db", "redis")
@@ -16,7 +16,7 @@ SERVERS = ("db", "redis")
 NOT_IN_A_STACK = {"build", "depends_on", "tmpfs", "shm_size", "security_opt", "group_add"}
 
 
-@pytest.fixture(scope="module", params=SUPPORTED_COMBINATIONS)
+@pytest.fixture(scope="module", params=having("swarm"))
 def files(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -1,5 +1,6 @@
-"""The swarm tier's fixtures: the default project, its images, and one stack deployed with its
-deploy/stack.yaml on a single-node swarm, shared by the module (a deploy takes half a minute)."""
+"""The swarm tier's fixtures: the default project with the swarm target, its images, and one stack
+deployed with its deploy/stack.yaml on a single-node swarm, shared by the module (a deploy takes
+half a minute)."""
 
 from collections.abc import Iterator
 
@@ -13,7 +14,8 @@ from tests.project import Project, render
 
 @pytest.fixture(scope="session")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
-    return render(tmp_path_factory.mktemp("swarm"), {})
+    # The default answers but for deploy_targets: the default project has no stack file.
+    return render(tmp_path_factory.mktemp("swarm"), {"deploy_targets": "compose+swarm"})
 
 
 @pytest.fixture(scope="session")

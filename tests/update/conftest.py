@@ -2,13 +2,21 @@
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
 from tests.harness.environment import need
 from tests.project import ROOT
 from tests.project import run_command as run
-from tests.update.releases import GIT_IDENTITY, TemplateRepo, release_three, release_two
+from tests.update.releases import (
+    BEFORE_TARGETS,
+    GIT_IDENTITY,
+    TemplateRepo,
+    release_three,
+    release_two,
+    without_deploy_targets,
+)
 
 
 @pytest.fixture(scope="session")
@@ -25,21 +33,10 @@ def tools_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return {**os.environ, **GIT_IDENTITY, "COOKIECUTTER_CONFIG": str(config)}
 
 
-@pytest.fixture(scope="session")
-def template_repo(
-    tmp_path_factory: pytest.TempPathFactory, tools_env: dict[str, str]
-) -> TemplateRepo:
-    path = tmp_path_factory.mktemp("template") / "ai-agent-api-template"
-    # The files git knows of in this checkout (committed or not), without ignored ones.
+def copy_checkout(path: Path, env: dict[str, str]) -> None:
+    """Copy the files git knows of in this checkout (committed or not), without ignored ones."""
     listed = run(
-        "git",
-        "ls-files",
-        "-z",
-        "--cached",
-        "--others",
-        "--exclude-standard",
-        cwd=ROOT,
-        env=tools_env,
+        "git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", cwd=ROOT, env=env
     )
     for name in filter(None, listed.stdout.split("\0")):
         source = ROOT / name
@@ -47,8 +44,18 @@ def template_repo(
             target = path / name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
+
+
+@pytest.fixture(scope="session")
+def template_repo(
+    tmp_path_factory: pytest.TempPathFactory, tools_env: dict[str, str]
+) -> TemplateRepo:
+    path = tmp_path_factory.mktemp("template") / "ai-agent-api-template"
     repo = TemplateRepo(path, tools_env)
+    copy_checkout(path, tools_env)
     repo.git("init", "-q", "-b", "main")
+    repo.release(BEFORE_TARGETS, without_deploy_targets, root=True)
+    copy_checkout(path, tools_env)
     repo.git("add", "-A")
     repo.git("commit", "-q", "-m", "Template as checked out")
     repo.git("tag", "v1.0.0")

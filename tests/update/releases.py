@@ -3,12 +3,15 @@
 Offline, as in the team's own setup: the template is a local git repository reached through a
 file:// URL, cruft and cookiecutter clone it with the machine's git, nothing goes to a network.
 
+- v0.9.0: this checkout without the deploy_targets answer, as the template was before it
+  existed: every project got the Swarm stack and the Helm chart.
 - v1.0.0: the template as it is in this checkout.
 - v2.0.0: a template release (a changed healthcheck interval in compose, a new Dockerfile
   line, a new script, a new setting with its default).
 - v3.0.0: v2.0.0 plus a change to the very line a user edits (llm.history_limit).
 """
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,12 +29,8 @@ GIT_IDENTITY = {
 SLUG_DIR = "{{cookiecutter.project_slug}}"
 
 # Template release v2.0.0. Each edit is (file in the generated project, old text, new text).
-# The api's healthcheck (the worker's has the same timings): from its comment on.
-API_HEALTHCHECK = (
-    "      # The test is the image's HEALTHCHECK (GET /health must answer 200);"
-    " checked more often.\n"
-    "      interval: 5s\n"
-)
+# The healthcheck timings the api and the worker share (a YAML anchor in compose.yaml).
+API_HEALTHCHECK = "x-app-healthcheck: &app-healthcheck\n  interval: 5s\n"
 RELEASE_EDITS = [
     ("compose.yaml", API_HEALTHCHECK, API_HEALTHCHECK.replace("interval: 5s", "interval: 10s")),
     (
@@ -77,11 +76,38 @@ class TemplateRepo:
     def git(self, *args: str) -> str:
         return run("git", *args, cwd=self.path, env=self.env).stdout
 
-    def release(self, tag: str, change: Callable[[Path], None]) -> None:
-        change(self.path / SLUG_DIR)
+    def release(self, tag: str, change: Callable[[Path], None], *, root: bool = False) -> None:
+        """Commit and tag a change of the generated project (or, with root, of the template)."""
+        change(self.path if root else self.path / SLUG_DIR)
         self.git("add", "-A")
         self.git("commit", "-q", "-m", f"Release {tag}")
         self.git("tag", tag)
+
+
+BEFORE_TARGETS = "v0.9.0"
+EVERY_TARGET = "compose+swarm+helm"
+
+
+def without_lines(path: Path, start: str, count: int) -> None:
+    """Drop the lines that start so; fail loudly when there are not that many."""
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    kept = [line for line in lines if not line.startswith(start)]
+    assert len(lines) - len(kept) == count, f"{path}: expected {count} lines starting {start!r}"
+    path.write_text("".join(kept), encoding="utf-8")
+
+
+def without_deploy_targets(template: Path) -> None:
+    """The template before the deploy_targets answer: no question, every target's files."""
+    questions_file = template / "cookiecutter.json"
+    questions = json.loads(questions_file.read_text(encoding="utf-8"))
+    del questions["deploy_targets"], questions["__prompts__"]["deploy_targets"]
+    questions_file.write_text(json.dumps(questions, indent=2, ensure_ascii=False) + "\n")
+    without_lines(template / "hooks" / "pre_gen_project.py", '    "deploy_targets": ', 2)
+    without_lines(template / "hooks" / "post_gen_project.py", '    ("deploy_targets", ', 2)
+    for path in (template / SLUG_DIR).rglob("*"):
+        if path.is_file() and path.suffix in {".md", ".yaml", ".yml"}:
+            text = path.read_text(encoding="utf-8")
+            path.write_text(text.replace("cookiecutter.deploy_targets", repr(EVERY_TARGET)))
 
 
 def release_two(project: Path) -> None:

@@ -146,8 +146,6 @@ def test_secrets_and_env_are_untouched_and_nothing_is_left_over(
         "app/core/sections.py": "M",
         "compose.yaml": "M",
         "config/config.yaml": "M",
-        # The Helm chart's default config is the template's config.yaml, included at render.
-        "deploy/helm/values.yaml": "M",
         NEW_SCRIPT: "A",
         ".env": "!!",
         "secrets/": "!!",

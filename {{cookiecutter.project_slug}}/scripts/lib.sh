@@ -26,7 +26,7 @@ usage_error() {
 
 compose() { docker compose "$@"; }
 
-# On a swarm (docs/deploy.md): with STACK_NAME set, the scripts that back up and verify talk to
+# On a Docker Swarm node: with STACK_NAME set, the scripts that back up and verify talk to
 # that stack's task containers on this node, found by their service label, instead of compose.
 STACK_NAME="${STACK_NAME:-}"
 
@@ -49,7 +49,7 @@ service_exec() {
 # For the scripts that stop and start services or read compose's view of them.
 compose_only() {
     [ -z "$STACK_NAME" ] ||
-        die "works with compose only, and STACK_NAME is set; on a swarm see docs/deploy.md"
+        die "works with compose only, and STACK_NAME is set (a swarm stack)"
 }
 
 # A file named on the command line is relative to the caller's directory.
