@@ -86,6 +86,12 @@ class Stack:
         self.workers.append(process)
         return process
 
+    def a_worker(self) -> Process:
+        """A running worker: one an earlier test left running, or a new one (so that each
+        test holds alone, whatever ran before it)."""
+        running = [w for w in self.workers if w.popen is not None and w.popen.poll() is None]
+        return running[0] if running else self.worker()
+
     def stop_workers(self) -> None:
         for worker in self.workers:
             if worker.popen is not None and worker.popen.poll() is None:
@@ -157,7 +163,7 @@ def _get_page(page: SlowPage) -> str:
 
 
 def test_a_run_completes_on_a_worker_and_its_events_resume(stack: Stack) -> None:
-    stack.worker()
+    stack.a_worker()
     with stack.client() as client:
         run = start_run(client, "time?\n/tool current_time")
         finished = wait_for_run(client, run["id"])
@@ -176,6 +182,7 @@ def test_a_run_completes_on_a_worker_and_its_events_resume(stack: Stack) -> None
 
 
 def test_a_running_run_is_cancelled_after_its_step(stack: Stack, page: SlowPage) -> None:
+    stack.a_worker()
     with stack.client() as client:
         run = start_run(client, "fetch" + _get_page(page) + "\n/tool current_time")
         assert page.hit.wait(RUN_SECONDS)
