@@ -20,6 +20,7 @@ TIERS = {
     "quality": "quality",
     "boot": "boot",
     "harness": "boot",
+    "lab": "compose",
     "update": "update",
     "compose": "compose",
     "swarm": "swarm",
@@ -42,8 +43,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     tests_dir = Path(__file__).parent
     for item in items:
         parts = item.path.relative_to(tests_dir).parts
-        # The stand-in image checks need the engine, like the compose tier they serve.
-        tier = "compose" if parts[-1] == "test_images.py" else TIERS.get(parts[0])
+        # tests/lab/ (the stand-in image checks) needs the engine, like the compose tier it serves.
+        tier = TIERS.get(parts[0])
         if tier is None:
             raise pytest.UsageError(f"{item.nodeid}: put tests in one of {sorted(TIERS)}")
         item.add_marker(tier)
