@@ -36,7 +36,7 @@ def main() -> None:
     if reason := lab.docker_ready() or lab.compose_ready():
         sys.exit(reason)
     base = lab.python_image("3.13")
-    images = lab.ensure_images("postgres:17-alpine", "redis:8-alpine")
+    images = {ref: lab.required(ref) for ref in ("postgres:17-alpine", "redis:8-alpine")}
     with tempfile.TemporaryDirectory() as out:
         started = time.perf_counter()
         project = render(Path(out), {}).path

@@ -27,6 +27,20 @@ def rendered(
         lab.docker("image", "rm", "-f", images.api, images.test, check=False)
 
 
+@pytest.fixture(scope="session")
+def shared_stack(rendered: Rendered) -> Iterator[Stack]:
+    """One running stack per variant for the modules that only read it or put back what they
+    change (test_stack, test_secrets, test_hardening): each saves an `up --wait` and a `down`
+    per variant (durations in notes/ci.md). A module that scales, stops or kills a service
+    keeps its own `stack`; a test that needs a new one uses `fresh_stack`."""
+    stack = new_stack(rendered)
+    try:
+        stack.up()
+        yield stack
+    finally:
+        stack.down()
+
+
 @pytest.fixture(scope="module")
 def stack(rendered: Rendered) -> Iterator[Stack]:
     """A running stack shared by the read-mostly tests of a module."""

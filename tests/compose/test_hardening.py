@@ -66,6 +66,12 @@ class Running:
         ]
 
 
+@pytest.fixture(scope="module")
+def stack(shared_stack: Stack) -> Stack:
+    """This module only reads the stack (or puts back what it changes): it shares one."""
+    return shared_stack
+
+
 def _ids(status: str, field: str) -> tuple[int, ...]:
     """The ids of a /proc/<pid>/status line such as 'Uid:\t70\t70\t70\t70'."""
     line = next(line for line in status.splitlines() if line.startswith(f"{field}:"))

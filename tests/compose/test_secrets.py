@@ -3,10 +3,18 @@
 import json
 import stat
 
+import pytest
+
 from tests.harness import docker as lab
 from tests.harness.stack import Stack
 
 SERVICES = ("api", "worker", "migrate", "db", "redis")
+
+
+@pytest.fixture(scope="module")
+def stack(shared_stack: Stack) -> Stack:
+    """This module only reads the stack (or puts back what it changes): it shares one."""
+    return shared_stack
 
 
 def _secret_values(stack: Stack) -> dict[str, str]:

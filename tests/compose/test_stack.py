@@ -3,10 +3,18 @@
 import hashlib
 import json
 
+import pytest
+
 from tests.harness import docker as lab
 from tests.harness.stack import Stack
 
 SERVICES = ("api", "db", "redis")
+
+
+@pytest.fixture(scope="module")
+def stack(shared_stack: Stack) -> Stack:
+    """This module only reads the stack (or puts back what it changes): it shares one."""
+    return shared_stack
 
 
 def test_health_through_the_published_port(stack: Stack) -> None:

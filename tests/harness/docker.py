@@ -1,17 +1,11 @@
-"""The container lab's public face, and its command line (docs/container-lab.md).
+"""The container lab's public face: tests use `from tests.harness import docker as lab`.
 
-Tests use `from tests.harness import docker as lab`: the engine (tests/harness/engine.py) and
-the stand-in images (tests/harness/stand_ins.py) under one name.
-
-`python -m tests.harness.docker --build-all` builds every stand-in with visible output;
-`--list` and `--remove-all` show and delete them.
+The engine (engine.py), image builds (builds.py) and the images a rendered project names
+(images.py: the official ones, or the Debian-built stand-ins of tests/lab/ when
+TEMPLATE_STAND_IN_IMAGES=1) under one name.
 """
 
 from __future__ import annotations
-
-import argparse
-import sys
-from collections.abc import Sequence
 
 from .builds import build_image
 from .engine import (
@@ -22,16 +16,15 @@ from .engine import (
     require_engine,
     wait_until_healthy,
 )
-from .stand_ins import (
-    NOT_BUILDABLE,
-    RECIPES,
-    ensure_images,
+from .images import (
     helper_image,
-    image_labels,
     postgres_image,
     prometheus_image,
     python_image,
     redis_image,
+    required,
+    resolve,
+    stand_ins_wanted,
     unavailable_reason,
 )
 
@@ -41,42 +34,15 @@ __all__ = [
     "compose_ready",
     "docker",
     "docker_ready",
-    "ensure_images",
     "helper_image",
     "postgres_image",
     "prometheus_image",
     "python_image",
     "redis_image",
     "require_engine",
+    "required",
+    "resolve",
+    "stand_ins_wanted",
     "unavailable_reason",
     "wait_until_healthy",
 ]
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Build, list or remove the stand-in images from the command line."""
-    parser = argparse.ArgumentParser(prog="python -m tests.harness.docker", description=__doc__)
-    action = parser.add_mutually_exclusive_group(required=True)
-    action.add_argument("--build-all", action="store_true", help="build missing or stale images")
-    action.add_argument("--list", action="store_true", help="show the stand-ins and their state")
-    action.add_argument("--remove-all", action="store_true", help="delete every stand-in image")
-    options = parser.parse_args(argv)
-    if reason := docker_ready():
-        print(reason, file=sys.stderr)
-        return 1
-    if options.build_all:
-        ensure_images(*RECIPES, echo=True)
-    if options.remove_all:
-        # Children first: an image that others are built FROM cannot be removed before them.
-        for tag in reversed(list(RECIPES)):
-            docker("image", "rm", tag, check=False)
-    for tag in RECIPES:
-        labels = image_labels(tag)
-        print(f"{tag:28} {'missing' if labels is None else 'present'}")
-    for ref, reason in NOT_BUILDABLE.items():
-        print(f"{ref:28} not buildable: {reason}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

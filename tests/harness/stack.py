@@ -169,14 +169,17 @@ def _dotenv(path: Path) -> dict[str, str]:
 
 
 def build_images(project: Project, answers: dict[str, Any]) -> Images:
-    """Build the project's runtime and test images on the stand-in bases."""
+    """Build the project's runtime and test images on the resolved bases (harness/images.py)."""
     lab.require_engine()
     python = project.python_version
     postgres = str(answers.get("postgres_version", "17"))
     base = lab.python_image(python)
-    need(base is not None, f"no stand-in for python:{python}-slim can be built here")
+    need(base is not None, lab.unavailable_reason(f"python:{python}-slim") or "no python image")
     postgres_image = lab.postgres_image(postgres)
-    need(postgres_image is not None, f"no stand-in for postgres:{postgres} can be built here")
+    need(
+        postgres_image is not None,
+        lab.unavailable_reason(f"postgres:{postgres}-alpine") or "no postgres image",
+    )
     assert base is not None
     assert postgres_image is not None
     tag = f"template-test/{project.path.name.replace('_', '-')}:{secrets.token_hex(4)}"

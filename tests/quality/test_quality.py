@@ -1,11 +1,14 @@
 """Every supported combination is clean as generated: formatted, linted, strictly typed, locked."""
 
+import hashlib
+import json
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
-from tests.combinations import SUPPORTED_COMBINATIONS
+from tests.combinations import SUPPORTED_COMBINATIONS, answers_of
 from tests.harness.environment import venv_tool
 from tests.project import ROOT, Project, install, render
 
@@ -23,11 +26,57 @@ def test_ruff_check_passes(project: Project) -> None:
     project.uv("run", "--locked", "ruff", "check", ".")
 
 
+# Digests of what mypy read in the projects it passed on this session (see mypy_inputs).
+MYPY_PASSED: set[str] = set()
+
+
+def mypy_inputs(project: Project) -> str:
+    """A digest of everything mypy reads: the Python files, the [tool.mypy] table, the
+    dependencies and the locked third-party packages.
+
+    app/, tests/ and scripts/ are copied without rendering, and only python_version changes
+    [tool.mypy] and the lock (which carries the project's own name and version in its root
+    entry, left out here). So combinations that share a Python version share this digest, and
+    mypy, the slowest check of the tier (durations in notes/ci.md), runs once per digest.
+    """
+    pyproject = project.load_toml("pyproject.toml")
+    lock = project.load_toml("uv.lock")
+    root = pyproject["project"]["name"]
+    digest = hashlib.sha256()
+    facts = {
+        "mypy": pyproject["tool"]["mypy"],
+        "dependencies": pyproject["project"]["dependencies"],
+        "groups": pyproject.get("dependency-groups", {}),
+        "locked": [package for package in lock["package"] if package["name"] != root],
+    }
+    digest.update(json.dumps(facts, sort_keys=True, default=str).encode())
+    for path in sorted(project.path.rglob("*.py")):
+        if ".venv" not in path.parts:
+            digest.update(str(path.relative_to(project.path)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 def test_mypy_strict_passes(project: Project) -> None:
+    """Runs mypy unless it already passed, in this session, on byte-identical inputs."""
+    inputs = mypy_inputs(project)
+    assert "strict = true" in (project.path / "pyproject.toml").read_text()
+    if inputs in MYPY_PASSED:
+        return
     result = project.uv("run", "--locked", "mypy")
 
     assert "Success: no issues found" in result.stdout
-    assert "strict = true" in (project.path / "pyproject.toml").read_text()
+    MYPY_PASSED.add(inputs)
+
+
+def test_combinations_share_mypy_inputs_per_python_version(tmp_path: Path) -> None:
+    """The reason mypy runs once per Python version: nothing else changes its inputs."""
+    digests: dict[str, set[str]] = {}
+    for combination in SUPPORTED_COMBINATIONS:
+        answers = answers_of(combination)
+        project = render(tmp_path / str(combination.id), answers)
+        digests.setdefault(project.python_version, set()).add(mypy_inputs(project))
+
+    assert {version: len(found) for version, found in digests.items()} == {"3.12": 1, "3.13": 1}
 
 
 def test_lock_matches_pyproject(project: Project) -> None:

@@ -10,9 +10,19 @@ from pathlib import Path
 
 import pytest
 
-from . import docker as lab
-from .engine import docker, wait_until_healthy
-from .scratch import Scratch
+from tests.harness import docker as lab
+from tests.harness.engine import docker, wait_until_healthy
+from tests.harness.scratch import Scratch
+
+from . import stand_ins
+
+
+@pytest.fixture(autouse=True)
+def _stand_ins_in_use() -> None:
+    """These check the stand-ins: they run where the stand-ins are used (CI sets the variable)."""
+    if not lab.stand_ins_wanted():
+        pytest.skip("the stand-in images are not in use (TEMPLATE_STAND_IN_IMAGES is not 1)")
+
 
 PG_USER, PG_DB = "app", "appdb"
 READY = f"pg_isready -h 127.0.0.1 -U {PG_USER} -d {PG_DB}"
@@ -41,7 +51,7 @@ def _process_one(container: str) -> tuple[str, int]:
 @pytest.fixture
 def postgres_image() -> str:
     lab.require_engine()
-    return lab.ensure_images("postgres:17-alpine")["postgres:17-alpine"]
+    return stand_ins.ensure_images("postgres:17-alpine")["postgres:17-alpine"]
 
 
 def _start_postgres(scratch: Scratch, name: str, volume: str, *arguments: str) -> str:
@@ -141,8 +151,8 @@ def test_postgres_refuses_to_initialize_without_a_password(
 
 def test_postgres_versions_without_a_debian_package_are_reported() -> None:
     for major in (16, 18):
-        assert lab.postgres_image(major) is None
-        assert "Debian" in (lab.unavailable_reason(f"postgres:{major}-alpine") or "")
+        assert stand_ins.postgres_image(major) is None
+        assert "Debian" in (stand_ins.unavailable_reason(f"postgres:{major}-alpine") or "")
 
 
 # --------------------------------------------------------------------------- redis and valkey
@@ -156,7 +166,7 @@ def test_postgres_versions_without_a_debian_package_are_reported() -> None:
 def test_key_value_store_password_and_append_only_file(
     scratch: Scratch, ref: str, server: str
 ) -> None:
-    image = lab.ensure_images(ref)[ref]
+    image = stand_ins.ensure_images(ref)[ref]
     network, cli = scratch.network("net"), f"{server}-cli"
     store = scratch.name("store")
     docker(
@@ -183,7 +193,7 @@ def test_key_value_store_password_and_append_only_file(
 def test_key_value_store_default_command_accepts_other_containers(
     scratch: Scratch, ref: str
 ) -> None:
-    image = lab.ensure_images(ref)[ref]
+    image = stand_ins.ensure_images(ref)[ref]
     cli = "valkey-cli" if "valkey" in ref else "redis-cli"
     network, store = scratch.network("net"), scratch.name("store")
     docker("run", "-d", "--name", store, "--label", lab.TEST_LABEL, "--network", network, image)
@@ -216,7 +226,7 @@ ls /tmp/downloads/six-*.whl
 
 def test_python_slim_stand_in() -> None:
     lab.require_engine()
-    image = lab.python_image("3.13")
+    image = stand_ins.python_image("3.13")
     assert image is not None
     result = docker(
         "run", "--rm", "--label", lab.TEST_LABEL, image, "sh", "-c", PYTHON_CHECKS, timeout=300
@@ -225,5 +235,5 @@ def test_python_slim_stand_in() -> None:
 
 
 def test_python_versions_without_a_debian_package_are_reported() -> None:
-    assert lab.python_image("3.12") is None
-    assert "3.12" in (lab.unavailable_reason("python:3.12-slim") or "")
+    assert stand_ins.python_image("3.12") is None
+    assert "3.12" in (stand_ins.unavailable_reason("python:3.12-slim") or "")

@@ -1,9 +1,10 @@
 """Local stand-ins for the official images, built from Debian packages (no registry here).
 
-Every image a rendered stack needs is built under a deterministic `local/...` tag, once, and
-reused while its recipe (Dockerfile, scripts, build arguments, base image) is unchanged. Tests
-hand the tags to compose (POSTGRES_IMAGE, REDIS_IMAGE) and to `docker build --build-arg
-PYTHON_IMAGE=...`. See docs/container-lab.md.
+Used only when TEMPLATE_STAND_IN_IMAGES=1 (tests/harness/images.py resolves the official
+images otherwise). Every image a rendered stack needs is built under a deterministic `local/...`
+tag, once, and reused while its recipe (Dockerfile, scripts, build arguments, base image) is
+unchanged. Tests hand the tags to compose (POSTGRES_IMAGE, REDIS_IMAGE) and to
+`docker build --build-arg PYTHON_IMAGE=...`. See docs/container-lab.md.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .builds import ImageBuildError, build_image, import_rootfs, run_streaming, say
-from .engine import ENGINE_HINT, docker
+from tests.harness.builds import ImageBuildError, build_image, import_rootfs, run_streaming, say
+from tests.harness.engine import ENGINE_HINT, docker
 
 IMAGES_DIR = Path(__file__).with_name("images")
 DIGEST_LABEL = "template.stand-in.digest"
