@@ -68,5 +68,5 @@ def test_the_frozen_owner_of_migration_0002_is_the_apps() -> None:
     spec.loader.exec_module(revision)
     secret = SecretStr("a-secret")
     for name, value in (("alpha", "key-a"), (None, "key-b")):
-        frozen = revision._owner_of(revision._ApiKey(name=name, value=SecretStr(value)), secret)
+        frozen = revision._owner_of(name, value, secret.get_secret_value())
         assert frozen == owner_of(ApiKey(name=name, value=SecretStr(value)), secret)
