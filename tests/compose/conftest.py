@@ -7,7 +7,7 @@ import pytest
 
 from tests.combinations import for_tier
 from tests.harness import docker as lab
-from tests.harness.stack import Rendered, Stack, build_images, new_stack
+from tests.harness.stack import Rendered, Stack, build_images, new_stack, running_stack
 from tests.project import render
 
 # The combinations the compose tier runs (tests/combinations.py says why these).
@@ -33,23 +33,15 @@ def shared_stack(rendered: Rendered) -> Iterator[Stack]:
     change (test_stack, test_secrets, test_hardening): each saves an `up --wait` and a `down`
     per variant (durations in notes/ci.md). A module that scales, stops or kills a service
     keeps its own `stack`; a test that needs a new one uses `fresh_stack`."""
-    stack = new_stack(rendered)
-    try:
-        stack.up()
+    with running_stack(rendered) as stack:
         yield stack
-    finally:
-        stack.down()
 
 
 @pytest.fixture(scope="module")
 def stack(rendered: Rendered) -> Iterator[Stack]:
     """A running stack shared by the read-mostly tests of a module."""
-    stack = new_stack(rendered)
-    try:
-        stack.up()
+    with running_stack(rendered) as stack:
         yield stack
-    finally:
-        stack.down()
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import yaml
 from tests.harness import docker as lab
 from tests.harness.runs import RUN_SECONDS, start_run, wait_for_run
 from tests.harness.scratch import Scratch
-from tests.harness.stack import Rendered, Stack, new_stack
+from tests.harness.stack import Rendered, Stack, running_stack
 
 # A host for the http_get tool whose first answer waits 30 s: time to kill the worker mid-step.
 SLOW_PAGE = """
@@ -43,12 +43,10 @@ def stack(rendered: Rendered) -> Iterator[Stack]:
     # These tests poll run states; they count runs, not requests.
     config["rate_limit"]["requests"] = 10_000
     config_path.write_text(yaml.safe_dump(config))
-    stack = new_stack(rendered)
     try:
-        stack.up()
-        yield stack
+        with running_stack(rendered) as stack:
+            yield stack
     finally:
-        stack.down()
         config_path.write_text(shipped)
 
 

@@ -9,6 +9,8 @@ import json
 import os
 import secrets
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -199,6 +201,17 @@ class Rendered:
 def new_stack(rendered: Rendered) -> Stack:
     name = f"tpl{secrets.token_hex(4)}"
     return Stack(rendered.project, rendered.images, name, free_port())
+
+
+@contextmanager
+def running_stack(rendered: Rendered) -> Iterator[Stack]:
+    """A new stack, up and healthy for the block, then down with its volumes."""
+    stack = new_stack(rendered)
+    try:
+        stack.up()
+        yield stack
+    finally:
+        stack.down()
 
 
 def script_settings(stack: Stack) -> dict[str, str]:
