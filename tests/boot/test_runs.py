@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from tests.harness.api import Process, api_env, config_file, new_secret, start_api, start_worker
+from tests.harness.environment import free_port
 from tests.harness.postgres_server import PostgresServer
 from tests.harness.redis_server import RedisServer
 from tests.harness.runs import RUN_SECONDS, start_run, wait_for_run
@@ -113,6 +114,9 @@ def stack(
         "agent": {"http_allowed_hosts": [page.host], "tool_timeout_seconds": RUN_SECONDS},
         # Short, so a killed worker's run is retried within the test's patience.
         "worker": {"visibility_timeout_seconds": 3, "sweep_seconds": 0.5},
+        # Not the shipped 0.0.0.0:9101: this machine runs other tiers beside this one (the
+        # workers here run one at a time, so one free port serves them all).
+        "metrics": {"worker_host": "127.0.0.1", "worker_port": free_port()},
     }
     config = config_file(default_project, work / "config.yaml", overrides)
     overrides["agent"] = {**overrides["agent"], "require_approval": ["http_get"]}
