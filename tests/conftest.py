@@ -26,7 +26,7 @@ TIERS = {
     "swarm": "swarm",
 }
 
-# Two lanes for two cores (notes/ci.md has the durations behind the split). The engine tiers
+# Two lanes for two cores (docs/performance.md has the durations behind the split). The engine tiers
 # stay in one lane: swarm mode and the compose stacks share the one engine, and the stand-in
 # images are built once per lane that needs them.
 LANES = {

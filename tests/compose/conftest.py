@@ -31,7 +31,7 @@ def rendered(
 def shared_stack(rendered: Rendered) -> Iterator[Stack]:
     """One running stack per variant for the modules that only read it or put back what they
     change (test_stack, test_secrets, test_hardening): each saves an `up --wait` and a `down`
-    per variant (durations in notes/ci.md). A module that scales, stops or kills a service
+    per variant (durations in docs/performance.md). A module that scales, stops or kills a service
     keeps its own `stack`; a test that needs a new one uses `fresh_stack`."""
     with running_stack(rendered) as stack:
         yield stack

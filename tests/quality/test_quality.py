@@ -37,7 +37,7 @@ def mypy_inputs(project: Project) -> str:
     app/, tests/ and scripts/ are copied without rendering, and only python_version changes
     [tool.mypy] and the lock (which carries the project's own name and version in its root
     entry, left out here). So combinations that share a Python version share this digest, and
-    mypy, the slowest check of the tier (durations in notes/ci.md), runs once per digest.
+    mypy, the slowest check of the tier (durations in docs/performance.md), runs once per digest.
     """
     pyproject = project.load_toml("pyproject.toml")
     lock = project.load_toml("uv.lock")
