@@ -185,9 +185,7 @@ def test_scripts_run_from_any_directory_for_a_hyphenated_project_name(
     # when deploy_targets has swarm.
     swarm = (stack.project.path / "deploy" / "stack.yaml").exists()
     assert {p.name: p.read_bytes() for p in scripts.iterdir()} == {
-        p.name: p.read_bytes()
-        for p in template.iterdir()
-        if swarm or p.name != "deploy-stack"
+        p.name: p.read_bytes() for p in template.iterdir() if swarm or p.name != "deploy-stack"
     }
     assert all(os.access(scripts / script, os.X_OK) for script in SCRIPTS)
     assert {s: (r.returncode, "Usage:" in r.stdout) for s, r in helps.items()} == {
