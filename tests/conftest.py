@@ -8,9 +8,11 @@ run on the host. Each lane is one worker process, so a session fixture (a render
 servers) is built once, in the lane that uses it. Pass `-n 0` to run in one process.
 """
 
-from pathlib import Path
+from pathlib import PurePosixPath
+from typing import Any
 
 import pytest
+from xdist.scheduler import LoadScopeScheduling
 
 # Real PostgreSQL and Redis servers, for the tiers that run a project's code (boot, update).
 pytest_plugins = ["tests.harness.fixtures"]
@@ -40,12 +42,29 @@ LANES = {
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    tests_dir = Path(__file__).parent
     for item in items:
-        parts = item.path.relative_to(tests_dir).parts
-        # tests/lab/ (the stand-in image checks) needs the engine, like the compose tier it serves.
-        tier = TIERS.get(parts[0])
-        if tier is None:
-            raise pytest.UsageError(f"{item.nodeid}: put tests in one of {sorted(TIERS)}")
-        item.add_marker(tier)
-        item.add_marker(pytest.mark.xdist_group(LANES[tier]))
+        item.add_marker(TIERS[_tier_dir(item.nodeid)])
+
+
+def _tier_dir(nodeid: str) -> str:
+    parts = PurePosixPath(nodeid.split("::")[0]).parts
+    if len(parts) < 3 or parts[0] != "tests" or parts[1] not in TIERS:
+        raise pytest.UsageError(f"{nodeid}: put tests in one of tests/{{{','.join(TIERS)}}}/")
+    return parts[1]
+
+
+class _LaneScheduling(LoadScopeScheduling):  # type: ignore[misc]  # xdist ships no types
+    """xdist's scope scheduling with one scope per lane: each lane goes whole to one worker."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        return LANES[TIERS[_tier_dir(nodeid)]]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LoadScopeScheduling | None:
+    # `--dist loadgroup` with xdist_group marks would say the same, but pytest-xdist 3.8 marks a
+    # group by rewriting the node id, which pytest 9.2 ignores (pytest-dev/pytest-xdist#1386):
+    # the lanes split silently, and two workers drove one booted stack at once.
+    if config.getoption("dist") != "loadgroup":
+        return None
+    return _LaneScheduling(config, log)
