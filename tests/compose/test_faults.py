@@ -5,6 +5,7 @@ import time
 
 import httpx
 
+from tests.harness.engine import wait_until_healthy
 from tests.harness.stack import Stack
 
 HEALTH_BUDGET_SECONDS = 2.0
@@ -44,6 +45,9 @@ def test_paused_database_answers_within_budget_and_recovers(stack: Stack) -> Non
         paused, elapsed = _timed_health(stack)
     finally:
         stack.compose("unpause", "db")
+        # The engine marks a paused container unhealthy and keeps it so until its next check
+        # passes, up to an interval later; compose refuses to start the api on it meanwhile.
+        wait_until_healthy(db)
     back, _ = _timed_health(stack)
     with stack.client() as client:
         write = client.post("/v1/conversations", json={"title": "after pause"})
