@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from httpx import AsyncClient
 
 from tests.conftest import make_settings, new_conversation_id, serve
 from tests.metrics import admission_refusals, scrape
@@ -95,3 +96,22 @@ async def test_event_streams_past_the_process_bound_get_503(
     ]
     assert refusals == {"event_streams": 1}
     assert after == 200
+
+
+async def test_every_streaming_route_documents_its_refusals(client: AsyncClient) -> None:
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    streaming = {
+        f"{method.upper()} {path}": operation["responses"]
+        for path, operations in paths.items()
+        for method, operation in operations.items()
+        if "text/event-stream" in operation["responses"].get("200", {}).get("content", {})
+    }
+
+    assert len(streaming) == 4, sorted(streaming)
+    assert {
+        route: {code: responses.get(code, {}).get("description") for code in ("429", "503")}
+        for route, responses in streaming.items()
+    } == {
+        route: {"429": "Too many streams of this key open", "503": "Too many streams open"}
+        for route in streaming
+    }

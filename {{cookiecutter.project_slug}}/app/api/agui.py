@@ -1,13 +1,12 @@
 """AG-UI endpoint: a conversation's turn for AG-UI clients (HttpAgent)."""
 
 from ag_ui.core import RunAgentInput
-from fastapi import APIRouter, status
+from fastapi import APIRouter
 from sse_starlette import EventSourceResponse
 
 from app.agui import run_input
 from app.agui.events import Translation, encoded
 from app.api import sse
-from app.core.streams import EVENT_STREAM
 from app.deps import AgentDep, OwnedConversation, OwnerDep, ResourcesDep, SessionDep
 from app.flows import messages
 
@@ -17,14 +16,7 @@ router = APIRouter(tags=["agui"])
 @router.post(
     "/conversations/{conversation_id}/agui",
     response_class=EventSourceResponse,
-    responses={
-        status.HTTP_200_OK: {
-            "description": "The run as AG-UI events",
-            "content": {EVENT_STREAM: {}},
-        },
-        status.HTTP_429_TOO_MANY_REQUESTS: {"description": "Too many streams of this key open"},
-        status.HTTP_503_SERVICE_UNAVAILABLE: {"description": "Too many streams open"},
-    },
+    responses=sse.documented("The run as AG-UI events"),
 )
 async def run_agent(
     conversation: OwnedConversation,

@@ -82,13 +82,8 @@ async def delete_conversation(conversation: OwnedConversation, session: SessionD
     status_code=status.HTTP_201_CREATED,
     response_model=Exchange,
     responses={
-        status.HTTP_200_OK: {
-            "description": "With Accept: text/event-stream, the reply as Server-Sent Events",
-            "content": {EVENT_STREAM: {}},
-        },
+        **sse.documented("With Accept: text/event-stream, the reply as Server-Sent Events"),
         status.HTTP_502_BAD_GATEWAY: {"description": "The language model provider failed"},
-        status.HTTP_429_TOO_MANY_REQUESTS: {"description": "Too many streams of this key open"},
-        status.HTTP_503_SERVICE_UNAVAILABLE: {"description": "Too many streams open"},
     },
 )
 async def send_message(

@@ -7,7 +7,6 @@ from starlette.responses import JSONResponse
 from app.agent.loop import ErrorEvent
 from app.api import sse
 from app.core.metadata import project_metadata
-from app.core.streams import EVENT_STREAM
 from app.deps import AgentDep, OwnerDep, ResourcesDep, SettingsDep
 from app.openai_api import wire
 from app.openai_api.schemas import (
@@ -32,14 +31,9 @@ async def list_models(settings: SettingsDep) -> ModelList:
     "/chat/completions",
     response_model=ChatCompletion,
     responses={
-        status.HTTP_200_OK: {
-            "description": 'With "stream": true, chat.completion.chunk events, then [DONE]',
-            "content": {EVENT_STREAM: {}},
-        },
+        **sse.documented('With "stream": true, chat.completion.chunk events, then [DONE]'),
         status.HTTP_404_NOT_FOUND: {"model": ErrorBody, "description": "Another model"},
-        status.HTTP_429_TOO_MANY_REQUESTS: {"description": "Too many streams of this key open"},
         status.HTTP_502_BAD_GATEWAY: {"model": ErrorBody, "description": "The model failed"},
-        status.HTTP_503_SERVICE_UNAVAILABLE: {"description": "Too many streams open"},
     },
 )
 async def chat_completions(

@@ -11,7 +11,6 @@ from app.api import sse
 from app.api.errors import unknown_files
 from app.conversations.schemas import MessageCreate
 from app.conversations.service import UnknownFilesError
-from app.core.streams import EVENT_STREAM
 from app.core.validation import field_error
 from app.deps import (
     LockedRun,
@@ -99,7 +98,7 @@ def _undecidable(exc: service.UndecidableError) -> list[dict[str, Any]]:
 @router.get(
     "/runs/{run_id}/events",
     response_class=EventSourceResponse,
-    responses={status.HTTP_200_OK: {"content": {EVENT_STREAM: {}}}},
+    responses=sse.documented("The run's events as Server-Sent Events"),
 )
 async def run_events(
     run: OwnedRun,

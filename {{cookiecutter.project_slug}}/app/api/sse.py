@@ -13,18 +13,29 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict
 from typing import Any
 
+from fastapi import status
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from app.agent.loop import DoneEvent, ErrorEvent, Event, TokenEvent, ToolCallEvent, ToolResultEvent
 from app.agent.tools import ToolResult
 from app.conversations.models import Message
 from app.conversations.schemas import Exchange, ToolCallOut
-from app.core.streams import LINE_END, HeldStream
+from app.core.streams import EVENT_STREAM, LINE_END, HeldStream
 from app.llm.base import ToolCall
 from app.runs.models import RunEvent
 
 logger = logging.getLogger(__name__)
 type Frames = AsyncIterator[ServerSentEvent] | AsyncIterator[str] | AsyncIterator[bytes]
+
+
+def documented(stream: str) -> dict[int | str, dict[str, Any]]:
+    """What every route that streams answers, for its OpenAPI `responses`: the stream, and
+    the two refusals of a stream slot (past the key's share, past the process's)."""
+    return {
+        status.HTTP_200_OK: {"description": stream, "content": {EVENT_STREAM: {}}},
+        status.HTTP_429_TOO_MANY_REQUESTS: {"description": "Too many streams of this key open"},
+        status.HTTP_503_SERVICE_UNAVAILABLE: {"description": "Too many streams open"},
+    }
 
 
 def respond(frames: Frames, give_back: Callable[[], None]) -> EventSourceResponse:
