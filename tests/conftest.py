@@ -8,6 +8,7 @@ run on the host. Each lane is one worker process, so a session fixture (a render
 servers) is built once, in the lane that uses it. Pass `-n 0` to run in one process.
 """
 
+import time
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -68,3 +69,41 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LoadScopeSch
     if config.getoption("dist") != "loadgroup":
         return None
     return _LaneScheduling(config, log)
+
+
+# Each lane's wall time, printed after the slowest steps: which lane ends last is where a cut
+# pays. A worker notes the lanes it ran and its time; the controller prints what they sent.
+_lanes_run: set[str] = set()
+_session_started = time.monotonic()
+_lane_seconds: dict[str, float] = {}
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    global _session_started
+    _session_started = time.monotonic()
+
+
+def pytest_runtest_logstart(nodeid: str) -> None:
+    _lanes_run.add(LANES[TIERS[_tier_dir(nodeid)]])
+
+
+@pytest.hookimpl(trylast=True)  # after the session's fixtures are torn down
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None and _lanes_run:
+        output["lanes"] = " + ".join(sorted(_lanes_run))
+        output["seconds"] = time.monotonic() - _session_started
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    output = getattr(node, "workeroutput", {})
+    if "lanes" in output:
+        _lane_seconds[output["lanes"]] = output["seconds"]
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _lane_seconds:
+        terminalreporter.write_sep("=", "lanes: wall time of each worker")
+        for lanes, seconds in sorted(_lane_seconds.items(), key=lambda lane: -lane[1]):
+            terminalreporter.write_line(f"{seconds:8.1f}s  {lanes}")
