@@ -81,6 +81,14 @@ def _without_id(response: Response, row_id: str) -> tuple[int, str, str | None]:
     )
 
 
+# What a client reads in a 404's documentation: the body every 404 carries.
+NOT_FOUND_BODY = {
+    "properties": {"detail": {"title": "Detail", "type": "string"}},
+    "required": ["detail"],
+    "title": "NotFound",
+    "type": "object",
+}
+
 # The path parameter that names a row of each kind.
 ROW_PARAMETERS = {"conversation": "{conversation_id}", "run": "{run_id}", "file": "{file_id}"}
 
@@ -119,6 +127,28 @@ async def test_every_route_naming_a_row_answers_a_foreign_id_as_an_unknown_one(
         assert _without_id(foreign, mine[kind]) == _without_id(never, unknown[kind]), path
     assert checked == set(mine)
     assert (await client.get(f"/v1/runs/{mine['run']}")).json()["status"] == "queued"
+
+
+async def test_every_route_naming_a_row_documents_its_404(client: AsyncClient) -> None:
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    routes = await _routes_naming_a_row(client)
+
+    documented = {
+        (method, path): paths[path][method.lower()]["responses"].get("404", {})
+        for method, path, _ in routes
+    }
+
+    assert len(documented) == 11
+    assert {
+        route: (response.get("description"), response.get("content"))
+        for route, response in documented.items()
+    } == {
+        (method, path): (
+            f"No {kind} of this key with that id",
+            {"application/json": {"schema": NOT_FOUND_BODY}},
+        )
+        for method, path, kind in routes
+    }
 
 
 async def test_a_message_may_attach_only_the_callers_files(client: AsyncClient) -> None:
