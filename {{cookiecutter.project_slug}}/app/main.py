@@ -80,10 +80,11 @@ def create_app(
     app.include_router(health.router)
     if settings.playground_enabled:
         app.include_router(playground_router)
+    api_dependencies = [Depends(authorize)]
     # OpenAI clients take http://host:port/v1 as their base URL, and this key as theirs.
     for router in (conversations.router, files.router, runs.router, agui.router, openai.router):
         document_not_found(router.routes)
-        app.include_router(router, prefix=API_PREFIX, dependencies=[Depends(authorize)])
+        app.include_router(router, prefix=API_PREFIX, dependencies=api_dependencies)
     return app
 
 
