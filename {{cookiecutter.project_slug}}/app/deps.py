@@ -9,14 +9,13 @@ dependencies: each dependency FastAPI resolves costs the request time of its own
 """
 
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, cast
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from starlette.routing import BaseRoute
 
 from app.conversations import service as conversations
 from app.conversations.models import Conversation
@@ -169,18 +168,19 @@ _ROW_OF: dict[Any, str] = {
 }
 
 
-def document_not_found(routes: Iterable[BaseRoute]) -> None:
-    """Add its 404 to the OpenAPI of every route that takes one of the Owned parameters:
-    FastAPI documents what a route declares, not what its dependencies raise."""
-    for route in routes:
-        if not isinstance(route, APIRoute):
-            continue
-        rows = sorted({_ROW_OF[d.call] for d in route.dependant.dependencies if d.call in _ROW_OF})
+class OwnedRowsRoute(APIRoute):
+    """A route that documents the 404 of the Owned parameters it takes: FastAPI documents
+    what a route declares, not what its dependencies raise. A router's `route_class`."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        calls = [dependency.call for dependency in self.dependant.dependencies]
+        rows = sorted({_ROW_OF[call] for call in calls if call in _ROW_OF})
         if rows:
-            route.responses.setdefault(
-                status.HTTP_404_NOT_FOUND,
-                {
+            self.responses = {
+                status.HTTP_404_NOT_FOUND: {
                     "description": f"No {' or '.join(rows)} of this key with that id",
                     "content": {"application/json": {"schema": NotFound.model_json_schema()}},
                 },
-            )
+                **self.responses,
+            }

@@ -17,7 +17,7 @@ from app.core.metadata import project_metadata
 from app.core.metrics import Metrics
 from app.core.security import KeyRing
 from app.core.tracing import Tracing
-from app.deps import authorize, document_not_found
+from app.deps import authorize
 from app.files import storage
 from app.playground.router import router as playground_router
 from app.resources import open_resources
@@ -81,10 +81,12 @@ def create_app(
     if settings.playground_enabled:
         app.include_router(playground_router)
     api_dependencies = [Depends(authorize)]
+    app.include_router(conversations.router, prefix=API_PREFIX, dependencies=api_dependencies)
+    app.include_router(files.router, prefix=API_PREFIX, dependencies=api_dependencies)
+    app.include_router(runs.router, prefix=API_PREFIX, dependencies=api_dependencies)
+    app.include_router(agui.router, prefix=API_PREFIX, dependencies=api_dependencies)
     # OpenAI clients take http://host:port/v1 as their base URL, and this key as theirs.
-    for router in (conversations.router, files.router, runs.router, agui.router, openai.router):
-        document_not_found(router.routes)
-        app.include_router(router, prefix=API_PREFIX, dependencies=api_dependencies)
+    app.include_router(openai.router, prefix=API_PREFIX, dependencies=api_dependencies)
     return app
 
 

@@ -7,10 +7,10 @@ from sse_starlette import EventSourceResponse
 from app.agui import run_input
 from app.agui.events import Translation, encoded
 from app.api import sse
-from app.deps import AgentDep, OwnedConversation, OwnerDep, ResourcesDep, SessionDep
+from app.deps import AgentDep, OwnedConversation, OwnedRowsRoute, OwnerDep, ResourcesDep, SessionDep
 from app.flows import messages
 
-router = APIRouter(tags=["agui"])
+router = APIRouter(tags=["agui"], route_class=OwnedRowsRoute)
 
 
 @router.post(

@@ -24,6 +24,7 @@ from app.deps import (
     AgentDep,
     OwnedConversation,
     OwnedConversationWithMessages,
+    OwnedRowsRoute,
     OwnerDep,
     ResourcesDep,
     SessionDep,
@@ -31,7 +32,7 @@ from app.deps import (
 from app.flows import messages
 from app.flows.turns import Agent
 
-router = APIRouter(prefix="/conversations", tags=["conversations"])
+router = APIRouter(prefix="/conversations", tags=["conversations"], route_class=OwnedRowsRoute)
 # Far beyond any real page, and well inside PostgreSQL's bigint.
 MAX_OFFSET = 1_000_000_000
 

@@ -15,6 +15,7 @@ from app.core.validation import field_error
 from app.deps import (
     LockedRun,
     OwnedConversation,
+    OwnedRowsRoute,
     OwnedRun,
     OwnerDep,
     ResourcesDep,
@@ -25,7 +26,7 @@ from app.deps import (
 from app.runs import service
 from app.runs.schemas import Approvals, RunOut
 
-router = APIRouter(tags=["runs"])
+router = APIRouter(tags=["runs"], route_class=OwnedRowsRoute)
 
 
 @router.post("/conversations/{conversation_id}/runs", status_code=status.HTTP_202_ACCEPTED)
