@@ -31,7 +31,7 @@ TIERS = {
 
 # Two lanes for two cores (docs/performance.md has the durations behind the split). The engine tiers
 # stay in one lane: swarm mode and the compose stacks share the one engine, and the stand-in
-# images are built once. The host lane holds the rest: about as long, measured.
+# images are built once. The host lane holds the rest; each run prints both lanes' times.
 LANES = {
     "render": "host",
     "quality": "host",
