@@ -54,11 +54,15 @@ def _tier_dir(nodeid: str) -> str:
     return parts[1]
 
 
+def _lane_of(nodeid: str) -> str:
+    return LANES[TIERS[_tier_dir(nodeid)]]
+
+
 class _LaneScheduling(LoadScopeScheduling):  # type: ignore[misc]  # xdist ships no types
     """xdist's scope scheduling with one scope per lane: each lane goes whole to one worker."""
 
     def _split_scope(self, nodeid: str) -> str:
-        return LANES[TIERS[_tier_dir(nodeid)]]
+        return _lane_of(nodeid)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -72,19 +76,15 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LoadScopeSch
 
 
 # Each lane's wall time, printed after the slowest steps: which lane ends last is where a cut
-# pays. A worker notes the lanes it ran and its time; the controller prints what they sent.
+# pays. A worker notes the lanes it ran and its time since it loaded this file (its start);
+# the controller prints what they sent.
+_started = time.monotonic()
 _lanes_run: set[str] = set()
-_session_started = time.monotonic()
 _lane_seconds: dict[str, float] = {}
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
-    global _session_started
-    _session_started = time.monotonic()
-
-
 def pytest_runtest_logstart(nodeid: str) -> None:
-    _lanes_run.add(LANES[TIERS[_tier_dir(nodeid)]])
+    _lanes_run.add(_lane_of(nodeid))
 
 
 @pytest.hookimpl(trylast=True)  # after the session's fixtures are torn down
@@ -92,7 +92,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     output = getattr(session.config, "workeroutput", None)
     if output is not None and _lanes_run:
         output["lanes"] = " + ".join(sorted(_lanes_run))
-        output["seconds"] = time.monotonic() - _session_started
+        output["seconds"] = time.monotonic() - _started
 
 
 @pytest.hookimpl(optionalhook=True)
