@@ -158,6 +158,8 @@ class NotFound(BaseModel):
     detail: str
 
 
+_NOT_FOUND_SCHEMA = NotFound.model_json_schema()
+
 # The kind of row each of the dependencies above reads.
 _ROW_OF: dict[Any, str] = {
     owned_conversation: "conversation",
@@ -174,13 +176,14 @@ class OwnedRowsRoute(APIRoute):
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         super().__init__(path, endpoint, **kwargs)
+        # Compared, not hashed: a dependency may be an unhashable callable object.
         calls = [dependency.call for dependency in self.dependant.dependencies]
-        rows = sorted({_ROW_OF[call] for call in calls if call in _ROW_OF})
+        rows = sorted({row for owned, row in _ROW_OF.items() if owned in calls})
         if rows:
             self.responses = {
                 status.HTTP_404_NOT_FOUND: {
                     "description": f"No {' or '.join(rows)} of this key with that id",
-                    "content": {"application/json": {"schema": NotFound.model_json_schema()}},
+                    "content": {"application/json": {"schema": _NOT_FOUND_SCHEMA}},
                 },
                 **self.responses,
             }

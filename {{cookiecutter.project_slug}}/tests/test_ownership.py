@@ -2,7 +2,7 @@
 
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from httpx import AsyncClient, Response
 from pydantic import SecretStr
@@ -93,9 +93,12 @@ NOT_FOUND_BODY = {
 ROW_PARAMETERS = {"conversation": "{conversation_id}", "run": "{run_id}", "file": "{file_id}"}
 
 
-async def _routes_naming_a_row(client: AsyncClient) -> list[tuple[str, str, str]]:
+async def _openapi_paths(client: AsyncClient) -> dict[str, Any]:
+    return cast(dict[str, Any], (await client.get("/openapi.json")).json()["paths"])
+
+
+def _routes_naming_a_row(paths: dict[str, Any]) -> list[tuple[str, str, str]]:
     """Every (method, path, kind of row) of the api whose path names a row, from its OpenAPI."""
-    paths = (await client.get("/openapi.json")).json()["paths"]
     return [
         (method.upper(), path, kind)
         for path, operations in paths.items()
@@ -114,7 +117,7 @@ async def test_every_route_naming_a_row_answers_a_foreign_id_as_an_unknown_one(
     unknown = {kind: str(uuid.uuid4()) for kind in mine}
     checked = set()
 
-    for method, path, kind in await _routes_naming_a_row(client):
+    for method, path, kind in _routes_naming_a_row(await _openapi_paths(client)):
         checked.add(kind)
         parameter = ROW_PARAMETERS[kind]
         # No body: whose the row is is answered before anything the request carries.
@@ -130,8 +133,8 @@ async def test_every_route_naming_a_row_answers_a_foreign_id_as_an_unknown_one(
 
 
 async def test_every_route_naming_a_row_documents_its_404(client: AsyncClient) -> None:
-    paths = (await client.get("/openapi.json")).json()["paths"]
-    routes = await _routes_naming_a_row(client)
+    paths = await _openapi_paths(client)
+    routes = _routes_naming_a_row(paths)
 
     documented = {
         (method, path): paths[path][method.lower()]["responses"].get("404", {})
