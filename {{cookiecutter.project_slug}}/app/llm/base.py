@@ -36,13 +36,24 @@ class ToolSpec:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
+    """What one model call (or a sum of them) consumed, in tokens.
+
+    prompt_tokens counts every input token, those served from or written to the provider's
+    prompt cache included; the cache fields say how many of them were (they are priced
+    differently).
+    """
+
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
 
     def __add__(self, other: "Usage") -> "Usage":
         return Usage(
             self.prompt_tokens + other.prompt_tokens,
             self.completion_tokens + other.completion_tokens,
+            self.cache_read_tokens + other.cache_read_tokens,
+            self.cache_write_tokens + other.cache_write_tokens,
         )
 
 
