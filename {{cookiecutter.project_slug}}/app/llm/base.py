@@ -70,6 +70,12 @@ class LLMError(Exception):
     """The provider could not produce a reply; the message is safe to show to clients."""
 
 
+class LLMUnavailableError(LLMError):
+    """The provider could not answer now (unreachable, timed out, rate-limited, overloaded,
+    a 5xx): another provider may. Any other LLMError (a refused key, a bad request) is a
+    configuration or input problem that another provider would only hide."""
+
+
 class LLMProvider(Protocol):
     name: str
 

@@ -1,6 +1,5 @@
 """A provider for any endpoint that speaks OpenAI's chat-completions API, tools included."""
 
-import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
@@ -13,8 +12,17 @@ from openai.types.chat import (
     ChatCompletionMessageParam,
 )
 
-from app.llm.base import ChatMessage, Completion, LLMError, ToolCall, ToolSpec, Usage
+from app.llm.base import (
+    ChatMessage,
+    Completion,
+    LLMError,
+    LLMUnavailableError,
+    ToolCall,
+    ToolSpec,
+    Usage,
+)
 from app.llm.openai_chunks import ToolCallDelta, chunks
+from app.llm.wire_names import WireNames
 
 
 class OpenAICompatibleProvider:
@@ -29,7 +37,7 @@ class OpenAICompatibleProvider:
     async def complete(
         self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec] = ()
     ) -> Completion:
-        names = _Names(tools)
+        names = WireNames(tools)
         try:
             response = await self._client.chat.completions.create(
                 model=self._model, messages=_to_wire(messages, names), tools=_tools(tools, names)
@@ -52,7 +60,7 @@ class OpenAICompatibleProvider:
         parts: list[str] = []
         calls: dict[int, _PartialCall] = {}
         usage = Usage()
-        names = _Names(tools)
+        names = WireNames(tools)
         request = self._client.chat.completions.with_streaming_response.create(
             model=self._model,
             messages=_to_wire(messages, names),
@@ -79,9 +87,9 @@ class OpenAICompatibleProvider:
             raise _as_llm_error(exc) from exc
         except httpx2.TimeoutException as exc:
             # Mid-stream, the SDK's transport errors reach us unwrapped.
-            raise LLMError("the language model provider timed out") from exc
+            raise LLMUnavailableError("the language model provider timed out") from exc
         except httpx2.TransportError as exc:
-            raise LLMError("the language model provider stopped answering") from exc
+            raise LLMUnavailableError("the language model provider stopped answering") from exc
         whole = tuple(calls[index].done(names) for index in sorted(calls))
         yield Completion("".join(parts), whole, usage)
 
@@ -103,54 +111,12 @@ class _PartialCall:
             self.name = function.get("name") or self.name
             self.arguments.append(function.get("arguments") or "")
 
-    def done(self, names: "_Names") -> ToolCall:
+    def done(self, names: WireNames) -> ToolCall:
         return ToolCall(self.id, names.ours(self.name), "".join(self.arguments))
 
 
-class _Names:
-    """Our tool names as OpenAI's function names, and back, for one call.
-
-    OpenAI wants ^[a-zA-Z0-9_-]{1,64}$; an MCP server's tool is "server.tool". Built from
-    the tools one call offers, so that no two of them share a wire name; our API, the
-    stored steps and the events keep our names.
-    """
-
-    def __init__(self, tools: Sequence[ToolSpec]) -> None:
-        taken = {tool.name for tool in tools if _WIRE_NAME.fullmatch(tool.name)}
-        self._wire = {tool.name: tool.name for tool in tools if tool.name in taken}
-        for tool in tools:
-            if tool.name not in taken:
-                self._wire[tool.name] = _unique(_wire_safe(tool.name), taken)
-        self._ours = {wire: ours for ours, wire in self._wire.items()}
-
-    def wire(self, name: str) -> str:
-        # A name no longer offered (an earlier call in the history) still has to be valid.
-        return self._wire.get(name) or _wire_safe(name)
-
-    def ours(self, wire: str) -> str:
-        return self._ours.get(wire, wire)
-
-
-_WIRE_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
-_NOT_WIRE = re.compile(r"[^a-zA-Z0-9_-]")
-
-
-def _wire_safe(name: str) -> str:
-    return _NOT_WIRE.sub("_", name)[:64] or "_"
-
-
-def _unique(name: str, taken: set[str]) -> str:
-    candidate, number = name, 1
-    while candidate in taken:
-        number += 1
-        suffix = f"_{number}"
-        candidate = name[: 64 - len(suffix)] + suffix
-    taken.add(candidate)
-    return candidate
-
-
 def _tools(
-    tools: Sequence[ToolSpec], names: _Names
+    tools: Sequence[ToolSpec], names: WireNames
 ) -> list[ChatCompletionFunctionToolParam] | openai.Omit:
     if not tools:
         # Some servers refuse an empty list: leave the field out instead.
@@ -168,7 +134,7 @@ def _tools(
     ]
 
 
-def _to_wire(messages: Sequence[ChatMessage], names: _Names) -> list[ChatCompletionMessageParam]:
+def _to_wire(messages: Sequence[ChatMessage], names: WireNames) -> list[ChatCompletionMessageParam]:
     wire: list[ChatCompletionMessageParam] = []
     for message in messages:
         if message.role == "system":
@@ -209,12 +175,14 @@ def _usage(usage: CompletionUsage | None) -> Usage:
 def _as_llm_error(exc: openai.OpenAIError) -> LLMError:
     # Upstream error bodies may echo prompts or keys: clients get the kind and status only.
     if isinstance(exc, openai.APIStatusError):
-        return LLMError(f"the language model provider answered HTTP {exc.status_code}")
+        status = exc.status_code
+        error = LLMUnavailableError if status == 429 or status >= 500 else LLMError
+        return error(f"the language model provider answered HTTP {status}")
     # aiohttp's transport reports a refused connection as a connect timeout: either way,
     # the provider was never reached.
     connecting = isinstance(exc.__cause__, httpx2.ConnectTimeout)
     if isinstance(exc, openai.APITimeoutError) and not connecting:
-        return LLMError("the language model provider timed out")
+        return LLMUnavailableError("the language model provider timed out")
     if isinstance(exc, openai.APIConnectionError):
-        return LLMError("the language model provider could not be reached")
+        return LLMUnavailableError("the language model provider could not be reached")
     return LLMError("the language model provider failed")
