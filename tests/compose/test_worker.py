@@ -30,6 +30,8 @@ class Page(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
 http.server.ThreadingHTTPServer(("0.0.0.0", 8080), Page).serve_forever()
 """
+# Two calls of current_time: three model calls and two tool calls a run.
+TWO_CALLS = "/tool current_time\n/tool current_time {}"
 
 
 @pytest.fixture(scope="module")
@@ -127,6 +129,31 @@ def test_a_run_whose_worker_is_killed_is_finished_by_another(stack: Stack) -> No
     roles = [m["role"] for m in messages["messages"]]
     assert roles == ["user", "assistant", "tool", "assistant"]
     assert messages["messages"][2]["content"] == "HTTP 200\nslow page"
+
+
+def test_runs_whose_worker_is_killed_store_every_message_once(stack: Stack) -> None:
+    """Killed at whatever instant it is at, the worker leaves runs that end as if it had not
+    been: three model calls, two tool calls and six messages each, none stored twice."""
+    with stack.client() as client:
+        runs = [start_run(client, f"{n}: what time is it?\n{TWO_CALLS}") for n in range(20)]
+        lab.docker("kill", "--signal", "KILL", _workers(stack)[0])
+        stack.compose("up", "-d", "--wait", "--no-build", "worker")
+        finished = [wait_for_run(client, run["id"]) for run in runs]
+        conversations = [
+            client.get(f"/v1/conversations/{run['conversation_id']}").json()["messages"]
+            for run in runs
+        ]
+
+    assert [(run["status"], run["stop_reason"]) for run in finished] == [
+        ("succeeded", "completed")
+    ] * 20
+    roles = ["user", "assistant", "tool", "assistant", "tool", "assistant"]
+    assert [[m["role"] for m in messages] for messages in conversations] == [roles] * 20
+    # The tokens of a run are those of its three stored model calls, whichever attempt
+    # made them.
+    for run, messages in zip(finished, conversations, strict=True):
+        prompt = sum(m["usage"]["prompt_tokens"] for m in messages if m["role"] == "assistant")
+        assert run["usage"]["prompt_tokens"] == prompt
 
 
 def _wait_for_claim(stack: Stack, run_id: str) -> str:

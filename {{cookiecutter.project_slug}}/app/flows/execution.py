@@ -4,7 +4,8 @@ A run is claimed by one UPDATE (queued -> running, attempts + 1, a lease). Every
 the run's steps renews the lease in the same transaction and only if the claim is still
 this worker's: a worker that lost its run (killed, or too slow to renew) can never write
 a step the run's next attempt also writes. The next attempt rebuilds the conversation from
-the database, so it continues after the last stored step instead of starting again.
+the database, so it continues after the last stored step instead of starting again; if that
+step was the run's answer, the run ends with it.
 """
 
 import asyncio
@@ -17,14 +18,14 @@ from sqlalchemy import Interval, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from taskiq_redis import ListQueueBroker
 
-from app.agent.loop import DoneEvent
+from app.agent.loop import DoneEvent, ErrorEvent
 from app.agent.mcp import McpTools
 from app.conversations.models import Conversation, Message
 from app.core.config import Settings
 from app.core.metrics import Metrics
 from app.core.queue import enqueue
-from app.flows.turns import Agent, ReadyTurn
-from app.llm.base import LLMProvider
+from app.flows.turns import Agent
+from app.llm.base import LLMProvider, Usage
 from app.runs import service
 from app.runs.models import Run
 from app.runs.recorder import LeaseLostError, RunRecorder
@@ -99,11 +100,7 @@ class Executor:
     async def _execute(self, run: Run) -> None:
         recorder = RunRecorder(self.sessionmaker, run.id, run.attempts, self.lease, self.stopping)
         try:
-            async with self.sessionmaker() as session:
-                conversation = await session.get_one(Conversation, run.conversation_id)
-                taken = await service.steps_taken(session=session, run_id=run.id)
-                turn = await self.agent.prepare(session, conversation, recorder, steps_taken=taken)
-            work = asyncio.create_task(self._finish(turn, recorder))
+            work = asyncio.create_task(self._finish(run, recorder))
             keeper = asyncio.create_task(self._keep_lease(recorder, work))
             try:
                 await work
@@ -117,12 +114,26 @@ class Executor:
         if recorder.requeue:
             await enqueue(self.broker, run.id, self.metrics)
 
-    async def _finish(self, turn: ReadyTurn[Message], recorder: RunRecorder) -> None:
-        ended = await turn.outcome()
+    async def _finish(self, run: Run, recorder: RunRecorder) -> None:
+        ended = await self._outcome(run, recorder)
         if isinstance(ended, DoneEvent):
             await recorder.finish(ended)
         else:
             await recorder.fail(ended.detail)
+
+    async def _outcome(self, run: Run, recorder: RunRecorder) -> DoneEvent[Message] | ErrorEvent:
+        """The run's turn, resumed after the last step its earlier attempts stored."""
+        async with self.sessionmaker() as session:
+            stored = await service.progress(session=session, run_id=run.id)
+            if stored.answer is not None:
+                # An earlier attempt stored the answer and died before it ended the run:
+                # the run ends with that answer, and the model is not asked again.
+                return DoneEvent([stored.answer], "completed", Usage())
+            conversation = await session.get_one(Conversation, run.conversation_id)
+            turn = await self.agent.prepare(
+                session, conversation, recorder, steps_taken=stored.steps
+            )
+        return await turn.outcome()
 
     async def _keep_lease(self, recorder: RunRecorder, work: "asyncio.Task[None]") -> None:
         """Renew the lease while a step takes long (a slow model or tool); stop the run's

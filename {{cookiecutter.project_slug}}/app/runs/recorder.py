@@ -14,7 +14,7 @@ from app.agent.loop import Decision, DoneEvent, StopReason
 from app.agent.tools import ToolResult
 from app.conversations.models import Message
 from app.conversations.schemas import MessageOut
-from app.llm.base import Completion, ToolCall
+from app.llm.base import Completion, ToolCall, Usage
 from app.runs import service
 from app.runs.models import Run
 
@@ -28,10 +28,20 @@ _RENEW = (
         Run.attempts == bindparam("attempt"),
         Run.status == "running",
     )
-    .values(lease_until=func.clock_timestamp() + bindparam("lease", type_=Interval))
+    .values(
+        lease_until=func.clock_timestamp() + bindparam("lease", type_=Interval),
+        # A model step's tokens are added in the transaction that stores the step: the run's
+        # usage is then the sum over every step stored, whichever attempt stored it.
+        prompt_tokens=Run.prompt_tokens + bindparam("prompt_tokens"),
+        completion_tokens=Run.completion_tokens + bindparam("completion_tokens"),
+    )
     .returning(Run)
     .execution_options(synchronize_session=False)
 )
+
+
+# What a write that stores no model step adds to the run's usage.
+NO_TOKENS = Usage()
 
 
 class LeaseLostError(Exception):
@@ -58,7 +68,7 @@ class RunRecorder:
 
     async def step(self, completion: Completion) -> Message:
         async with self.sessionmaker() as session:
-            run = await self._renew(session)
+            run = await self._renew(session, completion.usage)
             message = _add(
                 session,
                 run,
@@ -106,8 +116,6 @@ class RunRecorder:
     async def finish(self, done: DoneEvent[Message]) -> None:
         async with self.sessionmaker() as session:
             run = await self._renew(session)
-            run.prompt_tokens += done.usage.prompt_tokens
-            run.completion_tokens += done.usage.completion_tokens
             if done.stop_reason == "interrupted":
                 # Back to the queue without counting the attempt: nothing went wrong.
                 run.status, run.lease_until, run.attempts = "queued", None, run.attempts - 1
@@ -128,9 +136,16 @@ class RunRecorder:
             service.add_event(session, run, "error", {"detail": detail})
             await session.commit()
 
-    async def _renew(self, session: AsyncSession) -> Run:
-        """Extend the lease, in the caller's transaction, if the claim is still ours."""
-        claim = {"run_id": self.run_id, "attempt": self.attempt, "lease": self.lease}
+    async def _renew(self, session: AsyncSession, usage: Usage = NO_TOKENS) -> Run:
+        """Extend the lease, in the caller's transaction, if the claim is still ours; add
+        the tokens of the model step this transaction stores."""
+        claim = {
+            "run_id": self.run_id,
+            "attempt": self.attempt,
+            "lease": self.lease,
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+        }
         run: Run | None = await session.scalar(_RENEW, claim)
         if run is None:
             raise LeaseLostError(str(self.run_id))

@@ -4,6 +4,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
@@ -181,14 +182,30 @@ async def follow(
             await asyncio.sleep(poll_seconds)
 
 
-async def steps_taken(*, session: AsyncSession, run_id: uuid.UUID) -> int:
-    """How many model calls the run's earlier attempts stored."""
-    taken = await session.scalar(
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """What a run's earlier attempts stored: how many model calls, and the run's answer if
+    the last thing stored is one (a model step that asked for no tool)."""
+
+    steps: int
+    answer: Message | None
+
+
+async def progress(*, session: AsyncSession, run_id: uuid.UUID) -> Progress:
+    """Where a run resumes: after its last stored step."""
+    steps = await session.scalar(
         select(func.count())
         .select_from(Message)
         .where(Message.run_id == run_id, Message.role == "assistant")
     )
-    return taken or 0
+    last = await session.scalar(
+        select(Message)
+        .where(Message.run_id == run_id)
+        .order_by(Message.created_at.desc(), Message.id.desc())
+        .limit(1)
+    )
+    answered = last is not None and last.role == "assistant" and not last.tool_calls
+    return Progress(steps or 0, last if answered else None)
 
 
 async def count_by_status(session: AsyncSession) -> dict[str, int]:
