@@ -91,7 +91,8 @@ def next_steps(
     if generated:
         notes.append(f"secrets/ holds {len(generated)} new random values: {', '.join(generated)}")
     if empty:
-        notes.append(f"secrets/{', secrets/'.join(empty)} is empty: paste your key there to use it")
+        files = ", ".join(f"secrets/{name}" for name in empty)
+        notes.append(f"Empty, for the model provider's key you use: {files}")
     if generated or empty:
         notes.append("Never commit secrets/ (it is git-ignored).")
     else:

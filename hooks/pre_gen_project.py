@@ -25,7 +25,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "python_version": ("3.13", "3.12"),
     "postgres_version": ("17", "16", "18"),
     "redis_flavor": ("redis", "valkey"),
-    "llm_provider": ("echo", "openai"),
+    "llm_provider": ("echo", "openai", "anthropic", "gemini"),
     "ci": ("github", "gitlab", "none"),
     "deploy_targets": ("compose", "compose+swarm", "compose+helm", "compose+swarm+helm"),
     "license": ("MIT", "Apache-2.0", "Proprietary"),

@@ -44,8 +44,9 @@ SUPPORTED_COMBINATIONS = [
             "max_upload_mb": "1024",
             "rate_limit_per_minute": "100000",
             "version": "2.0.0.dev3",
+            "llm_provider": "anthropic",
         },
-        id="pg18-no-ci-proprietary-limits-max",
+        id="pg18-no-ci-proprietary-limits-max-anthropic",
     ),
     pytest.param(
         {
@@ -70,8 +71,9 @@ SUPPORTED_COMBINATIONS = [
             "version": "0.0.1.post2",
             "author_name": "José Müller",
             "deploy_targets": "compose+swarm+helm",
+            "llm_provider": "gemini",
         },
-        id="py312-pg18-valkey-unicode-author",
+        id="py312-pg18-valkey-unicode-author-gemini",
     ),
     pytest.param(
         {
@@ -180,7 +182,7 @@ BAD_ANSWERS = [
     refused("api_port", "70000", "port-70000"),
     refused("api_port", "abc", "port-abc"),
     refused("api_port", "8000 ", "port-trailing-space"),
-    refused("llm_provider", "anthropic", "provider-anthropic"),
+    refused("llm_provider", "mistral", "provider-mistral"),
     refused("llm_model", "gpt 4", "model-space"),
     refused("llm_model", "-model", "model-leading-dash"),
     refused("max_upload_mb", "0", "upload-0"),

@@ -29,6 +29,8 @@ SECRETS = {
     "api_keys": "ci:key-2c8e41",
     "secret_key": "secret-9d04aa",
     "openai_api_key": "",
+    "anthropic_api_key": "",
+    "gemini_api_key": "",
 }
 TRY_IT_OUT = {
     "postgresql": {"enabled": True},

@@ -58,6 +58,8 @@ def test_secrets_are_private_files_ignored_by_git_and_docker(baked: Project) -> 
         "api_keys",
         "secret_key",
         "openai_api_key",
+        "anthropic_api_key",
+        "gemini_api_key",
     }
     for ignore_file in (".gitignore", ".dockerignore"):
         assert {".env", "secrets/"} <= set(baked.text(ignore_file).splitlines())

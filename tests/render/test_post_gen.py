@@ -14,6 +14,7 @@ import pytest
 from tests.render.hooks import EXAMPLE, WRITER, init_secrets, post_gen, pre_gen, set_answers
 
 SECRET_NAMES = init_secrets.GENERATED_SECRETS
+PROVIDER_KEYS = ("openai_api_key", "anthropic_api_key", "gemini_api_key")
 
 
 # --- post_gen_project: optional files ------------------------------------------------------------
@@ -138,11 +139,11 @@ def test_write_secrets_creates_private_random_files(tmp_path: Path) -> None:
 
     directory = tmp_path / "secrets"
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700
-    assert sorted(written) == sorted([*SECRET_NAMES, "openai_api_key"])
+    assert sorted(written) == sorted([*SECRET_NAMES, *PROVIDER_KEYS])
     values = [(directory / name).read_text() for name in SECRET_NAMES]
     assert len(set(values)) == len(values)
     assert all(re.fullmatch(r"[A-Za-z0-9_-]{43}", value) for value in values)
-    assert (directory / "openai_api_key").read_text() == ""
+    assert [(directory / name).read_text() for name in PROVIDER_KEYS] == ["", "", ""]
     modes = {stat.S_IMODE((directory / name).stat().st_mode) for name in written}
     assert modes == {0o640}
 
@@ -177,7 +178,8 @@ def test_main_finishes_the_project(
     out = capsys.readouterr().out
     assert (
         "secrets/ holds 4 new random values: postgres_password, redis_password, api_keys, "
-        "secret_key\nsecrets/openai_api_key is empty: paste your key there to use it\n"
+        "secret_key\nEmpty, for the model provider's key you use: secrets/openai_api_key, "
+        "secrets/anthropic_api_key, secrets/gemini_api_key\n"
     ) in out
     for step in (
         "cd support_bot",

@@ -59,7 +59,8 @@ def test_init_secrets_recreates_missing_secrets_and_env(project: Project, tmp_pa
     values = [(secrets / n).read_text() for n in ("postgres_password", "redis_password")]
     assert all(len(v) >= 40 for v in values)
     assert values[0] != values[1]
-    assert (secrets / "openai_api_key").read_text() == ""
+    keys = ("openai_api_key", "anthropic_api_key", "gemini_api_key")
+    assert [(secrets / name).read_text() for name in keys] == ["", "", ""]
     assert stat.S_IMODE(secrets.stat().st_mode) == 0o700
     assert stat.S_IMODE((secrets / "secret_key").stat().st_mode) == 0o640
     env = (clone / ".env").read_text().splitlines()

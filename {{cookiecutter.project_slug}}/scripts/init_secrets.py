@@ -19,9 +19,10 @@ import sys
 from pathlib import Path
 
 # One file per secret under secrets/, handed to the containers as compose secrets. The value
-# is generated here, except the LLM key, which is yours to paste in when you use one.
+# is generated here, except the model providers' keys, which are yours to paste in when you
+# use one (empty means no key).
 GENERATED_SECRETS = ("postgres_password", "redis_password", "api_keys", "secret_key")
-EMPTY_SECRETS = ("openai_api_key",)
+EMPTY_SECRETS = ("openai_api_key", "anthropic_api_key", "gemini_api_key")
 # The directory keeps everyone else out (0700). The files are also readable by your group
 # (0640): the api runs as a fixed non-root uid and reads them through that group id, which
 # compose adds to the container (SECRETS_GID in .env); outside Swarm, compose cannot change

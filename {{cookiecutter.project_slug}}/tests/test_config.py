@@ -52,7 +52,8 @@ def test_the_shipped_config_file_is_valid(config_file: Path) -> None:
     shipped = Path(__file__).parents[1] / "config" / "config.yaml"
     config_file.write_text(shipped.read_text())
 
-    settings = load_settings(openai_api_key="real-key")
+    keys = {f"{provider}_api_key": "real-key" for provider in ("openai", "anthropic", "gemini")}
+    settings = load_settings(**keys)
 
     assert settings.config.uploads.max_bytes > 0
 
@@ -188,22 +189,29 @@ def test_bad_api_keys_are_named_by_position_without_echoing_them(
     assert "s3cret" not in str(raised.value)
 
 
-def test_openai_provider_needs_a_real_key(
-    config_file: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini"])
+def test_a_provider_needs_a_real_key_of_its_own(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch, provider: str
 ) -> None:
-    config_file.write_text("llm:\n  provider: openai\n")
+    config_file.write_text(f"llm:\n  provider: {provider}\n")
+    name = f"{provider.upper()}_API_KEY"
+    # Another provider's key does not do.
+    others = {"openai", "anthropic", "gemini"} - {provider}
+    for other in others:
+        monkeypatch.setenv(f"{other.upper()}_API_KEY", "a-real-key")
 
     with pytest.raises(ConfigError) as missing:
         load_settings()
-    monkeypatch.setenv("OPENAI_API_KEY", "change-me")
+    monkeypatch.setenv(name, "change-me")
     with pytest.raises(ConfigError) as placeholder:
         load_settings()
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-real")
+    monkeypatch.setenv(name, "sk-real")
     settings: Settings = load_settings()
 
-    assert "OPENAI_API_KEY is required when llm.provider is openai" in str(missing.value)
-    assert "OPENAI_API_KEY is empty or a placeholder" in str(placeholder.value)
-    assert settings.openai_api_key is not None
+    assert f"{name} is required when llm.provider is {provider}" in str(missing.value)
+    assert f"{name} is empty or a placeholder" in str(placeholder.value)
+    assert settings.provider_key is not None
+    assert settings.provider_key.get_secret_value() == "sk-real"
 
 
 def test_create_app_stops_with_one_line_on_bad_config(

@@ -26,11 +26,15 @@ class _Section(BaseModel):
 
 
 class LLMConfig(_Section):
-    provider: Literal["echo", "openai"] = "echo"
+    provider: Literal["echo", "openai", "anthropic", "gemini"] = "echo"
     model: str = Field(default="gpt-4o-mini", min_length=1)
+    # The provider's own API when unset.
     base_url: HttpUrl | None = None
     timeout_seconds: PositiveFloat = 60.0
     max_retries: int = Field(default=2, ge=0, le=10)
+    # The most tokens one answer may have: anthropic requires a ceiling, gemini applies it;
+    # an OpenAI-compatible server keeps its own.
+    max_tokens: PositiveInt = Field(default=4096, le=1_000_000)
     system_prompt: str = "You are a helpful assistant."
     history_limit: PositiveInt = 50
     max_file_chars: PositiveInt = 20_000

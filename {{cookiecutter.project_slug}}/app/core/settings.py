@@ -95,17 +95,30 @@ class Settings(DatabaseSettings, KeySettings):
     # The password before the URL: validating the URL merges it in.
     redis_password: SecretStr | None = None
     redis_url: SecretStr
+    # The key of each model provider, read only when llm.provider names it.
     openai_api_key: SecretStr | None = None
+    anthropic_api_key: SecretStr | None = None
+    gemini_api_key: SecretStr | None = None
     logs_dir: Path = Path("logs")
     uploads_dir: Path = Path("uploads")
     config: AppConfig
+
+    @property
+    def provider_key(self) -> SecretStr | None:
+        """The key of the provider llm.provider names (None for echo, which needs none)."""
+        keys = {
+            "openai": self.openai_api_key,
+            "anthropic": self.anthropic_api_key,
+            "gemini": self.gemini_api_key,
+        }
+        return keys.get(self.config.llm.provider)
 
     @property
     def playground_enabled(self) -> bool:
         enabled = self.config.playground.enabled
         return self.environment == "development" if enabled == "auto" else enabled
 
-    @field_validator("openai_api_key", mode="before")
+    @field_validator("openai_api_key", "anthropic_api_key", "gemini_api_key", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if value == "" else value
@@ -120,8 +133,9 @@ class Settings(DatabaseSettings, KeySettings):
 
     @model_validator(mode="after")
     def _secrets_are_real(self) -> Self:
-        if self.config.llm.provider == "openai" and self.openai_api_key is None:
-            raise ValueError("OPENAI_API_KEY is required when llm.provider is openai")
+        provider = self.config.llm.provider
+        if provider != "echo" and self.provider_key is None:
+            raise ValueError(f"{provider.upper()}_API_KEY is required when llm.provider is {provider}")
         unsafe = self._placeholder_secrets()
         if unsafe and self.environment not in RELAXED_ENVIRONMENTS:
             raise ValueError(f"{unsafe[0]} is empty or a placeholder; set a real secret")
@@ -134,8 +148,9 @@ class Settings(DatabaseSettings, KeySettings):
             ("REDIS_URL password", urlsplit(self.redis_url.get_secret_value()).password),
             *(("API_KEYS", key.value.get_secret_value()) for key in self.api_keys),
         ]
-        if self.config.llm.provider == "openai" and self.openai_api_key is not None:
-            secrets.append(("OPENAI_API_KEY", self.openai_api_key.get_secret_value()))
+        if self.provider_key is not None:
+            name = f"{self.config.llm.provider.upper()}_API_KEY"
+            secrets.append((name, self.provider_key.get_secret_value()))
         return [name for name, value in secrets if _is_placeholder(value)]
 
 

@@ -147,6 +147,10 @@ seccompProfile:
   value: /run/secrets/secret_key
 - name: OPENAI_API_KEY_FILE
   value: /run/secrets/openai_api_key
+- name: ANTHROPIC_API_KEY_FILE
+  value: /run/secrets/anthropic_api_key
+- name: GEMINI_API_KEY_FILE
+  value: /run/secrets/gemini_api_key
 {{- end }}
 
 {{/* The Secret as files, only the keys named; a missing key keeps the pod from starting. */}}
@@ -163,7 +167,7 @@ secret:
 {{- end }}
 
 {{- define "agent.appSecretKeys" -}}
-{{- list "postgres_password" "redis_password" "api_keys" "secret_key" "openai_api_key" | toJson }}
+{{- list "postgres_password" "redis_password" "api_keys" "secret_key" "openai_api_key" "anthropic_api_key" "gemini_api_key" | toJson }}
 {{- end }}
 
 {{/* Pod settings shared by every pod of the chart. */}}
