@@ -1,0 +1,288 @@
+"""A provider for Google's Gemini models through the official Gen AI SDK (google-genai)."""
+
+import json
+import uuid
+import warnings
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import aiohttp
+import httpx
+import httpx2
+import pydantic
+
+from app.llm.base import (
+    ChatMessage,
+    Completion,
+    LLMError,
+    LLMUnavailableError,
+    ToolCall,
+    ToolSpec,
+    Usage,
+)
+from app.llm.wire_names import WireNames
+
+with warnings.catch_warnings():
+    # google-genai 3.3's types.py has a docstring with an invalid escape ("\\/"): Python warns
+    # as it compiles the module (each import, where no .pyc is written), and a suite that
+    # makes warnings errors (ours) could not import it.
+    warnings.simplefilter("ignore", SyntaxWarning)
+    from google import genai
+    from google.genai import errors, types
+
+# A call Gemini sent without an id gets one of ours, which Gemini never sees: it did not issue it.
+_MINTED = "gemini-call-"
+# Gemini 3 refuses (400) a step of the current turn whose first function call comes back
+# without its thought signature. Google's documented stand-in, for a call whose signature we
+# do not hold (another provider's, or one this process no longer remembers):
+# https://ai.google.dev/gemini-api/docs/thought-signatures#faqs
+_FOREIGN_SIGNATURE = b"skip_thought_signature_validator"
+# The reasons a whole reply ends with; any other (SAFETY, RECITATION, ...) withheld or broke it.
+_FINISHED = frozenset({types.FinishReason.STOP, types.FinishReason.MAX_TOKENS})
+
+_UNREACHABLE = (aiohttp.ClientConnectorError, httpx.ConnectError, httpx2.ConnectError)
+# aiohttp's timeouts are TimeoutErrors.
+_TIMEOUTS = (TimeoutError, httpx.TimeoutException, httpx2.TimeoutException)
+_TRANSPORT = (aiohttp.ClientError, httpx.TransportError, httpx2.TransportError)
+# The SDK sends through aiohttp when it is installed (it is: the openai extra), else httpx2.
+# A reply that is not JSON: UnknownApiResponseError in a stream, JSONDecodeError when whole.
+_FAILURES = (
+    errors.APIError,
+    errors.UnknownApiResponseError,
+    json.JSONDecodeError,
+    pydantic.ValidationError,
+    *_TIMEOUTS,
+    *_TRANSPORT,
+)
+
+
+class GeminiProvider:
+    """Talk to Gemini (the Developer API or Vertex AI, as the client was built)."""
+
+    name = "gemini"
+
+    def __init__(self, client: genai.Client, model: str) -> None:
+        self._client = client
+        self._model = model
+        self._signatures = _Signatures()
+
+    async def complete(
+        self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec] = ()
+    ) -> Completion:
+        names = WireNames(tools)
+        reply = _Reply(names, self._signatures)
+        try:
+            response = await self._client.aio.models.generate_content(
+                model=self._model,
+                contents=_contents(messages, names, self._signatures),
+                config=_config(messages, tools, names),
+            )
+        except _FAILURES as exc:
+            raise _as_llm_error(exc) from exc
+        reply.add(response)
+        return reply.done()
+
+    async def stream(
+        self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec] = ()
+    ) -> AsyncIterator[str | Completion]:
+        names = WireNames(tools)
+        reply = _Reply(names, self._signatures)
+        try:
+            chunks = await self._client.aio.models.generate_content_stream(
+                model=self._model,
+                contents=_contents(messages, names, self._signatures),
+                config=_config(messages, tools, names),
+            )
+            async for chunk in chunks:
+                for piece in reply.add(chunk):
+                    yield piece
+        except _FAILURES as exc:
+            raise _as_llm_error(exc) from exc
+        yield reply.done()
+
+    async def aclose(self) -> None:
+        await self._client.aio.aclose()
+        # The SDK also builds a sync HTTP client, unused here.
+        self._client.close()
+
+
+class _Signatures:
+    """The thought signatures of the calls Gemini made lately, by call id.
+
+    Gemini 3 wants each step's signature back with the history, and a ToolCall has no place
+    for one: kept here until the turn's next step, the oldest dropped past a bound.
+    """
+
+    def __init__(self, most: int = 1024) -> None:
+        self._by_call: dict[str, bytes] = {}
+        self._most = most
+
+    def keep(self, call_id: str, signature: bytes) -> None:
+        self._by_call[call_id] = signature
+        if len(self._by_call) > self._most:
+            del self._by_call[next(iter(self._by_call))]
+
+    def get(self, call_id: str) -> bytes | None:
+        return self._by_call.get(call_id)
+
+
+class _Reply:
+    """One answer read from a whole response or from a stream's chunks."""
+
+    def __init__(self, names: WireNames, signatures: _Signatures) -> None:
+        self._names = names
+        self._signatures = signatures
+        self._text: list[str] = []
+        self._calls: list[ToolCall] = []
+        self._usage = Usage()
+        self._finish: types.FinishReason | None = None
+        self._blocked: types.BlockedReason | None = None
+
+    def add(self, response: types.GenerateContentResponse) -> list[str]:
+        """Take in a response (or chunk); return its new text pieces."""
+        if response.usage_metadata is not None:
+            # A chunk's counts are the running total, not an increment.
+            self._usage = _usage(response.usage_metadata)
+        if response.prompt_feedback is not None:
+            self._blocked = response.prompt_feedback.block_reason or self._blocked
+        if not response.candidates:
+            return []
+        candidate = response.candidates[0]
+        self._finish = candidate.finish_reason or self._finish
+        pieces: list[str] = []
+        for part in (candidate.content.parts if candidate.content else None) or ():
+            if part.function_call is not None:
+                self._calls.append(self._call(part.function_call, part.thought_signature))
+            elif part.text:
+                pieces.append(part.text)
+        self._text.extend(pieces)
+        return pieces
+
+    def done(self) -> Completion:
+        # Messages name the reason only: clients may see them.
+        if self._blocked is not None:
+            raise LLMError(f"the language model provider blocked the prompt: {self._blocked.value}")
+        if self._finish is None:
+            raise LLMUnavailableError("the language model provider stopped answering")
+        if self._finish not in _FINISHED:
+            raise LLMError(f"the language model provider stopped the reply: {self._finish.value}")
+        if not self._text and not self._calls:
+            raise LLMError("the language model provider sent an empty reply")
+        return Completion("".join(self._text), tuple(self._calls), self._usage)
+
+    def _call(self, call: types.FunctionCall, signature: bytes | None) -> ToolCall:
+        # Our loop pairs results with calls by id: one Gemini left out is made unique here.
+        call_id = call.id or f"{_MINTED}{uuid.uuid4().hex}"
+        if signature:
+            self._signatures.keep(call_id, signature)
+        return ToolCall(call_id, self._names.ours(call.name or ""), json.dumps(call.args or {}))
+
+
+def _config(
+    messages: Sequence[ChatMessage], tools: Sequence[ToolSpec], names: WireNames
+) -> types.GenerateContentConfig:
+    system = "\n\n".join(m.content for m in messages if m.role == "system")
+    declarations = [
+        # parameters_json_schema takes JSON Schema as it is; `parameters` wants the SDK's
+        # OpenAPI subset, which our pydantic schemas ($defs, anyOf, titles) do not keep to.
+        types.FunctionDeclaration(
+            name=names.wire(tool.name),
+            description=tool.description,
+            parameters_json_schema=dict(tool.parameters),
+        )
+        for tool in tools
+    ]
+    return types.GenerateContentConfig(
+        system_instruction=system or None,
+        tools=[types.Tool(function_declarations=declarations)] if declarations else None,
+        # The agent loop runs the tools (approvals, limits, events); the SDK must not.
+        automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
+    )
+
+
+def _contents(
+    messages: Sequence[ChatMessage], names: WireNames, signatures: _Signatures
+) -> list[types.Content]:
+    called = {call.id: call.name for message in messages for call in message.tool_calls}
+    contents: list[types.Content] = []
+    answers: list[types.Part] | None = None
+    for message in messages:
+        if message.role == "tool":
+            answered = called.get(message.tool_call_id or "", "tool")
+            part = _result_part(message, names.wire(answered))
+            if answers is None:
+                # Gemini wants the answers to one step's calls together, in one user turn.
+                contents.append(types.Content(role="user", parts=[part]))
+                # The Content's own list: pydantic copied the one it was given.
+                answers = contents[-1].parts
+            else:
+                answers.append(part)
+            continue
+        answers = None
+        if message.role == "user":
+            contents.append(types.Content(role="user", parts=[types.Part(text=message.content)]))
+        elif message.role == "assistant" and (parts := _model_parts(message, names, signatures)):
+            contents.append(types.Content(role="model", parts=parts))
+    return contents
+
+
+def _model_parts(
+    message: ChatMessage, names: WireNames, signatures: _Signatures
+) -> list[types.Part]:
+    parts = [types.Part(text=message.content)] if message.content else []
+    for index, call in enumerate(message.tool_calls):
+        signature = signatures.get(call.id)
+        if signature is None and index == 0:
+            # Only a step's first call carries one (Gemini signs parallel calls once).
+            signature = _FOREIGN_SIGNATURE
+        function_call = types.FunctionCall(
+            id=_sent_id(call.id), name=names.wire(call.name), args=_arguments(call.arguments)
+        )
+        parts.append(types.Part(function_call=function_call, thought_signature=signature))
+    return parts
+
+
+def _result_part(message: ChatMessage, name: str) -> types.Part:
+    response = types.FunctionResponse(
+        id=_sent_id(message.tool_call_id), name=name, response={"result": message.content}
+    )
+    return types.Part(function_response=response)
+
+
+def _sent_id(call_id: str | None) -> str | None:
+    return None if not call_id or call_id.startswith(_MINTED) else call_id
+
+
+def _arguments(text: str) -> dict[str, Any]:
+    # Gemini takes arguments as an object; what the model once wrote may not have been one.
+    try:
+        arguments = json.loads(text)
+    except ValueError:
+        return {}
+    return arguments if isinstance(arguments, dict) else {}
+
+
+def _usage(counted: types.GenerateContentResponseUsageMetadata) -> Usage:
+    thoughts = counted.thoughts_token_count or 0
+    return Usage(
+        prompt_tokens=counted.prompt_token_count or 0,
+        # Thinking is billed as output.
+        completion_tokens=(counted.candidates_token_count or 0) + thoughts,
+        cache_read_tokens=counted.cached_content_token_count or 0,
+    )
+
+
+def _as_llm_error(exc: Exception) -> LLMError:
+    # Upstream error bodies may echo prompts or keys: clients get the kind and status only.
+    if isinstance(exc, errors.APIError):
+        status = exc.code
+        unavailable = status in (408, 429) or status >= 500
+        error = LLMUnavailableError if unavailable else LLMError
+        return error(f"the language model provider answered HTTP {status}")
+    if isinstance(exc, _UNREACHABLE):
+        return LLMUnavailableError("the language model provider could not be reached")
+    if isinstance(exc, _TIMEOUTS):
+        return LLMUnavailableError("the language model provider timed out")
+    if isinstance(exc, _TRANSPORT):
+        return LLMUnavailableError("the language model provider stopped answering")
+    return LLMError("the language model provider sent a malformed reply")
