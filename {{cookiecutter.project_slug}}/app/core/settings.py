@@ -135,7 +135,9 @@ class Settings(DatabaseSettings, KeySettings):
     def _secrets_are_real(self) -> Self:
         provider = self.config.llm.provider
         if provider != "echo" and self.provider_key is None:
-            raise ValueError(f"{provider.upper()}_API_KEY is required when llm.provider is {provider}")
+            raise ValueError(
+                f"{provider.upper()}_API_KEY is required when llm.provider is {provider}"
+            )
         unsafe = self._placeholder_secrets()
         if unsafe and self.environment not in RELAXED_ENVIRONMENTS:
             raise ValueError(f"{unsafe[0]} is empty or a placeholder; set a real secret")

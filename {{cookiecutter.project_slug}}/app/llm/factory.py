@@ -1,34 +1,74 @@
 """Build the provider that config.yaml names."""
 
-from app.core.config import Settings
+from app.core.config import LLMConfig, Settings
 from app.llm.base import LLMProvider
 from app.llm.echo import EchoProvider
 
+# Each SDK is imported only when its provider is used: a process on one provider does not
+# load the others (the SDKs are several megabytes of modules each).
+
 
 def create_provider(settings: Settings) -> LLMProvider:
-    """Return the configured provider; the openai one gets its own HTTP connection pool."""
+    """Return the configured provider, with its own HTTP connection pool."""
     llm = settings.config.llm
-    if llm.provider == "echo":
-        return EchoProvider()
-    # Imported here: the SDK holds about 20 MB that a process on the echo provider never uses.
+    key = settings.provider_key.get_secret_value() if settings.provider_key else None
+    if llm.provider == "openai":
+        return _openai(llm, key, _calls(settings))
+    if llm.provider == "anthropic":
+        return _anthropic(llm, key, _calls(settings))
+    if llm.provider == "gemini":
+        return _gemini(llm, key)
+    return EchoProvider()
+
+
+def _openai(llm: LLMConfig, key: str | None, connections: int) -> LLMProvider:
     import httpx2
     import openai
 
     from app.llm.openai_compatible import OpenAICompatibleProvider
 
-    key = settings.openai_api_key
     client = openai.AsyncOpenAI(
-        api_key=key.get_secret_value() if key else None,
+        api_key=key,
         base_url=str(llm.base_url) if llm.base_url else None,
         timeout=llm.timeout_seconds,
         max_retries=llm.max_retries,
-        # aiohttp's C parser reads a streamed reply for about a third less CPU per token
-        # than the SDK's default transport: more streams held per process.
-        http_client=openai.DefaultAioHttpClient(
-            limits=httpx2.Limits(max_connections=_calls(settings))
-        ),
+        # aiohttp's C parser reads a streamed reply for less CPU per token than the SDK's
+        # default transport: more streams held per process.
+        http_client=openai.DefaultAioHttpClient(limits=httpx2.Limits(max_connections=connections)),
     )
     return OpenAICompatibleProvider(client, llm.model)
+
+
+def _anthropic(llm: LLMConfig, key: str | None, connections: int) -> LLMProvider:
+    import anthropic
+    import httpx2
+
+    from app.llm.anthropic import AnthropicProvider
+
+    client = anthropic.AsyncAnthropic(
+        api_key=key,
+        base_url=str(llm.base_url).rstrip("/") if llm.base_url else None,
+        timeout=llm.timeout_seconds,
+        max_retries=llm.max_retries,
+        http_client=anthropic.DefaultAsyncHttpxClient(
+            limits=httpx2.Limits(max_connections=connections)
+        ),
+    )
+    return AnthropicProvider(client, llm.model, max_tokens=llm.max_tokens)
+
+
+def _gemini(llm: LLMConfig, key: str | None) -> LLMProvider:
+    # The SDK as app.llm.gemini imports it (with the guard its import needs).
+    from app.llm.gemini import GeminiProvider, genai, types
+
+    options = types.HttpOptions(
+        base_url=str(llm.base_url) if llm.base_url else None,
+        timeout=int(llm.timeout_seconds * 1000),
+        # attempts counts the first: llm.max_retries more on 408, 429 and 5xx.
+        retry_options=types.HttpRetryOptions(attempts=llm.max_retries + 1),
+    )
+    client = genai.Client(api_key=key, http_options=options)
+    return GeminiProvider(client, llm.model, max_tokens=llm.max_tokens)
 
 
 def _calls(settings: Settings) -> int:

@@ -30,6 +30,9 @@ with warnings.catch_warnings():
     from google import genai
     from google.genai import errors, types
 
+# The SDK's modules too: the factory builds the client from them.
+__all__ = ["GeminiProvider", "genai", "types"]
+
 # A call Gemini sent without an id gets one of ours, which Gemini never sees: it did not issue it.
 _MINTED = "gemini-call-"
 # Gemini 3 refuses (400) a step of the current turn whose first function call comes back
@@ -61,9 +64,10 @@ class GeminiProvider:
 
     name = "gemini"
 
-    def __init__(self, client: genai.Client, model: str) -> None:
+    def __init__(self, client: genai.Client, model: str, *, max_tokens: int | None = None) -> None:
         self._client = client
         self._model = model
+        self._max_tokens = max_tokens
         self._signatures = _Signatures()
 
     async def complete(
@@ -75,7 +79,7 @@ class GeminiProvider:
             response = await self._client.aio.models.generate_content(
                 model=self._model,
                 contents=_contents(messages, names, self._signatures),
-                config=_config(messages, tools, names),
+                config=_config(messages, tools, names, self._max_tokens),
             )
         except _FAILURES as exc:
             raise _as_llm_error(exc) from exc
@@ -91,7 +95,7 @@ class GeminiProvider:
             chunks = await self._client.aio.models.generate_content_stream(
                 model=self._model,
                 contents=_contents(messages, names, self._signatures),
-                config=_config(messages, tools, names),
+                config=_config(messages, tools, names, self._max_tokens),
             )
             async for chunk in chunks:
                 for piece in reply.add(chunk):
@@ -179,7 +183,10 @@ class _Reply:
 
 
 def _config(
-    messages: Sequence[ChatMessage], tools: Sequence[ToolSpec], names: WireNames
+    messages: Sequence[ChatMessage],
+    tools: Sequence[ToolSpec],
+    names: WireNames,
+    max_tokens: int | None,
 ) -> types.GenerateContentConfig:
     system = "\n\n".join(m.content for m in messages if m.role == "system")
     declarations = [
@@ -197,6 +204,7 @@ def _config(
         tools=[types.Tool(function_declarations=declarations)] if declarations else None,
         # The agent loop runs the tools (approvals, limits, events); the SDK must not.
         automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
+        max_output_tokens=max_tokens,
     )
 
 
