@@ -22,7 +22,6 @@ from app.core.ratelimit import RateLimiter
 from app.core.streams import StreamSlots
 from app.llm.base import LLMProvider
 from app.llm.factory import create_provider
-from app.llm.metered import MeteredProvider
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 DB_CONNECT_TIMEOUT_SECONDS = 5.0
@@ -108,7 +107,7 @@ async def open_shared_resources(
     redis = create_redis(
         settings.redis_url.get_secret_value(), timeout=settings.config.redis.timeout_seconds
     )
-    llm = MeteredProvider(create_provider(settings), metrics)
+    llm = create_provider(settings, metrics)
     try:
         async with open_mcp_tools(settings.config.agent) as mcp:
             with metrics.serving(engine.sync_engine.pool, POOL_SIZE + MAX_OVERFLOW):

@@ -6,7 +6,6 @@ to try the gemini provider with no key.
 """
 
 import argparse
-import base64
 import json
 import re
 import threading
@@ -15,11 +14,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from tests.fake_gemini_model import (
+    function_call_for,
+    missing_signature,
+    reply_to,
+    signature_for,
+    tokens,
+)
+
 # google-genai 3.x calls v1 by default; v1beta is what the REST reference and older SDKs use.
 _METHOD_PATH = re.compile(
     r"^/(?:v1|v1beta)/models/(?P<model>[^/:]+):(?P<method>generateContent|streamGenerateContent)$"
 )
-TOOL_LINE = re.compile(r"^/tool\s+(?P<name>\S+)\s*(?P<arguments>.*)$", re.MULTILINE)
 # Every answer of the fake model thinks this much before it writes.
 THOUGHTS_TOKENS = 2
 # google.rpc status names, as Google's error bodies carry them.
@@ -33,75 +39,6 @@ STATUS_NAMES = {
     503: "UNAVAILABLE",
     504: "DEADLINE_EXCEEDED",
 }
-
-
-def signature_for(step: int) -> str:
-    """The thought signature the fake gives the function call of a step (base64, as the API's)."""
-    return base64.b64encode(f"fake-signature-{step}".encode()).decode()
-
-
-def reply_to(request: dict[str, Any]) -> str:
-    """The fake model's answer: deterministic, and it shows what it was sent."""
-    return f"fake reply to: {_user_text(request)}"
-
-
-def function_call_for(request: dict[str, Any]) -> dict[str, Any] | None:
-    """The next functionCall the request asks for, or None for a text reply.
-
-    Like the echo provider: each `/tool NAME {json}` line of the last user text is one call,
-    in order; a call is made only for a function the request declares.
-    """
-    contents = request.get("contents", [])
-    start = _turn_start(contents)
-    if start < 0:
-        return None
-    wanted = TOOL_LINE.findall(_user_text(request))
-    done = sum(1 for c in contents[start + 1 :] for p in c["parts"] if "functionResponse" in p)
-    offered = {
-        declaration["name"]
-        for tool in request.get("tools", [])
-        for declaration in tool.get("functionDeclarations", [])
-    }
-    if done >= len(wanted) or wanted[done][0] not in offered:
-        return None
-    name, arguments = wanted[done]
-    return {"name": name, "args": json.loads(arguments.strip() or "{}")}
-
-
-def missing_signature(request: dict[str, Any]) -> bool:
-    """Whether a step of the current turn came back without its thought signature.
-
-    Gemini 3 refuses those with a 400: the first functionCall part of every model step
-    after the turn's last user text must carry the thoughtSignature it was sent with.
-    """
-    contents = request.get("contents", [])
-    for content in contents[_turn_start(contents) + 1 :]:
-        calls = [p for p in content["parts"] if "functionCall" in p]
-        if content.get("role") == "model" and calls and not calls[0].get("thoughtSignature"):
-            return True
-    return False
-
-
-def _turn_start(contents: list[dict[str, Any]]) -> int:
-    """The index of the last user content with text (function responses are "user" too)."""
-    for index in range(len(contents) - 1, -1, -1):
-        content = contents[index]
-        if content.get("role") == "user" and any("text" in p for p in content["parts"]):
-            return index
-    return -1
-
-
-def _user_text(request: dict[str, Any]) -> str:
-    contents = request.get("contents", [])
-    start = _turn_start(contents)
-    if start < 0:
-        return ""
-    return "".join(p.get("text", "") for p in contents[start]["parts"])
-
-
-def _tokens(parts: list[dict[str, Any]]) -> int:
-    """The fake's token count: a word of a text part, or of any other part's JSON, is one."""
-    return sum(len((p["text"] if "text" in p else json.dumps(p)).split()) for p in parts)
 
 
 class FakeGemini(ThreadingHTTPServer):
@@ -151,11 +88,11 @@ class FakeGemini(ThreadingHTTPServer):
             and contents[shared] == last_contents[shared]
         ):
             shared += 1
-        system_tokens = _tokens(system["parts"]) if system else 0
-        prompt = system_tokens + sum(_tokens(c["parts"]) for c in contents)
-        cached = system_tokens + sum(_tokens(c["parts"]) for c in contents[:shared])
+        system_tokens = tokens(system["parts"]) if system else 0
+        prompt = system_tokens + sum(tokens(c["parts"]) for c in contents)
+        cached = system_tokens + sum(tokens(c["parts"]) for c in contents[:shared])
         cached = cached if shared else 0
-        candidates = _tokens(answer)
+        candidates = tokens(answer)
         return {
             "promptTokenCount": prompt,
             "candidatesTokenCount": candidates,
@@ -238,8 +175,8 @@ class _Handler(BaseHTTPRequestHandler):
                 candidate["finishReason"] = finish
             # Each chunk's usage is the running total so far, as Gemini's are.
             written += chunk
-            unwritten = usage["candidatesTokenCount"] - _tokens(written)
-            running = {**usage, "candidatesTokenCount": _tokens(written)}
+            unwritten = usage["candidatesTokenCount"] - tokens(written)
+            running = {**usage, "candidatesTokenCount": tokens(written)}
             running["totalTokenCount"] -= unwritten
             self._event(_response(model, candidate, running))
             if self.server.drop_stream and not last:

@@ -96,7 +96,16 @@ async def test_every_step_is_stored_with_its_usage(client: AsyncClient) -> None:
     assert exchange["usage"] == {
         "prompt_tokens": usages[1]["prompt_tokens"] + usages[3]["prompt_tokens"],
         "completion_tokens": usages[1]["completion_tokens"] + usages[3]["completion_tokens"],
+        "cache_read_tokens": 0,
+        "cache_write_tokens": 0,
     }
+    # Who answered each model step.
+    assert [(m["provider"], m["model"]) for m in detail] == [
+        (None, None),
+        ("echo", "echo"),
+        (None, None),
+        ("echo", "echo"),
+    ]
 
 
 @pytest.mark.parametrize(

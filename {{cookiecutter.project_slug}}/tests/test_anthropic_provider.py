@@ -1,28 +1,17 @@
-"""The anthropic provider against a real local HTTP server speaking the Messages API."""
+"""The anthropic provider against a real local HTTP server speaking the Messages API.
+
+Requests and replies; how failures become errors is in tests/test_anthropic_errors.py.
+"""
 
 import json
-import socket
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator
 
-import anthropic
 import pytest
 
 from app.llm.anthropic import AnthropicProvider
-from app.llm.base import (
-    ChatMessage,
-    Completion,
-    LLMError,
-    LLMUnavailableError,
-    ToolCall,
-    ToolSpec,
-    Usage,
-)
+from app.llm.base import ChatMessage, ToolCall, ToolSpec, Usage
+from tests.anthropic_helpers import BOTH, CLOCK, KEY, LOOKUP, answer, provider_at, stream_pieces
 from tests.fake_anthropic import FakeAnthropic, api_key_of
-
-KEY = "test-anthropic-key"
-LOOKUP = ToolSpec("lookup", "Look a word up.", {"type": "object", "properties": {}})
-CLOCK = ToolSpec("current_time", "Tell the time.", {"type": "object", "properties": {}})
-BOTH = pytest.mark.parametrize("stream", [False, True], ids=["complete", "stream"])
 
 
 @pytest.fixture
@@ -33,57 +22,9 @@ def fake() -> Iterator[FakeAnthropic]:
 
 @pytest.fixture
 async def provider(fake: FakeAnthropic) -> AsyncIterator[AnthropicProvider]:
-    provider = _provider(fake.base_url)
+    provider = provider_at(fake.base_url)
     yield provider
     await provider.aclose()
-
-
-def _provider(base_url: str, timeout: float | None = None) -> AnthropicProvider:
-    client = anthropic.AsyncAnthropic(
-        api_key=KEY, base_url=base_url, max_retries=0, timeout=timeout or 30.0
-    )
-    return AnthropicProvider(client, "claude-test", max_tokens=256)
-
-
-async def _pieces(
-    provider: AnthropicProvider, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec] = ()
-) -> tuple[list[str], Completion]:
-    """The streamed text pieces, and the one Completion that must come last."""
-    pieces: list[str | Completion] = [p async for p in provider.stream(messages, tools)]
-    *texts, last = pieces
-    assert isinstance(last, Completion)
-    assert all(isinstance(text, str) for text in texts)
-    return [str(text) for text in texts], last
-
-
-async def _answer(
-    provider: AnthropicProvider,
-    messages: Sequence[ChatMessage],
-    tools: Sequence[ToolSpec] = (),
-    *,
-    stream: bool,
-) -> Completion:
-    if stream:
-        return (await _pieces(provider, messages, tools))[1]
-    return await provider.complete(messages, tools)
-
-
-async def _failure(provider: AnthropicProvider, *, stream: bool) -> LLMError:
-    with pytest.raises(LLMError) as caught:
-        await _answer(provider, [ChatMessage("user", "are you there?")], stream=stream)
-    return caught.value
-
-
-async def _broken_stream(provider: AnthropicProvider) -> tuple[list[str], LLMError]:
-    """The text pieces a stream yielded before the error it ended with."""
-    texts: list[str] = []
-    try:
-        async for piece in provider.stream([ChatMessage("user", "go on")]):
-            assert isinstance(piece, str), "no Completion for a broken stream"
-            texts.append(piece)
-    except LLMError as error:
-        return texts, error
-    pytest.fail("the stream ended without an error")
 
 
 async def test_a_whole_reply_is_the_models_text(
@@ -101,7 +42,7 @@ async def test_a_whole_reply_is_the_models_text(
 async def test_a_streamed_reply_comes_in_pieces_that_make_the_whole(
     provider: AnthropicProvider, fake: FakeAnthropic
 ) -> None:
-    texts, completion = await _pieces(provider, [ChatMessage("user", "tell me more")])
+    texts, completion = await stream_pieces(provider, [ChatMessage("user", "tell me more")])
 
     assert len(texts) > 1
     assert "".join(texts) == "fake reply to: tell me more"
@@ -126,7 +67,7 @@ async def test_system_prompt_and_tools_carry_cache_breakpoints(
         ChatMessage("user", "hi"),
     ]
 
-    await _answer(provider, messages, [LOOKUP, CLOCK], stream=stream)
+    await answer(provider, messages, [LOOKUP, CLOCK], stream=stream)
 
     sent = fake.requests[-1]
     assert sent["system"] == [
@@ -188,7 +129,7 @@ async def test_a_tool_call_goes_out_and_its_result_comes_back_paired_by_id(
 ) -> None:
     asked = ChatMessage("user", 'define it\n/tool lookup {"word": "ephemeral", "n": 2}')
 
-    first = await _answer(provider, [asked], [LOOKUP], stream=stream)
+    first = await answer(provider, [asked], [LOOKUP], stream=stream)
 
     # Streamed, the arguments came in fragments: they arrive whole.
     (call,) = first.tool_calls
@@ -201,7 +142,7 @@ async def test_a_tool_call_goes_out_and_its_result_comes_back_paired_by_id(
         ChatMessage("tool", "lasting", (), call.id),
     ]
 
-    second = await _answer(provider, history, [LOOKUP], stream=stream)
+    second = await answer(provider, history, [LOOKUP], stream=stream)
 
     assert second.content.startswith("fake reply to: define it")
     assert fake.requests[-1]["messages"][1:] == [
@@ -228,7 +169,7 @@ async def test_a_tool_call_goes_out_and_its_result_comes_back_paired_by_id(
 async def test_a_streamed_call_of_a_tool_without_arguments_has_an_empty_object(
     provider: AnthropicProvider,
 ) -> None:
-    texts, completion = await _pieces(
+    texts, completion = await stream_pieces(
         provider, [ChatMessage("user", "/tool current_time")], [CLOCK]
     )
 
@@ -287,10 +228,10 @@ async def test_an_mcp_tool_name_goes_out_wire_safe_and_comes_back_ours(
     docs = ToolSpec("docs.search", "Search the docs.", {"type": "object"})
     asked = ChatMessage("user", '/tool docs_search {"q": "x"}')
 
-    completion = await _answer(provider, [asked], [docs], stream=stream)
+    completion = await answer(provider, [asked], [docs], stream=stream)
     (call,) = completion.tool_calls
     result = ChatMessage("tool", "found", (), call.id)
-    await _answer(
+    await answer(
         provider, [asked, ChatMessage("assistant", "", (call,)), result], [docs], stream=stream
     )
 
@@ -309,8 +250,8 @@ async def test_cached_tokens_are_counted_in_the_prompt_and_apart(
         ChatMessage("user", "hi"),
     ]
 
-    first = await _answer(provider, messages, [LOOKUP], stream=stream)
-    second = await _answer(provider, messages, [LOOKUP], stream=stream)
+    first = await answer(provider, messages, [LOOKUP], stream=stream)
+    second = await answer(provider, messages, [LOOKUP], stream=stream)
 
     reported = [
         Usage(
@@ -330,103 +271,3 @@ async def test_cached_tokens_are_counted_in_the_prompt_and_apart(
     assert second.usage.prompt_tokens == first.usage.prompt_tokens > first.usage.cache_write_tokens
     # The final count, not message_start's placeholder of 1: "fake reply to: hi" is 4 words.
     assert first.usage.completion_tokens == 4
-
-
-@BOTH
-@pytest.mark.parametrize("status", [429, 500, 503, 529])
-async def test_rate_limits_and_server_errors_are_unavailable(
-    provider: AnthropicProvider, fake: FakeAnthropic, stream: bool, status: int
-) -> None:
-    fake.fail_with = status
-
-    error = await _failure(provider, stream=stream)
-
-    assert isinstance(error, LLMUnavailableError)
-    assert str(error) == f"the language model provider answered HTTP {status}"
-    assert fake.calls == 1
-
-
-@BOTH
-@pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
-async def test_refusals_are_plain_errors_that_hide_the_upstream_body(
-    provider: AnthropicProvider, fake: FakeAnthropic, stream: bool, status: int
-) -> None:
-    fake.fail_with = status
-
-    error = await _failure(provider, stream=stream)
-
-    assert not isinstance(error, LLMUnavailableError)
-    assert str(error) == f"the language model provider answered HTTP {status}"
-    assert "prompt" not in str(error)
-
-
-@BOTH
-async def test_a_refused_connection_is_unavailable(stream: bool) -> None:
-    provider = _provider("http://127.0.0.1:1")
-
-    error = await _failure(provider, stream=stream)
-    await provider.aclose()
-
-    assert isinstance(error, LLMUnavailableError)
-    assert str(error) == "the language model provider could not be reached"
-
-
-@BOTH
-async def test_a_server_that_never_answers_times_out(stream: bool) -> None:
-    with socket.socket() as silent:
-        # Connections are accepted by the kernel, and nothing is ever read or written.
-        silent.bind(("127.0.0.1", 0))
-        silent.listen()
-        provider = _provider(f"http://127.0.0.1:{silent.getsockname()[1]}", timeout=0.3)
-
-        error = await _failure(provider, stream=stream)
-        await provider.aclose()
-
-    assert isinstance(error, LLMUnavailableError)
-    assert str(error) == "the language model provider timed out"
-
-
-@pytest.mark.parametrize(
-    ("kind", "error_type", "detail"),
-    [
-        ("overloaded_error", LLMUnavailableError, "failed midway: overloaded_error"),
-        ("api_error", LLMUnavailableError, "failed midway: api_error"),
-        ("invalid_request_error", LLMError, "failed"),
-    ],
-)
-async def test_an_error_event_midstream_ends_the_stream_with_an_error(
-    provider: AnthropicProvider,
-    fake: FakeAnthropic,
-    kind: str,
-    error_type: type[LLMError],
-    detail: str,
-) -> None:
-    fake.error_midstream = kind
-
-    texts, error = await _broken_stream(provider)
-
-    assert texts == ["fake "]
-    assert type(error) is error_type
-    # The event's own message repeats the prompt: only its type may pass.
-    assert str(error) == f"the language model provider {detail}"
-
-
-async def test_a_stream_cut_short_is_no_whole_answer(
-    provider: AnthropicProvider, fake: FakeAnthropic
-) -> None:
-    fake.cut_stream = True
-
-    texts, error = await _broken_stream(provider)
-
-    assert texts == ["fake "]
-    assert isinstance(error, LLMUnavailableError)
-    assert str(error) == "the language model provider stopped answering"
-
-
-async def test_closing_the_provider_closes_its_client(fake: FakeAnthropic) -> None:
-    client = anthropic.AsyncAnthropic(api_key=KEY, base_url=fake.base_url, max_retries=0)
-    provider = AnthropicProvider(client, "claude-test", max_tokens=16)
-
-    await provider.aclose()
-
-    assert client.is_closed()

@@ -210,8 +210,9 @@ def test_a_provider_needs_a_real_key_of_its_own(
 
     assert f"{name} is required when llm.provider is {provider}" in str(missing.value)
     assert f"{name} is empty or a placeholder" in str(placeholder.value)
-    assert settings.provider_key is not None
-    assert settings.provider_key.get_secret_value() == "sk-real"
+    key = settings.key_of(provider)
+    assert key is not None
+    assert key.get_secret_value() == "sk-real"
 
 
 def test_create_app_stops_with_one_line_on_bad_config(

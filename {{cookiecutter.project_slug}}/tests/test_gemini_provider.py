@@ -1,26 +1,25 @@
-"""The gemini provider, through the real google-genai client, against a local fake Gemini API."""
+"""The gemini provider, through the real google-genai client, against a local fake Gemini API.
+
+Requests and replies; how failures become errors is in tests/test_gemini_errors.py.
+"""
 
 import base64
-import socket
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import httpx2
 import pytest
 from pydantic import BaseModel
 
-from app.llm.base import ChatMessage, Completion, LLMError, LLMUnavailableError, ToolCall, ToolSpec
+from app.llm.base import ChatMessage, ToolCall, ToolSpec
 from app.llm.gemini import GeminiProvider
-from tests.fake_gemini import THOUGHTS_TOKENS, FakeGemini, signature_for
+from tests.fake_gemini import THOUGHTS_TOKENS, FakeGemini
+from tests.fake_gemini_model import signature_for
+from tests.gemini_helpers import KEY, MODEL, STREAMS, answer, provider_at, user
 
 # google-genai makes its aiohttp session from a subclass of aiohttp's, which aiohttp warns of.
 pytestmark = pytest.mark.filterwarnings(
     "ignore:Inheritance class AiohttpClientSession from ClientSession:DeprecationWarning"
 )
-
-KEY = "test-gemini-key"
-MODEL = "gemini-test"
 
 
 class _Where(BaseModel):
@@ -38,35 +37,6 @@ TIME = ToolSpec("current_time", "The time in a zone.", _TimeArguments.model_json
 READ = ToolSpec("files.read", "Read a file (an MCP server's tool).", {"type": "object"})
 
 
-@asynccontextmanager
-async def _provider(
-    base_url: str, transport: str = "aiohttp", timeout_ms: int | None = None
-) -> AsyncIterator[GeminiProvider]:
-    """A provider on a real client, sending through aiohttp (the SDK's choice here) or httpx2."""
-    # Imported once app.llm.gemini has loaded the SDK (past a warning, see there).
-    from google import genai
-    from google.genai import types
-
-    # An httpx2 client of our own makes the SDK send through it; the SDK leaves it open.
-    own = httpx2.AsyncClient() if transport == "httpx2" else None
-    options = types.HttpOptions(
-        base_url=base_url,
-        timeout=timeout_ms,
-        # attempts=1: the SDK retries nothing. Without retry_options it retries no status
-        # either, but through aiohttp it sends again, 1-10 s later, a request whose
-        # connection failed or was closed unanswered.
-        retry_options=types.HttpRetryOptions(attempts=1),
-        httpx_async_client=own,
-    )
-    provider = GeminiProvider(genai.Client(api_key=KEY, http_options=options), MODEL)
-    try:
-        yield provider
-    finally:
-        await provider.aclose()
-        if own is not None:
-            await own.aclose()
-
-
 @pytest.fixture
 def fake_gemini() -> Iterator[FakeGemini]:
     with FakeGemini() as fake:
@@ -75,31 +45,8 @@ def fake_gemini() -> Iterator[FakeGemini]:
 
 @pytest.fixture
 async def gemini(fake_gemini: FakeGemini) -> AsyncIterator[GeminiProvider]:
-    async with _provider(fake_gemini.base_url) as provider:
+    async with provider_at(fake_gemini.base_url) as provider:
         yield provider
-
-
-async def _answer(
-    provider: GeminiProvider,
-    messages: Sequence[ChatMessage],
-    tools: Sequence[ToolSpec] = (),
-    *,
-    stream: bool,
-    pieces: list[str] | None = None,
-) -> tuple[list[str], Completion]:
-    """The text pieces (into `pieces` as they come) and the Completion, by one call."""
-    if not stream:
-        return [], await provider.complete(messages, tools)
-    pieces = [] if pieces is None else pieces
-    async for item in provider.stream(messages, tools):
-        if isinstance(item, Completion):
-            return pieces, item
-        pieces.append(item)
-    raise AssertionError("the stream ended without a Completion")
-
-
-def _user(text: str) -> ChatMessage:
-    return ChatMessage("user", text)
 
 
 def _schema(declaration: dict[str, Any]) -> Any:
@@ -107,20 +54,10 @@ def _schema(declaration: dict[str, Any]) -> Any:
     return declaration.get("parametersJsonSchema", declaration.get("parameters_json_schema"))
 
 
-def _refused_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-STREAMS = pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
-TRANSPORTS = pytest.mark.parametrize("transport", ["aiohttp", "httpx2"])
-
-
 async def test_reply_comes_from_the_endpoint_with_system_instruction_and_key(
     gemini: GeminiProvider, fake_gemini: FakeGemini
 ) -> None:
-    messages = [ChatMessage("system", "Be brief."), _user("hello")]
+    messages = [ChatMessage("system", "Be brief."), user("hello")]
 
     completion = await gemini.complete(messages)
 
@@ -137,7 +74,7 @@ async def test_reply_comes_from_the_endpoint_with_system_instruction_and_key(
 async def test_streamed_pieces_arrive_one_by_one_and_join_to_the_reply(
     gemini: GeminiProvider, fake_gemini: FakeGemini
 ) -> None:
-    pieces, completion = await _answer(gemini, [_user("tell me more")], stream=True)
+    pieces, completion = await answer(gemini, [user("tell me more")], stream=True)
 
     assert pieces == ["fake ", "reply ", "to: ", "tell ", "me ", "more"]
     assert "".join(pieces) == completion.content == "fake reply to: tell me more"
@@ -149,11 +86,11 @@ async def test_streamed_pieces_arrive_one_by_one_and_join_to_the_reply(
 async def test_usage_counts_thoughts_as_output_and_the_cached_prefix(
     gemini: GeminiProvider, stream: bool
 ) -> None:
-    first = [_user("one two three")]
-    _, before = await _answer(gemini, first, stream=stream)
-    again = [*first, ChatMessage("assistant", before.content), _user("four")]
+    first = [user("one two three")]
+    _, before = await answer(gemini, first, stream=stream)
+    again = [*first, ChatMessage("assistant", before.content), user("four")]
 
-    _, after = await _answer(gemini, again, stream=stream)
+    _, after = await answer(gemini, again, stream=stream)
 
     # The fake: a token a word; "fake reply to: ..." costs its words plus its thoughts.
     assert before.usage.prompt_tokens == 3
@@ -168,7 +105,7 @@ async def test_usage_counts_thoughts_as_output_and_the_cached_prefix(
 async def test_tools_are_declared_with_our_json_schemas_unchanged(
     gemini: GeminiProvider, fake_gemini: FakeGemini
 ) -> None:
-    await gemini.complete([_user("what time is it?")], [TIME, READ])
+    await gemini.complete([user("what time is it?")], [TIME, READ])
 
     [tool] = fake_gemini.requests[-1]["tools"]
     declarations = tool["functionDeclarations"]
@@ -188,16 +125,16 @@ async def test_a_tool_round_trip_pairs_the_result_with_its_call(
     gemini: GeminiProvider, fake_gemini: FakeGemini, stream: bool, with_ids: bool
 ) -> None:
     fake_gemini.with_call_ids = with_ids
-    asked = [_user('time?\n/tool current_time {"zone": "UTC"}')]
+    asked = [user('time?\n/tool current_time {"zone": "UTC"}')]
 
-    pieces, step = await _answer(gemini, asked, [TIME], stream=stream)
+    pieces, step = await answer(gemini, asked, [TIME], stream=stream)
     [call] = step.tool_calls
     answered = [
         *asked,
         ChatMessage("assistant", step.content, tool_calls=step.tool_calls),
         ChatMessage("tool", "12:00", tool_call_id=call.id),
     ]
-    _, last = await _answer(gemini, answered, [TIME], stream=stream)
+    _, last = await answer(gemini, answered, [TIME], stream=stream)
 
     assert pieces == []
     assert step.content == ""
@@ -226,7 +163,7 @@ async def test_a_tool_round_trip_pairs_the_result_with_its_call(
 
 
 async def test_calls_without_gemini_ids_get_ids_of_their_own(gemini: GeminiProvider) -> None:
-    asked = [_user("/tool current_time {}")]
+    asked = [user("/tool current_time {}")]
 
     first = await gemini.complete(asked, [TIME])
     second = await gemini.complete(asked, [TIME])
@@ -243,7 +180,7 @@ async def test_results_of_one_step_go_back_in_one_user_turn_paired_by_id(
         ToolCall("call_b", "files.read", "[1, 2]"),
     )
     history = [
-        _user("both, please"),
+        user("both, please"),
         ChatMessage("assistant", "Looking.", tool_calls=calls),
         ChatMessage("tool", "read: hello", tool_call_id="call_b"),
         ChatMessage("tool", "12:00", tool_call_id="call_a"),
@@ -287,124 +224,18 @@ async def test_results_of_one_step_go_back_in_one_user_turn_paired_by_id(
 async def test_an_mcp_tool_name_round_trips_to_ours(
     gemini: GeminiProvider, fake_gemini: FakeGemini, stream: bool
 ) -> None:
-    asked = [_user('/tool files_read {"path": "a.txt"}')]
+    asked = [user('/tool files_read {"path": "a.txt"}')]
 
-    _, step = await _answer(gemini, asked, [READ, TIME], stream=stream)
+    _, step = await answer(gemini, asked, [READ, TIME], stream=stream)
     [call] = step.tool_calls
     answered = [
         *asked,
         ChatMessage("assistant", "", tool_calls=step.tool_calls),
         ChatMessage("tool", "hello", tool_call_id=call.id),
     ]
-    await _answer(gemini, answered, [READ, TIME], stream=stream)
+    await answer(gemini, answered, [READ, TIME], stream=stream)
 
     assert (call.name, call.arguments) == ("files.read", '{"path": "a.txt"}')
     *_, model, results = fake_gemini.requests[-1]["contents"]
     assert model["parts"][0]["functionCall"]["name"] == "files_read"
     assert results["parts"][0]["functionResponse"]["name"] == "files_read"
-
-
-@STREAMS
-@pytest.mark.parametrize("status", [429, 500, 503])
-async def test_rate_limits_and_server_errors_are_unavailable_and_not_retried(
-    gemini: GeminiProvider, fake_gemini: FakeGemini, stream: bool, status: int
-) -> None:
-    fake_gemini.fail_with = status
-
-    with pytest.raises(LLMUnavailableError) as caught:
-        await _answer(gemini, [_user("hello")], stream=stream)
-
-    assert str(caught.value) == f"the language model provider answered HTTP {status}"
-    assert "prompt was" not in str(caught.value)
-    assert fake_gemini.calls == 1
-
-
-@STREAMS
-@pytest.mark.parametrize("status", [400, 401, 403])
-async def test_refused_requests_are_plain_errors(
-    gemini: GeminiProvider, fake_gemini: FakeGemini, stream: bool, status: int
-) -> None:
-    fake_gemini.fail_with = status
-
-    with pytest.raises(LLMError) as caught:
-        await _answer(gemini, [_user("hello")], stream=stream)
-
-    assert not isinstance(caught.value, LLMUnavailableError)
-    assert str(caught.value) == f"the language model provider answered HTTP {status}"
-    assert "prompt was" not in str(caught.value)
-
-
-@STREAMS
-async def test_a_blocked_reply_is_a_plain_error(
-    gemini: GeminiProvider, fake_gemini: FakeGemini, stream: bool
-) -> None:
-    fake_gemini.block_with = "SAFETY"
-
-    with pytest.raises(LLMError) as caught:
-        await _answer(gemini, [_user("something dangerous")], stream=stream)
-
-    assert not isinstance(caught.value, LLMUnavailableError)
-    assert str(caught.value) == "the language model provider stopped the reply: SAFETY"
-
-
-@STREAMS
-async def test_a_reply_that_is_not_json_is_a_plain_error(
-    gemini: GeminiProvider, fake_gemini: FakeGemini, stream: bool
-) -> None:
-    fake_gemini.malform = True
-
-    with pytest.raises(LLMError) as caught:
-        await _answer(gemini, [_user("hello")], stream=stream)
-
-    assert not isinstance(caught.value, LLMUnavailableError)
-    assert str(caught.value) == "the language model provider sent a malformed reply"
-    assert fake_gemini.calls == 1
-
-
-async def test_a_stream_cut_short_is_unavailable_after_its_first_piece(
-    gemini: GeminiProvider, fake_gemini: FakeGemini
-) -> None:
-    fake_gemini.drop_stream = True
-    pieces: list[str] = []
-
-    with pytest.raises(LLMUnavailableError, match="stopped answering"):
-        await _answer(gemini, [_user("go on")], stream=True, pieces=pieces)
-
-    assert pieces == ["fake "]
-
-
-@TRANSPORTS
-@STREAMS
-async def test_an_unreachable_endpoint_is_unavailable(transport: str, stream: bool) -> None:
-    async with _provider(f"http://127.0.0.1:{_refused_port()}", transport) as provider:
-        with pytest.raises(LLMUnavailableError) as caught:
-            await _answer(provider, [_user("hello?")], stream=stream)
-
-    assert str(caught.value) == "the language model provider could not be reached"
-
-
-@TRANSPORTS
-async def test_a_connection_closed_unanswered_is_unavailable_and_not_retried(
-    fake_gemini: FakeGemini, transport: str
-) -> None:
-    fake_gemini.hang_up = True
-
-    async with _provider(fake_gemini.base_url, transport) as provider:
-        with pytest.raises(LLMUnavailableError) as caught:
-            await provider.complete([_user("hello?")])
-
-    assert str(caught.value) == "the language model provider stopped answering"
-    assert fake_gemini.calls == 1
-
-
-@TRANSPORTS
-async def test_a_slow_endpoint_times_out_as_unavailable(
-    fake_gemini: FakeGemini, transport: str
-) -> None:
-    fake_gemini.stall_seconds = 2.0
-
-    async with _provider(fake_gemini.base_url, transport, timeout_ms=100) as provider:
-        with pytest.raises(LLMUnavailableError) as caught:
-            await provider.complete([_user("hello?")])
-
-    assert str(caught.value) == "the language model provider timed out"

@@ -19,6 +19,10 @@ from tests.test_limits import SlowBody
 
 MESSAGES = "/v1/conversations/{conversation_id}/messages"
 
+# The labels of the model a call went to.
+OPENAI = {"provider": "openai", "model": "test-model"}
+ECHO = {"provider": "echo", "model": "echo"}
+
 
 async def test_requests_are_counted_by_route_template_method_and_status(
     client: AsyncClient,
@@ -83,14 +87,12 @@ async def test_a_turn_counts_its_model_calls_tokens_and_tool_calls(
 
     # The model asked for the tool, then answered: two calls, each billed as USAGE.
     assert reply.status_code == 201
-    assert sample(text, "llm_calls_total", provider="openai", outcome="ok") == 2
-    assert sample(text, "llm_tokens_total", provider="openai", kind="prompt") == (
-        2 * USAGE["prompt_tokens"]
-    )
-    assert sample(text, "llm_tokens_total", provider="openai", kind="completion") == (
+    assert sample(text, "llm_calls_total", **OPENAI, outcome="ok") == 2
+    assert sample(text, "llm_tokens_total", **OPENAI, kind="prompt") == (2 * USAGE["prompt_tokens"])
+    assert sample(text, "llm_tokens_total", **OPENAI, kind="completion") == (
         2 * USAGE["completion_tokens"]
     )
-    assert sample(text, "llm_call_duration_seconds_count", provider="openai") == 2
+    assert sample(text, "llm_call_duration_seconds_count", **OPENAI) == 2
     assert sample(text, "agent_tool_calls_total", tool="current_time", outcome="ok") == 1
     assert sample(text, "agent_tool_call_duration_seconds_count", tool="current_time") == 1
 
@@ -107,8 +109,8 @@ async def test_a_streamed_turn_is_counted_once_per_model_call(
         await response.aread()
     text = await scrape(openai_client)
 
-    completion_tokens = sample(text, "llm_tokens_total", provider="openai", kind="completion")
-    assert sample(text, "llm_calls_total", provider="openai", outcome="ok") == 1
+    completion_tokens = sample(text, "llm_tokens_total", **OPENAI, kind="completion")
+    assert sample(text, "llm_calls_total", **OPENAI, outcome="ok") == 1
     assert completion_tokens == USAGE["completion_tokens"]
 
 
@@ -124,8 +126,8 @@ async def test_a_failed_model_call_is_counted_as_an_error(
     text = await scrape(openai_client)
 
     assert reply.status_code == 502
-    assert sample(text, "llm_calls_total", provider="openai", outcome="error") == 1
-    assert sample(text, "llm_calls_total", provider="openai", outcome="ok") is None
+    assert sample(text, "llm_calls_total", **OPENAI, outcome="error") == 1
+    assert sample(text, "llm_calls_total", **OPENAI, outcome="ok") is None
 
 
 async def test_tool_calls_are_counted_by_tool_and_outcome(client: AsyncClient) -> None:
@@ -150,7 +152,7 @@ async def test_tool_calls_are_counted_by_tool_and_outcome(client: AsyncClient) -
     # A name the model invented is not a label value of its own.
     assert sample(text, calls, tool="unknown", outcome="unknown_tool") == 1
     assert "made_up_by_the_model" not in text
-    assert sample(text, "llm_calls_total", provider="echo", outcome="ok") == 5
+    assert sample(text, "llm_calls_total", **ECHO, outcome="ok") == 5
 
 
 @pytest.mark.parametrize("config_overrides", [{"rate_limit": {"requests": 2}}])

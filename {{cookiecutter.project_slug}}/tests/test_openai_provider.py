@@ -155,4 +155,9 @@ async def test_tool_calls_go_over_the_tools_api_and_results_come_back(
     assert [s["role"] for s in exchange["steps"]] == ["assistant", "tool"] * 2 + ["assistant"]
     assert exchange["assistant_message"]["content"].startswith("fake reply to: time?")
     # Three model calls at the fake's 7 + 3 tokens each.
-    assert exchange["usage"] == {"prompt_tokens": 21, "completion_tokens": 9}
+    assert exchange["usage"] == {
+        "prompt_tokens": 21,
+        "completion_tokens": 9,
+        "cache_read_tokens": 0,
+        "cache_write_tokens": 0,
+    }

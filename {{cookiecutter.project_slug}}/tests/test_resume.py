@@ -56,6 +56,7 @@ class CountingEcho:
     """The echo model, counting the calls it answers."""
 
     name = "echo"
+    model = "echo"
     calls: list[list[ChatMessage]] = field(default_factory=list)
 
     async def complete(

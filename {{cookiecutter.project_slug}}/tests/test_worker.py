@@ -137,7 +137,7 @@ async def test_the_worker_serves_runs_by_state_and_queue_depth(
     assert sample(text, "agent_runs", state="running") == 0
     assert sample(text, "agent_run_queue_depth") == 0
     # The run's model call was made, and counted, by the worker.
-    assert sample(text, "llm_calls_total", provider="echo", outcome="ok") == 1
+    assert sample(text, "llm_calls_total", provider="echo", model="echo", outcome="ok") == 1
     assert sample(text, "db_pool_connections_max") == 15
     with pytest.raises(httpx.ConnectError):  # the server stopped with the worker
         await _scrape(url)

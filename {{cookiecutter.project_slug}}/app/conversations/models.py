@@ -49,9 +49,14 @@ class Message(IdMixin, CreatedAtMixin, Base):
     run_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("runs.id", ondelete="SET NULL"), index=True
     )
-    # The model call that wrote an assistant message, in tokens.
+    # The model call that wrote an assistant message: who answered, and its tokens (the
+    # cache ones are part of the prompt's).
+    provider: Mapped[str | None] = mapped_column(String(32))
+    model: Mapped[str | None] = mapped_column(String(200))
     prompt_tokens: Mapped[int | None] = mapped_column(Integer)
     completion_tokens: Mapped[int | None] = mapped_column(Integer)
+    cache_read_tokens: Mapped[int | None] = mapped_column(Integer)
+    cache_write_tokens: Mapped[int | None] = mapped_column(Integer)
     conversation: Mapped[Conversation] = relationship(back_populates="messages", lazy="raise")
 
     @property
@@ -62,4 +67,5 @@ class Message(IdMixin, CreatedAtMixin, Base):
     def usage(self) -> Usage | None:
         if self.prompt_tokens is None or self.completion_tokens is None:
             return None
-        return Usage(self.prompt_tokens, self.completion_tokens)
+        cached = (self.cache_read_tokens or 0, self.cache_write_tokens or 0)
+        return Usage(self.prompt_tokens, self.completion_tokens, *cached)

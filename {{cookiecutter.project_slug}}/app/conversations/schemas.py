@@ -58,6 +58,9 @@ class UsageOut(BaseModel):
 
     prompt_tokens: int
     completion_tokens: int
+    # Of prompt_tokens: read from, and written to, the provider's prompt cache.
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
 
 
 class MessageOut(BaseModel):
@@ -70,7 +73,9 @@ class MessageOut(BaseModel):
     # What an assistant message asks for; which call a tool message answers.
     tool_calls: list[ToolCallOut] = []
     tool_call_id: str | None = None
-    # The tokens of the model call that wrote an assistant message.
+    # The model call that wrote an assistant message: who answered, and its tokens.
+    provider: str | None = None
+    model: str | None = None
     usage: UsageOut | None = None
     created_at: datetime
 

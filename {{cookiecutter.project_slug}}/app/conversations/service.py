@@ -186,6 +186,7 @@ async def add_model_step(
         content=completion.content,
         tool_calls=calls,
         usage=completion.usage,
+        answered_by=(completion.provider, completion.model),
     )
 
 
@@ -211,7 +212,9 @@ async def _add_message(
     tool_calls: list[dict[str, Any]] | None = None,
     tool_call_id: str | None = None,
     usage: Usage | None = None,
+    answered_by: tuple[str, str] | None = None,
 ) -> Message:
+    provider, model = answered_by or (None, None)
     message = Message(
         id=uuid.uuid4(),
         created_at=utcnow(),
@@ -221,8 +224,12 @@ async def _add_message(
         file_ids=file_ids or [],
         tool_calls=tool_calls or [],
         tool_call_id=tool_call_id,
+        provider=provider,
+        model=model,
         prompt_tokens=usage.prompt_tokens if usage else None,
         completion_tokens=usage.completion_tokens if usage else None,
+        cache_read_tokens=usage.cache_read_tokens if usage else None,
+        cache_write_tokens=usage.cache_write_tokens if usage else None,
     )
     await insert_new(session, message)
     await session.commit()

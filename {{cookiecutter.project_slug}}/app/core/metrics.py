@@ -52,6 +52,9 @@ AdmissionReason = Literal[
 ]
 RedisOperation = Literal["rate_limit", "enqueue", "health", "sweep"]
 Outcome = Literal["ok", "error", "cancelled"]
+# The tokens of a model call, by kind: cache_read and cache_write count the part of the
+# prompt served from, and written to, the provider's prompt cache.
+TokenKind = Literal["prompt", "completion", "cache_read", "cache_write"]
 # denied: a person refused the call; needs_approval: nobody could be asked (an interactive
 # turn), so it did not run.
 ToolOutcome = Literal[
@@ -107,16 +110,25 @@ class Metrics:
             "reason",
         )
         self.llm_calls = self._counter(
-            "llm_calls", "Model calls by provider and outcome.", "provider", "outcome"
+            "llm_calls",
+            "Model calls by provider, model and outcome.",
+            "provider",
+            "model",
+            "outcome",
         )
         self.llm_duration = self._histogram(
             "llm_call_duration_seconds",
             "Model calls' duration (a streamed one's until its last piece).",
             LLM_BUCKETS,
             "provider",
+            "model",
         )
         self.llm_tokens = self._counter(
-            "llm_tokens", "Tokens the provider reported, by kind.", "provider", "kind"
+            "llm_tokens",
+            "Tokens the provider reported, by kind (cache_read and cache_write: of the prompt).",
+            "provider",
+            "model",
+            "kind",
         )
         self.tool_calls = self._counter(
             "agent_tool_calls", "Tool calls by tool and outcome.", "tool", "outcome"
@@ -153,14 +165,18 @@ class Metrics:
         return Gauge(name, documentation, labels, registry=self.registry, multiprocess_mode=mode)
 
     def model_call(
-        self, provider: str, outcome: Outcome, seconds: float, tokens: tuple[int, int] = (0, 0)
+        self,
+        provider: str,
+        model: str,
+        outcome: Outcome,
+        seconds: float,
+        tokens: Mapping[TokenKind, int] | None = None,
     ) -> None:
-        """Count one model call: its outcome, duration and (prompt, completion) tokens."""
-        self.llm_calls.labels(provider, outcome).inc()
-        self.llm_duration.labels(provider).observe(seconds)
-        prompt, completion = tokens
-        self.llm_tokens.labels(provider, "prompt").inc(prompt)
-        self.llm_tokens.labels(provider, "completion").inc(completion)
+        """Count one model call: its outcome, duration and tokens by kind."""
+        self.llm_calls.labels(provider, model, outcome).inc()
+        self.llm_duration.labels(provider, model).observe(seconds)
+        for kind in get_args(TokenKind):
+            self.llm_tokens.labels(provider, model, kind).inc((tokens or {}).get(kind, 0))
 
     def tool_call(self, tool: str, outcome: ToolOutcome, seconds: float) -> None:
         self.tool_calls.labels(tool, outcome).inc()

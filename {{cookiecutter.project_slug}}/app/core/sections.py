@@ -25,8 +25,20 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+Provider = Literal["echo", "openai", "anthropic", "gemini"]
+
+
+class FallbackConfig(_Section):
+    """A provider and model a call moves to when those before it cannot answer now."""
+
+    provider: Provider
+    model: str = Field(min_length=1)
+    # The provider's own API when unset.
+    base_url: HttpUrl | None = None
+
+
 class LLMConfig(_Section):
-    provider: Literal["echo", "openai", "anthropic", "gemini"] = "echo"
+    provider: Provider = "echo"
     model: str = Field(default="gpt-4o-mini", min_length=1)
     # The provider's own API when unset.
     base_url: HttpUrl | None = None
@@ -35,6 +47,10 @@ class LLMConfig(_Section):
     # The most tokens one answer may have: anthropic requires a ceiling, gemini applies it;
     # an OpenAI-compatible server keeps its own.
     max_tokens: PositiveInt = Field(default=4096, le=1_000_000)
+    # Tried in order when the provider above (or the fallback before) is unreachable, times
+    # out, rate-limits or is overloaded; never on a refused key or a rejected request. They
+    # share timeout_seconds, max_retries and max_tokens.
+    fallbacks: tuple[FallbackConfig, ...] = Field(default=(), max_length=5)
     system_prompt: str = "You are a helpful assistant."
     history_limit: PositiveInt = 50
     max_file_chars: PositiveInt = 20_000

@@ -103,15 +103,14 @@ class Settings(DatabaseSettings, KeySettings):
     uploads_dir: Path = Path("uploads")
     config: AppConfig
 
-    @property
-    def provider_key(self) -> SecretStr | None:
-        """The key of the provider llm.provider names (None for echo, which needs none)."""
+    def key_of(self, provider: str) -> SecretStr | None:
+        """The key of a model provider (None for echo, which needs none)."""
         keys = {
             "openai": self.openai_api_key,
             "anthropic": self.anthropic_api_key,
             "gemini": self.gemini_api_key,
         }
-        return keys.get(self.config.llm.provider)
+        return keys.get(provider)
 
     @property
     def playground_enabled(self) -> bool:
@@ -133,11 +132,13 @@ class Settings(DatabaseSettings, KeySettings):
 
     @model_validator(mode="after")
     def _secrets_are_real(self) -> Self:
-        provider = self.config.llm.provider
-        if provider != "echo" and self.provider_key is None:
-            raise ValueError(
-                f"{provider.upper()}_API_KEY is required when llm.provider is {provider}"
-            )
+        llm = self.config.llm
+        needed = [(llm.provider, "llm.provider is")] + [
+            (fallback.provider, "llm.fallbacks names") for fallback in llm.fallbacks
+        ]
+        for provider, where in needed:
+            if provider != "echo" and self.key_of(provider) is None:
+                raise ValueError(f"{provider.upper()}_API_KEY is required when {where} {provider}")
         unsafe = self._placeholder_secrets()
         if unsafe and self.environment not in RELAXED_ENVIRONMENTS:
             raise ValueError(f"{unsafe[0]} is empty or a placeholder; set a real secret")
@@ -150,9 +151,11 @@ class Settings(DatabaseSettings, KeySettings):
             ("REDIS_URL password", urlsplit(self.redis_url.get_secret_value()).password),
             *(("API_KEYS", key.value.get_secret_value()) for key in self.api_keys),
         ]
-        if self.provider_key is not None:
-            name = f"{self.config.llm.provider.upper()}_API_KEY"
-            secrets.append((name, self.provider_key.get_secret_value()))
+        llm = self.config.llm
+        chain = dict.fromkeys([llm.provider, *(fallback.provider for fallback in llm.fallbacks)])
+        for provider in chain:
+            if (key := self.key_of(provider)) is not None:
+                secrets.append((f"{provider.upper()}_API_KEY", key.get_secret_value()))
         return [name for name, value in secrets if _is_placeholder(value)]
 
 

@@ -44,7 +44,7 @@ class AnthropicProvider:
 
     def __init__(self, client: anthropic.AsyncAnthropic, model: str, *, max_tokens: int) -> None:
         self._client = client
-        self._model = model
+        self.model = model
         self._max_tokens = max_tokens
 
     async def complete(
@@ -53,7 +53,7 @@ class AnthropicProvider:
         names = WireNames(tools)
         try:
             reply = await self._client.messages.create(
-                model=self._model,
+                model=self.model,
                 max_tokens=self._max_tokens,
                 system=_system(messages),
                 messages=_to_wire(messages, names),
@@ -80,7 +80,7 @@ class AnthropicProvider:
             # The raw events, not messages.stream(): that helper also rebuilds the whole
             # message after every event, which we never read.
             events = await self._client.messages.create(
-                model=self._model,
+                model=self.model,
                 max_tokens=self._max_tokens,
                 system=_system(messages),
                 messages=_to_wire(messages, names),

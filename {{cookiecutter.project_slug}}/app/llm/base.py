@@ -64,6 +64,9 @@ class Completion:
     content: str
     tool_calls: tuple[ToolCall, ...] = ()
     usage: Usage = Usage()
+    # Who answered: the provider's name and its model (with fallbacks, not always the first).
+    provider: str = ""
+    model: str = ""
 
 
 class LLMError(Exception):
@@ -77,7 +80,9 @@ class LLMUnavailableError(LLMError):
 
 
 class LLMProvider(Protocol):
+    # The provider's kind (echo, openai, anthropic, gemini) and the model it asks for.
     name: str
+    model: str
 
     async def complete(
         self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec] = ()

@@ -23,6 +23,7 @@ class EchoProvider:
     """Reply with the last user message, headed by the system prompt it was given."""
 
     name = "echo"
+    model = "echo"
 
     async def complete(
         self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec] = ()

@@ -1,27 +1,49 @@
-"""Build the provider that config.yaml names."""
+"""Build the model chain that config.yaml names: llm.provider, then llm.fallbacks."""
+
+from pydantic import HttpUrl
 
 from app.core.config import LLMConfig, Settings
+from app.core.metrics import Metrics
 from app.llm.base import LLMProvider
 from app.llm.echo import EchoProvider
+from app.llm.fallback import FallbackProvider
+from app.llm.metered import MeteredProvider
 
-# Each SDK is imported only when its provider is used: a process on one provider does not
-# load the others (the SDKs are several megabytes of modules each).
+# Each SDK is imported only when a provider of its kind is used: a process on one provider
+# does not load the others (the SDKs are several megabytes of modules each).
 
 
-def create_provider(settings: Settings) -> LLMProvider:
-    """Return the configured provider, with its own HTTP connection pool."""
+def create_provider(settings: Settings, metrics: Metrics) -> LLMProvider:
+    """The configured provider and its fallbacks, each counted into metrics on its own."""
     llm = settings.config.llm
-    key = settings.provider_key.get_secret_value() if settings.provider_key else None
-    if llm.provider == "openai":
-        return _openai(llm, key, _calls(settings))
-    if llm.provider == "anthropic":
-        return _anthropic(llm, key, _calls(settings))
-    if llm.provider == "gemini":
-        return _gemini(llm, key)
+    links = [(llm.provider, llm.model, llm.base_url)] + [
+        (fallback.provider, fallback.model, fallback.base_url) for fallback in llm.fallbacks
+    ]
+    chain = [
+        MeteredProvider(_provider(settings, kind, model, base_url), metrics)
+        for kind, model, base_url in links
+    ]
+    return FallbackProvider(chain)
+
+
+def _provider(settings: Settings, kind: str, model: str, base_url: HttpUrl | None) -> LLMProvider:
+    """One provider with its own HTTP connection pool."""
+    llm = settings.config.llm
+    key = settings.key_of(kind)
+    secret = key.get_secret_value() if key else None
+    url = str(base_url) if base_url else None
+    if kind == "openai":
+        return _openai(llm, model, url, secret, _calls(settings))
+    if kind == "anthropic":
+        return _anthropic(llm, model, url, secret, _calls(settings))
+    if kind == "gemini":
+        return _gemini(llm, model, url, secret)
     return EchoProvider()
 
 
-def _openai(llm: LLMConfig, key: str | None, connections: int) -> LLMProvider:
+def _openai(
+    llm: LLMConfig, model: str, url: str | None, key: str | None, connections: int
+) -> LLMProvider:
     import httpx2
     import openai
 
@@ -29,17 +51,19 @@ def _openai(llm: LLMConfig, key: str | None, connections: int) -> LLMProvider:
 
     client = openai.AsyncOpenAI(
         api_key=key,
-        base_url=str(llm.base_url) if llm.base_url else None,
+        base_url=url,
         timeout=llm.timeout_seconds,
         max_retries=llm.max_retries,
         # aiohttp's C parser reads a streamed reply for less CPU per token than the SDK's
         # default transport: more streams held per process.
         http_client=openai.DefaultAioHttpClient(limits=httpx2.Limits(max_connections=connections)),
     )
-    return OpenAICompatibleProvider(client, llm.model)
+    return OpenAICompatibleProvider(client, model)
 
 
-def _anthropic(llm: LLMConfig, key: str | None, connections: int) -> LLMProvider:
+def _anthropic(
+    llm: LLMConfig, model: str, url: str | None, key: str | None, connections: int
+) -> LLMProvider:
     import anthropic
     import httpx2
 
@@ -47,28 +71,29 @@ def _anthropic(llm: LLMConfig, key: str | None, connections: int) -> LLMProvider
 
     client = anthropic.AsyncAnthropic(
         api_key=key,
-        base_url=str(llm.base_url).rstrip("/") if llm.base_url else None,
+        base_url=url.rstrip("/") if url else None,
+        # Always a timeout: without one the SDK refuses a large max_tokens unstreamed.
         timeout=llm.timeout_seconds,
         max_retries=llm.max_retries,
         http_client=anthropic.DefaultAsyncHttpxClient(
             limits=httpx2.Limits(max_connections=connections)
         ),
     )
-    return AnthropicProvider(client, llm.model, max_tokens=llm.max_tokens)
+    return AnthropicProvider(client, model, max_tokens=llm.max_tokens)
 
 
-def _gemini(llm: LLMConfig, key: str | None) -> LLMProvider:
+def _gemini(llm: LLMConfig, model: str, url: str | None, key: str | None) -> LLMProvider:
     # The SDK as app.llm.gemini imports it (with the guard its import needs).
     from app.llm.gemini import GeminiProvider, genai, types
 
     options = types.HttpOptions(
-        base_url=str(llm.base_url) if llm.base_url else None,
+        base_url=url,
         timeout=int(llm.timeout_seconds * 1000),
         # attempts counts the first: llm.max_retries more on 408, 429 and 5xx.
         retry_options=types.HttpRetryOptions(attempts=llm.max_retries + 1),
     )
     client = genai.Client(api_key=key, http_options=options)
-    return GeminiProvider(client, llm.model, max_tokens=llm.max_tokens)
+    return GeminiProvider(client, model, max_tokens=llm.max_tokens)
 
 
 def _calls(settings: Settings) -> int:

@@ -66,7 +66,7 @@ class GeminiProvider:
 
     def __init__(self, client: genai.Client, model: str, *, max_tokens: int | None = None) -> None:
         self._client = client
-        self._model = model
+        self.model = model
         self._max_tokens = max_tokens
         self._signatures = _Signatures()
 
@@ -77,7 +77,7 @@ class GeminiProvider:
         reply = _Reply(names, self._signatures)
         try:
             response = await self._client.aio.models.generate_content(
-                model=self._model,
+                model=self.model,
                 contents=_contents(messages, names, self._signatures),
                 config=_config(messages, tools, names, self._max_tokens),
             )
@@ -93,7 +93,7 @@ class GeminiProvider:
         reply = _Reply(names, self._signatures)
         try:
             chunks = await self._client.aio.models.generate_content_stream(
-                model=self._model,
+                model=self.model,
                 contents=_contents(messages, names, self._signatures),
                 config=_config(messages, tools, names, self._max_tokens),
             )

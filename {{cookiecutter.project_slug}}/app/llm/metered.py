@@ -4,7 +4,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
 
-from app.core.metrics import Metrics, Outcome
+from app.core.metrics import Metrics, Outcome, TokenKind
 from app.llm.base import ChatMessage, Completion, LLMProvider, ToolSpec
 
 
@@ -13,6 +13,7 @@ class MeteredProvider:
 
     def __init__(self, provider: LLMProvider, metrics: Metrics) -> None:
         self.name = provider.name
+        self.model = provider.model
         self._provider = provider
         self._metrics = metrics
 
@@ -53,6 +54,14 @@ class MeteredProvider:
         await self._provider.aclose()
 
     def _count(self, outcome: Outcome, started: float, completion: Completion | None) -> None:
-        usage = completion.usage if completion is not None else None
-        tokens = (usage.prompt_tokens, usage.completion_tokens) if usage else (0, 0)
-        self._metrics.model_call(self.name, outcome, time.perf_counter() - started, tokens)
+        tokens: dict[TokenKind, int] = {}
+        if completion is not None:
+            usage = completion.usage
+            tokens = {
+                "prompt": usage.prompt_tokens,
+                "completion": usage.completion_tokens,
+                "cache_read": usage.cache_read_tokens,
+                "cache_write": usage.cache_write_tokens,
+            }
+        seconds = time.perf_counter() - started
+        self._metrics.model_call(self.name, self.model, outcome, seconds, tokens)

@@ -32,7 +32,7 @@ class OpenAICompatibleProvider:
 
     def __init__(self, client: openai.AsyncOpenAI, model: str) -> None:
         self._client = client
-        self._model = model
+        self.model = model
 
     async def complete(
         self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec] = ()
@@ -40,7 +40,7 @@ class OpenAICompatibleProvider:
         names = WireNames(tools)
         try:
             response = await self._client.chat.completions.create(
-                model=self._model, messages=_to_wire(messages, names), tools=_tools(tools, names)
+                model=self.model, messages=_to_wire(messages, names), tools=_tools(tools, names)
             )
         except openai.OpenAIError as exc:
             raise _as_llm_error(exc) from exc
@@ -62,7 +62,7 @@ class OpenAICompatibleProvider:
         usage = Usage()
         names = WireNames(tools)
         request = self._client.chat.completions.with_streaming_response.create(
-            model=self._model,
+            model=self.model,
             messages=_to_wire(messages, names),
             tools=_tools(tools, names),
             stream=True,

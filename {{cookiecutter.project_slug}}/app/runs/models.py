@@ -50,6 +50,9 @@ class Run(IdMixin, CreatedAtMixin, OwnedMixin, Base):
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    # Who answered the run's latest model step (a fallback may have).
+    provider: Mapped[str | None] = mapped_column(String(32))
+    model: Mapped[str | None] = mapped_column(String(200))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Tool calls that need approval, by call id: {"name", "arguments", "approved"}, approved
     # null until a person decides. An entry goes when its call's result is stored, so a

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Interval, bindparam, func, select, update
+from sqlalchemy import Interval, String, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.agent.loop import Decision, DoneEvent, StopReason
@@ -34,14 +34,12 @@ _RENEW = (
         # usage is then the sum over every step stored, whichever attempt stored it.
         prompt_tokens=Run.prompt_tokens + bindparam("prompt_tokens"),
         completion_tokens=Run.completion_tokens + bindparam("completion_tokens"),
+        provider=func.coalesce(bindparam("provider", type_=String), Run.provider),
+        model=func.coalesce(bindparam("model", type_=String), Run.model),
     )
     .returning(Run)
     .execution_options(synchronize_session=False)
 )
-
-
-# What a write that stores no model step adds to the run's usage.
-NO_TOKENS = Usage()
 
 
 class LeaseLostError(Exception):
@@ -68,15 +66,19 @@ class RunRecorder:
 
     async def step(self, completion: Completion) -> Message:
         async with self.sessionmaker() as session:
-            run = await self._renew(session, completion.usage)
+            run = await self._renew(session, completion)
             message = _add(
                 session,
                 run,
                 role="assistant",
                 content=completion.content,
                 tool_calls=[call_data(c) for c in completion.tool_calls],
+                provider=completion.provider,
+                model=completion.model,
                 prompt_tokens=completion.usage.prompt_tokens,
                 completion_tokens=completion.usage.completion_tokens,
+                cache_read_tokens=completion.usage.cache_read_tokens,
+                cache_write_tokens=completion.usage.cache_write_tokens,
             )
             for call in completion.tool_calls:
                 service.add_event(session, run, "tool_call", call_data(call))
@@ -136,15 +138,18 @@ class RunRecorder:
             service.add_event(session, run, "error", {"detail": detail})
             await session.commit()
 
-    async def _renew(self, session: AsyncSession, usage: Usage = NO_TOKENS) -> Run:
+    async def _renew(self, session: AsyncSession, step: Completion | None = None) -> Run:
         """Extend the lease, in the caller's transaction, if the claim is still ours; add
-        the tokens of the model step this transaction stores."""
+        the tokens of the model step this transaction stores, and who answered it."""
+        usage = step.usage if step else Usage()
         claim = {
             "run_id": self.run_id,
             "attempt": self.attempt,
             "lease": self.lease,
             "prompt_tokens": usage.prompt_tokens,
             "completion_tokens": usage.completion_tokens,
+            "provider": step.provider if step else None,
+            "model": step.model if step else None,
         }
         run: Run | None = await session.scalar(_RENEW, claim)
         if run is None:

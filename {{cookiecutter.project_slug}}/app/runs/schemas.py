@@ -25,6 +25,9 @@ class RunOut(BaseModel):
     cancel_requested: bool
     # The tool calls waiting for a decision (POST /v1/runs/{id}/approvals).
     pending_approvals: list[ToolCallOut]
+    # Who answered the run's latest model step (with llm.fallbacks, not always the first).
+    provider: str | None
+    model: str | None
     usage: UsageOut
     created_at: datetime
     finished_at: datetime | None
