@@ -143,6 +143,8 @@ def make_settings(
         api_keys=api_keys,
         secret_key="test-secret",
         openai_api_key="test-openai-key",
+        anthropic_api_key="test-anthropic-key",
+        gemini_api_key="test-gemini-key",
         logs_dir=tmp_path / "logs",
         uploads_dir=tmp_path / "uploads",
         config=config_for_tests(**config),
