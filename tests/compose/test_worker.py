@@ -4,6 +4,7 @@ sharing the queue, and a run whose worker container is killed finished by anothe
 import json
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import yaml
@@ -30,26 +31,56 @@ class Page(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
 http.server.ThreadingHTTPServer(("0.0.0.0", 8080), Page).serve_forever()
 """
+# The model of this module's stack: Anthropic's Messages API, served by the project's fake.
+ANTHROPIC = {
+    "provider": "anthropic",
+    "model": "claude-test",
+    "base_url": "http://fakeanthropic:8080",
+    "max_retries": 0,
+}
+ANTHROPIC_KEY = "sk-ant-compose-tier"
 # Two calls of current_time: three model calls and two tool calls a run.
 TWO_CALLS = "/tool current_time\n/tool current_time {}"
 
 
 @pytest.fixture(scope="module")
 def stack(rendered: Rendered) -> Iterator[Stack]:
-    """The module's stack, its config allowing the slow page and retrying runs fast."""
+    """The module's stack, its config allowing the slow page and retrying runs fast, its
+    model Anthropic's API (a fake on the stack's network), reached through the real key file
+    and config path."""
     config_path = rendered.project.path / "config" / "config.yaml"
+    key_path = rendered.project.path / "secrets" / "anthropic_api_key"
     shipped = config_path.read_text()
     config = yaml.safe_load(shipped)
+    config["llm"].update(ANTHROPIC)
     config["agent"].update(http_allowed_hosts=["slowpage:8080"], tool_timeout_seconds=60)
     config["worker"].update(visibility_timeout_seconds=5, sweep_seconds=1)
     # These tests poll run states; they count runs, not requests.
     config["rate_limit"]["requests"] = 10_000
     config_path.write_text(yaml.safe_dump(config))
+    key_path.write_text(ANTHROPIC_KEY)
     try:
-        with running_stack(rendered) as stack:
+        with running_stack(rendered) as stack, _fake_anthropic(stack):
             yield stack
     finally:
         config_path.write_text(shipped)
+        key_path.write_text("")
+
+
+@contextmanager
+def _fake_anthropic(stack: Stack) -> Iterator[None]:
+    """The fake on the stack's network as `fakeanthropic` (the model is first called after
+    start-up, so it may join now), removed before the stack's network is."""
+    fake = Scratch("anthropic")
+    try:
+        lab.docker(
+            "run", "-d", "--name", fake.name("fake"), "--network", stack.network(),
+            "--network-alias", "fakeanthropic", stack.images.test, "python", "-m",
+            "tests.fake_anthropic", "--host", "0.0.0.0", "--port", "8080", "--key", ANTHROPIC_KEY,
+        )  # fmt: skip
+        yield
+    finally:
+        fake.close()
 
 
 def _workers(stack: Stack) -> list[str]:
@@ -81,6 +112,11 @@ def test_a_run_completes_through_the_stack(stack: Stack) -> None:
 
     assert (finished["status"], finished["stop_reason"]) == ("succeeded", "completed")
     assert [m["role"] for m in messages] == ["user", "assistant", "tool", "assistant"]
+    # Answered by Anthropic's API (the fake refuses any key but the one in the key file).
+    assert messages[-1]["content"].startswith("fake reply to: time?")
+    answered = {(m["provider"], m["model"]) for m in messages if m["role"] == "assistant"}
+    assert answered == {("anthropic", "claude-test")}
+    assert (finished["provider"], finished["model"]) == ("anthropic", "claude-test")
 
 
 def test_three_workers_share_the_queue(stack: Stack) -> None:

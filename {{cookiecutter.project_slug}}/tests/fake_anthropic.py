@@ -18,8 +18,9 @@ from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.fake_openai import TOOL_LINE
+
 MESSAGES_PATH = "/v1/messages"
-TOOL_LINE = re.compile(r"^/tool\s+(?P<name>\S+)\s*(?P<arguments>.*)$", re.MULTILINE)
 # The error type Anthropic's API names in its body for each status.
 ERROR_TYPES = {
     400: "invalid_request_error",
@@ -88,8 +89,10 @@ class FakeAnthropic(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, port: int = 0) -> None:
-        super().__init__(("127.0.0.1", port), _Handler)
+    def __init__(self, port: int = 0, *, host: str = "127.0.0.1", key: str | None = None) -> None:
+        super().__init__((host, port), _Handler)
+        # With a key, a request carrying any other is refused, as the API refuses it.
+        self.key = key
         self.fail_with: int | None = None
         self.error_midstream: str | None = None
         self.cut_stream = False
@@ -153,7 +156,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif self.server.fail_with is not None:
             status = self.server.fail_with
             self._error(status, ERROR_TYPES.get(status, "api_error"))
-        elif not api_key_of(headers):
+        elif not (key := api_key_of(headers)) or self.server.key not in (None, key):
             self._error(401, "authentication_error")
         elif body.get("stream"):
             self._stream(body)
@@ -278,8 +281,10 @@ def _tokens(characters: int) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=8082)
-    port = parser.parse_args().port
-    with FakeAnthropic(port) as server:
+    parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 inside a container")
+    parser.add_argument("--key", help="refuse requests that carry another key")
+    args = parser.parse_args()
+    with FakeAnthropic(args.port, host=args.host, key=args.key) as server:
         print(f"fake Anthropic endpoint at {server.base_url}", flush=True)
         threading.Event().wait()
 

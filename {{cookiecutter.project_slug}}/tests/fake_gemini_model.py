@@ -5,10 +5,9 @@ Pure functions of a generateContent request's JSON; tests/fake_gemini.py serves 
 
 import base64
 import json
-import re
 from typing import Any
 
-TOOL_LINE = re.compile(r"^/tool\s+(?P<name>\S+)\s*(?P<arguments>.*)$", re.MULTILINE)
+from tests.fake_openai import TOOL_LINE
 
 
 def signature_for(step: int) -> str:

@@ -17,7 +17,8 @@ COMPLETIONS_PATH = "/v1/chat/completions"
 USAGE = {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
 
 
-TOOL_LINE = re.compile(r"^/tool\s+(?P<name>\S+)\s*(?P<arguments>.*)$", re.MULTILINE)
+# One tool call a line; [ \t], not \s: a call without arguments must not take the next line.
+TOOL_LINE = re.compile(r"^/tool[ \t]+(?P<name>\S+)[ \t]*(?P<arguments>.*)$", re.MULTILINE)
 
 
 def reply_to(request: dict[str, Any]) -> str:
