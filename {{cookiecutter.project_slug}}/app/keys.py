@@ -21,9 +21,11 @@ from app.core.db import create_engine, create_sessionmaker
 from app.core.security import UNNAMED_OWNER, owner_of
 from app.files.models import StoredFile
 from app.runs.models import Run
+from app.spend.models import ModelCall
 
 # Every table with an owner column: a row left behind would answer its new owner 404.
-OWNED_MODELS = (Conversation, Run, StoredFile)
+# The ledger too: a key's spend moves with it.
+OWNED_MODELS = (Conversation, Run, StoredFile, ModelCall)
 
 
 async def move_rows(*, session: AsyncSession, old: str, new: str) -> dict[str, int]:
@@ -73,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("\n".join(owners_of(sys.stdin.readlines(), secret_key)))
         else:
             moved = asyncio.run(_move(args.old, args.new))
-            counts = ", ".join(f"{count} {table}" for table, count in moved.items())
+            counts = ", ".join(f"{n} {table.replace('_', ' ')}" for table, n in moved.items())
             print(f"moved from {args.old!r} to {args.new!r}: {counts}")
     except (ConfigError, ValidationError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

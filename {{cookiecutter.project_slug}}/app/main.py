@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import Depends, FastAPI
 
-from app.api import agui, conversations, files, health, openai, runs
+from app.api import agui, conversations, files, health, openai, runs, usage
 from app.core.admission import AdmissionMiddleware, BodyLimits
 from app.core.config import ConfigError, Settings, get_settings
 from app.core.http_metrics import instrument
@@ -84,6 +84,7 @@ def create_app(
     app.include_router(conversations.router, prefix=API_PREFIX, dependencies=api_dependencies)
     app.include_router(files.router, prefix=API_PREFIX, dependencies=api_dependencies)
     app.include_router(runs.router, prefix=API_PREFIX, dependencies=api_dependencies)
+    app.include_router(usage.router, prefix=API_PREFIX, dependencies=api_dependencies)
     app.include_router(agui.router, prefix=API_PREFIX, dependencies=api_dependencies)
     # OpenAI clients take http://host:port/v1 as their base URL, and this key as theirs.
     app.include_router(openai.router, prefix=API_PREFIX, dependencies=api_dependencies)

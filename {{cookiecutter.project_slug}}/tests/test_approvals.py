@@ -158,7 +158,14 @@ async def test_calls_before_the_first_waiting_one_run_and_decisions_may_come_in_
     # One model step asking for four calls; only current_time needs approval.
     names = ["read_file", "current_time", "read_file", "current_time"]
     calls = [ToolCall(i, n, "{}") for i, n in zip("abcd", names, strict=True)]
-    recorder = RunRecorder(maker, claimed.id, claimed.attempts, executor.lease, executor.stopping)
+    recorder = RunRecorder(
+        maker,
+        claimed.id,
+        claimed.attempts,
+        executor.lease,
+        executor.stopping,
+        executor.agent.ledger,
+    )
     await recorder.step(Completion("", tuple(calls)))
 
     await executor._execute(claimed)

@@ -144,6 +144,7 @@ class Worker:
 async def _drive(client: AsyncClient, worker: Worker) -> dict[str, Any]:
     """Start a run and see it through, as workers and a person would: execute it while it is
     queued or running, approve what it waits on; return the run and its conversation."""
+    recorded = await _recorded_calls(client)
     run = await start_run(client, MESSAGE)
     for _ in range(10):
         found = (await client.get(f"/v1/runs/{run['id']}")).json()
@@ -164,7 +165,14 @@ async def _drive(client: AsyncClient, worker: Worker) -> dict[str, Any]:
         "run": found,
         "messages": conversation.json()["messages"],
         "events": [name for name, _ in events(followed.text)],
+        "recorded": await _recorded_calls(client) - recorded,
     }
+
+
+async def _recorded_calls(client: AsyncClient) -> int:
+    """The model calls in the caller's ledger since yesterday (a run may cross midnight)."""
+    days = (await client.get("/v1/usage", params={"days": "2"})).json()["days"]
+    return sum(int(day["calls"]) for day in days)
 
 
 def _seen(outcome: dict[str, Any]) -> dict[str, Any]:
@@ -172,6 +180,8 @@ def _seen(outcome: dict[str, Any]) -> dict[str, Any]:
     events a client follows (but the claims: a resumed run is claimed again)."""
     run = outcome["run"]
     return {
+        # Every model call whose answer the run kept is in the ledger, once.
+        "recorded": outcome["recorded"],
         "events": [name for name in outcome["events"] if name not in {"running", "retrying"}],
         "status": run["status"],
         "stop_reason": run["stop_reason"],
@@ -209,6 +219,7 @@ async def test_a_run_killed_between_any_two_writes_resumes_doing_nothing_twice(
     assert (len(whole.model.calls), len(clock)) == (3, 2)
     assert (undisturbed["status"], undisturbed["stop_reason"]) == ("succeeded", "completed")
     assert len(undisturbed["messages"]) == 6
+    assert undisturbed["recorded"] == 3
 
     for at in range(1, writes):
         clock.clear()

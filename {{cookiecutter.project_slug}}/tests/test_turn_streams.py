@@ -7,19 +7,25 @@ certain, not by timing.
 """
 
 import asyncio
+import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 from httpx import AsyncClient, Response
 from pydantic import BaseModel
+from redis.asyncio import Redis
 
 from app.agent import registry
 from app.agent.tools import ToolContext, tool
-from tests.conftest import OTHER_API_KEY, new_conversation_id
+from tests.conftest import make_settings, new_conversation_id, serve
 from tests.metrics import admission_refusals, scrape
 
-THEIRS = {"Authorization": f"Bearer {OTHER_API_KEY}"}
+# Keys of this module's own: its turns are committed (below), and no other test may see them.
+MINE, OTHER = f"streams-{uuid.uuid4().hex}", f"streams-{uuid.uuid4().hex}"
+THEIRS = {"Authorization": f"Bearer {OTHER}"}
 STREAMED = {"Accept": "text/event-stream"}
 KEY_FULL = "too many streamed turns of this key open (limit 2); retry shortly"
 
@@ -43,6 +49,20 @@ class Gate:
             for _ in held:
                 await self.entered.acquire()
         return held
+
+
+@pytest.fixture
+async def client(
+    tmp_path: Path, migrated: str, redis_url: str, config_overrides: dict[str, Any], redis: Redis
+) -> AsyncIterator[AsyncClient]:
+    """The api on its own engine, its writes committed: the overlapping turns write their
+    steps and ledger rows at once, which sessions sharing the one connection of a
+    rolled-back test transaction cannot do."""
+    settings = make_settings(
+        tmp_path, migrated, redis_url, api_keys=f"{MINE},{OTHER}", **config_overrides
+    )
+    async for client in serve(settings, None, api_key=MINE):
+        yield client
 
 
 @pytest.fixture

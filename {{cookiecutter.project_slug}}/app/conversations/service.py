@@ -19,6 +19,7 @@ from app.files import service as files_service
 from app.files import storage
 from app.files.models import StoredFile
 from app.llm.base import ChatMessage, Completion, ToolCall, Usage
+from app.spend.ledger import Ledger
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,9 +28,13 @@ class ConversationRecorder:
 
     sessionmaker: async_sessionmaker[AsyncSession]
     conversation_id: uuid.UUID
+    owner: str
+    ledger: Ledger
 
     async def step(self, completion: Completion) -> Message:
         async with self.sessionmaker() as session:
+            # Committed with the step.
+            session.add(self.ledger.row(self.owner, completion))
             return await add_model_step(
                 session=session, conversation_id=self.conversation_id, completion=completion
             )

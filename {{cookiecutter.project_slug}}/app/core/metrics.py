@@ -130,6 +130,9 @@ class Metrics:
             "model",
             "kind",
         )
+        self.llm_cost = self._counter(
+            "llm_cost_usd", "What answered model calls cost, in US dollars.", "provider", "model"
+        )
         self.tool_calls = self._counter(
             "agent_tool_calls", "Tool calls by tool and outcome.", "tool", "outcome"
         )
@@ -177,6 +180,9 @@ class Metrics:
         self.llm_duration.labels(provider, model).observe(seconds)
         for kind in get_args(TokenKind):
             self.llm_tokens.labels(provider, model, kind).inc((tokens or {}).get(kind, 0))
+
+    def model_cost(self, provider: str, model: str, dollars: float) -> None:
+        self.llm_cost.labels(provider, model).inc(dollars)
 
     def tool_call(self, tool: str, outcome: ToolOutcome, seconds: float) -> None:
         self.tool_calls.labels(tool, outcome).inc()

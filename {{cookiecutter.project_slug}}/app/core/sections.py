@@ -1,6 +1,7 @@
 """The sections of config.yaml, each a frozen model that refuses keys it does not know."""
 
-from typing import Literal, Self
+from decimal import Decimal
+from typing import Literal, Self, get_args
 
 from pydantic import (
     BaseModel,
@@ -199,6 +200,34 @@ class MetricsConfig(_Section):
     worker_port: int = Field(default=9101, ge=1, le=65535)
 
 
+class PriceConfig(_Section):
+    """A model's price in US dollars per million tokens."""
+
+    input: Decimal = Field(ge=0)
+    output: Decimal = Field(ge=0)
+    # Tokens read from and written to the prompt cache: the input price when unset.
+    cache_read: Decimal | None = Field(default=None, ge=0)
+    cache_write: Decimal | None = Field(default=None, ge=0)
+
+
+class SpendConfig(_Section):
+    """What model calls cost (the ledger, GET /v1/usage)."""
+
+    # By "provider:model", for a model the price table (genai-prices) does not know or one
+    # you pay differently for (a self-hosted model: 0).
+    prices: dict[str, PriceConfig] = {}
+
+    @field_validator("prices")
+    @classmethod
+    def _provider_and_model(cls, prices: dict[str, PriceConfig]) -> dict[str, PriceConfig]:
+        for key in prices:
+            provider, _, model = key.partition(":")
+            if provider not in get_args(Provider) or not model:
+                names = ", ".join(get_args(Provider))
+                raise ValueError(f"{key!r} is not provider:model (providers: {names})")
+        return prices
+
+
 class AppConfig(_Section):
     """The contents of config.yaml."""
 
@@ -214,3 +243,4 @@ class AppConfig(_Section):
     logging: LoggingConfig = LoggingConfig()
     metrics: MetricsConfig = MetricsConfig()
     playground: PlaygroundConfig = PlaygroundConfig()
+    spend: SpendConfig = SpendConfig()

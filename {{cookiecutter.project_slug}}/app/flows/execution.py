@@ -98,7 +98,9 @@ class Executor:
         return run
 
     async def _execute(self, run: Run) -> None:
-        recorder = RunRecorder(self.sessionmaker, run.id, run.attempts, self.lease, self.stopping)
+        recorder = RunRecorder(
+            self.sessionmaker, run.id, run.attempts, self.lease, self.stopping, self.agent.ledger
+        )
         try:
             work = asyncio.create_task(self._finish(run, recorder))
             keeper = asyncio.create_task(self._keep_lease(recorder, work))

@@ -30,7 +30,9 @@ async def send(
     message = await conversations.add_user_message(
         session=session, conversation=conversation, data=data
     )
-    recorder = conversations.ConversationRecorder(agent.sessionmaker, conversation.id)
+    recorder = conversations.ConversationRecorder(
+        agent.sessionmaker, conversation.id, conversation.owner, agent.ledger
+    )
     turn = await agent.prepare(session, conversation, recorder)
     # Hand the connection back now rather than hold it through the model's calls; each
     # step is stored with a session of its own.

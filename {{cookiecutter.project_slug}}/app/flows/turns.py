@@ -19,15 +19,23 @@ from app.conversations.models import Conversation
 from app.core.config import Settings
 from app.core.metrics import Metrics
 from app.llm.base import ChatMessage, Completion, LLMProvider, ToolCall
+from app.spend.ledger import Ledger
+from app.spend.prices import Prices
 
 type Step = Completion | ToolResult
 
 
 @dataclass(frozen=True, slots=True)
 class Unstored:
-    """A turn over messages a request carries: its steps are handed back, stored nowhere."""
+    """A turn over messages a request carries: its steps are handed back, stored nowhere
+    but in the owner's ledger."""
+
+    sessionmaker: async_sessionmaker[AsyncSession]
+    owner: str
+    ledger: Ledger
 
     async def step(self, completion: Completion) -> Completion | ToolResult:
+        await self.ledger.record(self.sessionmaker, self.owner, completion)
         return completion
 
     async def result(self, call: ToolCall, result: ToolResult) -> Completion | ToolResult:
@@ -97,10 +105,16 @@ class Agent:
         )
         return ReadyTurn(turn, history)
 
+    @property
+    def ledger(self) -> Ledger:
+        """Where the turns' model calls are written, with their cost."""
+        return Ledger(Prices(self.settings.config.spend.prices), self.metrics)
+
     def unstored(self, *, owner: str, messages: Sequence[ChatMessage]) -> ReadyTurn[Step]:
         """A turn over the messages a request carries; nothing is stored, and its tools
         reach no attached file."""
-        turn = self.turn(owner=owner, conversation_id=None, recorder=Unstored())
+        recorder = Unstored(self.sessionmaker, owner, self.ledger)
+        turn = self.turn(owner=owner, conversation_id=None, recorder=recorder)
         return ReadyTurn(turn, self.prompt(messages))
 
     def turn[S](

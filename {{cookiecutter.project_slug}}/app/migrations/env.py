@@ -14,6 +14,7 @@ from app.core.db import Base
 from app.core.urls import async_database_url
 from app.files import models as _files  # noqa: F401  (registers tables)
 from app.runs import models as _runs  # noqa: F401  (registers tables)
+from app.spend import models as _spend  # noqa: F401  (registers tables)
 
 # Any constant shared by all migration runs of this service.
 MIGRATION_LOCK_ID = 0x6D696772

@@ -17,6 +17,7 @@ from app.conversations.schemas import MessageOut
 from app.llm.base import Completion, ToolCall, Usage
 from app.runs import service
 from app.runs.models import Run
+from app.spend.ledger import Ledger
 
 # Every write of a run's step renews its lease with this one statement, built once: building
 # it for each write takes a sixth of a busy worker's CPU (py-spy, worker draining runs).
@@ -55,6 +56,7 @@ class RunRecorder:
     attempt: int
     lease: timedelta
     stopping: asyncio.Event
+    ledger: Ledger
     requeue: bool = False
     # Set when the lease was found taken over: the run's work is cancelled.
     lost: bool = False
@@ -82,6 +84,7 @@ class RunRecorder:
             )
             for call in completion.tool_calls:
                 service.add_event(session, run, "tool_call", call_data(call))
+            session.add(self.ledger.row(run.owner, completion))
             await session.commit()
             return message
 

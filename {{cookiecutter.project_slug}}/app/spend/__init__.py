@@ -1,0 +1,1 @@
+"""What model calls cost each key owner: the ledger, the prices, the usage report."""
