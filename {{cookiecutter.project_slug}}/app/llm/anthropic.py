@@ -26,6 +26,7 @@ from app.llm.base import (
     ToolCall,
     ToolSpec,
     Usage,
+    answered,
 )
 from app.llm.wire_names import WireNames
 
@@ -273,8 +274,7 @@ def _as_llm_error(exc: anthropic.AnthropicError) -> LLMError:
             if exc.type in _UNAVAILABLE_KINDS:
                 return LLMUnavailableError(f"the language model provider failed midway: {exc.type}")
             return LLMError("the language model provider failed")
-        error = LLMUnavailableError if status == 429 or status >= 500 else LLMError
-        return error(f"the language model provider answered HTTP {status}")
+        return answered(status)
     # aiohttp's transport reports a refused connection as a connect timeout: either way,
     # the provider was never reached.
     connecting = isinstance(exc.__cause__, httpx2.ConnectTimeout)

@@ -79,6 +79,13 @@ class LLMUnavailableError(LLMError):
     configuration or input problem that another provider would only hide."""
 
 
+def answered(status: int) -> LLMError:
+    """The error for an HTTP status a provider answered with: a timeout (408), a rate limit
+    (429) or a server error (5xx, 529 overloaded) is worth another provider's try."""
+    error = LLMUnavailableError if status in (408, 429) or status >= 500 else LLMError
+    return error(f"the language model provider answered HTTP {status}")
+
+
 class LLMProvider(Protocol):
     # The provider's kind (echo, openai, anthropic, gemini) and the model it asks for.
     name: str

@@ -19,6 +19,7 @@ from app.llm.base import (
     ToolCall,
     ToolSpec,
     Usage,
+    answered,
 )
 from app.llm.wire_names import WireNames
 
@@ -283,10 +284,7 @@ def _usage(counted: types.GenerateContentResponseUsageMetadata) -> Usage:
 def _as_llm_error(exc: Exception) -> LLMError:
     # Upstream error bodies may echo prompts or keys: clients get the kind and status only.
     if isinstance(exc, errors.APIError):
-        status = exc.code
-        unavailable = status in (408, 429) or status >= 500
-        error = LLMUnavailableError if unavailable else LLMError
-        return error(f"the language model provider answered HTTP {status}")
+        return answered(exc.code)
     if isinstance(exc, _UNREACHABLE):
         return LLMUnavailableError("the language model provider could not be reached")
     if isinstance(exc, _TIMEOUTS):

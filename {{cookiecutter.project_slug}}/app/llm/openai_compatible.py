@@ -20,6 +20,7 @@ from app.llm.base import (
     ToolCall,
     ToolSpec,
     Usage,
+    answered,
 )
 from app.llm.openai_chunks import ToolCallDelta, chunks
 from app.llm.wire_names import WireNames
@@ -175,9 +176,7 @@ def _usage(usage: CompletionUsage | None) -> Usage:
 def _as_llm_error(exc: openai.OpenAIError) -> LLMError:
     # Upstream error bodies may echo prompts or keys: clients get the kind and status only.
     if isinstance(exc, openai.APIStatusError):
-        status = exc.status_code
-        error = LLMUnavailableError if status == 429 or status >= 500 else LLMError
-        return error(f"the language model provider answered HTTP {status}")
+        return answered(exc.status_code)
     # aiohttp's transport reports a refused connection as a connect timeout: either way,
     # the provider was never reached.
     connecting = isinstance(exc.__cause__, httpx2.ConnectTimeout)
