@@ -18,7 +18,7 @@ from app.core.db import insert_new, utcnow
 from app.files import service as files_service
 from app.files import storage
 from app.files.models import StoredFile
-from app.llm.base import ChatMessage, Completion, ToolCall, Usage
+from app.llm.base import ChatMessage, Completion, ToolCall
 from app.spend.ledger import Ledger
 
 
@@ -179,19 +179,31 @@ async def add_user_message(
     )
 
 
+def model_step(completion: Completion) -> dict[str, Any]:
+    """The columns of the message that stores what one model call answered: its text, the
+    tools it asks for, who answered and its usage (a run's steps are written from it too)."""
+    usage = completion.usage
+    return {
+        "role": "assistant",
+        "content": completion.content,
+        "tool_calls": [
+            {"id": c.id, "name": c.name, "arguments": c.arguments} for c in completion.tool_calls
+        ],
+        "provider": completion.provider,
+        "model": completion.model,
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "cache_read_tokens": usage.cache_read_tokens,
+        "cache_write_tokens": usage.cache_write_tokens,
+    }
+
+
 async def add_model_step(
     *, session: AsyncSession, conversation_id: uuid.UUID, completion: Completion
 ) -> Message:
-    """Store what one model call answered: its text, the tools it asks for, its usage."""
-    calls = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in completion.tool_calls]
+    """Store what one model call answered."""
     return await _add_message(
-        session=session,
-        conversation_id=conversation_id,
-        role="assistant",
-        content=completion.content,
-        tool_calls=calls,
-        usage=completion.usage,
-        answered_by=(completion.provider, completion.model),
+        session=session, conversation_id=conversation_id, **model_step(completion)
     )
 
 
@@ -216,10 +228,9 @@ async def _add_message(
     file_ids: list[uuid.UUID] | None = None,
     tool_calls: list[dict[str, Any]] | None = None,
     tool_call_id: str | None = None,
-    usage: Usage | None = None,
-    answered_by: tuple[str, str] | None = None,
+    **step: Any,
 ) -> Message:
-    provider, model = answered_by or (None, None)
+    """A message of the conversation; `step` carries a model step's other columns."""
     message = Message(
         id=uuid.uuid4(),
         created_at=utcnow(),
@@ -229,12 +240,7 @@ async def _add_message(
         file_ids=file_ids or [],
         tool_calls=tool_calls or [],
         tool_call_id=tool_call_id,
-        provider=provider,
-        model=model,
-        prompt_tokens=usage.prompt_tokens if usage else None,
-        completion_tokens=usage.completion_tokens if usage else None,
-        cache_read_tokens=usage.cache_read_tokens if usage else None,
-        cache_write_tokens=usage.cache_write_tokens if usage else None,
+        **step,
     )
     await insert_new(session, message)
     await session.commit()

@@ -14,6 +14,7 @@ from app.agent.loop import Decision, DoneEvent, StopReason
 from app.agent.tools import ToolResult
 from app.conversations.models import Message
 from app.conversations.schemas import MessageOut
+from app.conversations.service import model_step
 from app.llm.base import Completion, ToolCall, Usage
 from app.runs import service
 from app.runs.models import Run
@@ -69,19 +70,7 @@ class RunRecorder:
     async def step(self, completion: Completion) -> Message:
         async with self.sessionmaker() as session:
             run = await self._renew(session, completion)
-            message = _add(
-                session,
-                run,
-                role="assistant",
-                content=completion.content,
-                tool_calls=[call_data(c) for c in completion.tool_calls],
-                provider=completion.provider,
-                model=completion.model,
-                prompt_tokens=completion.usage.prompt_tokens,
-                completion_tokens=completion.usage.completion_tokens,
-                cache_read_tokens=completion.usage.cache_read_tokens,
-                cache_write_tokens=completion.usage.cache_write_tokens,
-            )
+            message = _add(session, run, **model_step(completion))
             for call in completion.tool_calls:
                 service.add_event(session, run, "tool_call", call_data(call))
             session.add(self.ledger.row(run.owner, completion))
