@@ -21,11 +21,11 @@ from app.core.db import create_engine, create_sessionmaker
 from app.core.security import UNNAMED_OWNER, owner_of
 from app.files.models import StoredFile
 from app.runs.models import Run
-from app.spend.models import ModelCall
+from app.spend.models import Hold, ModelCall
 
 # Every table with an owner column: a row left behind would answer its new owner 404.
-# The ledger too: a key's spend moves with it.
-OWNED_MODELS = (Conversation, Run, StoredFile, ModelCall)
+# The ledger too: a key's spend, and what its calls in progress hold, move with it.
+OWNED_MODELS = (Conversation, Run, StoredFile, ModelCall, Hold)
 
 
 async def move_rows(*, session: AsyncSession, old: str, new: str) -> dict[str, int]:

@@ -21,6 +21,7 @@ from app.deps import authorize
 from app.files import storage
 from app.playground.router import router as playground_router
 from app.resources import open_resources
+from app.spend.prices import check_priced
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
@@ -40,6 +41,7 @@ def create_app(
     """
     try:
         settings = settings or get_settings()
+        check_priced(settings.config)
     except ConfigError as exc:
         raise SystemExit(f"configuration error: {exc}") from None
     setup_logging(settings.config.logging, settings.logs_dir)

@@ -29,6 +29,7 @@ from app.core.queue import QUEUE_NAME, TASK_NAME, create_broker
 from app.flows.execution import Executor
 from app.resources import SharedResources, open_shared_resources
 from app.runs.service import count_by_status
+from app.spend.prices import check_priced
 
 logger = logging.getLogger("app.worker")
 # Sweeps a healthy worker may miss before its healthcheck fails.
@@ -117,6 +118,7 @@ async def _report_backlog(resources: SharedResources) -> None:
 def main() -> int:
     try:
         settings = get_settings()
+        check_priced(settings.config)
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2

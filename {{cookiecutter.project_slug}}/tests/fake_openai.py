@@ -9,6 +9,7 @@ import json
 import re
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -63,6 +64,8 @@ class FakeOpenAI(ThreadingHTTPServer):
         self.break_stream: str | None = None
         self.requests: list[dict[str, Any]] = []
         self.headers_seen: list[dict[str, str]] = []
+        # What each answer reports it used, from the request.
+        self.usage: Callable[[dict[str, Any]], dict[str, int]] = lambda _: USAGE
 
     @property
     def base_url(self) -> str:
@@ -95,7 +98,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif body.get("stream"):
             self._stream(body)
         else:
-            self._json(200, _completion(body))
+            self._json(200, {**_completion(body), "usage": self.server.usage(body)})
 
     def _json(self, status: int, payload: dict[str, Any]) -> None:
         data = json.dumps(payload).encode()
@@ -129,7 +132,7 @@ class _Handler(BaseHTTPRequestHandler):
                     return
             self._event(_chunk(body, {}, finish_reason="stop"))
         if body.get("stream_options", {}).get("include_usage"):
-            self._event({**_chunk(body, {}), "choices": [], "usage": USAGE})
+            self._event({**_chunk(body, {}), "choices": [], "usage": self.server.usage(body)})
         self.wfile.write(b"data: [DONE]\n\n")
         self.wfile.flush()
         self.close_connection = True

@@ -233,6 +233,61 @@ def _uncached(*_: Any) -> Settings:
     return load_settings()
 
 
+@pytest.mark.parametrize(
+    ("config", "named"),
+    [
+        (
+            "spend:\n  budgets:\n    default: {usd_per_day: -1}\n",
+            "spend.budgets.default.usd_per_day",
+        ),
+        ("spend:\n  budgets:\n    keys: {alice: {tokens: 5}}\n", "spend.budgets.keys.alice.tokens"),
+        (
+            "llm: {provider: openai, model: my-own-model}\n"
+            "spend:\n  budgets:\n    default: {usd_per_month: 10}\n",
+            "openai:my-own-model has no known price",
+        ),
+        (
+            "llm:\n  fallbacks: [{provider: gemini, model: my-gemini}]\n"
+            "spend:\n  budgets:\n    keys: {alice: {usd_per_day: 1}}\n",
+            "gemini:my-gemini has no known price",
+        ),
+    ],
+    ids=["negative", "unknown-bound", "unpriced-model", "unpriced-fallback"],
+)
+def test_a_bad_budget_stops_start_up_with_one_line_naming_it(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch, config: str, named: str
+) -> None:
+    config_file.write_text(config)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-real")
+    monkeypatch.setenv("GEMINI_API_KEY", "g-real")
+    # get_settings reads the settings once per process: read them anew for this file.
+    monkeypatch.setattr("app.main.get_settings", load_settings)
+
+    with pytest.raises(SystemExit) as raised:
+        create_app()
+
+    message = str(raised.value)
+    assert message.startswith("configuration error: ")
+    assert named in message.replace("config.yaml: ", "")
+    assert "\n" not in message
+
+
+def test_a_model_priced_in_config_may_have_a_budget_in_dollars(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config_file.write_text(
+        "llm: {provider: openai, model: my-own-model}\n"
+        "spend:\n"
+        '  prices: {"openai:my-own-model": {input: 0, output: 0}}\n'
+        "  budgets: {default: {usd_per_day: 1}}\n"
+    )
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-real")
+    # get_settings reads the settings once per process: read them anew for this file.
+    monkeypatch.setattr("app.main.get_settings", load_settings)
+
+    assert create_app().title
+
+
 def test_secrets_can_come_from_files(
     config_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -112,6 +112,12 @@ async def test_every_streaming_route_documents_its_refusals(client: AsyncClient)
         route: {code: responses.get(code, {}).get("description") for code in ("429", "503")}
         for route, responses in streaming.items()
     } == {
-        route: {"429": "Too many streams of this key open", "503": "Too many streams open"}
+        route: {
+            # A turn's stream (not a run's events) is refused too while the key's budget is
+            # used up.
+            "429": "Too many streams of this key open"
+            + ("" if route.endswith("/events") else ", or its budget used up"),
+            "503": "Too many streams open",
+        }
         for route in streaming
     }

@@ -62,7 +62,8 @@ def test_move_with_no_rows_moves_nothing(
 
     assert code == 0
     assert capsys.readouterr().out.strip() == (
-        f"moved from {nobody!r} to 'mobile': 0 conversations, 0 runs, 0 files, 0 model calls"
+        f"moved from {nobody!r} to 'mobile': "
+        "0 conversations, 0 runs, 0 files, 0 model calls, 0 spend holds"
     )
 
 
@@ -96,7 +97,7 @@ async def test_moved_rows_are_seen_by_the_new_owner(
         spend = await client.get("/v1/usage", headers=as_new)
         spend_gone = await client.get("/v1/usage")
 
-    assert moved == {"conversations": 1, "runs": 1, "files": 1, "model_calls": 1}
+    assert moved == {"conversations": 1, "runs": 1, "files": 1, "model_calls": 1, "spend_holds": 0}
     assert (seen.status_code, download.status_code, run_seen.status_code) == (200, 200, 200)
     assert (gone.status_code, run_gone.status_code) == (404, 404)
     assert [day["calls"] for day in spend.json()["days"]] == [1]

@@ -244,7 +244,7 @@ async def test_openai_gets_wire_safe_names_and_we_keep_ours(
 
 async def test_names_that_would_meet_on_the_wire_stay_apart(fake_openai: FakeOpenAI) -> None:
     client = openai.AsyncOpenAI(api_key="k", base_url=fake_openai.base_url, max_retries=0)
-    provider = OpenAICompatibleProvider(client, "test-model")
+    provider = OpenAICompatibleProvider(client, "test-model", max_tokens=64)
     names = ["docs.a_b", "docs_a_b", "docs.a.b", "long." + "x" * 70]
     specs = [ToolSpec(name, "a tool", {"type": "object"}) for name in names]
 

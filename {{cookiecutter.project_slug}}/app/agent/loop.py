@@ -5,12 +5,14 @@ step is stored as it ends, through a Recorder: a turn cut short keeps the steps 
 and a turn resumed (a background run retried on another worker) starts where it stopped.
 """
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from app.agent.tools import Registry, ToolContext, ToolResult
-from app.llm.base import ChatMessage, Completion, LLMError, LLMProvider, ToolCall, Usage
+from app.llm.base import ChatMessage, Completion, LLMError, LLMProvider, ToolCall, ToolSpec, Usage
 
 # completed: the model answered without asking for tools; max_steps: it still asked;
 # cancelled: a client cancelled the run; interrupted: its worker is stopping (run re-queued);
@@ -49,11 +51,54 @@ class DoneEvent[S]:
 
 
 @dataclass(frozen=True, slots=True)
+class Refusal:
+    """A model call not made: it could cross a budget of the turn's key."""
+
+    detail: str
+    # Seconds until the budget it would cross starts again.
+    retry_after: int
+
+
+@dataclass(frozen=True, slots=True)
 class ErrorEvent:
     detail: str
+    # Set when the turn ended because a model call was refused by a budget, not failed.
+    refusal: Refusal | None = None
 
+
+_RELEASING: set["asyncio.Future[None]"] = set()
 
 type Event[S] = TokenEvent | ToolCallEvent | ToolResultEvent | DoneEvent[S] | ErrorEvent
+
+
+class Budget(Protocol):
+    """What the turn's key may still spend: asked before each model call."""
+
+    async def admit(
+        self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]
+    ) -> Refusal | None:
+        """Hold what the call may cost, or say why it may not be made. The recorder's step
+        settles the hold with what the call did cost."""
+        ...
+
+    async def release(self) -> None:
+        """Let the hold go: the call ended without an answer to store."""
+        ...
+
+
+class Unbounded:
+    """No budget: every call is admitted."""
+
+    async def admit(
+        self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]
+    ) -> Refusal | None:
+        return None
+
+    async def release(self) -> None:
+        return None
+
+
+UNBOUNDED = Unbounded()
 
 
 class Recorder[S](Protocol):
@@ -81,6 +126,7 @@ class Turn[S]:
     max_steps: int
     # Tool names whose calls need a person's approval (agent.require_approval).
     require_approval: frozenset[str] = frozenset()
+    budget: Budget = UNBOUNDED
 
     async def run(self, history: list[ChatMessage], *, stream: bool) -> AsyncIterator[Event[S]]:
         """Call the model up to max_steps times, running the tools it asks for in between."""
@@ -96,6 +142,9 @@ class Turn[S]:
             if reason := await self.recorder.halt():
                 yield DoneEvent(steps, reason, usage)
                 return
+            if refusal := await self.budget.admit(history, self.registry.specs):
+                yield ErrorEvent(refusal.detail, refusal)
+                return
             completion: Completion | None = None
             try:
                 if stream:
@@ -107,9 +156,16 @@ class Turn[S]:
                 else:
                     completion = await self.provider.complete(history, self.registry.specs)
             except LLMError as exc:
+                await self.budget.release()
                 yield ErrorEvent(str(exc))
                 return
+            except BaseException:
+                # Cancelled mid-call (the client went away, the worker is stopping): the
+                # hold goes now, not when it expires.
+                await _released(self.budget)
+                raise
             if completion is None:
+                await self.budget.release()
                 yield ErrorEvent("the language model ended its answer early")
                 return
             usage += completion.usage
@@ -155,6 +211,17 @@ class Turn[S]:
             )
             return self.registry.refuse(call, "needs_approval", reason)
         return await self.registry.call(call, self.tools)
+
+
+async def _released(budget: Budget) -> None:
+    """Release the hold even while the caller is being cancelled: the release runs as a task
+    of its own, which the caller's cancellation does not reach."""
+    release = asyncio.ensure_future(budget.release())
+    # Held until done: the event loop keeps only a weak reference to a task.
+    _RELEASING.add(release)
+    release.add_done_callback(_RELEASING.discard)
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.shield(release)
 
 
 def _unanswered(history: Sequence[ChatMessage]) -> list[ToolCall]:

@@ -25,7 +25,15 @@ from ag_ui.core import (
 )
 from ag_ui.encoder import EventEncoder
 
-from app.agent.loop import DoneEvent, ErrorEvent, Event, TokenEvent, ToolCallEvent, ToolResultEvent
+from app.agent.loop import (
+    DoneEvent,
+    ErrorEvent,
+    Event,
+    Refusal,
+    TokenEvent,
+    ToolCallEvent,
+    ToolResultEvent,
+)
 from app.llm.base import ToolCall, Usage
 
 
@@ -37,6 +45,11 @@ async def encoded(events: AsyncIterator[Event[Any]], run: "Translation") -> Asyn
     async for event in events:
         for translated in run.of(event):
             yield encoder.encode(translated).encode()
+
+
+async def refused(refusal: Refusal) -> AsyncIterator[Event[Any]]:
+    """A turn that ended before its first model call: the key's budget refused it."""
+    yield ErrorEvent(refusal.detail, refusal)
 
 
 @dataclass(slots=True)
@@ -77,8 +90,9 @@ class Translation:
                     usage=[self._usage(usage)],
                 )
                 return [*closed, finished]
-            case ErrorEvent(detail=detail):
-                return [*closed, RunErrorEvent(message=detail, code="provider_error")]
+            case ErrorEvent(detail=detail, refusal=refusal):
+                code = "provider_error" if refusal is None else "budget_exceeded"
+                return [*closed, RunErrorEvent(message=detail, code=code)]
         return closed
 
     def _text(self, content: str) -> list[BaseEvent]:

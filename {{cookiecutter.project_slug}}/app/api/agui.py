@@ -5,7 +5,7 @@ from fastapi import APIRouter
 from sse_starlette import EventSourceResponse
 
 from app.agui import run_input
-from app.agui.events import Translation, encoded
+from app.agui.events import Translation, encoded, refused
 from app.api import sse
 from app.deps import AgentDep, OwnedConversation, OwnedRowsRoute, OwnerDep, ResourcesDep, SessionDep
 from app.flows import messages
@@ -32,10 +32,14 @@ async def run_agent(
     # whatever the body says; only then is the body's thread compared with it.
     run_input.check_thread(body, conversation.id)
     message = run_input.user_message(body)
+    run = Translation(body.thread_id, body.run_id, agent.llm.name)
+    account = agent.spending.account(owner)
     # The slot is taken before the message is stored: a refused run changes nothing.
     with resources.turn_streams.holding(owner) as give_back:
+        if refusal := await account.check():
+            # A key whose budget is used up: RUN_ERROR, and nothing stored.
+            return sse.respond(encoded(refused(refusal), run), give_back)
         sent = await messages.send(
-            agent=agent, session=session, conversation=conversation, data=message
+            agent=agent, session=session, conversation=conversation, data=message, account=account
         )
-        run = Translation(body.thread_id, body.run_id, agent.llm.name)
         return sse.respond(encoded(sent.turn.events(stream=True), run), give_back)

@@ -8,7 +8,7 @@ from sse_starlette import EventSourceResponse
 
 from app.agent.loop import ErrorEvent
 from app.api import sse
-from app.api.errors import unknown_files
+from app.api.errors import over_budget, unknown_files
 from app.conversations import service
 from app.conversations.models import Conversation
 from app.conversations.schemas import (
@@ -31,6 +31,7 @@ from app.deps import (
 )
 from app.flows import messages
 from app.flows.turns import Agent
+from app.spend.budgets import Account
 
 router = APIRouter(prefix="/conversations", tags=["conversations"], route_class=OwnedRowsRoute)
 # Far beyond any real page, and well inside PostgreSQL's bigint.
@@ -98,27 +99,37 @@ async def send_message(
 ) -> Exchange | EventSourceResponse:
     """Send a message; the agent answers, calling tools as it needs (SSE with
     Accept: text/event-stream: token, tool_call, tool_result, then done or error)."""
+    account = agent.spending.account(owner)
+    # A key whose budget is used up is refused before anything is stored.
+    if refusal := await account.check():
+        raise over_budget(refusal)
     if EVENT_STREAM in request.headers.get("accept", ""):
         # The slot is taken before the message is stored: a refused stream changes nothing.
         with resources.turn_streams.holding(owner) as give_back:
-            sent = await _send(agent, session, conversation, body)
+            sent = await _send(agent, session, conversation, body, account)
             frames = sse.turn(sent.turn.events(stream=True), sent.message)
             return sse.respond(frames, give_back)
-    sent = await _send(agent, session, conversation, body)
+    sent = await _send(agent, session, conversation, body, account)
     ended = await sent.turn.outcome()
+    # The user's message (and any finished step) is committed: the client may retry.
+    if isinstance(ended, ErrorEvent) and ended.refusal:
+        raise over_budget(ended.refusal)
     if isinstance(ended, ErrorEvent):
-        # The user's message (and any finished step) is committed: the client may retry.
         raise HTTPException(status.HTTP_502_BAD_GATEWAY, ended.detail)
     return Exchange.of(sent.message, ended)
 
 
 async def _send(
-    agent: Agent, session: AsyncSession, conversation: Conversation, body: MessageCreate
+    agent: Agent,
+    session: AsyncSession,
+    conversation: Conversation,
+    body: MessageCreate,
+    account: Account,
 ) -> messages.Sent:
     """Store the message and prepare its turn; a file id that is not the caller's is a 422."""
     try:
         return await messages.send(
-            agent=agent, session=session, conversation=conversation, data=body
+            agent=agent, session=session, conversation=conversation, data=body, account=account
         )
     except service.UnknownFilesError as exc:
         raise unknown_files(body, exc) from None

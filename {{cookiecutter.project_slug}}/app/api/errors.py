@@ -1,7 +1,9 @@
 """Domain errors that more than one router answers, as the answers clients parse."""
 
+from fastapi import HTTPException, status
 from fastapi.exceptions import RequestValidationError
 
+from app.agent.loop import Refusal
 from app.conversations.schemas import MessageCreate
 from app.conversations.service import UnknownFilesError
 
@@ -19,4 +21,13 @@ def unknown_files(body: MessageCreate, exc: UnknownFilesError) -> RequestValidat
             }
             for file_id in exc.missing
         ]
+    )
+
+
+def over_budget(refusal: Refusal) -> HTTPException:
+    """A 429 naming the key's budget, with Retry-After to when it starts again."""
+    return HTTPException(
+        status.HTTP_429_TOO_MANY_REQUESTS,
+        refusal.detail,
+        headers={"Retry-After": str(refusal.retry_after)},
     )

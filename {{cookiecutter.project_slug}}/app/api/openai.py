@@ -45,7 +45,10 @@ async def chat_completions(
     if body.model != config.model_name:
         return wire.model_not_found(body.model, config.model_name)
     wire.check_chat(body, config.max_messages)
-    turn = agent.unstored(owner=owner, messages=wire.chat_messages(body.messages))
+    account = agent.spending.account(owner)
+    if refusal := await account.check():
+        return wire.over_budget(refusal)
+    turn = agent.unstored(account=account, messages=wire.chat_messages(body.messages))
     reply = wire.Reply.to(config.model_name)
     if body.stream:
         usage = bool(body.stream_options and body.stream_options.include_usage)
@@ -53,6 +56,8 @@ async def chat_completions(
         chunks = wire.chunks(turn.events(stream=True), reply, include_usage=usage)
         return sse.respond(chunks, give_back)
     ended = await turn.outcome()
+    if isinstance(ended, ErrorEvent) and ended.refusal:
+        return wire.over_budget(ended.refusal)
     if isinstance(ended, ErrorEvent):
         return wire.error_response(502, ended.detail, "server_error", code="provider_error")
     return reply.completion(ended)

@@ -8,11 +8,12 @@ from fastapi.exceptions import RequestValidationError
 from sse_starlette import EventSourceResponse
 
 from app.api import sse
-from app.api.errors import unknown_files
+from app.api.errors import over_budget, unknown_files
 from app.conversations.schemas import MessageCreate
 from app.conversations.service import UnknownFilesError
 from app.core.validation import field_error
 from app.deps import (
+    AgentDep,
     LockedRun,
     OwnedConversation,
     OwnedRowsRoute,
@@ -29,14 +30,22 @@ from app.runs.schemas import Approvals, RunOut
 router = APIRouter(tags=["runs"], route_class=OwnedRowsRoute)
 
 
-@router.post("/conversations/{conversation_id}/runs", status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/conversations/{conversation_id}/runs",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={status.HTTP_429_TOO_MANY_REQUESTS: {"description": "The key's budget is used up"}},
+)
 async def start_run(
     conversation: OwnedConversation,
     body: MessageCreate,
     session: SessionDep,
     resources: ResourcesDep,
+    agent: AgentDep,
 ) -> RunOut:
     """Store the message and queue a run of the agent on it; a worker executes it."""
+    # A key whose budget is used up is refused before anything is stored or queued.
+    if refusal := await agent.spending.account(conversation.owner).check():
+        raise over_budget(refusal)
     try:
         run = await service.start_run(
             session=session,
@@ -99,7 +108,7 @@ def _undecidable(exc: service.UndecidableError) -> list[dict[str, Any]]:
 @router.get(
     "/runs/{run_id}/events",
     response_class=EventSourceResponse,
-    responses=sse.documented("The run's events as Server-Sent Events"),
+    responses=sse.documented("The run's events as Server-Sent Events", budgeted=False),
 )
 async def run_events(
     run: OwnedRun,

@@ -16,7 +16,15 @@ from typing import Any
 from fastapi import status
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from app.agent.loop import DoneEvent, ErrorEvent, Event, TokenEvent, ToolCallEvent, ToolResultEvent
+from app.agent.loop import (
+    DoneEvent,
+    ErrorEvent,
+    Event,
+    Refusal,
+    TokenEvent,
+    ToolCallEvent,
+    ToolResultEvent,
+)
 from app.agent.tools import ToolResult
 from app.conversations.models import Message
 from app.conversations.schemas import Exchange, ToolCallOut
@@ -28,12 +36,16 @@ logger = logging.getLogger(__name__)
 type Frames = AsyncIterator[ServerSentEvent] | AsyncIterator[str] | AsyncIterator[bytes]
 
 
-def documented(stream: str) -> dict[int | str, dict[str, Any]]:
+def documented(stream: str, *, budgeted: bool = True) -> dict[int | str, dict[str, Any]]:
     """What every route that streams answers, for its OpenAPI `responses`: the stream, and
-    the two refusals of a stream slot (past the key's share, past the process's)."""
+    the two refusals of a stream slot (past the key's share, past the process's); a turn's
+    stream (budgeted) is also refused while the key's budget is used up."""
+    per_key = "Too many streams of this key open"
     return {
         status.HTTP_200_OK: {"description": stream, "content": {EVENT_STREAM: {}}},
-        status.HTTP_429_TOO_MANY_REQUESTS: {"description": "Too many streams of this key open"},
+        status.HTTP_429_TOO_MANY_REQUESTS: {
+            "description": f"{per_key}, or its budget used up" if budgeted else per_key
+        },
         status.HTTP_503_SERVICE_UNAVAILABLE: {"description": "Too many streams open"},
     }
 
@@ -62,6 +74,8 @@ async def turn(
                     yield encode("tool_result", _tool_result(call, result))
                 case DoneEvent():
                     yield encode("done", Exchange.of(user_message, event).model_dump(mode="json"))
+                case ErrorEvent(refusal=Refusal() as refusal):
+                    yield encode("error", _refused(refusal))
                 case ErrorEvent(detail=detail):
                     yield encode("error", {"detail": detail})
     except asyncio.CancelledError:
@@ -69,6 +83,11 @@ async def turn(
         # in progress stops with it, and nothing more of the turn is stored.
         logger.info("stream stopped: the client disconnected or the server is stopping")
         raise
+
+
+def _refused(refusal: Refusal) -> dict[str, Any]:
+    """A model call refused by the key's budget: when to try again, as a 429's Retry-After."""
+    return {"detail": refusal.detail, "code": "budget_exceeded", "retry_after": refusal.retry_after}
 
 
 async def run(events: AsyncIterator[RunEvent]) -> AsyncIterator[ServerSentEvent]:

@@ -19,7 +19,7 @@ from app.files import service as files_service
 from app.files import storage
 from app.files.models import StoredFile
 from app.llm.base import ChatMessage, Completion, ToolCall
-from app.spend.ledger import Ledger
+from app.spend.budgets import Account
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,13 +28,12 @@ class ConversationRecorder:
 
     sessionmaker: async_sessionmaker[AsyncSession]
     conversation_id: uuid.UUID
-    owner: str
-    ledger: Ledger
+    account: Account
 
     async def step(self, completion: Completion) -> Message:
         async with self.sessionmaker() as session:
             # Committed with the step.
-            session.add(self.ledger.row(self.owner, completion))
+            await self.account.settle(session, completion)
             return await add_model_step(
                 session=session, conversation_id=self.conversation_id, completion=completion
             )

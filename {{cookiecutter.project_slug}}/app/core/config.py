@@ -18,6 +18,7 @@ from app.core.errors import ConfigError
 from app.core.sections import (
     AgentConfig,
     AppConfig,
+    BudgetConfig,
     HealthConfig,
     LLMConfig,
     LoggingConfig,
@@ -41,6 +42,7 @@ __all__ = [
     "AgentConfig",
     "ApiKey",
     "AppConfig",
+    "BudgetConfig",
     "ConfigError",
     "DatabaseSettings",
     "HealthConfig",

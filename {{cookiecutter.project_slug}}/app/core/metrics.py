@@ -133,6 +133,9 @@ class Metrics:
         self.llm_cost = self._counter(
             "llm_cost_usd", "What answered model calls cost, in US dollars.", "provider", "model"
         )
+        self.budget_refusals = self._counter(
+            "budget_refusals", "Model calls refused before they were made, by budget.", "budget"
+        )
         self.tool_calls = self._counter(
             "agent_tool_calls", "Tool calls by tool and outcome.", "tool", "outcome"
         )
@@ -183,6 +186,9 @@ class Metrics:
 
     def model_cost(self, provider: str, model: str, dollars: float) -> None:
         self.llm_cost.labels(provider, model).inc(dollars)
+
+    def budget_refused(self, budget: str) -> None:
+        self.budget_refusals.labels(budget).inc()
 
     def tool_call(self, tool: str, outcome: ToolOutcome, seconds: float) -> None:
         self.tool_calls.labels(tool, outcome).inc()

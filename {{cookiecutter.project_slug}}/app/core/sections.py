@@ -45,8 +45,8 @@ class LLMConfig(_Section):
     base_url: HttpUrl | None = None
     timeout_seconds: PositiveFloat = 60.0
     max_retries: int = Field(default=2, ge=0, le=10)
-    # The most tokens one answer may have: anthropic requires a ceiling, gemini applies it;
-    # an OpenAI-compatible server keeps its own.
+    # The most tokens one answer may have, sent with every call: what a budget holds for a
+    # call's answer until it ends (spend.budgets).
     max_tokens: PositiveInt = Field(default=4096, le=1_000_000)
     # Tried in order when the provider above (or the fallback before) is unreachable, times
     # out, rate-limits or is overloaded; never on a refused key or a rejected request. They
@@ -210,12 +210,54 @@ class PriceConfig(_Section):
     cache_write: Decimal | None = Field(default=None, ge=0)
 
 
+class BudgetConfig(_Section):
+    """What one key may spend on model calls per UTC day and calendar month; unset: no bound.
+
+    Tokens count every input and output token; dollars are the ledger's cost.
+    """
+
+    tokens_per_day: int | None = Field(default=None, ge=0)
+    tokens_per_month: int | None = Field(default=None, ge=0)
+    usd_per_day: Decimal | None = Field(default=None, ge=0)
+    usd_per_month: Decimal | None = Field(default=None, ge=0)
+
+    def over(self, default: "BudgetConfig") -> "BudgetConfig":
+        """This key's budget: the bounds it sets, the default's for the others."""
+        own = {name: getattr(self, name) for name in self.model_fields_set}
+        return default.model_copy(update=own)
+
+    @property
+    def in_dollars(self) -> bool:
+        return self.usd_per_day is not None or self.usd_per_month is not None
+
+
+class BudgetsConfig(_Section):
+    # Every key's, unless keys names it (by the key's name, as in API_KEYS name:value).
+    default: BudgetConfig = BudgetConfig()
+    keys: dict[str, BudgetConfig] = {}
+
+
 class SpendConfig(_Section):
-    """What model calls cost (the ledger, GET /v1/usage)."""
+    """What model calls cost (the ledger, GET /v1/usage) and what each key may spend."""
 
     # By "provider:model", for a model the price table (genai-prices) does not know or one
     # you pay differently for (a self-hosted model: 0).
     prices: dict[str, PriceConfig] = {}
+    budgets: BudgetsConfig = BudgetsConfig()
+    # How long a model call's hold on a budget lasts if its process dies before the call
+    # ends; longer than any model call (llm.timeout_seconds per read, a long stream more).
+    hold_seconds: PositiveFloat = Field(default=900.0, le=86_400)
+
+    @property
+    def budgeted(self) -> bool:
+        """Whether any key has a budget (without one, model calls take no holds)."""
+        budgets = [self.budgets.default, *self.budgets.keys.values()]
+        return any(b.model_dump(exclude_none=True) for b in budgets)
+
+    @property
+    def in_dollars(self) -> bool:
+        """Whether any budget is in dollars: then every model in the chain needs a price."""
+        return any(b.in_dollars for b in [self.budgets.default, *self.budgets.keys.values()])
 
     @field_validator("prices")
     @classmethod

@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import Interval, bindparam, func, select, update
+from sqlalchemy import Interval, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from taskiq_redis import ListQueueBroker
 
@@ -29,6 +29,7 @@ from app.llm.base import LLMProvider, Usage
 from app.runs import service
 from app.runs.models import Run
 from app.runs.recorder import LeaseLostError, RunRecorder
+from app.spend.models import Hold
 
 logger = logging.getLogger(__name__)
 # Built once, as the recorder's lease renewal (each run's claim runs it; its session is new).
@@ -98,8 +99,10 @@ class Executor:
         return run
 
     async def _execute(self, run: Run) -> None:
+        # The run's id names its holds: a later attempt drops those of one that died.
+        account = self.agent.spending.account(run.owner, run.id)
         recorder = RunRecorder(
-            self.sessionmaker, run.id, run.attempts, self.lease, self.stopping, self.agent.ledger
+            self.sessionmaker, run.id, run.attempts, self.lease, self.stopping, account
         )
         try:
             work = asyncio.create_task(self._finish(run, recorder))
@@ -121,7 +124,7 @@ class Executor:
         if isinstance(ended, DoneEvent):
             await recorder.finish(ended)
         else:
-            await recorder.fail(ended.detail)
+            await recorder.fail(ended.detail, refused=ended.refusal is not None)
 
     async def _outcome(self, run: Run, recorder: RunRecorder) -> DoneEvent[Message] | ErrorEvent:
         """The run's turn, resumed after the last step its earlier attempts stored."""
@@ -133,7 +136,7 @@ class Executor:
                 return DoneEvent([stored.answer], "completed", Usage())
             conversation = await session.get_one(Conversation, run.conversation_id)
             turn = await self.agent.prepare(
-                session, conversation, recorder, steps_taken=stored.steps
+                session, conversation, recorder, budget=recorder.account, steps_taken=stored.steps
             )
         return await turn.outcome()
 
@@ -159,8 +162,9 @@ class Executor:
                 .with_for_update(skip_locked=True)
                 .limit(100)
             )
-            requeue = []
+            requeue, dead = [], []
             for run in expired:
+                dead.append(run.id)
                 if run.attempts >= config.max_attempts:
                     run.status, run.finished_at = "failed", func.clock_timestamp()
                     run.error = f"its worker stopped responding ({run.attempts} attempts)"
@@ -181,6 +185,10 @@ class Executor:
                 .returning(Run.id)
             )
             requeue += list(lost)
+            if self.settings.config.spend.budgeted:
+                # The holds of attempts that died, and any hold past its time.
+                stale = or_(Hold.holder.in_(dead), Hold.expires_at < func.clock_timestamp())
+                await session.execute(delete(Hold).where(stale))
             await session.commit()
         for run_id in requeue:
             await enqueue(self.broker, run_id, self.metrics)

@@ -12,6 +12,7 @@ from app.conversations import service as conversations
 from app.conversations.models import Conversation, Message
 from app.conversations.schemas import MessageCreate
 from app.flows.turns import Agent, ReadyTurn
+from app.spend.budgets import Account
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,17 +24,21 @@ class Sent:
 
 
 async def send(
-    *, agent: Agent, session: AsyncSession, conversation: Conversation, data: MessageCreate
+    *,
+    agent: Agent,
+    session: AsyncSession,
+    conversation: Conversation,
+    data: MessageCreate,
+    account: Account,
 ) -> Sent:
     """Store the user's message (UnknownFilesError: a file id is not the owner's, nothing
-    stored) and prepare the turn that answers it, its steps stored in the conversation."""
+    stored) and prepare the turn that answers it, its steps stored in the conversation and
+    its model calls on the account (the conversation owner's)."""
     message = await conversations.add_user_message(
         session=session, conversation=conversation, data=data
     )
-    recorder = conversations.ConversationRecorder(
-        agent.sessionmaker, conversation.id, conversation.owner, agent.ledger
-    )
-    turn = await agent.prepare(session, conversation, recorder)
+    recorder = conversations.ConversationRecorder(agent.sessionmaker, conversation.id, account)
+    turn = await agent.prepare(session, conversation, recorder, budget=account)
     # Hand the connection back now rather than hold it through the model's calls; each
     # step is stored with a session of its own.
     await session.close()

@@ -10,7 +10,17 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.agent.loop import Decision, DoneEvent, ErrorEvent, Event, Recorder, StopReason, Turn
+from app.agent.loop import (
+    UNBOUNDED,
+    Budget,
+    Decision,
+    DoneEvent,
+    ErrorEvent,
+    Event,
+    Recorder,
+    StopReason,
+    Turn,
+)
 from app.agent.mcp import McpTools
 from app.agent.registry import registry_for
 from app.agent.tools import ToolResult
@@ -19,8 +29,7 @@ from app.conversations.models import Conversation
 from app.core.config import Settings
 from app.core.metrics import Metrics
 from app.llm.base import ChatMessage, Completion, LLMProvider, ToolCall
-from app.spend.ledger import Ledger
-from app.spend.prices import Prices
+from app.spend.budgets import Account, Spending
 
 type Step = Completion | ToolResult
 
@@ -30,12 +39,10 @@ class Unstored:
     """A turn over messages a request carries: its steps are handed back, stored nowhere
     but in the owner's ledger."""
 
-    sessionmaker: async_sessionmaker[AsyncSession]
-    owner: str
-    ledger: Ledger
+    account: Account
 
     async def step(self, completion: Completion) -> Completion | ToolResult:
-        await self.ledger.record(self.sessionmaker, self.owner, completion)
+        await self.account.record(completion)
         return completion
 
     async def result(self, call: ToolCall, result: ToolResult) -> Completion | ToolResult:
@@ -88,6 +95,7 @@ class Agent:
         conversation: Conversation,
         recorder: Recorder[S],
         *,
+        budget: Budget,
         steps_taken: int = 0,
     ) -> ReadyTurn[S]:
         """A turn on the conversation's stored history, its steps going to recorder.
@@ -102,19 +110,21 @@ class Agent:
             conversation_id=conversation.id,
             recorder=recorder,
             max_steps=steps,
+            budget=budget,
         )
         return ReadyTurn(turn, history)
 
     @property
-    def ledger(self) -> Ledger:
-        """Where the turns' model calls are written, with their cost."""
-        return Ledger(Prices(self.settings.config.spend.prices), self.metrics)
+    def spending(self) -> Spending:
+        """The ledger the turns' model calls are written to, and the budgets they answer to."""
+        return Spending.of(self.settings, self.sessionmaker, self.metrics)
 
-    def unstored(self, *, owner: str, messages: Sequence[ChatMessage]) -> ReadyTurn[Step]:
-        """A turn over the messages a request carries; nothing is stored, and its tools
-        reach no attached file."""
-        recorder = Unstored(self.sessionmaker, owner, self.ledger)
-        turn = self.turn(owner=owner, conversation_id=None, recorder=recorder)
+    def unstored(self, *, account: Account, messages: Sequence[ChatMessage]) -> ReadyTurn[Step]:
+        """A turn over the messages a request carries, on the account's key; nothing is
+        stored, and its tools reach no attached file."""
+        turn = self.turn(
+            owner=account.owner, conversation_id=None, recorder=Unstored(account), budget=account
+        )
         return ReadyTurn(turn, self.prompt(messages))
 
     def turn[S](
@@ -124,6 +134,7 @@ class Agent:
         conversation_id: uuid.UUID | None,
         recorder: Recorder[S],
         max_steps: int | None = None,
+        budget: Budget | None = None,
     ) -> Turn[S]:
         """A turn for owner; its tools reach only that owner's rows (and, with no
         conversation, no attached files at all)."""
@@ -136,7 +147,9 @@ class Agent:
         )
         registry = registry_for(config, self.metrics, self.mcp.listing)
         steps = config.max_steps if max_steps is None else max_steps
-        return Turn(self.llm, registry, tools, recorder, steps, config.require_approval)
+        return Turn(
+            self.llm, registry, tools, recorder, steps, config.require_approval, budget or UNBOUNDED
+        )
 
     async def history(self, session: AsyncSession, conversation: Conversation) -> list[ChatMessage]:
         """The system prompt and the conversation's recent messages, files inlined."""

@@ -58,7 +58,7 @@ def _openai(
         # default transport: more streams held per process.
         http_client=openai.DefaultAioHttpClient(limits=httpx2.Limits(max_connections=connections)),
     )
-    return OpenAICompatibleProvider(client, model)
+    return OpenAICompatibleProvider(client, model, max_tokens=llm.max_tokens, own_api=url is None)
 
 
 def _anthropic(

@@ -31,9 +31,16 @@ class OpenAICompatibleProvider:
 
     name = "openai"
 
-    def __init__(self, client: openai.AsyncOpenAI, model: str) -> None:
+    def __init__(
+        self, client: openai.AsyncOpenAI, model: str, *, max_tokens: int, own_api: bool = False
+    ) -> None:
         self._client = client
         self.model = model
+        # The answer's ceiling (a budget holds what a call may cost): OpenAI's own API takes
+        # it as max_completion_tokens (its reasoning models refuse max_tokens); the servers
+        # that speak its format (vLLM, Ollama, llama.cpp, LiteLLM) all read max_tokens.
+        self._max_completion_tokens: int | openai.Omit = max_tokens if own_api else openai.omit
+        self._max_tokens: int | openai.Omit = openai.omit if own_api else max_tokens
 
     async def complete(
         self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec] = ()
@@ -41,7 +48,11 @@ class OpenAICompatibleProvider:
         names = WireNames(tools)
         try:
             response = await self._client.chat.completions.create(
-                model=self.model, messages=_to_wire(messages, names), tools=_tools(tools, names)
+                model=self.model,
+                messages=_to_wire(messages, names),
+                tools=_tools(tools, names),
+                max_completion_tokens=self._max_completion_tokens,
+                max_tokens=self._max_tokens,
             )
         except openai.OpenAIError as exc:
             raise _as_llm_error(exc) from exc
@@ -66,6 +77,8 @@ class OpenAICompatibleProvider:
             model=self.model,
             messages=_to_wire(messages, names),
             tools=_tools(tools, names),
+            max_completion_tokens=self._max_completion_tokens,
+            max_tokens=self._max_tokens,
             stream=True,
             # The last chunk then carries the call's token counts.
             stream_options={"include_usage": True},

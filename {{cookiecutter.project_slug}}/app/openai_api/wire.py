@@ -3,13 +3,21 @@ and its events as one chat.completion or as chat.completion.chunk events."""
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from fastapi.exceptions import RequestValidationError
 from starlette.responses import JSONResponse
 
-from app.agent.loop import DoneEvent, ErrorEvent, Event, StopReason, TokenEvent, ToolResultEvent
+from app.agent.loop import (
+    DoneEvent,
+    ErrorEvent,
+    Event,
+    Refusal,
+    StopReason,
+    TokenEvent,
+    ToolResultEvent,
+)
 from app.agent.tools import ToolResult
 from app.core.validation import field_error
 from app.llm.base import ChatMessage, Completion, ToolCall, Usage
@@ -29,6 +37,8 @@ from app.openai_api.schemas import (
 )
 
 type Step = Completion | ToolResult
+# OpenAI's error type and code for a spent quota: clients know not to retry it soon.
+QUOTA = "insufficient_quota"
 # max_steps: the model still wanted tools when the turn stopped, as "length" says it was cut.
 FINISH: dict[StopReason, FinishReason] = {
     "completed": "stop",
@@ -77,10 +87,24 @@ def _chat(message: MessageIn) -> ChatMessage:
 
 
 def error_response(
-    status: int, message: str, kind: str, *, param: str | None = None, code: str | None = None
+    status: int,
+    message: str,
+    kind: str,
+    *,
+    param: str | None = None,
+    code: str | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     detail = ErrorDetail(message=message, type=kind, param=param, code=code)
-    return JSONResponse(ErrorBody(error=detail).model_dump(), status_code=status)
+    return JSONResponse(ErrorBody(error=detail).model_dump(), status_code=status, headers=headers)
+
+
+def over_budget(refusal: Refusal) -> JSONResponse:
+    """OpenAI's answer to a spent quota (429 insufficient_quota), with Retry-After to when
+    the budget starts again, and x-should-retry: false, which tells the openai SDKs not to
+    retry it at once (they retry other 429s)."""
+    headers = {"Retry-After": str(refusal.retry_after), "x-should-retry": "false"}
+    return error_response(429, refusal.detail, QUOTA, code=QUOTA, headers=headers)
 
 
 def model_not_found(asked: str, served: str) -> JSONResponse:
@@ -150,6 +174,9 @@ async def chunks(
                 yield reply.chunk(Delta(), FINISH[reason])
                 if include_usage:
                     yield reply.usage_chunk(usage)
+            case ErrorEvent(refusal=Refusal() as refusal):
+                error = ErrorDetail(message=refusal.detail, type=QUOTA, code=QUOTA)
+                yield ErrorBody(error=error).model_dump_json()
             case ErrorEvent(detail=detail):
                 error = ErrorDetail(message=detail, type="server_error", code="provider_error")
                 yield ErrorBody(error=error).model_dump_json()

@@ -18,7 +18,7 @@ from app.conversations.service import model_step
 from app.llm.base import Completion, ToolCall, Usage
 from app.runs import service
 from app.runs.models import Run
-from app.spend.ledger import Ledger
+from app.spend.budgets import Account
 
 # Every write of a run's step renews its lease with this one statement, built once: building
 # it for each write takes a sixth of a busy worker's CPU (py-spy, worker draining runs).
@@ -57,7 +57,7 @@ class RunRecorder:
     attempt: int
     lease: timedelta
     stopping: asyncio.Event
-    ledger: Ledger
+    account: Account
     requeue: bool = False
     # Set when the lease was found taken over: the run's work is cancelled.
     lost: bool = False
@@ -73,7 +73,7 @@ class RunRecorder:
             message = _add(session, run, **model_step(completion))
             for call in completion.tool_calls:
                 service.add_event(session, run, "tool_call", call_data(call))
-            session.add(self.ledger.row(run.owner, completion))
+            await self.account.settle(session, completion)
             await session.commit()
             return message
 
@@ -122,12 +122,20 @@ class RunRecorder:
                 _end(session, run, done)
             await session.commit()
 
-    async def fail(self, detail: str) -> None:
+    async def fail(self, detail: str, *, refused: bool = False) -> None:
+        """End the run failed; refused: a budget refused its next model call."""
         async with self.sessionmaker() as session:
             run = await self._renew(session)
             run.status, run.error = "failed", detail
+            run.stop_reason = "budget_exceeded" if refused else None
             run.lease_until, run.finished_at = None, func.clock_timestamp()
-            service.add_event(session, run, "error", {"detail": detail})
+            data = {"detail": detail}
+            service.add_event(
+                session,
+                run,
+                "error",
+                {**data, "stop_reason": "budget_exceeded"} if refused else data,
+            )
             await session.commit()
 
     async def _renew(self, session: AsyncSession, step: Completion | None = None) -> Run:

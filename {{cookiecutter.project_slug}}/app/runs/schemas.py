@@ -19,7 +19,9 @@ class RunOut(BaseModel):
     id: uuid.UUID
     conversation_id: uuid.UUID
     status: Literal["queued", "running", "awaiting_approval", "succeeded", "failed", "cancelled"]
-    stop_reason: StopReason | None
+    # budget_exceeded: a model call was refused by the key's budget (status failed; the
+    # steps stored before it stay).
+    stop_reason: StopReason | Literal["budget_exceeded"] | None
     error: str | None
     attempts: int
     cancel_requested: bool

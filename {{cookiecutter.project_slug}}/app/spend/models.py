@@ -1,9 +1,11 @@
-"""The ledger: one row per model call that answered, under the owner whose turn made it."""
+"""The ledger: one row per model call that answered, under the owner whose turn made it;
+and the holds of the calls in progress on their owner's budgets."""
 
+import uuid
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, DateTime, Identity, Index, Integer, Numeric, String
+from sqlalchemy import BigInteger, DateTime, Identity, Index, Integer, Numeric, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base, OwnedMixin
@@ -26,3 +28,20 @@ class ModelCall(OwnedMixin, Base):
     # In US dollars; NULL when no price is known for the model (spend.prices can give one).
     cost_usd: Mapped[Decimal | None] = mapped_column(Numeric(20, 10))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Hold(OwnedMixin, Base):
+    """What a model call in progress may cost, held against its owner's budgets until the
+    step that stores its answer replaces it with a ledger row (spend.budgets)."""
+
+    __tablename__ = "spend_holds"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    # The turn holding it: a run's id (its next attempt drops a dead one's hold), or an
+    # interactive turn's own. A turn makes one model call at a time, so holds one at most.
+    holder: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True)
+    tokens: Mapped[int] = mapped_column(BigInteger)
+    cost_usd: Mapped[Decimal] = mapped_column(Numeric(20, 10))
+    # A hold whose process died stops counting then, and is deleted by the next hold.
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    __table_args__ = (Index("ix_spend_holds_owner_expires_at", "owner", "expires_at"),)

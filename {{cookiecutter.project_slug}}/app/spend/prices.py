@@ -8,7 +8,7 @@ from genai_prices import Usage as PricedUsage
 from genai_prices import calc_price
 from genai_prices.types import ModelPrice
 
-from app.core.config import PriceConfig
+from app.core.config import AppConfig, ConfigError, PriceConfig
 from app.llm.base import Usage
 
 # Our provider names as the price table names them; echo costs nothing.
@@ -44,6 +44,24 @@ class Prices:
         )
         total: Decimal = price.calc_price(priced)["total_price"]
         return total
+
+
+def check_priced(config: AppConfig) -> None:
+    """With a budget in dollars, every model of the chain must have a price: a call of one
+    without would cost nothing against the budget (ConfigError naming it)."""
+    if not config.spend.in_dollars:
+        return
+    llm = config.llm
+    prices = Prices(config.spend.prices)
+    for provider, model in [
+        (llm.provider, llm.model),
+        *((f.provider, f.model) for f in llm.fallbacks),
+    ]:
+        if prices.price(provider, model) is None:
+            raise ConfigError(
+                f"spend.budgets are in US dollars but {provider}:{model} has no known price; "
+                f'give it one in spend.prices ("{provider}:{model}": {{input: ..., output: ...}})'
+            )
 
 
 @functools.cache

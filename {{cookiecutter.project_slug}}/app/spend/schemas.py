@@ -1,8 +1,8 @@
 """Usage API shapes. Dollar amounts are decimal strings: a float would round them."""
 
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, PlainSerializer
 
@@ -30,9 +30,24 @@ class ModelDay(BaseModel):
     unpriced_calls: int
 
 
+class BudgetLeft(BaseModel):
+    """One bound of the caller's budget (spend.budgets): tokens or US dollars, per UTC day
+    or calendar month, and what is left of it now."""
+
+    name: Literal["tokens_per_day", "tokens_per_month", "usd_per_day", "usd_per_month"]
+    limit: Dollars
+    spent: Dollars
+    # Taken by model calls in progress, each at the most it may cost until it ends.
+    held: Dollars
+    left: Dollars
+    resets_at: datetime
+
+
 class UsageReport(BaseModel):
-    """The caller's model calls since `since` (UTC), by day and model, newest first."""
+    """The caller's model calls since `since` (UTC), by day and model, newest first; and
+    its budget (none: no bound)."""
 
     since: date
     days: list[ModelDay]
     cost_usd: Dollars
+    budgets: list[BudgetLeft] = []
