@@ -3,9 +3,11 @@ sharing the queue, and a run whose worker container is killed finished by anothe
 
 import json
 import time
+from decimal import Decimal
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import httpx
 import pytest
 import yaml
 
@@ -55,6 +57,12 @@ def stack(rendered: Rendered) -> Iterator[Stack]:
     config["llm"].update(ANTHROPIC)
     config["agent"].update(http_allowed_hosts=["slowpage:8080"], tool_timeout_seconds=60)
     config["worker"].update(visibility_timeout_seconds=5, sweep_seconds=1)
+    # Every call holds on a budget and is charged to the ledger: a dollar per million
+    # tokens either way (the fake's model is in no price table).
+    config["spend"].update(
+        prices={"anthropic:claude-test": {"input": 1, "output": 1}},
+        budgets={"default": {"usd_per_day": 1000}},
+    )
     # These tests poll run states; they count runs, not requests.
     config["rate_limit"]["requests"] = 10_000
     config_path.write_text(yaml.safe_dump(config))
@@ -169,16 +177,22 @@ def test_a_run_whose_worker_is_killed_is_finished_by_another(stack: Stack) -> No
 
 def test_runs_whose_worker_is_killed_store_every_message_once(stack: Stack) -> None:
     """Killed at whatever instant it is at, the worker leaves runs that end as if it had not
-    been: three model calls, two tool calls and six messages each, none stored twice."""
+    been: three model calls, two tool calls and six messages each, none stored twice; and
+    none charged twice, with the api killed too, and no hold on the budget left behind."""
     with stack.client() as client:
+        before = _spent(client)
         runs = [start_run(client, f"{n}: what time is it?\n{TWO_CALLS}") for n in range(20)]
         lab.docker("kill", "--signal", "KILL", _workers(stack)[0])
-        stack.compose("up", "-d", "--wait", "--no-build", "worker")
+        lab.docker("kill", "--signal", "KILL", stack.container("api"))
+        stack.compose("up", "-d", "--wait", "--no-build", "api", "worker")
+    with stack.client() as client:
         finished = [wait_for_run(client, run["id"]) for run in runs]
         conversations = [
             client.get(f"/v1/conversations/{run['conversation_id']}").json()["messages"]
             for run in runs
         ]
+        after = _spent(client)
+        [budget] = client.get("/v1/usage").json()["budgets"]
 
     assert [(run["status"], run["stop_reason"]) for run in finished] == [
         ("succeeded", "completed")
@@ -190,6 +204,19 @@ def test_runs_whose_worker_is_killed_store_every_message_once(stack: Stack) -> N
     for run, messages in zip(finished, conversations, strict=True):
         prompt = sum(m["usage"]["prompt_tokens"] for m in messages if m["role"] == "assistant")
         assert run["usage"]["prompt_tokens"] == prompt
+    # The ledger has each stored model call once, at its price, and nothing more.
+    steps = [m for messages in conversations for m in messages if m["role"] == "assistant"]
+    tokens = sum(m["usage"]["prompt_tokens"] + m["usage"]["completion_tokens"] for m in steps)
+    assert (after[0] - before[0], after[1] - before[1]) == (60, Decimal(tokens) / 1_000_000)
+    # The dead worker's holds went with the sweep and the runs' next attempts.
+    assert (budget["name"], budget["held"]) == ("usd_per_day", "0")
+    assert stack.psql("SELECT count(*) FROM spend_holds") == "0"
+
+
+def _spent(client: httpx.Client) -> tuple[int, Decimal]:
+    """The key's model calls today and what they cost, by its ledger."""
+    report = client.get("/v1/usage", params={"days": 1}).json()
+    return sum(day["calls"] for day in report["days"]), Decimal(report["cost_usd"])
 
 
 def _wait_for_claim(stack: Stack, run_id: str) -> str:

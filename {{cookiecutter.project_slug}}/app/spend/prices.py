@@ -60,7 +60,7 @@ def check_priced(config: AppConfig) -> None:
         if prices.price(provider, model) is None:
             raise ConfigError(
                 f"spend.budgets are in US dollars but {provider}:{model} has no known price; "
-                f'give it one in spend.prices ("{provider}:{model}": {{input: ..., output: ...}})'
+                f'give it one in spend.prices, "{provider}:{model}" with its input and output'
             )
 
 
