@@ -31,6 +31,9 @@ rate, evenly spaced whatever the answers (open loop), for --latency-seconds. A r
 is from the moment its POST was sent (this script's clock) to its finished_at (PostgreSQL's
 clock_timestamp(): one machine, one clock).
 
+With --budgets every key has a budget no run reaches, so each model call also takes and
+settles a hold on it (spend.budgets): what accounting costs a worker is the difference.
+
 Prints a Markdown table for docs/performance.md. Speed is measured here, never asserted by a test.
 """
 
@@ -168,6 +171,11 @@ def options() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3, help="alternating windows of each side")
     parser.add_argument("--runs", type=int, help="runs queued per window (default: sized)")
     parser.add_argument("--latency-seconds", type=float, default=20, help="of posting runs")
+    parser.add_argument(
+        "--budgets",
+        action="store_true",
+        help="give every key a budget (never reached): each model call then holds on it",
+    )
     parsed = parser.parse_args()
     if shutil.which("taskset") is None:
         sys.exit("taskset not found (Debian: apt-get install util-linux)")
@@ -204,7 +212,8 @@ def main() -> None:
     concurrency = config["worker"]["concurrency"]
     print(
         f"## {datetime.now(UTC):%Y-%m-%d}, {parsed.rounds} rounds of {parsed.seconds:g} s per "
-        f"side after {parsed.skip:g} s of start-up, worker.concurrency {concurrency} "
+        f"side after {parsed.skip:g} s of start-up, worker.concurrency {concurrency}"
+        f"{', every key with a budget' if parsed.budgets else ''} "
         "(medians; the ratio's range in brackets)\n"
     )
     print("| measure | ours | baseline | ratio | target |")
@@ -225,7 +234,12 @@ def prepared(
     key, env = migrated_env(project, work, postgres.url, redis_url)
     # The worker's metrics on a free loopback port: another project's worker may hold 9101.
     metrics = {"worker_host": "127.0.0.1", "worker_port": free_port()}
-    path = config_file(project, work / "worker.yaml", {**UNREACHED_LIMIT, "metrics": metrics})
+    overrides: dict[str, dict[str, Any]] = {**UNREACHED_LIMIT, "metrics": metrics}
+    if parsed.budgets:
+        # Bounds no run reaches: every call still takes and settles its hold.
+        never = {"tokens_per_day": 10**15, "usd_per_month": 10**9}
+        overrides["spend"] = {"budgets": {"default": never}}
+    path = config_file(project, work / "worker.yaml", overrides)
     config: dict[str, Any] = yaml.safe_load(path.read_text())
     # The worker proves it is alive with a file in TMPDIR: one of its own.
     (work / "tmp").mkdir()
