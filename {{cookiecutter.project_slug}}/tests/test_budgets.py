@@ -309,6 +309,7 @@ async def test_a_used_up_budget_refuses_every_way_in_before_anything_is_stored(
                 model="agent", messages=[{"role": "user", "content": "hello"}]
             )
         refused_chats = await _refused_chats(api.client)
+        exposition = await scrape(api.client)
 
     for answer in (message, run):
         assert answer.status_code == 429, answer.text
@@ -319,6 +320,8 @@ async def test_a_used_up_budget_refuses_every_way_in_before_anything_is_stored(
     assert isinstance(agui_events[-1], RunErrorEvent)
     assert agui_events[-1].code == "budget_exceeded"
     assert stored["messages"] == []
+    # The message, the run, the AG-UI run and the chat completion: each refused once.
+    assert sample(exposition, "budget_refusals_total", budget="usd_per_month") == 4
     # OpenAI's shape for a spent quota; the SDK did not retry it (x-should-retry: false).
     assert refused.value.code == "insufficient_quota"
     assert refused_chats == 1

@@ -187,9 +187,6 @@ class Metrics:
     def model_cost(self, provider: str, model: str, dollars: float) -> None:
         self.llm_cost.labels(provider, model).inc(dollars)
 
-    def budget_refused(self, budget: str) -> None:
-        self.budget_refusals.labels(budget).inc()
-
     def tool_call(self, tool: str, outcome: ToolOutcome, seconds: float) -> None:
         self.tool_calls.labels(tool, outcome).inc()
         self.tool_duration.labels(tool).observe(seconds)

@@ -201,7 +201,10 @@ class Account:
         async with self.spending.sessionmaker() as session:
             bounds = await budget_left(session, self.owner, self.budget, now=now)
         spent = next((b for b in bounds if b.left <= 0), None)
-        return refusal(spent, None, now) if spent else None
+        if spent is None:
+            return None
+        self.spending.metrics.budget_refusals.labels(spent.name).inc()
+        return refusal(spent, None, now)
 
     async def admit(
         self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]
@@ -224,7 +227,7 @@ class Account:
                 need = Decimal(tokens) if left.name.startswith("tokens") else dollars
                 if need > left.left:
                     await session.commit()
-                    self.spending.metrics.budget_refused(left.name)
+                    self.spending.metrics.budget_refusals.labels(left.name).inc()
                     return refusal(left, need, now)
             hold_for = timedelta(seconds=self.spending.settings.config.spend.hold_seconds)
             session.add(
