@@ -19,7 +19,7 @@ from app.llm.base import ChatMessage
 from app.llm.echo import EchoProvider
 from app.runs.models import Run
 from app.runs.recorder import LeaseLostError, RunRecorder
-from tests.conftest import OTHER_API_KEY, start_run
+from tests.conftest import OTHER_API_KEY, new_conversation_id, start_run
 from tests.sse import events
 
 AS_OTHER = {"Authorization": f"Bearer {OTHER_API_KEY}"}
@@ -74,6 +74,36 @@ async def test_events_can_be_followed_and_resumed(client: AsyncClient, executor:
     assert done["assistant_message"]["content"].endswith(
         "current_time: " + events(whole.text)[2][1]["content"]
     )
+
+
+async def test_a_message_and_a_run_stream_their_tool_events_alike(
+    client: AsyncClient, executor: Executor
+) -> None:
+    """A client reading both streams handles one shape of tool_call and of tool_result."""
+    conversation = await new_conversation_id(client)
+    message = await client.post(
+        f"/v1/conversations/{conversation}/messages",
+        json={"content": "time?\n/tool current_time"},
+        headers={"Accept": "text/event-stream"},
+    )
+    run = await start_run(client, "time?\n/tool current_time")
+    await executor.execute(uuid.UUID(run["id"]))
+    followed = await client.get(f"/v1/runs/{run['id']}/events")
+
+    def tool_events(body: str) -> dict[str, dict[str, Any]]:
+        return {n: data for n, data in events(body) if n in {"tool_call", "tool_result"}}
+
+    streamed, stored = tool_events(message.text), tool_events(followed.text)
+    assert {n: set(data) for n, data in streamed.items()} == {
+        "tool_call": {"id", "name", "arguments"},
+        "tool_result": {"tool_call_id", "name", "content", "is_error"},
+    }
+    assert {n: set(data) for n, data in stored.items()} == {
+        n: set(data) for n, data in streamed.items()
+    }
+    for found in (streamed, stored):
+        assert found["tool_result"]["tool_call_id"] == found["tool_call"]["id"]
+        assert found["tool_call"]["name"] == found["tool_result"]["name"] == "current_time"
 
 
 async def test_runs_of_one_key_are_invisible_to_another(

@@ -10,7 +10,6 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
-from dataclasses import asdict
 from typing import Any
 
 from fastapi import status
@@ -25,11 +24,9 @@ from app.agent.loop import (
     ToolCallEvent,
     ToolResultEvent,
 )
-from app.agent.tools import ToolResult
 from app.conversations.models import Message
-from app.conversations.schemas import Exchange, ToolCallOut
+from app.conversations.schemas import Exchange, tool_call_data, tool_result_data
 from app.core.streams import EVENT_STREAM, LINE_END, HeldStream
-from app.llm.base import ToolCall
 from app.runs.models import RunEvent
 
 logger = logging.getLogger(__name__)
@@ -69,9 +66,9 @@ async def turn(
                 case TokenEvent(content=content):
                     yield encode("token", {"content": content})
                 case ToolCallEvent(call=call):
-                    yield encode("tool_call", ToolCallOut(**asdict(call)).model_dump())
+                    yield encode("tool_call", tool_call_data(call))
                 case ToolResultEvent(call=call, result=result):
-                    yield encode("tool_result", _tool_result(call, result))
+                    yield encode("tool_result", tool_result_data(call, result))
                 case DoneEvent():
                     yield encode("done", Exchange.of(user_message, event).model_dump(mode="json"))
                 case ErrorEvent(refusal=Refusal() as refusal):
@@ -104,12 +101,3 @@ def encode(name: str, data: dict[str, Any], *, event_id: int | None = None) -> S
         id=None if event_id is None else str(event_id),
         sep=LINE_END,
     )
-
-
-def _tool_result(call: ToolCall, result: ToolResult) -> dict[str, Any]:
-    return {
-        "tool_call_id": call.id,
-        "name": call.name,
-        "content": result.content,
-        "is_error": result.is_error,
-    }

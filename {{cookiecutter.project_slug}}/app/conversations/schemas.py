@@ -2,12 +2,14 @@
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from app.agent.loop import DoneEvent, StopReason
+from app.agent.tools import ToolResult
 from app.conversations.models import Message
+from app.llm.base import ToolCall
 
 MAX_MESSAGE_CHARS = 32_000
 MAX_FILES_PER_MESSAGE = 10
@@ -51,6 +53,21 @@ class ToolCallOut(BaseModel):
     name: str
     # JSON text, as the model wrote it.
     arguments: str
+
+
+def tool_call_data(call: ToolCall) -> dict[str, Any]:
+    """A tool_call event's data, in a message's stream and a run's alike."""
+    return {"id": call.id, "name": call.name, "arguments": call.arguments}
+
+
+def tool_result_data(call: ToolCall, result: ToolResult) -> dict[str, Any]:
+    """A tool_result event's data, in a message's stream and a run's alike."""
+    return {
+        "tool_call_id": call.id,
+        "name": call.name,
+        "content": result.content,
+        "is_error": result.is_error,
+    }
 
 
 class UsageOut(BaseModel):

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.agent.loop import Decision, DoneEvent, StopReason
 from app.agent.tools import ToolResult
 from app.conversations.models import Message
-from app.conversations.schemas import MessageOut
+from app.conversations.schemas import MessageOut, tool_call_data, tool_result_data
 from app.conversations.service import model_step
 from app.llm.base import Completion, ToolCall, Usage
 from app.runs import service
@@ -72,7 +72,7 @@ class RunRecorder:
             run = await self._renew(session, completion)
             message = _add(session, run, **model_step(completion))
             for call in completion.tool_calls:
-                service.add_event(session, run, "tool_call", call_data(call))
+                service.add_event(session, run, "tool_call", tool_call_data(call))
             await self.account.settle(session, completion)
             await session.commit()
             return message
@@ -81,8 +81,7 @@ class RunRecorder:
         async with self.sessionmaker() as session:
             run = await self._renew(session)
             message = _add(session, run, role="tool", content=result.content, tool_call_id=call.id)
-            data = {**call_data(call), "content": result.content, "is_error": result.is_error}
-            service.add_event(session, run, "tool_result", data)
+            service.add_event(session, run, "tool_result", tool_result_data(call, result))
             if call.id in run.approvals:
                 # Used up with its answer: a later call with the same id is asked about anew.
                 run.approvals = {k: v for k, v in run.approvals.items() if k != call.id}
@@ -163,7 +162,9 @@ def _await_approval(session: AsyncSession, run: Run, pending: tuple[ToolCall, ..
     run.status, run.lease_until, run.attempts = "awaiting_approval", None, run.attempts - 1
     waiting = {c.id: {"name": c.name, "arguments": c.arguments, "approved": None} for c in pending}
     run.approvals = {**run.approvals, **waiting}
-    service.add_event(session, run, "approval_required", {"calls": [call_data(c) for c in pending]})
+    service.add_event(
+        session, run, "approval_required", {"calls": [tool_call_data(c) for c in pending]}
+    )
 
 
 def _end(session: AsyncSession, run: Run, done: DoneEvent[Message]) -> None:
@@ -183,7 +184,3 @@ def _add(session: AsyncSession, run: Run, **values: Any) -> Message:
     message = Message(conversation_id=run.conversation_id, run_id=run.id, **{**defaults, **values})
     session.add(message)
     return message
-
-
-def call_data(call: ToolCall) -> dict[str, Any]:
-    return {"id": call.id, "name": call.name, "arguments": call.arguments}
