@@ -6,7 +6,8 @@ from tests.project import Project
 # sorted (a frozenset dumps in no fixed order) so that a difference reads plainly.
 SCRIPT = """
 import json
-from app.core.config import DEFAULT_CONFIG_FILE, PROJECT_ROOT, AppConfig, read_config_file
+from app.config.loading import DEFAULT_CONFIG_FILE, PROJECT_ROOT, read_config_file
+from app.config.sections import AppConfig
 
 def plain(value):
     if isinstance(value, dict):

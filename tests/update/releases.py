@@ -39,7 +39,7 @@ RELEASE_EDITS = [
         "  max_concurrent_per_key: 4\n  # Days an unused upload is kept.\n  retention_days: 30\n",
     ),
     (
-        "app/core/sections.py",
+        "app/config/sections.py",
         "    max_concurrent_per_key: PositiveInt = 4\n",
         "    max_concurrent_per_key: PositiveInt = 4\n    retention_days: PositiveInt = 30\n",
     ),

@@ -111,7 +111,7 @@ def test_the_release_arrives(updated: Update) -> None:
     assert script.read_text(encoding="utf-8") == NEW_SCRIPT_TEXT
     assert script.stat().st_mode & stat.S_IXUSR
     assert config["uploads"]["retention_days"] == 30
-    assert "retention_days: PositiveInt = 30" in (path / "app" / "core" / "sections.py").read_text()
+    assert "retention_days: PositiveInt = 30" in (path / "app" / "config" / "sections.py").read_text()
 
 
 def test_the_teams_edits_are_kept(updated: Update) -> None:
@@ -143,7 +143,7 @@ def test_secrets_and_env_are_untouched_and_nothing_is_left_over(
     assert changes == {
         ".cruft.json": "M",
         "Dockerfile": "M",
-        "app/core/sections.py": "M",
+        "app/config/sections.py": "M",
         "compose.yaml": "M",
         "config/config.yaml": "M",
         NEW_SCRIPT: "A",

@@ -17,9 +17,9 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.config.settings import Settings
 from app.conversations import service as conversations
 from app.conversations.models import Conversation
-from app.core.config import Settings
 from app.core.metrics import Metrics
 from app.core.security import BearerCredentials, KeyRing, unauthorized
 from app.files import service as files

@@ -15,8 +15,10 @@ from pydantic import SecretStr, ValidationError
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.config.errors import ConfigError
+from app.config.keys import KEY_NAME, parse_api_keys
+from app.config.settings import DatabaseSettings, KeySettings
 from app.conversations.models import Conversation
-from app.core.config import KEY_NAME, ConfigError, DatabaseSettings, KeySettings, parse_api_keys
 from app.core.db import create_engine, create_sessionmaker
 from app.core.security import UNNAMED_OWNER, owner_of
 from app.files.models import StoredFile

@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING, Any
 from fastapi import Depends, FastAPI
 
 from app.api import agui, conversations, files, health, openai, runs, usage
+from app.config.errors import ConfigError
+from app.config.loading import get_settings
+from app.config.settings import Settings
 from app.core.admission import AdmissionMiddleware, BodyLimits
-from app.core.config import ConfigError, Settings, get_settings
 from app.core.http_metrics import instrument
 from app.core.logging import RequestLogMiddleware, setup_logging
 from app.core.metadata import project_metadata
@@ -20,8 +22,7 @@ from app.core.tracing import Tracing
 from app.deps import authorize
 from app.files import storage
 from app.playground.router import router as playground_router
-from app.resources import open_resources
-from app.spend.prices import check_priced
+from app.resources import check_config, open_resources
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
@@ -41,7 +42,7 @@ def create_app(
     """
     try:
         settings = settings or get_settings()
-        check_priced(settings.config)
+        check_config(settings.config)
     except ConfigError as exc:
         raise SystemExit(f"configuration error: {exc}") from None
     setup_logging(settings.config.logging, settings.logs_dir)

@@ -14,7 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from taskiq_redis import ListQueueBroker
 
 from app.agent.mcp import McpTools, open_mcp_tools
-from app.core.config import Settings
+from app.agent.registry import check_approvals
+from app.config.sections import AppConfig
+from app.config.settings import Settings
 from app.core.db import MAX_OVERFLOW, POOL_SIZE, create_engine, create_sessionmaker
 from app.core.metrics import Metrics
 from app.core.queue import create_broker
@@ -22,6 +24,7 @@ from app.core.ratelimit import RateLimiter
 from app.core.streams import StreamSlots
 from app.llm.base import LLMProvider
 from app.llm.factory import create_provider
+from app.spend.prices import check_priced
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 DB_CONNECT_TIMEOUT_SECONDS = 5.0
@@ -64,6 +67,13 @@ def create_redis(url: str, *, timeout: float) -> "Redis":
         retry=Retry(NoBackoff(), retries=1),
         health_check_interval=30,
     )
+
+
+def check_config(config: AppConfig) -> None:
+    """What config.yaml's models cannot check alone, checked before the api or the worker
+    starts (ConfigError): approvals name real tools, budgets in dollars have prices."""
+    check_approvals(config.agent)
+    check_priced(config)
 
 
 def migrations_head() -> str | None:

@@ -22,14 +22,16 @@ from redis.exceptions import RedisError
 from taskiq.api import run_receiver_task
 
 from app import alive
-from app.core.config import ConfigError, MetricsConfig, Settings, get_settings
+from app.config.errors import ConfigError
+from app.config.loading import get_settings
+from app.config.sections import MetricsConfig
+from app.config.settings import Settings
 from app.core.logging import setup_logging
 from app.core.metrics import Metrics
 from app.core.queue import QUEUE_NAME, TASK_NAME, create_broker
 from app.flows.execution import Executor
-from app.resources import SharedResources, open_shared_resources
+from app.resources import SharedResources, check_config, open_shared_resources
 from app.runs.service import count_by_status
-from app.spend.prices import check_priced
 
 logger = logging.getLogger("app.worker")
 # Sweeps a healthy worker may miss before its healthcheck fails.
@@ -118,7 +120,7 @@ async def _report_backlog(resources: SharedResources) -> None:
 def main() -> int:
     try:
         settings = get_settings()
-        check_priced(settings.config)
+        check_config(settings.config)
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2

@@ -21,16 +21,12 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.agent.mcp import McpTools
-from app.core.config import (
-    PROJECT_ROOT,
-    AppConfig,
-    Settings,
-    read_config_file,
-)
+from app.config.loading import PROJECT_ROOT, read_config_file
+from app.config.sections import AppConfig
+from app.config.settings import Settings, async_database_url, with_password
 from app.core.db import create_engine
 from app.core.metrics import Metrics
 from app.core.queue import create_broker
-from app.core.urls import async_database_url, with_password
 from app.deps import get_sessionmaker
 from app.flows.execution import Executor
 from app.llm.echo import EchoProvider

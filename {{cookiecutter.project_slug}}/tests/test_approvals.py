@@ -4,11 +4,11 @@ interactive turn cannot wait, so the model is told the call needs a background r
 
 import uuid
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 from httpx import AsyncClient
-from pydantic import ValidationError
 from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -16,10 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.core.queue import QUEUE_NAME
 from app.flows.execution import Executor
 from app.llm.base import Completion, ToolCall
+from app.main import create_app
 from app.runs.recorder import RunRecorder
 from app.runs.schemas import MAX_DECISIONS
 from app.runs.service import count_by_status
-from tests.conftest import config_for_tests, new_conversation_id, start_run
+from tests.conftest import make_settings, new_conversation_id, start_run
 from tests.sse import events
 from tests.test_runs import AS_OTHER
 
@@ -294,9 +295,13 @@ async def test_an_interactive_turn_tells_the_model_the_call_needs_a_background_r
     assert "background run" in result
 
 
-def test_a_misspelt_tool_name_stops_the_start_up() -> None:
-    with pytest.raises(ValidationError, match="no built-in tool named http-get"):
-        config_for_tests(agent={"require_approval": ["http-get", "github.create_issue"]})
+def test_a_misspelt_tool_name_stops_the_start_up(
+    tmp_path: Path, migrated: str, redis_url: str
+) -> None:
+    misspelt = {"require_approval": ["http-get", "github.create_issue"]}
+    with pytest.raises(SystemExit, match="no built-in tool named http-get") as stopped:
+        create_app(make_settings(tmp_path, migrated, redis_url, agent=misspelt))
 
-    allowed = config_for_tests(agent={"require_approval": ["http_get", "github.create_issue"]})
-    assert allowed.agent.require_approval == {"http_get", "github.create_issue"}
+    assert "agent.require_approval" in str(stopped.value)
+    allowed = {"require_approval": ["http_get", "github.create_issue"]}
+    assert create_app(make_settings(tmp_path, migrated, redis_url, agent=allowed)).title

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.agent.mcp import McpTools
-from app.core.config import Settings
+from app.config.settings import Settings
 from app.core.db import create_sessionmaker
 from app.core.metrics import Metrics
 from app.core.queue import create_broker

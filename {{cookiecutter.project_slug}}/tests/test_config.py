@@ -4,15 +4,10 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from app.core.config import (
-    DEFAULT_CONFIG_FILE,
-    PROJECT_ROOT,
-    AppConfig,
-    ConfigError,
-    Settings,
-    load_settings,
-    read_config_file,
-)
+from app.config.errors import ConfigError
+from app.config.loading import DEFAULT_CONFIG_FILE, PROJECT_ROOT, load_settings, read_config_file
+from app.config.sections import AppConfig
+from app.config.settings import Settings
 from app.main import create_app
 
 GOOD_ENV = {
@@ -219,7 +214,7 @@ def test_create_app_stops_with_one_line_on_bad_config(
     config_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config_file.write_text("health:\n  timeout_seconds: zero\n")
-    monkeypatch.setattr("app.core.config.get_settings.__wrapped__", _uncached)
+    monkeypatch.setattr("app.config.loading.get_settings.__wrapped__", _uncached)
 
     with pytest.raises(SystemExit) as raised:
         create_app()

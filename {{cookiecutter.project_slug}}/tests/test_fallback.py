@@ -10,7 +10,7 @@ import pytest
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.core.config import Settings
+from app.config.settings import Settings
 from app.core.metrics import Metrics
 from app.llm.base import ChatMessage, Completion, LLMError, LLMUnavailableError
 from app.llm.factory import create_provider

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from httpx import AsyncClient
 
-from app.core.config import Settings
+from app.config.settings import Settings
 from app.files import storage
 
 SYSTEM_PROMPT = "You are a helpful assistant."

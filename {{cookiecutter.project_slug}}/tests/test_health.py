@@ -8,7 +8,7 @@ from httpx import AsyncClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.core.config import Settings
+from app.config.settings import Settings
 from app.core.metrics import Metrics
 from app.health.service import check_database, timed_check
 from app.resources import open_resources

@@ -6,7 +6,7 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker
 
-from app.core.config import ApiKey
+from app.config.keys import ApiKey
 from app.core.security import owner_of
 from app.keys import main, move_rows, owners_of
 from tests.conftest import make_settings, serve

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from app.core.config import ApiKey
+from app.config.keys import ApiKey
 from app.core.security import owner_of
 
 APP = Path(__file__).resolve().parents[1] / "app"
@@ -49,12 +49,43 @@ def test_the_migration_template_imports_nothing_from_the_app() -> None:
     assert "import app" not in template
 
 
-def test_core_imports_nothing_above_core() -> None:
-    files = sorted((APP / "core").rglob("*.py"))
-    above = [
-        line for line in _imports_of(files, "app") if not line.split(": ")[1].startswith("app.core")
-    ]
-    assert above == []
+# The floors of app/, lowest first: a module imports from its own floor and those below,
+# never from above (the migrations, apart, import nothing of the app).
+FLOORS = [
+    {"config"},
+    {"core", "alive"},
+    {"llm", "files"},
+    {"agent"},
+    {"spend", "resources"},
+    {"conversations", "health"},
+    {"runs", "openai_api", "agui"},
+    {"flows", "keys"},
+    {"deps", "worker", "playground"},
+    {"api"},
+    {"main", "__main__"},
+]
+
+
+def _floor(part: str) -> int:
+    return next(i for i, floor in enumerate(FLOORS) if part in floor)
+
+
+def test_every_floor_imports_only_from_its_own_and_those_below() -> None:
+    files = [p for p in sorted(APP.rglob("*.py")) if "migrations" not in p.parts]
+    packages = {p.relative_to(APP).parts[0].removesuffix(".py") for p in files}
+    upward = []
+    for path in files:
+        own = path.relative_to(APP).parts[0].removesuffix(".py")
+        for name in _imported_modules(path):
+            if name == "app" or not name.startswith("app."):
+                continue
+            imported = name.split(".")[1]
+            if _floor(imported) > _floor(own):
+                upward.append(f"{path.relative_to(APP.parent)}: {name}")
+
+    # Every package and module of app/ has its floor; a new one is placed here first.
+    assert packages - {"__init__"} <= set().union(*FLOORS)
+    assert upward == []
 
 
 def test_the_frozen_owner_of_migration_0002_is_the_apps() -> None:

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from httpx import AsyncClient
 
-from app.core.config import Settings, UploadsConfig
+from app.config.sections import UploadsConfig
+from app.config.settings import Settings
 from app.files import storage
 from app.main import create_app
 from tests.conftest import OTHER_API_KEY

@@ -4,7 +4,7 @@ import logging
 import pytest
 from httpx import AsyncClient
 
-from app.core.config import Settings
+from app.config.settings import Settings
 
 
 def _records(settings: Settings) -> list[dict[str, object]]:

@@ -16,7 +16,8 @@ from httpx import AsyncClient
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.core.config import ConfigError, load_settings
+from app.config.errors import ConfigError
+from app.config.loading import load_settings
 from app.llm.base import ChatMessage, ToolSpec
 from app.llm.openai_compatible import OpenAICompatibleProvider
 from tests.conftest import free_port, make_settings, new_conversation_id, serve

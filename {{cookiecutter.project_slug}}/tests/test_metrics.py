@@ -9,7 +9,7 @@ import pytest
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.core.config import Settings
+from app.config.settings import Settings
 from app.core.http_metrics import HttpMetricsMiddleware
 from app.main import create_app
 from tests.conftest import free_port, make_settings, new_conversation_id, serve

@@ -13,7 +13,8 @@ import httpx
 from prometheus_client import CollectorRegistry, generate_latest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.core.config import PROJECT_ROOT, Settings
+from app.config.loading import PROJECT_ROOT
+from app.config.settings import Settings
 from app.core.metrics import Metrics, _pool_counted
 from app.resources import open_resources
 from tests.conftest import API_KEY, free_port

@@ -10,8 +10,8 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.config.keys import ApiKey
 from app.conversations.service import page_query
-from app.core.config import ApiKey
 from app.core.security import KeyRing, owner_of
 from tests.conftest import OTHER_API_KEY, make_settings, serve
 

@@ -8,7 +8,7 @@ import pytest
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.core.config import Settings
+from app.config.settings import Settings
 from app.playground.router import STATIC
 from tests.conftest import make_settings, serve
 

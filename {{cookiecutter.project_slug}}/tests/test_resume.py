@@ -21,7 +21,7 @@ from app.agent import registry
 from app.agent.builtin import NoArguments
 from app.agent.mcp import McpTools
 from app.agent.tools import ToolContext, tool
-from app.core.config import Settings
+from app.config.settings import Settings
 from app.core.metrics import Metrics
 from app.core.queue import create_broker
 from app.flows.execution import Executor

@@ -13,7 +13,7 @@ from genai_prices import Usage, calc_price
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.core.config import AppConfig
+from app.config.sections import AppConfig
 from tests.conftest import OTHER_API_KEY, make_settings, new_conversation_id, serve
 from tests.fake_openai import USAGE, FakeOpenAI
 from tests.metrics import sample, scrape

@@ -18,7 +18,7 @@ from opentelemetry.trace import SpanKind
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.core.config import Settings
+from app.config.settings import Settings
 from app.core.metadata import project_metadata
 from app.core.tracing import ENDPOINT_VARIABLES, wanted
 from app.main import create_app

@@ -21,7 +21,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import alive, worker
-from app.core.config import MetricsConfig, Settings
+from app.config.sections import MetricsConfig
+from app.config.settings import Settings
 from app.core.metrics import Metrics
 from app.core.queue import QUEUE_NAME
 from app.resources import open_resources

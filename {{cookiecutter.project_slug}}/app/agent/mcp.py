@@ -17,8 +17,8 @@ from typing import Protocol
 
 from app.agent.mcp_errors import McpError
 from app.agent.tools import SchemaTool
-from app.core.config import AgentConfig
-from app.core.mcp_config import EVERY_TOOL
+from app.config.mcp import EVERY_TOOL
+from app.config.sections import AgentConfig
 
 logger = logging.getLogger(__name__)
 

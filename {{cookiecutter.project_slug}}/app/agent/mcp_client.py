@@ -27,8 +27,8 @@ from mcp.types import Tool as McpTool
 
 from app.agent.mcp_errors import McpError
 from app.agent.tools import SchemaTool, ToolContext, ToolError
-from app.core.config import AgentConfig
-from app.core.mcp_config import TOOL_NAME, McpServerConfig
+from app.config.mcp import TOOL_NAME, McpServerConfig
+from app.config.sections import AgentConfig
 from app.llm.base import ToolSpec
 
 # Bounds on what one listing may offer the model: every spec goes with every model call.

@@ -19,7 +19,7 @@ from typing import Any, Protocol, get_type_hints
 
 from pydantic import BaseModel, ValidationError
 
-from app.core.config import AgentConfig
+from app.config.sections import AgentConfig
 from app.core.metrics import Metrics, ToolOutcome
 from app.llm.base import ToolCall, ToolSpec
 

@@ -11,9 +11,10 @@ from sqlalchemy.orm import selectinload
 
 from app.agent.loop import Decision, StopReason
 from app.agent.tools import ToolContext, ToolError, ToolResult
+from app.config.sections import LLMConfig
+from app.config.settings import Settings
 from app.conversations.models import Conversation, Message
 from app.conversations.schemas import ConversationCreate, MessageCreate
-from app.core.config import LLMConfig, Settings
 from app.core.db import insert_new, utcnow
 from app.files import service as files_service
 from app.files import storage

@@ -14,7 +14,7 @@ from pythonjsonlogger.json import JsonFormatter
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.config import LoggingConfig
+from app.config.sections import LoggingConfig
 
 LOG_FILE_NAME = "app.log"
 # uvicorn adds `color_message` (the message with ANSI colour codes) to its records for its

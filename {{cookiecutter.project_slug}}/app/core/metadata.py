@@ -3,7 +3,7 @@
 import tomllib
 from functools import lru_cache
 
-from app.core.config import PROJECT_ROOT
+from app.config.loading import PROJECT_ROOT
 
 
 @lru_cache

@@ -13,7 +13,7 @@ from limits.errors import StorageError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from app.core.config import RateLimitConfig
+from app.config.sections import RateLimitConfig
 from app.core.metrics import Metrics
 
 logger = logging.getLogger(__name__)

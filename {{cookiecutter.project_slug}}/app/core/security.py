@@ -12,7 +12,8 @@ from fastapi import Depends, HTTPException, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
 
-from app.core.config import ApiKey, KeySettings
+from app.config.keys import ApiKey
+from app.config.settings import KeySettings
 
 bearer_scheme = HTTPBearer(auto_error=False, description="One of the keys in API_KEYS")
 UNNAMED_PREFIX = "key:"

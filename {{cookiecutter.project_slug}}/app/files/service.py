@@ -9,7 +9,7 @@ from fastapi import UploadFile
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.config import UploadsConfig
+from app.config.sections import UploadsConfig
 from app.files import storage
 from app.files.models import StoredFile
 

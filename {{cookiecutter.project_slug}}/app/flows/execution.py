@@ -20,8 +20,8 @@ from taskiq_redis import ListQueueBroker
 
 from app.agent.loop import DoneEvent, ErrorEvent
 from app.agent.mcp import McpTools
+from app.config.settings import Settings
 from app.conversations.models import Conversation, Message
-from app.core.config import Settings
 from app.core.metrics import Metrics
 from app.core.queue import enqueue
 from app.flows.turns import Agent

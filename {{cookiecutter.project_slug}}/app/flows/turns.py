@@ -24,9 +24,9 @@ from app.agent.loop import (
 from app.agent.mcp import McpTools
 from app.agent.registry import registry_for
 from app.agent.tools import ToolResult
+from app.config.settings import Settings
 from app.conversations import service as conversations
 from app.conversations.models import Conversation
-from app.core.config import Settings
 from app.core.metrics import Metrics
 from app.llm.base import ChatMessage, Completion, LLMProvider, ToolCall
 from app.spend.budgets import Account, Spending

@@ -2,7 +2,8 @@
 
 from pydantic import HttpUrl
 
-from app.core.config import LLMConfig, Settings
+from app.config.sections import LLMConfig
+from app.config.settings import Settings
 from app.core.metrics import Metrics
 from app.llm.base import LLMProvider
 from app.llm.echo import EchoProvider

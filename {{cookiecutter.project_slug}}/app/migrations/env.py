@@ -8,10 +8,11 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from app.config.errors import ConfigError
+from app.config.loading import load_part
+from app.config.settings import DatabaseSettings, async_database_url
 from app.conversations import models as _conversations  # noqa: F401  (registers tables)
-from app.core.config import ConfigError, DatabaseSettings, load_part
 from app.core.db import Base
-from app.core.urls import async_database_url
 from app.files import models as _files  # noqa: F401  (registers tables)
 from app.runs import models as _runs  # noqa: F401  (registers tables)
 from app.spend import models as _spend  # noqa: F401  (registers tables)

@@ -19,7 +19,8 @@ from sqlalchemy import and_, delete, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.agent.loop import Refusal
-from app.core.config import BudgetConfig, Settings
+from app.config.sections import BudgetConfig
+from app.config.settings import Settings
 from app.core.metrics import Metrics
 from app.llm.base import ChatMessage, Completion, ToolSpec, Usage
 from app.spend.ledger import Ledger

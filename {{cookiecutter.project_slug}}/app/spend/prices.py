@@ -8,7 +8,8 @@ from genai_prices import Usage as PricedUsage
 from genai_prices import calc_price
 from genai_prices.types import ModelPrice
 
-from app.core.config import AppConfig, ConfigError, PriceConfig
+from app.config.errors import ConfigError
+from app.config.sections import AppConfig, PriceConfig
 from app.llm.base import Usage
 
 # Our provider names as the price table names them; echo costs nothing.

@@ -14,11 +14,7 @@ from pydantic import (
     model_validator,
 )
 
-from app.core.mcp_config import McpServers
-
-# The names of the tools in app/agent/registry.py, which checks at import that they match:
-# agent.require_approval is validated against them without core importing the agent.
-BUILTIN_TOOL_NAMES = frozenset({"current_time", "read_file", "http_get"})
+from app.config.mcp import McpServers
 
 
 class _Section(BaseModel):
@@ -82,17 +78,9 @@ class AgentConfig(_Section):
     max_streams_per_key: PositiveInt = Field(default=8, le=1000)
     # Tools whose calls wait for a person: a background run stops awaiting approval
     # (POST /v1/runs/{id}/approvals); an interactive turn cannot wait, so the model is told
-    # the call needs a background run. Built-in names, or "server.tool" for MCP tools.
+    # the call needs a background run. Built-in names (a misspelt one stops start-up, as it
+    # would leave a dangerous tool ungated), or "server.tool" for MCP tools.
     require_approval: frozenset[str] = frozenset()
-
-    @field_validator("require_approval")
-    @classmethod
-    def _known_tools(cls, names: frozenset[str]) -> frozenset[str]:
-        # A misspelt name would leave a dangerous tool ungated, so it stops the start-up.
-        unknown = sorted(n for n in names if "." not in n and n not in BUILTIN_TOOL_NAMES)
-        if unknown:
-            raise ValueError(f"no built-in tool named {', '.join(unknown)} (MCP: server.tool)")
-        return names
 
 
 class WorkerConfig(_Section):

@@ -1,12 +1,44 @@
-"""Reading config.yaml, and describing invalid settings in one line."""
+"""Loading the settings: from the environment, .env and config.yaml, once per process; a
+problem stops start-up with one line naming the setting."""
 
+import os
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
+from pydantic_settings import BaseSettings
 
-from app.core.errors import ConfigError
+from app.config.errors import ConfigError
+from app.config.settings import Settings
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_CONFIG_FILE = Path("config/config.yaml")
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings from the environment, .env and the config file."""
+    config_file = Path(os.environ.get("CONFIG_FILE", DEFAULT_CONFIG_FILE))
+    raw_config = read_config_file(config_file)
+    try:
+        return Settings(config=raw_config, **overrides)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid settings: {describe(exc)}") from None
+
+
+def load_part[S: BaseSettings](settings_cls: type[S]) -> S:
+    """Build one part of the settings (migrations need only some), failing as load_settings does."""
+    try:
+        return settings_cls()
+    except ValidationError as exc:
+        raise ConfigError(f"invalid settings: {describe(exc)}") from None
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Return the settings, read once per process."""
+    return load_settings()
 
 
 def read_config_file(path: Path) -> dict[str, Any]:

@@ -1,10 +1,15 @@
-"""The settings models: secrets and URLs from the environment, the rest from config.yaml."""
+"""The settings models: secrets and URLs from the environment (a NAME_FILE variable names
+a file holding NAME), the rest from config.yaml."""
 
+import os
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
+from dotenv import dotenv_values
 from pydantic import SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -12,11 +17,70 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
-from app.core.api_keys import ApiKey, parse_api_keys
-from app.core.secret_files import FileVariantsSource
-from app.core.sections import AppConfig
-from app.core.urls import async_database_url, with_password
+from app.config.errors import ConfigError
+from app.config.keys import ApiKey, parse_api_keys
+from app.config.sections import AppConfig
+
+
+def async_database_url(url: str) -> str:
+    """Return the URL with the asyncpg driver, accepting the usual postgresql:// form."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ValueError("must be a postgresql:// URL") from None
+    if parsed.get_backend_name() not in {"postgresql", "postgres"}:
+        raise ValueError("must be a postgresql:// URL")
+    return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+
+
+def with_password(url: str, password: str) -> str:
+    """Put the password into a URL that has none (credentials kept out of the URL itself)."""
+    parts = urlsplit(url)
+    if parts.password is not None or not parts.hostname:
+        return url
+    user = parts.username or ""
+    netloc = f"{user}:{quote(password, safe='')}@{parts.netloc.rpartition('@')[2]}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+class FileVariantsSource(PydanticBaseSettingsSource):
+    """Read NAME_FILE for any setting NAME, as the official database images do.
+
+    Compose and Kubernetes mount secrets as files (/run/secrets/...): pointing API_KEYS_FILE
+    at one keeps the value out of the container's environment and `docker inspect`.
+    """
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        variable = f"{field_name.upper()}_FILE"
+        path = self._variables().get(variable)
+        if not path:
+            return None, field_name, False
+        try:
+            return Path(path).read_text(encoding="utf-8").strip(), field_name, False
+        except OSError as exc:
+            raise ConfigError(f"{variable}={path} cannot be read: {exc.strerror}") from None
+
+    @cached_property
+    def _dotenv(self) -> dict[str, str]:
+        env_file = self.config.get("env_file")
+        if not isinstance(env_file, str | Path) or not Path(env_file).is_file():
+            return {}
+        return {k: v for k, v in dotenv_values(env_file).items() if v is not None}
+
+    def _variables(self) -> dict[str, str]:
+        # NAME_FILE may be set in the environment or in .env; the environment wins.
+        return {**self._dotenv, **os.environ}
+
+    def __call__(self) -> dict[str, Any]:
+        values = {}
+        for name, field in self.settings_cls.model_fields.items():
+            value, key, _ = self.get_field_value(field, name)
+            if value is not None:
+                values[key] = value
+        return values
+
 
 PLACEHOLDER_PREFIX = "change-me"
 RELAXED_ENVIRONMENTS = frozenset({"development", "test"})
