@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import Depends, FastAPI
 
-from app.api import agui, conversations, files, health, openai, runs, usage
+from app.api import conversations, files, health, runs, usage
+from app.api.agui import router as agui
+from app.api.openai import router as openai
 from app.config.errors import ConfigError
 from app.config.loading import get_settings
 from app.config.settings import Settings

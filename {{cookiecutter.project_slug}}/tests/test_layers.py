@@ -58,7 +58,7 @@ FLOORS = [
     {"agent"},
     {"spend", "resources"},
     {"conversations", "health"},
-    {"runs", "openai_api", "agui"},
+    {"runs"},
     {"flows", "keys"},
     {"deps", "worker", "playground"},
     {"api"},

@@ -19,9 +19,7 @@ from app.agent.loop import (
     ToolResultEvent,
 )
 from app.agent.tools import ToolResult
-from app.core.validation import field_error
-from app.llm.base import ChatMessage, Completion, ToolCall, Usage
-from app.openai_api.schemas import (
+from app.api.openai.schemas import (
     AssistantMessage,
     ChatCompletion,
     ChatCompletionChunk,
@@ -35,6 +33,8 @@ from app.openai_api.schemas import (
     MessageIn,
     UsageOut,
 )
+from app.core.validation import field_error
+from app.llm.base import ChatMessage, Completion, ToolCall, Usage
 
 type Step = Completion | ToolResult
 # OpenAI's error type and code for a spent quota: clients know not to retry it soon.

@@ -4,9 +4,9 @@ from ag_ui.core import RunAgentInput
 from fastapi import APIRouter
 from sse_starlette import EventSourceResponse
 
-from app.agui import run_input
-from app.agui.events import Translation, encoded, refused
 from app.api import sse
+from app.api.agui import run_input
+from app.api.agui.events import Translation, encoded, refused
 from app.deps import AgentDep, OwnedConversation, OwnedRowsRoute, OwnerDep, ResourcesDep, SessionDep
 from app.flows import messages
 

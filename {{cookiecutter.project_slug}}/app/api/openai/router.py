@@ -6,16 +6,16 @@ from starlette.responses import JSONResponse
 
 from app.agent.loop import ErrorEvent
 from app.api import sse
-from app.core.metadata import project_metadata
-from app.deps import AgentDep, OwnerDep, ResourcesDep, SettingsDep
-from app.openai_api import wire
-from app.openai_api.schemas import (
+from app.api.openai import wire
+from app.api.openai.schemas import (
     ChatCompletion,
     ChatCompletionRequest,
     ErrorBody,
     ModelCard,
     ModelList,
 )
+from app.core.metadata import project_metadata
+from app.deps import AgentDep, OwnerDep, ResourcesDep, SettingsDep
 
 router = APIRouter(tags=["openai"])
 
