@@ -3,10 +3,17 @@
 import time
 
 import httpx
+import pytest
 
+from tests.compose.conftest import VARIANTS
 from tests.harness.stack import DEV_FILES, Stack
 
 RELOAD_SECONDS = 30.0
+
+# The default answers only: compose.override.yaml takes no answer, and a valkey stack boots in
+# every other module (tests/render/test_compose_file.py checks that the override is the same for
+# each variant).
+pytestmark = pytest.mark.parametrize("rendered", VARIANTS[:1], indirect=True)
 
 
 def _reply(stack: Stack) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.combinations import SUPPORTED_COMBINATIONS
+from tests.combinations import SUPPORTED_COMBINATIONS, answers_of, for_tier
 from tests.project import render
 from tests.render.hooks import init_secrets
 
@@ -194,3 +194,27 @@ def test_each_shared_fact_is_written_once(compose: tuple[Any, ...]) -> None:
     assert {k: v for k, v in services["worker"]["healthcheck"].items() if k != "test"} == timings
     assert services["db"]["healthcheck"]["retries"] == services["redis"]["healthcheck"]["retries"]
     assert services["api"]["depends_on"] == services["worker"]["depends_on"]
+
+
+def test_what_the_compose_tier_boots_for_one_variant_reads_the_same_in_each(
+    tmp_path: Path,
+) -> None:
+    """tests/compose/test_observability.py and test_dev_override.py boot the default answers
+    only, because the files they prove take no answer: the observability profile (its service,
+    deploy/prometheus/) and the development override read the same in each compose variant."""
+
+    def profile_and_override(index: int, answers: dict[str, Any]) -> list[Any]:
+        project = render(tmp_path / str(index), answers)
+        return [
+            project.load_yaml("compose.yaml")["services"]["prometheus"],
+            project.load_yaml("deploy/prometheus/prometheus.yml"),
+            project.load_yaml("deploy/prometheus/alerts.yml"),
+            project.load_yaml("compose.override.yaml"),
+        ]
+
+    first, *others = for_tier("compose")
+    expected = profile_and_override(0, answers_of(first))
+
+    assert others
+    for index, variant in enumerate(others, start=1):
+        assert profile_and_override(index, answers_of(variant)) == expected, variant.id
