@@ -25,7 +25,6 @@ from app.core.queue import create_broker
 from app.flows.execution import Executor
 from app.llm.factory import create_provider
 from app.spend import budgets
-from app.spend.budgets import budget_left
 from app.spend.models import Hold, ModelCall
 from tests.conftest import make_settings, new_conversation_id, serve
 from tests.fake_openai import FakeOpenAI
@@ -155,20 +154,21 @@ async def _queued(client: AsyncClient, content: str) -> str:
 
 
 @pytest.fixture
-def slow_sums(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Widen the race: each admission reads what was spent, then waits before it decides,
-    as on a busy database. Without the owner's lock, every racing call would read the same
-    sums and all would be admitted."""
+def slow_holds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Widen the race: each hold's transaction waits after its statement, before it commits,
+    as on a busy database. Without the owner's lock, racing calls would each read sums that
+    leave out the others' uncommitted holds, and all would be admitted."""
+    take = budgets._take_hold
 
-    async def slowly(*args: Any, **kwargs: Any) -> Any:
-        found = await budget_left(*args, **kwargs)
+    async def slowly(*args: Any) -> int | None:
+        taken = await take(*args)
         await asyncio.sleep(0.02)
-        return found
+        return taken
 
-    monkeypatch.setattr(budgets, "budget_left", slowly)
+    monkeypatch.setattr(budgets, "_take_hold", slowly)
 
 
-@pytest.mark.usefixtures("slow_sums")
+@pytest.mark.usefixtures("slow_holds")
 async def test_a_budget_worth_k_calls_lets_exactly_k_of_4k_racing_turns_reach_the_model(
     tmp_path: Path,
     migrated: str,

@@ -8,14 +8,18 @@ attempt drops its dead attempt's hold when it takes its own. With no budget for 
 its calls take no hold and cost no query.
 """
 
+import functools
 import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any, cast
 
-from sqlalchemy import and_, delete, func, or_, select, true
+from genai_prices.types import TieredPrices
+from sqlalchemy import Insert, Subquery, Table, bindparam, delete, func, select, true
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.agent.loop import Refusal
@@ -77,22 +81,27 @@ class Spending:
             len(t.name) + len(t.description.encode()) + len(repr(t.parameters)) + _PER_ITEM
             for t in tools
         )
-        tokens_in = sent + offered + _PER_CALL
-        # Priced at the dearer of input and prompt-cache write, whichever the provider bills.
-        return Usage(tokens_in, self.settings.config.llm.max_tokens, cache_write_tokens=tokens_in)
+        return Usage(sent + offered + _PER_CALL, self.settings.config.llm.max_tokens)
 
     def dearest(self, usage: Usage) -> Decimal:
-        """What the call could cost on the dearest model of the chain (any may answer)."""
+        """What the call could cost on the dearest model of the chain (any may answer): its
+        input at the model's dearest input price (uncached, cache write, a higher tier)."""
         llm = self.settings.config.llm
         chain = [(llm.provider, llm.model), *((f.provider, f.model) for f in llm.fallbacks)]
-        prices = self.ledger.prices
-        uncached = Usage(usage.prompt_tokens, usage.completion_tokens)
-        costs = [
-            prices.cost(provider, model, priced) or Decimal(0)
-            for provider, model in chain
-            for priced in (usage, uncached)
-        ]
-        return max(costs)
+        costs = [Decimal(0)]
+        for provider, model in chain:
+            if (price := self.ledger.prices.price(provider, model)) is not None:
+                dearest_in = max(_top(price.input_mtok), _top(price.cache_write_mtok))
+                out = _top(price.output_mtok)
+                costs.append(usage.prompt_tokens * dearest_in + usage.completion_tokens * out)
+        return max(costs) / 1_000_000
+
+
+def _top(price: Decimal | TieredPrices | None) -> Decimal:
+    """A price per million tokens at its highest tier."""
+    if isinstance(price, TieredPrices):
+        return max([price.base, *(tier.price for tier in price.tiers)])
+    return price or Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,39 +123,100 @@ class Window:
         return cls(start, following)
 
 
+BOUNDS = ("tokens_per_day", "tokens_per_month", "usd_per_day", "usd_per_month")
+
+
+# The statements of this module are built once and take their values as parameters: a
+# statement built per call is walked for its cache key on every call.
+def _spent() -> Subquery:
+    """What the owner's ledger holds for today and this month, by bound name."""
+    tokens = ModelCall.prompt_tokens + ModelCall.completion_tokens
+    today = ModelCall.created_at >= bindparam("day_start")
+    return (
+        select(
+            func.coalesce(func.sum(tokens).filter(today), 0).label("tokens_per_day"),
+            func.coalesce(func.sum(ModelCall.cost_usd).filter(today), 0).label("usd_per_day"),
+            func.coalesce(func.sum(tokens), 0).label("tokens_per_month"),
+            func.coalesce(func.sum(ModelCall.cost_usd), 0).label("usd_per_month"),
+        )
+        .where(
+            ModelCall.owner == bindparam("owner"), ModelCall.created_at >= bindparam("month_start")
+        )
+        .subquery()
+    )
+
+
+def _held(*, but_holder: bool) -> Subquery:
+    """What the owner's calls in progress hold (but_holder: leaving out the holder's own)."""
+    live = [Hold.owner == bindparam("owner"), Hold.expires_at > bindparam("now")]
+    if but_holder:
+        live.append(Hold.holder != bindparam("holder"))
+    return (
+        select(
+            func.coalesce(func.sum(Hold.tokens), 0).label("tokens"),
+            func.coalesce(func.sum(Hold.cost_usd), 0).label("usd"),
+        )
+        .where(*live)
+        .subquery()
+    )
+
+
+_SPENT, _HELD = _spent(), _held(but_holder=False)
+_LEFT = select(_SPENT, _HELD).select_from(_SPENT.join(_HELD, true()))
+
+
+@functools.cache
+def _hold_if_room(bounds: tuple[str, ...]) -> Insert:
+    """One statement for a budget of these bounds: the holder's hold, only if every bound
+    has room for it beside what the owner spent and its other calls hold; it replaces an
+    earlier hold of the holder's (a run's attempt that died). No row when one has no room."""
+    spent, held = _spent(), _held(but_holder=True)
+    room = [
+        spent.c[name]
+        + (held.c.tokens if name.startswith("tokens") else held.c.usd)
+        + bindparam("tokens" if name.startswith("tokens") else "cost_usd")
+        <= bindparam(name)
+        for name in bounds
+    ]
+    table = cast(Table, Hold.__table__)
+    columns = ("owner", "holder", "tokens", "cost_usd", "expires_at")
+    values = (
+        select(*(bindparam(c, type_=table.c[c].type) for c in columns))
+        .select_from(spent.join(held, true()))
+        .where(*room)
+    )
+    insert = pg_insert(table).from_select(list(columns), values)
+    replaced = {c: insert.excluded[c] for c in columns if c != "holder"}
+    return insert.on_conflict_do_update(index_elements=[table.c.holder], set_=replaced).returning(
+        table.c.id
+    )
+
+
+async def _take_hold(
+    session: AsyncSession, bounds: tuple[str, ...], values: dict[str, Any]
+) -> int | None:
+    """The hold's id, or None when a bound has no room for it."""
+    taken: int | None = await session.scalar(_hold_if_room(bounds), values)
+    return taken
+
+
+def _windows(now: datetime) -> dict[str, datetime]:
+    return {"now": now, "day_start": Window.day(now).start, "month_start": Window.month(now).start}
+
+
 async def budget_left(
     session: AsyncSession, owner: str, budget: BudgetConfig, *, now: datetime | None = None
 ) -> list[BudgetLeft]:
     """Each bound of the budget: its limit, what was spent and is held, what is left."""
     now = now or datetime.now(UTC)
     day, month = Window.day(now), Window.month(now)
-    tokens = ModelCall.prompt_tokens + ModelCall.completion_tokens
-    today = ModelCall.created_at >= day.start
-    spent = (
-        select(
-            func.coalesce(func.sum(tokens).filter(today), 0).label("tokens_day"),
-            func.coalesce(func.sum(ModelCall.cost_usd).filter(today), 0).label("usd_day"),
-            func.coalesce(func.sum(tokens), 0).label("tokens_month"),
-            func.coalesce(func.sum(ModelCall.cost_usd), 0).label("usd_month"),
-        )
-        .where(ModelCall.owner == owner, ModelCall.created_at >= month.start)
-        .subquery()
-    )
-    held = (
-        select(
-            func.coalesce(func.sum(Hold.tokens), 0).label("tokens"),
-            func.coalesce(func.sum(Hold.cost_usd), 0).label("usd"),
-        )
-        .where(Hold.owner == owner, Hold.expires_at > now)
-        .subquery()
-    )
-    row = (await session.execute(select(spent, held).select_from(spent.join(held, true())))).one()
+    row = (await session.execute(_LEFT, {"owner": owner, **_windows(now)})).one()
     # A call in progress counts against today and this month alike.
     bounds = [
-        ("tokens_per_day", budget.tokens_per_day, row.tokens_day, row.tokens, day),
-        ("tokens_per_month", budget.tokens_per_month, row.tokens_month, row.tokens, month),
-        ("usd_per_day", budget.usd_per_day, row.usd_day, row.usd, day),
-        ("usd_per_month", budget.usd_per_month, row.usd_month, row.usd, month),
+        ("tokens_per_day", budget.tokens_per_day, row.tokens_per_day, row.tokens, day),
+        ("tokens_per_month", budget.tokens_per_month, row.tokens_per_month, row.tokens, month),
+        ("usd_per_day", budget.usd_per_day, row.usd_per_day, row.usd, day),
+        ("usd_per_month", budget.usd_per_month, row.usd_per_month, row.usd, month),
     ]
     return [
         BudgetLeft(
@@ -177,6 +247,10 @@ def refusal(left: BudgetLeft, need: Decimal | None, now: datetime) -> Refusal:
         f"again at {left.resets_at:%Y-%m-%dT%H:%M:%SZ}"
     )
     return Refusal(detail, max(math.ceil((left.resets_at - now).total_seconds()), 1))
+
+
+def _need(left: BudgetLeft, tokens: int, dollars: Decimal) -> Decimal:
+    return Decimal(tokens) if left.name.startswith("tokens") else dollars
 
 
 def _plain(value: Decimal) -> str:
@@ -216,31 +290,35 @@ class Account:
         tokens = bound.prompt_tokens + bound.completion_tokens
         dollars = self.spending.dearest(bound) if self.budget.in_dollars else Decimal(0)
         now = datetime.now(UTC)
+        bounds = {
+            name: limit for name in BOUNDS if (limit := getattr(self.budget, name)) is not None
+        }
+        hold_for = timedelta(seconds=self.spending.settings.config.spend.hold_seconds)
+        values = {
+            "owner": self.owner,
+            "holder": self.holder,
+            "tokens": tokens,
+            "cost_usd": dollars,
+            "expires_at": now + hold_for,
+            **_windows(now),
+            **bounds,
+        }
         async with self.spending.sessionmaker() as session:
-            # One owner's holds are taken one at a time: two calls cannot both take the
-            # last of a budget. Owners apart do not wait for each other.
+            # One owner's holds are taken one at a time, and the hold's statement starts
+            # (and reads what is spent and held) only once the lock is this call's: two calls
+            # cannot both take the last of a budget. Owners apart do not wait for each other.
             await session.execute(
                 select(func.pg_advisory_xact_lock(_LOCKS, func.hashtext(self.owner)))
             )
-            expired = and_(Hold.owner == self.owner, Hold.expires_at <= now)
-            await session.execute(delete(Hold).where(or_(Hold.holder == self.holder, expired)))
-            for left in await budget_left(session, self.owner, self.budget, now=now):
-                need = Decimal(tokens) if left.name.startswith("tokens") else dollars
-                if need > left.left:
-                    await session.commit()
-                    self.spending.metrics.budget_refusals.labels(left.name).inc()
-                    return refusal(left, need, now)
-            hold_for = timedelta(seconds=self.spending.settings.config.spend.hold_seconds)
-            session.add(
-                Hold(
-                    owner=self.owner,
-                    holder=self.holder,
-                    tokens=tokens,
-                    cost_usd=dollars,
-                    expires_at=now + hold_for,
-                )
-            )
+            taken = await _take_hold(session, tuple(bounds), values)
+            if taken is None:
+                # No room: which bound, for the message (its reads are the lock's too).
+                found = await budget_left(session, self.owner, self.budget, now=now)
             await session.commit()
+        if taken is None:
+            left = next(b for b in found if _need(b, tokens, dollars) > b.left)
+            self.spending.metrics.budget_refusals.labels(left.name).inc()
+            return refusal(left, _need(left, tokens, dollars), now)
         self.holding = True
         return None
 
