@@ -2,8 +2,8 @@
 owner, and the rows a path names if they are the caller's.
 
 Every dependency is `async def`, even those that only read request.state: FastAPI runs a
-plain `def` dependency in a worker thread, and those hops cost the api a sixth of its
-time per request (measured with py-spy). The ones every /v1 request resolves
+plain `def` dependency in a worker thread, a hop per dependency per request. The ones
+every /v1 request resolves
 (authorize, the session) read request.state themselves rather than through other
 dependencies: each dependency FastAPI resolves costs the request time of its own.
 """

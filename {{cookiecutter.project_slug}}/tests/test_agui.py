@@ -26,7 +26,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from app.agent import registry
 from app.agent.tools import ToolContext, tool
-from app.core import streams
+from app.api import sse
 from tests.conftest import OTHER_API_KEY, new_conversation_id
 
 SYSTEM_PROMPT = "You are a helpful assistant."
@@ -128,7 +128,7 @@ async def test_a_run_stores_its_last_user_message_and_its_steps(client: AsyncCli
 @pytest.fixture
 def slow_tool(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(registry, "TOOLS", [*registry.TOOLS, ponder])
-    monkeypatch.setattr(streams, "KEEP_ALIVE_SECONDS", 0.5)
+    monkeypatch.setattr(sse, "KEEP_ALIVE_SECONDS", 0.5)
 
 
 @pytest.mark.usefixtures("slow_tool")

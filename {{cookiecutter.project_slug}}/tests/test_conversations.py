@@ -3,8 +3,12 @@ from typing import Any
 
 import pytest
 from httpx import AsyncClient
+from sqlalchemy import String, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from app.conversations import service
+from app.core.db import CreatedAtMixin, IdMixin, insert_new
 from tests.sse import events
 
 SYSTEM_PROMPT = "You are a helpful assistant."
@@ -198,3 +202,38 @@ async def test_pagination_bounds_are_enforced(client: AsyncClient, params: dict[
     response = await client.get("/v1/conversations", params=params)
 
     assert response.status_code == 422
+
+
+class _ProbeBase(DeclarativeBase):
+    pass
+
+
+class _Probe(IdMixin, CreatedAtMixin, _ProbeBase):
+    """A table as a team would add one, or a column to one: defaults in Python and in SQL."""
+
+    __tablename__ = "write_path_probe"
+    note: Mapped[str] = mapped_column(String(20), default="python default")
+    kind: Mapped[str] = mapped_column(String(20), server_default="server default")
+
+
+async def test_a_column_default_reaches_rows_written_either_way(
+    maker: async_sessionmaker[AsyncSession], connection: AsyncConnection
+) -> None:
+    # Created in the test's transaction, and gone with it.
+    await connection.run_sync(_ProbeBase.metadata.create_all)
+    async with maker() as session:
+        fast = await insert_new(session, _Probe())
+        tracked = _Probe()
+        session.add(tracked)
+        await session.commit()
+        stored = {
+            row.id: (row.note, row.kind, row.created_at is not None)
+            for row in await session.scalars(select(_Probe))
+        }
+
+    # The Core path (creates and interactive messages) and the ORM path (runs' steps) alike.
+    assert stored == {
+        fast.id: ("python default", "server default", True),
+        tracked.id: ("python default", "server default", True),
+    }
+    assert (fast.note, fast.kind) == ("python default", "server default")

@@ -48,8 +48,7 @@ class Tool[A: BaseModel]:
     description: str
     arguments: type[A]
     run: Callable[[A, ToolContext], Awaitable[str]]
-    # Built once: generating the JSON schema on every model call costs an echo turn an
-    # eighth of its time (py-spy).
+    # Built once: generating the JSON schema is costly, and every model call sends it.
     spec: ToolSpec = field(init=False)
 
     def __post_init__(self) -> None:

@@ -9,6 +9,7 @@ from sse_starlette import EventSourceResponse
 from app.agent.loop import ErrorEvent
 from app.api import sse
 from app.api.errors import over_budget, unknown_files
+from app.api.sse import EVENT_STREAM
 from app.conversations import service
 from app.conversations.models import Conversation
 from app.conversations.schemas import (
@@ -19,7 +20,6 @@ from app.conversations.schemas import (
     Exchange,
     MessageCreate,
 )
-from app.core.streams import EVENT_STREAM
 from app.deps import (
     AgentDep,
     OwnedConversation,

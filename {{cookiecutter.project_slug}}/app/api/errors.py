@@ -1,4 +1,7 @@
-"""Domain errors that more than one router answers, as the answers clients parse."""
+"""Every 4xx the routers build themselves, as the answers clients parse: 422s naming a field
+(in FastAPI's own shape), and the 429 of a spent budget."""
+
+from typing import Any
 
 from fastapi import HTTPException, status
 from fastapi.exceptions import RequestValidationError
@@ -8,15 +11,24 @@ from app.conversations.schemas import MessageCreate
 from app.conversations.service import UnknownFilesError
 
 
+def field_error(kind: str, location: tuple[str | int, ...], message: str) -> dict[str, Any]:
+    """One error naming a field of the body, shaped as FastAPI's own, for what a request's
+    models cannot check alone (a setting, another field, another row); raise
+    RequestValidationError with a list of them, so clients parse one format."""
+    return {"type": kind, "loc": ("body", *location), "msg": message}
+
+
 def unknown_files(body: MessageCreate, exc: UnknownFilesError) -> RequestValidationError:
     """A 422 naming each file id that is not the caller's, in the shape of any other
     invalid field, so clients parse one format."""
     return RequestValidationError(
         [
             {
-                "type": "unknown_file",
-                "loc": ("body", "file_ids", body.file_ids.index(file_id)),
-                "msg": f"file {file_id} not found",
+                **field_error(
+                    "unknown_file",
+                    ("file_ids", body.file_ids.index(file_id)),
+                    f"file {file_id} not found",
+                ),
                 "input": str(file_id),
             }
             for file_id in exc.missing

@@ -8,10 +8,9 @@ from fastapi.exceptions import RequestValidationError
 from sse_starlette import EventSourceResponse
 
 from app.api import sse
-from app.api.errors import over_budget, unknown_files
+from app.api.errors import field_error, over_budget, unknown_files
 from app.conversations.schemas import MessageCreate
 from app.conversations.service import UnknownFilesError
-from app.core.validation import field_error
 from app.deps import (
     AgentDep,
     LockedRun,
@@ -124,13 +123,13 @@ async def run_events(
     get only what came after."""
     # The stream polls with sessions of its own: the request's goes back to the pool now.
     await session.close()
-    give_back = resources.event_streams.take(owner)
     config = settings.config.worker
-    events = service.follow(
-        sessionmaker=sessionmaker,
-        run_id=run.id,
-        after=last_event_id,
-        seconds=config.events_stream_seconds,
-        poll_seconds=config.events_poll_seconds,
-    )
-    return sse.respond(sse.run(events), give_back)
+    with resources.event_streams.holding(owner) as give_back:
+        events = service.follow(
+            sessionmaker=sessionmaker,
+            run_id=run.id,
+            after=last_event_id,
+            seconds=config.events_stream_seconds,
+            poll_seconds=config.events_poll_seconds,
+        )
+        return sse.respond(sse.run(events), give_back)

@@ -1,5 +1,5 @@
-"""Server-Sent Events: how the api's own streams are encoded, and the one response that
-serves every stream.
+"""Server-Sent Events, all of them: how the api's own streams are encoded, and the one
+response that serves every stream and gives its slot back.
 
 A message's turn (token, tool_call, tool_result, then done or error) and a run's stored
 events (each with its id, for Last-Event-ID) are encoded here alike, each event a JSON body.
@@ -14,6 +14,7 @@ from typing import Any
 
 from fastapi import status
 from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.types import Receive, Scope, Send
 
 from app.agent.loop import (
     DoneEvent,
@@ -26,10 +27,15 @@ from app.agent.loop import (
 )
 from app.conversations.models import Message
 from app.conversations.schemas import Exchange, tool_call_data, tool_result_data
-from app.core.streams import EVENT_STREAM, LINE_END, HeldStream
 from app.runs.models import RunEvent
 
 logger = logging.getLogger(__name__)
+EVENT_STREAM = "text/event-stream"
+# A comment line this often keeps proxies from closing a stream that waits on a slow tool.
+KEEP_ALIVE_SECONDS = 15
+# Plain newlines, not sse-starlette's CRLF default: the SSE format allows both, and a
+# hand-written client that splits events on "\n\n" reads only these.
+LINE_END = "\n"
 type Frames = AsyncIterator[ServerSentEvent] | AsyncIterator[str] | AsyncIterator[bytes]
 
 
@@ -101,3 +107,19 @@ def encode(name: str, data: dict[str, Any], *, event_id: int | None = None) -> S
         id=None if event_id is None else str(event_id),
         sep=LINE_END,
     )
+
+
+class HeldStream(EventSourceResponse):
+    """An event stream that gives its slot back when it ends, however it ends: the events
+    generator's own `finally` would not run for a client gone before the first event."""
+
+    def __init__(self, content: Any, give_back: Callable[[], None]) -> None:
+        # KEEP_ALIVE_SECONDS read here, not bound at import: tests shorten it.
+        super().__init__(content, ping=KEEP_ALIVE_SECONDS, sep=LINE_END)
+        self._give_back = give_back
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._give_back()

@@ -59,9 +59,8 @@ class OwnedMixin:
 
 # Connections each process keeps open, and how many more it may open under load. No
 # overflow: SQLAlchemy closes an overflow connection when it is returned, so a load beyond
-# the pool would open and close a connection per request (TLS, authentication), which
-# costs POST /v1/conversations a fifth of its throughput under load. A request past the
-# 15 waits for a free connection instead.
+# the pool would open and close a connection per request (TLS, authentication) just when
+# the process is busiest. A request past the 15 waits for a free connection instead.
 POOL_SIZE = 15
 MAX_OVERFLOW = 0
 
@@ -82,7 +81,7 @@ def _replace_if_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None
     """Hand out no connection the server has closed (a restart, pg_terminate_backend).
 
     Instead of pool_pre_ping: with asyncpg its ping is three round trips (BEGIN, a query,
-    ROLLBACK) before every checkout, a third of a simple request's time.
+    ROLLBACK) before every checkout, more than a simple request's own queries.
     asyncpg reads each idle connection, so it knows at once when the server closes one; this
     costs no round trip. A connection cut without the server closing it (a network fault)
     fails its next query instead, and SQLAlchemy then replaces every older connection of the
@@ -92,26 +91,29 @@ def _replace_if_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None
         raise DisconnectionError("the server closed this connection")
 
 
-async def insert_new[R: Base](session: AsyncSession, row: R) -> R:
-    """Insert a new row with one Core INSERT; the caller commits, as after session.add.
+async def insert_new[R: DeclarativeBase](session: AsyncSession, row: R) -> R:
+    """Insert a new row with one Core INSERT ... RETURNING; the caller commits, as after
+    session.add. The row comes back with every column as stored.
 
-    For rows written once and not changed in the same session. The ORM's unit of work
-    (flush, identity map, change tracking) is a fifth of POST /v1/conversations' time in
-    py-spy, for a row it then has nothing to track; this answers creates about a fifth
-    faster. Set every column (id and created_at too): the column
-    defaults do not apply here, and an unset column is inserted as NULL. The row returned
-    stays transient, outside the session.
+    For rows written once and not changed in the same session: the ORM's unit of work
+    (flush, identity map, change tracking) has nothing to track for them. A column left
+    None gets its default, Python's or the server's, as on the ORM path (a test adds a
+    column with a default and writes a row each way), so a column cannot be set to NULL
+    over its default here. The row returned stays transient, outside the session.
     """
     table = cast(Table, row.__table__)
-    # The row's values as parameters of a statement built once: values() would put them
-    # into the statement, which SQLAlchemy then walks for its cache key on every call.
-    await session.execute(_insert_into(table), {c.key: getattr(row, c.key) for c in table.c})
+    # Parameters of a statement built once per table: values() would put them into the
+    # statement, which SQLAlchemy then walks for its cache key on every call.
+    values = {c.key: value for c in table.c if (value := getattr(row, c.key)) is not None}
+    stored = (await session.execute(_insert_into(table), values)).one()
+    for column in table.c:
+        setattr(row, column.key, stored._mapping[column])
     return row
 
 
 @functools.cache
 def _insert_into(table: Table) -> Insert:
-    return insert(table)
+    return insert(table).returning(*table.c)
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -21,7 +21,7 @@ from app.runs.models import Run
 from app.spend.budgets import Account
 
 # Every write of a run's step renews its lease with this one statement, built once: building
-# it for each write takes a sixth of a busy worker's CPU (py-spy, worker draining runs).
+# it for each write was a large share of a busy worker's CPU.
 # The session is always new, so no loaded object needs the UPDATE's values copied into it.
 _RENEW = (
     update(Run)

@@ -67,8 +67,7 @@ def check_priced(config: AppConfig) -> None:
 
 @functools.cache
 def _table_price(provider: str, model: str) -> ModelPrice | None:
-    # The lookup matches the name against the whole table (a third of a millisecond);
-    # the price it finds is kept.
+    # The lookup matches the name against the whole table; the price it finds is kept.
     try:
         found = calc_price(PricedUsage(input_tokens=0), model_ref=model, provider_id=provider)
     except LookupError:

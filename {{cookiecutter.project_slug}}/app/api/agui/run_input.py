@@ -10,8 +10,8 @@ from ag_ui.core import RunAgentInput, TextPart, UserMessage
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
+from app.api.errors import field_error
 from app.conversations.schemas import MessageCreate
-from app.core.validation import field_error
 
 
 def check_thread(body: RunAgentInput, conversation_id: uuid.UUID) -> None:

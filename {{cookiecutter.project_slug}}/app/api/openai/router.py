@@ -52,9 +52,9 @@ async def chat_completions(
     reply = wire.Reply.to(config.model_name)
     if body.stream:
         usage = bool(body.stream_options and body.stream_options.include_usage)
-        give_back = resources.turn_streams.take(owner)
-        chunks = wire.chunks(turn.events(stream=True), reply, include_usage=usage)
-        return sse.respond(chunks, give_back)
+        with resources.turn_streams.holding(owner) as give_back:
+            chunks = wire.chunks(turn.events(stream=True), reply, include_usage=usage)
+            return sse.respond(chunks, give_back)
     ended = await turn.outcome()
     if isinstance(ended, ErrorEvent) and ended.refusal:
         return wire.over_budget(ended.refusal)

@@ -19,6 +19,7 @@ from app.agent.loop import (
     ToolResultEvent,
 )
 from app.agent.tools import ToolResult
+from app.api.errors import field_error
 from app.api.openai.schemas import (
     AssistantMessage,
     ChatCompletion,
@@ -33,7 +34,6 @@ from app.api.openai.schemas import (
     MessageIn,
     UsageOut,
 )
-from app.core.validation import field_error
 from app.llm.base import ChatMessage, Completion, ToolCall, Usage
 
 type Step = Completion | ToolResult
