@@ -20,7 +20,7 @@ from typing import Any, cast
 from genai_prices.types import TieredPrices
 from sqlalchemy import Insert, Subquery, Table, bindparam, delete, func, select, true
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from app.agent.loop import Refusal
 from app.config.sections import BudgetConfig
@@ -165,6 +165,12 @@ _SPENT, _HELD = _spent(), _held(but_holder=False)
 _LEFT = select(_SPENT, _HELD).select_from(_SPENT.join(_HELD, true()))
 
 
+def _table() -> Table:
+    # The table itself, not the ORM class: these statements need none of the ORM's work
+    # (synchronising a session, loading objects), which would cost more than the SQL.
+    return cast(Table, Hold.__table__)
+
+
 @functools.cache
 def _hold_if_room(bounds: tuple[str, ...]) -> Insert:
     """One statement for a budget of these bounds: the holder's hold, only if every bound
@@ -178,7 +184,7 @@ def _hold_if_room(bounds: tuple[str, ...]) -> Insert:
         <= bindparam(name)
         for name in bounds
     ]
-    table = cast(Table, Hold.__table__)
+    table = _table()
     columns = ("owner", "holder", "tokens", "cost_usd", "expires_at")
     values = (
         select(*(bindparam(c, type_=table.c[c].type) for c in columns))
@@ -192,11 +198,17 @@ def _hold_if_room(bounds: tuple[str, ...]) -> Insert:
     )
 
 
+# Taken before a hold, on the owner: a statement of its own, so that the hold's statement
+# reads what is spent and held only once the lock is this call's.
+_LOCK = select(func.pg_advisory_xact_lock(_LOCKS, func.hashtext(bindparam("owner"))))
+_RELEASE = delete(_table()).where(_table().c.holder == bindparam("holder"))
+
+
 async def _take_hold(
-    session: AsyncSession, bounds: tuple[str, ...], values: dict[str, Any]
+    connection: AsyncConnection, bounds: tuple[str, ...], values: dict[str, Any]
 ) -> int | None:
     """The hold's id, or None when a bound has no room for it."""
-    taken: int | None = await session.scalar(_hold_if_room(bounds), values)
+    taken: int | None = await connection.scalar(_hold_if_room(bounds), values)
     return taken
 
 
@@ -307,10 +319,9 @@ class Account:
             # One owner's holds are taken one at a time, and the hold's statement starts
             # (and reads what is spent and held) only once the lock is this call's: two calls
             # cannot both take the last of a budget. Owners apart do not wait for each other.
-            await session.execute(
-                select(func.pg_advisory_xact_lock(_LOCKS, func.hashtext(self.owner)))
-            )
-            taken = await _take_hold(session, tuple(bounds), values)
+            connection = await session.connection()
+            await connection.execute(_LOCK, {"owner": self.owner})
+            taken = await _take_hold(connection, tuple(bounds), values)
             if taken is None:
                 # No room: which bound, for the message (its reads are the lock's too).
                 found = await budget_left(session, self.owner, self.budget, now=now)
@@ -326,7 +337,7 @@ class Account:
         """In the transaction that stores the call's answer: its ledger row for its hold."""
         session.add(self.ledger.row(self.owner, completion))
         if self.holding:
-            await session.execute(delete(Hold).where(Hold.holder == self.holder))
+            await (await session.connection()).execute(_RELEASE, {"holder": self.holder})
             self.holding = False
 
     async def record(self, completion: Completion) -> None:
@@ -339,6 +350,6 @@ class Account:
         if not self.holding:
             return
         async with self.spending.sessionmaker() as session:
-            await session.execute(delete(Hold).where(Hold.holder == self.holder))
+            await (await session.connection()).execute(_RELEASE, {"holder": self.holder})
             await session.commit()
         self.holding = False
