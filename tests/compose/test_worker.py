@@ -3,9 +3,9 @@ sharing the queue, and a run whose worker container is killed finished by anothe
 
 import json
 import time
-from decimal import Decimal
 from collections.abc import Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 
 import httpx
 import pytest

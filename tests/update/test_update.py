@@ -111,7 +111,8 @@ def test_the_release_arrives(updated: Update) -> None:
     assert script.read_text(encoding="utf-8") == NEW_SCRIPT_TEXT
     assert script.stat().st_mode & stat.S_IXUSR
     assert config["uploads"]["retention_days"] == 30
-    assert "retention_days: PositiveInt = 30" in (path / "app" / "config" / "sections.py").read_text()
+    sections = (path / "app" / "config" / "sections.py").read_text()
+    assert "retention_days: PositiveInt = 30" in sections
 
 
 def test_the_teams_edits_are_kept(updated: Update) -> None:

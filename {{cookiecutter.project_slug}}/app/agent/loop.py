@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from app.agent.tools import Registry, ToolContext, ToolResult
 from app.llm.base import ChatMessage, Completion, LLMError, LLMProvider, ToolCall, ToolSpec, Usage
@@ -71,36 +71,6 @@ _RELEASING: set["asyncio.Future[None]"] = set()
 type Event[S] = TokenEvent | ToolCallEvent | ToolResultEvent | DoneEvent[S] | ErrorEvent
 
 
-class Budget(Protocol):
-    """What the turn's key may still spend: asked before each model call."""
-
-    async def admit(
-        self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]
-    ) -> Refusal | None:
-        """Hold what the call may cost, or say why it may not be made. The recorder's step
-        settles the hold with what the call did cost."""
-        ...
-
-    async def release(self) -> None:
-        """Let the hold go: the call ended without an answer to store."""
-        ...
-
-
-class Unbounded:
-    """No budget: every call is admitted."""
-
-    async def admit(
-        self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]
-    ) -> Refusal | None:
-        return None
-
-    async def release(self) -> None:
-        return None
-
-
-UNBOUNDED = Unbounded()
-
-
 class Recorder[S](Protocol):
     """Where a turn's steps go (S: what storing one returns), and whether it may go on."""
 
@@ -108,8 +78,16 @@ class Recorder[S](Protocol):
 
     async def result(self, call: ToolCall, result: ToolResult) -> S: ...
 
-    async def halt(self) -> StopReason | None:
-        """Checked before each model call: a reason to stop now, or None to go on."""
+    async def halt(
+        self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]
+    ) -> StopReason | Refusal | None:
+        """Checked before each model call: a reason to stop now, a refusal by the key's
+        budget, or None to go on, the call's hold on the budget taken (the step that stores
+        its answer settles it)."""
+        ...
+
+    async def release(self) -> None:
+        """The model call ended without an answer to store: its hold on the budget goes."""
         ...
 
     async def decision(self, call: ToolCall) -> Decision | None:
@@ -126,7 +104,6 @@ class Turn[S]:
     max_steps: int
     # Tool names whose calls need a person's approval (agent.require_approval).
     require_approval: frozenset[str] = frozenset()
-    budget: Budget = UNBOUNDED
 
     async def run(self, history: list[ChatMessage], *, stream: bool) -> AsyncIterator[Event[S]]:
         """Call the model up to max_steps times, running the tools it asks for in between."""
@@ -139,11 +116,12 @@ class Turn[S]:
             if isinstance(event, DoneEvent):
                 return
         for _ in range(self.max_steps):
-            if reason := await self.recorder.halt():
-                yield DoneEvent(steps, reason, usage)
+            stop = await self.recorder.halt(history, self.registry.specs)
+            if isinstance(stop, Refusal):
+                yield ErrorEvent(stop.detail, stop)
                 return
-            if refusal := await self.budget.admit(history, self.registry.specs):
-                yield ErrorEvent(refusal.detail, refusal)
+            if stop:
+                yield DoneEvent(steps, stop, usage)
                 return
             completion: Completion | None = None
             try:
@@ -156,16 +134,16 @@ class Turn[S]:
                 else:
                     completion = await self.provider.complete(history, self.registry.specs)
             except LLMError as exc:
-                await self.budget.release()
+                await self.recorder.release()
                 yield ErrorEvent(str(exc))
                 return
             except BaseException:
                 # Cancelled mid-call (the client went away, the worker is stopping): the
                 # hold goes now, not when it expires.
-                await _released(self.budget)
+                await _released(self.recorder)
                 raise
             if completion is None:
-                await self.budget.release()
+                await self.recorder.release()
                 yield ErrorEvent("the language model ended its answer early")
                 return
             usage += completion.usage
@@ -213,10 +191,10 @@ class Turn[S]:
         return await self.registry.call(call, self.tools)
 
 
-async def _released(budget: Budget) -> None:
+async def _released(recorder: Recorder[Any]) -> None:
     """Release the hold even while the caller is being cancelled: the release runs as a task
     of its own, which the caller's cancellation does not reach."""
-    release = asyncio.ensure_future(budget.release())
+    release = asyncio.ensure_future(recorder.release())
     # Held until done: the event loop keeps only a weak reference to a task.
     _RELEASING.add(release)
     release.add_done_callback(_RELEASING.discard)

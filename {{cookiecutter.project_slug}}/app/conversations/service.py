@@ -1,6 +1,7 @@
 """Conversation operations; each write commits explicitly."""
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
-from app.agent.loop import Decision, StopReason
+from app.agent.loop import Decision, Refusal, StopReason
 from app.agent.tools import ToolContext, ToolError, ToolResult
 from app.config.sections import LLMConfig
 from app.config.settings import Settings
@@ -19,7 +20,7 @@ from app.core.db import insert_new
 from app.files import service as files_service
 from app.files import storage
 from app.files.models import StoredFile
-from app.llm.base import ChatMessage, Completion, ToolCall
+from app.llm.base import ChatMessage, Completion, ToolCall, ToolSpec
 from app.spend.budgets import Account
 
 
@@ -48,8 +49,13 @@ class ConversationRecorder:
                 content=result.content,
             )
 
-    async def halt(self) -> StopReason | None:
-        return None
+    async def halt(
+        self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]
+    ) -> StopReason | Refusal | None:
+        return await self.account.admit(messages, tools)
+
+    async def release(self) -> None:
+        await self.account.release()
 
     async def decision(self, call: ToolCall) -> Decision | None:
         # The client waits for this turn's answer, not for a person: a call that needs

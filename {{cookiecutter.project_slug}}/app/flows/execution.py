@@ -136,7 +136,7 @@ class Executor:
                 return DoneEvent([stored.answer], "completed", Usage())
             conversation = await session.get_one(Conversation, run.conversation_id)
             turn = await self.agent.prepare(
-                session, conversation, recorder, budget=recorder.account, steps_taken=stored.steps
+                session, conversation, recorder, steps_taken=stored.steps
             )
         return await turn.outcome()
 

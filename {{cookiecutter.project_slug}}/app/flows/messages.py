@@ -38,7 +38,7 @@ async def send(
         session=session, conversation=conversation, data=data
     )
     recorder = conversations.ConversationRecorder(agent.sessionmaker, conversation.id, account)
-    turn = await agent.prepare(session, conversation, recorder, budget=account)
+    turn = await agent.prepare(session, conversation, recorder)
     # Hand the connection back now rather than hold it through the model's calls; each
     # step is stored with a session of its own.
     await session.close()

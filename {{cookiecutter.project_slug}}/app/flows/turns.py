@@ -11,13 +11,12 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.agent.loop import (
-    UNBOUNDED,
-    Budget,
     Decision,
     DoneEvent,
     ErrorEvent,
     Event,
     Recorder,
+    Refusal,
     StopReason,
     Turn,
 )
@@ -28,7 +27,7 @@ from app.config.settings import Settings
 from app.conversations import service as conversations
 from app.conversations.models import Conversation
 from app.core.metrics import Metrics
-from app.llm.base import ChatMessage, Completion, LLMProvider, ToolCall
+from app.llm.base import ChatMessage, Completion, LLMProvider, ToolCall, ToolSpec
 from app.spend.budgets import Account, Spending
 
 type Step = Completion | ToolResult
@@ -48,8 +47,13 @@ class Unstored:
     async def result(self, call: ToolCall, result: ToolResult) -> Completion | ToolResult:
         return result
 
-    async def halt(self) -> StopReason | None:
-        return None
+    async def halt(
+        self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]
+    ) -> StopReason | Refusal | None:
+        return await self.account.admit(messages, tools)
+
+    async def release(self) -> None:
+        await self.account.release()
 
     async def decision(self, call: ToolCall) -> Decision | None:
         # The client waits for the answer, not for a person: a call that needs approval does
@@ -95,7 +99,6 @@ class Agent:
         conversation: Conversation,
         recorder: Recorder[S],
         *,
-        budget: Budget,
         steps_taken: int = 0,
     ) -> ReadyTurn[S]:
         """A turn on the conversation's stored history, its steps going to recorder.
@@ -110,7 +113,6 @@ class Agent:
             conversation_id=conversation.id,
             recorder=recorder,
             max_steps=steps,
-            budget=budget,
         )
         return ReadyTurn(turn, history)
 
@@ -122,9 +124,7 @@ class Agent:
     def unstored(self, *, account: Account, messages: Sequence[ChatMessage]) -> ReadyTurn[Step]:
         """A turn over the messages a request carries, on the account's key; nothing is
         stored, and its tools reach no attached file."""
-        turn = self.turn(
-            owner=account.owner, conversation_id=None, recorder=Unstored(account), budget=account
-        )
+        turn = self.turn(owner=account.owner, conversation_id=None, recorder=Unstored(account))
         return ReadyTurn(turn, self.prompt(messages))
 
     def turn[S](
@@ -134,7 +134,6 @@ class Agent:
         conversation_id: uuid.UUID | None,
         recorder: Recorder[S],
         max_steps: int | None = None,
-        budget: Budget | None = None,
     ) -> Turn[S]:
         """A turn for owner; its tools reach only that owner's rows (and, with no
         conversation, no attached files at all)."""
@@ -147,9 +146,7 @@ class Agent:
         )
         registry = registry_for(config, self.metrics, self.mcp.listing)
         steps = config.max_steps if max_steps is None else max_steps
-        return Turn(
-            self.llm, registry, tools, recorder, steps, config.require_approval, budget or UNBOUNDED
-        )
+        return Turn(self.llm, registry, tools, recorder, steps, config.require_approval)
 
     async def history(self, session: AsyncSession, conversation: Conversation) -> list[ChatMessage]:
         """The system prompt and the conversation's recent messages, files inlined."""

@@ -3,22 +3,23 @@ while the run is still the claim's that runs it."""
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Interval, String, bindparam, func, select, update
+from sqlalchemy import Interval, String, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.agent.loop import Decision, DoneEvent, StopReason
+from app.agent.loop import Decision, DoneEvent, Refusal, StopReason
 from app.agent.tools import ToolResult
 from app.conversations.models import Message
 from app.conversations.schemas import MessageOut, tool_call_data, tool_result_data
 from app.conversations.service import model_step
-from app.llm.base import Completion, ToolCall, Usage
+from app.llm.base import ChatMessage, Completion, ToolCall, ToolSpec, Usage
 from app.runs import service
 from app.runs.models import Run
-from app.spend.budgets import Account
+from app.spend.budgets import Account, hold_table
 
 # Every write of a run's step renews its lease with this one statement, built once: building
 # it for each write was a large share of a busy worker's CPU.
@@ -41,6 +42,12 @@ _RENEW = (
     )
     .returning(Run)
     .execution_options(synchronize_session=False)
+)
+
+# The same, also deleting the run's hold on its key's budget (spend_holds, holder = the run's
+# id): a model step's write settles its call's hold without a statement of its own.
+_RENEW_RELEASING = _RENEW.add_cte(
+    delete(hold_table()).where(hold_table().c.holder == bindparam("run_id")).cte("released")
 )
 
 
@@ -69,11 +76,12 @@ class RunRecorder:
 
     async def step(self, completion: Completion) -> Message:
         async with self.sessionmaker() as session:
-            run = await self._renew(session, completion)
+            # The lease's statement also drops the call's hold (the run's id is its holder).
+            run = await self._renew(session, completion, releasing=self.account.holding)
             message = _add(session, run, **model_step(completion))
             for call in completion.tool_calls:
                 service.add_event(session, run, "tool_call", tool_call_data(call))
-            await self.account.settle(session, completion)
+            self.account.settle_released(session, completion)
             await session.commit()
             return message
 
@@ -88,15 +96,23 @@ class RunRecorder:
             await session.commit()
             return message
 
-    async def halt(self) -> StopReason | None:
+    async def halt(
+        self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]
+    ) -> StopReason | Refusal | None:
+        # One transaction: the lease renewed, and the call's hold on the key's budget taken.
         async with self.sessionmaker() as session:
             run = await self._renew(session)
+            stop: StopReason | None = None
+            if run.cancel_requested:
+                stop = "cancelled"
+            elif self.stopping.is_set():
+                stop = "interrupted"
+            refusal = None if stop else await self.account.hold(session, messages, tools)
             await session.commit()
-        if run.cancel_requested:
-            return "cancelled"
-        if self.stopping.is_set():
-            return "interrupted"
-        return None
+        return stop or refusal
+
+    async def release(self) -> None:
+        await self.account.release()
 
     async def decision(self, call: ToolCall) -> Decision | None:
         async with self.sessionmaker() as session:
@@ -137,7 +153,9 @@ class RunRecorder:
             )
             await session.commit()
 
-    async def _renew(self, session: AsyncSession, step: Completion | None = None) -> Run:
+    async def _renew(
+        self, session: AsyncSession, step: Completion | None = None, *, releasing: bool = False
+    ) -> Run:
         """Extend the lease, in the caller's transaction, if the claim is still ours; add
         the tokens of the model step this transaction stores, and who answered it."""
         usage = step.usage if step else Usage()
@@ -150,7 +168,7 @@ class RunRecorder:
             "provider": step.provider if step else None,
             "model": step.model if step else None,
         }
-        run: Run | None = await session.scalar(_RENEW, claim)
+        run: Run | None = await session.scalar(_RENEW_RELEASING if releasing else _RENEW, claim)
         if run is None:
             raise LeaseLostError(str(self.run_id))
         return run

@@ -1,14 +1,15 @@
 """Budgets per key: a model call that could cross one is refused before it is made.
 
 Before each call a turn holds an upper bound of what the call can cost, under a lock on its
-owner, if what the owner spent and holds leaves room for it. The step that stores the answer
-replaces the hold with the ledger row, in its own transaction; a call that fails lets its
-hold go; a hold whose process died stops counting after spend.hold_seconds, and a run's next
-attempt drops its dead attempt's hold when it takes its own. With no budget for an owner,
-its calls take no hold and cost no query.
+owner, if what the owner spent and holds leaves room for it: one statement (the database
+function spend_hold), in the transaction a run already opens before each model call, or in
+one of its own for an interactive turn. The step that stores the answer replaces the hold
+with the ledger row, in its own transaction; a call that fails lets its hold go; a hold whose
+process died stops counting after spend.hold_seconds, and a run's next attempt drops its dead
+attempt's hold when it takes its own. With no budget for an owner, its calls take no hold and
+cost no query.
 """
 
-import functools
 import math
 import uuid
 from collections.abc import Sequence
@@ -18,9 +19,22 @@ from decimal import Decimal
 from typing import Any, cast
 
 from genai_prices.types import TieredPrices
-from sqlalchemy import Insert, Subquery, Table, bindparam, delete, func, select, true
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Numeric,
+    Subquery,
+    Table,
+    Text,
+    Uuid,
+    bindparam,
+    delete,
+    func,
+    select,
+    true,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+from sqlalchemy.types import TypeEngine
 
 from app.agent.loop import Refusal
 from app.config.sections import BudgetConfig
@@ -32,9 +46,6 @@ from app.spend.models import Hold, ModelCall
 from app.spend.prices import Prices
 from app.spend.schemas import BudgetLeft
 
-# The first key of the owner's advisory lock (the second is a hash of the owner): apart
-# from any other advisory lock the database may take.
-_LOCKS = 0x5BE7D
 # What the bound of a call's input adds to its bytes: per message and per tool (the roles
 # and the framing the provider wraps them in) and per call (a provider's own tool prompt).
 _PER_ITEM = 16
@@ -165,50 +176,53 @@ _SPENT, _HELD = _spent(), _held(but_holder=False)
 _LEFT = select(_SPENT, _HELD).select_from(_SPENT.join(_HELD, true()))
 
 
-def _table() -> Table:
+def hold_table() -> Table:
     # The table itself, not the ORM class: these statements need none of the ORM's work
     # (synchronising a session, loading objects), which would cost more than the SQL.
     return cast(Table, Hold.__table__)
 
 
-@functools.cache
-def _hold_if_room(bounds: tuple[str, ...]) -> Insert:
-    """One statement for a budget of these bounds: the holder's hold, only if every bound
-    has room for it beside what the owner spent and its other calls hold; it replaces an
-    earlier hold of the holder's (a run's attempt that died). No row when one has no room."""
-    spent, held = _spent(), _held(but_holder=True)
-    room = [
-        spent.c[name]
-        + (held.c.tokens if name.startswith("tokens") else held.c.usd)
-        + bindparam("tokens" if name.startswith("tokens") else "cost_usd")
-        <= bindparam(name)
-        for name in bounds
-    ]
-    table = _table()
-    columns = ("owner", "holder", "tokens", "cost_usd", "expires_at")
-    values = (
-        select(*(bindparam(c, type_=table.c[c].type) for c in columns))
-        .select_from(spent.join(held, true()))
-        .where(*room)
-    )
-    insert = pg_insert(table).from_select(list(columns), values)
-    replaced = {c: insert.excluded[c] for c in columns if c != "holder"}
-    return insert.on_conflict_do_update(index_elements=[table.c.holder], set_=replaced).returning(
-        table.c.id
-    )
+# The hold, in one statement: the database function spend_hold (migration 0009) takes the
+# owner's lock, then inserts the holder's hold only if every bound has room for it beside what
+# the owner spent and its other calls hold (replacing an earlier hold of the holder's: a run's
+# attempt that died); it returns the hold's id, or NULL when a bound has none. A function, so
+# that its insert reads the sums only once the lock is this call's (each statement of a
+# function takes its own snapshot) and the whole costs one round trip.
+# Typed as the function declares them (asyncpg sends each parameter as its type).
+_HOLD_TYPES: dict[str, TypeEngine[Any]] = {
+    "owner": Text(),
+    "holder": Uuid(),
+    "tokens": BigInteger(),
+    "cost_usd": Numeric(),
+    "expires_at": DateTime(timezone=True),
+    "now": DateTime(timezone=True),
+    "day_start": DateTime(timezone=True),
+    "month_start": DateTime(timezone=True),
+    "tokens_per_day": BigInteger(),
+    "tokens_per_month": BigInteger(),
+    "usd_per_day": Numeric(),
+    "usd_per_month": Numeric(),
+}
+_HOLD_ARGUMENTS = (
+    "owner",
+    "holder",
+    "tokens",
+    "cost_usd",
+    "expires_at",
+    "now",
+    "day_start",
+    "month_start",
+    *BOUNDS,
+)
+_HOLD = select(
+    func.spend_hold(*(bindparam(name, type_=_HOLD_TYPES[name]) for name in _HOLD_ARGUMENTS))
+)
+_RELEASE = delete(hold_table()).where(hold_table().c.holder == bindparam("holder"))
 
 
-# Taken before a hold, on the owner: a statement of its own, so that the hold's statement
-# reads what is spent and held only once the lock is this call's.
-_LOCK = select(func.pg_advisory_xact_lock(_LOCKS, func.hashtext(bindparam("owner"))))
-_RELEASE = delete(_table()).where(_table().c.holder == bindparam("holder"))
-
-
-async def _take_hold(
-    connection: AsyncConnection, bounds: tuple[str, ...], values: dict[str, Any]
-) -> int | None:
+async def _take_hold(connection: AsyncConnection, values: dict[str, Any]) -> int | None:
     """The hold's id, or None when a bound has no room for it."""
-    taken: int | None = await connection.scalar(_hold_if_room(bounds), values)
+    taken: int | None = await connection.scalar(_HOLD, values)
     return taken
 
 
@@ -296,15 +310,27 @@ class Account:
     async def admit(
         self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]
     ) -> Refusal | None:
+        """hold, in a transaction of its own (a turn whose steps have no transaction before
+        each model call)."""
+        if self.budget is None:
+            return None
+        async with self.spending.sessionmaker() as session:
+            refused = await self.hold(session, messages, tools)
+            await session.commit()
+        return refused
+
+    async def hold(
+        self, session: AsyncSession, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]
+    ) -> Refusal | None:
+        """In the caller's transaction: hold the most the call can cost, or say which bound
+        has no room for it. One owner's holds are taken one at a time (the owner's lock, held
+        to the transaction's end): two calls cannot both take the last of a budget."""
         if self.budget is None:
             return None
         bound = self.spending.bound(messages, tools)
         tokens = bound.prompt_tokens + bound.completion_tokens
         dollars = self.spending.dearest(bound) if self.budget.in_dollars else Decimal(0)
         now = datetime.now(UTC)
-        bounds = {
-            name: limit for name in BOUNDS if (limit := getattr(self.budget, name)) is not None
-        }
         hold_for = timedelta(seconds=self.spending.settings.config.spend.hold_seconds)
         values = {
             "owner": self.owner,
@@ -313,25 +339,16 @@ class Account:
             "cost_usd": dollars,
             "expires_at": now + hold_for,
             **_windows(now),
-            **bounds,
+            **{name: getattr(self.budget, name) for name in BOUNDS},
         }
-        async with self.spending.sessionmaker() as session:
-            # One owner's holds are taken one at a time, and the hold's statement starts
-            # (and reads what is spent and held) only once the lock is this call's: two calls
-            # cannot both take the last of a budget. Owners apart do not wait for each other.
-            connection = await session.connection()
-            await connection.execute(_LOCK, {"owner": self.owner})
-            taken = await _take_hold(connection, tuple(bounds), values)
-            if taken is None:
-                # No room: which bound, for the message (its reads are the lock's too).
-                found = await budget_left(session, self.owner, self.budget, now=now)
-            await session.commit()
-        if taken is None:
-            left = next(b for b in found if _need(b, tokens, dollars) > b.left)
-            self.spending.metrics.budget_refusals.labels(left.name).inc()
-            return refusal(left, _need(left, tokens, dollars), now)
-        self.holding = True
-        return None
+        if await _take_hold(await session.connection(), values) is not None:
+            self.holding = True
+            return None
+        # No room: which bound, for the message (read under the lock, too).
+        found = await budget_left(session, self.owner, self.budget, now=now)
+        left = next(b for b in found if _need(b, tokens, dollars) > b.left)
+        self.spending.metrics.budget_refusals.labels(left.name).inc()
+        return refusal(left, _need(left, tokens, dollars), now)
 
     async def settle(self, session: AsyncSession, completion: Completion) -> None:
         """In the transaction that stores the call's answer: its ledger row for its hold."""
@@ -339,6 +356,11 @@ class Account:
         if self.holding:
             await (await session.connection()).execute(_RELEASE, {"holder": self.holder})
             self.holding = False
+
+    def settle_released(self, session: AsyncSession, completion: Completion) -> None:
+        """settle, when the caller's transaction deletes the hold itself (a run's step)."""
+        session.add(self.ledger.row(self.owner, completion))
+        self.holding = False
 
     async def record(self, completion: Completion) -> None:
         """settle, in a transaction of its own (a turn that stores no steps)."""
