@@ -52,6 +52,13 @@ class LLMConfig(_Section):
     history_limit: PositiveInt = 50
     max_file_chars: PositiveInt = 20_000
 
+    @property
+    def chain(self) -> tuple[FallbackConfig, ...]:
+        """Every model a call may reach, in the order it tries them: the provider, then
+        each fallback."""
+        first = FallbackConfig(provider=self.provider, model=self.model, base_url=self.base_url)
+        return (first, *self.fallbacks)
+
 
 class AgentConfig(_Section):
     """The tool loop: how far it may go, and what its tools may touch."""
@@ -215,6 +222,11 @@ class BudgetConfig(_Section):
         return default.model_copy(update=own)
 
     @property
+    def bounded(self) -> bool:
+        """Whether it sets any bound."""
+        return bool(self.model_dump(exclude_none=True))
+
+    @property
     def in_dollars(self) -> bool:
         return self.usd_per_day is not None or self.usd_per_month is not None
 
@@ -223,6 +235,15 @@ class BudgetsConfig(_Section):
     # Every key's, unless keys names it (by the key's name, as in API_KEYS name:value).
     default: BudgetConfig = BudgetConfig()
     keys: dict[str, BudgetConfig] = {}
+
+    def of(self, owner: str) -> BudgetConfig:
+        """The owner's budget: its key's bounds over the default's."""
+        named = self.keys.get(owner)
+        return named.over(self.default) if named is not None else self.default
+
+    @property
+    def every(self) -> tuple[BudgetConfig, ...]:
+        return (self.default, *self.keys.values())
 
 
 class SpendConfig(_Section):
@@ -239,13 +260,12 @@ class SpendConfig(_Section):
     @property
     def budgeted(self) -> bool:
         """Whether any key has a budget (without one, model calls take no holds)."""
-        budgets = [self.budgets.default, *self.budgets.keys.values()]
-        return any(b.model_dump(exclude_none=True) for b in budgets)
+        return any(b.bounded for b in self.budgets.every)
 
     @property
     def in_dollars(self) -> bool:
         """Whether any budget is in dollars: then every model in the chain needs a price."""
-        return any(b.in_dollars for b in [self.budgets.default, *self.budgets.keys.values()])
+        return any(b.in_dollars for b in self.budgets.every)
 
     @field_validator("prices")
     @classmethod

@@ -196,11 +196,9 @@ class Settings(DatabaseSettings, KeySettings):
 
     @model_validator(mode="after")
     def _secrets_are_real(self) -> Self:
-        llm = self.config.llm
-        needed = [(llm.provider, "llm.provider is")] + [
-            (fallback.provider, "llm.fallbacks names") for fallback in llm.fallbacks
-        ]
-        for provider, where in needed:
+        for position, link in enumerate(self.config.llm.chain):
+            provider = link.provider
+            where = "llm.fallbacks names" if position else "llm.provider is"
             if provider != "echo" and self.key_of(provider) is None:
                 raise ValueError(f"{provider.upper()}_API_KEY is required when {where} {provider}")
         unsafe = self._placeholder_secrets()
@@ -215,9 +213,7 @@ class Settings(DatabaseSettings, KeySettings):
             ("REDIS_URL password", urlsplit(self.redis_url.get_secret_value()).password),
             *(("API_KEYS", key.value.get_secret_value()) for key in self.api_keys),
         ]
-        llm = self.config.llm
-        chain = dict.fromkeys([llm.provider, *(fallback.provider for fallback in llm.fallbacks)])
-        for provider in chain:
+        for provider in dict.fromkeys(link.provider for link in self.config.llm.chain):
             if (key := self.key_of(provider)) is not None:
                 secrets.append((f"{provider.upper()}_API_KEY", key.get_secret_value()))
         return [name for name, value in secrets if _is_placeholder(value)]

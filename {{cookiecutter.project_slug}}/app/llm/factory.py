@@ -16,13 +16,9 @@ from app.llm.metered import MeteredProvider
 
 def create_provider(settings: Settings, metrics: Metrics) -> LLMProvider:
     """The configured provider and its fallbacks, each counted into metrics on its own."""
-    llm = settings.config.llm
-    links = [(llm.provider, llm.model, llm.base_url)] + [
-        (fallback.provider, fallback.model, fallback.base_url) for fallback in llm.fallbacks
-    ]
     chain = [
-        MeteredProvider(_provider(settings, kind, model, base_url), metrics)
-        for kind, model, base_url in links
+        MeteredProvider(_provider(settings, link.provider, link.model, link.base_url), metrics)
+        for link in settings.config.llm.chain
     ]
     return FallbackProvider(chain)
 

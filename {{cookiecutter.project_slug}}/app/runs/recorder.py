@@ -144,13 +144,8 @@ class RunRecorder:
             run.status, run.error = "failed", detail
             run.stop_reason = "budget_exceeded" if refused else None
             run.lease_until, run.finished_at = None, func.clock_timestamp()
-            data = {"detail": detail}
-            service.add_event(
-                session,
-                run,
-                "error",
-                {**data, "stop_reason": "budget_exceeded"} if refused else data,
-            )
+            data = {"detail": detail, **({"stop_reason": run.stop_reason} if refused else {})}
+            service.add_event(session, run, "error", data)
             await session.commit()
 
     async def _renew(

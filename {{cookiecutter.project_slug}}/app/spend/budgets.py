@@ -70,10 +70,8 @@ class Spending:
 
     def budget(self, owner: str) -> BudgetConfig | None:
         """The owner's budget, or None when it has no bound."""
-        budgets = self.settings.config.spend.budgets
-        named = budgets.keys.get(owner)
-        budget = named.over(budgets.default) if named is not None else budgets.default
-        return budget if budget.model_dump(exclude_none=True) else None
+        budget = self.settings.config.spend.budgets.of(owner)
+        return budget if budget.bounded else None
 
     def account(self, owner: str, holder: uuid.UUID | None = None) -> "Account":
         """A turn's account: holder names its holds (a run's id; else a new one)."""
@@ -97,11 +95,9 @@ class Spending:
     def dearest(self, usage: Usage) -> Decimal:
         """What the call could cost on the dearest model of the chain (any may answer): its
         input at the model's dearest input price (uncached, cache write, a higher tier)."""
-        llm = self.settings.config.llm
-        chain = [(llm.provider, llm.model), *((f.provider, f.model) for f in llm.fallbacks)]
         costs = [Decimal(0)]
-        for provider, model in chain:
-            if (price := self.ledger.prices.price(provider, model)) is not None:
+        for link in self.settings.config.llm.chain:
+            if (price := self.ledger.prices.price(link.provider, link.model)) is not None:
                 dearest_in = max(_top(price.input_mtok), _top(price.cache_write_mtok))
                 out = _top(price.output_mtok)
                 costs.append(usage.prompt_tokens * dearest_in + usage.completion_tokens * out)
@@ -157,22 +153,19 @@ def _spent() -> Subquery:
     )
 
 
-def _held(*, but_holder: bool) -> Subquery:
-    """What the owner's calls in progress hold (but_holder: leaving out the holder's own)."""
-    live = [Hold.owner == bindparam("owner"), Hold.expires_at > bindparam("now")]
-    if but_holder:
-        live.append(Hold.holder != bindparam("holder"))
+def _held() -> Subquery:
+    """What the owner's calls in progress hold."""
     return (
         select(
             func.coalesce(func.sum(Hold.tokens), 0).label("tokens"),
             func.coalesce(func.sum(Hold.cost_usd), 0).label("usd"),
         )
-        .where(*live)
+        .where(Hold.owner == bindparam("owner"), Hold.expires_at > bindparam("now"))
         .subquery()
     )
 
 
-_SPENT, _HELD = _spent(), _held(but_holder=False)
+_SPENT, _HELD = _spent(), _held()
 _LEFT = select(_SPENT, _HELD).select_from(_SPENT.join(_HELD, true()))
 
 
@@ -285,7 +278,8 @@ def _plain(value: Decimal) -> str:
 
 @dataclass(slots=True)
 class Account:
-    """One turn's side of its owner's budget (app.agent.loop.Budget) and ledger."""
+    """One turn's side of its owner's budget and ledger: its recorder's halt holds on the
+    budget through it, its step settles the hold with a ledger row."""
 
     spending: Spending
     owner: str

@@ -52,12 +52,9 @@ def check_priced(config: AppConfig) -> None:
     without would cost nothing against the budget (ConfigError naming it)."""
     if not config.spend.in_dollars:
         return
-    llm = config.llm
     prices = Prices(config.spend.prices)
-    for provider, model in [
-        (llm.provider, llm.model),
-        *((f.provider, f.model) for f in llm.fallbacks),
-    ]:
+    for link in config.llm.chain:
+        provider, model = link.provider, link.model
         if prices.price(provider, model) is None:
             raise ConfigError(
                 f"spend.budgets are in US dollars but {provider}:{model} has no known price; "
