@@ -9,26 +9,22 @@ dependencies: each dependency FastAPI resolves costs the request time of its own
 """
 
 import uuid
-from collections.abc import AsyncIterator, Callable
-from typing import Annotated, Any, cast
+from collections.abc import AsyncIterator
+from typing import Annotated, cast
 
 from fastapi import Depends, HTTPException, Request, status
-from fastapi.routing import APIRoute
-from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config.settings import Settings
 from app.conversations import service as conversations
 from app.conversations.models import Conversation
-from app.core.metrics import Metrics
 from app.core.security import BearerCredentials, KeyRing, unauthorized
 from app.files import service as files
 from app.files.models import StoredFile
-from app.flows.turns import Agent
-from app.llm.base import LLMProvider
 from app.resources import Resources
 from app.runs import service as runs
 from app.runs.models import Run
+from app.turns import TurnBuilder
 
 
 async def get_resources(request: Request) -> Resources:
@@ -56,25 +52,13 @@ async def get_session(maker: SessionmakerDep) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-async def get_llm(resources: ResourcesDep) -> LLMProvider:
-    return resources.llm
-
-
-async def get_metrics(resources: ResourcesDep) -> Metrics:
-    return resources.metrics
-
-
-async def get_agent(request: Request, sessionmaker: SessionmakerDep) -> Agent:
-    """The agent over this process's resources, writing through the request's sessionmaker."""
-    resources = await get_resources(request)
-    settings = await get_app_settings(request)
-    return Agent(settings, sessionmaker, resources.llm, resources.metrics, resources.mcp)
+async def get_turns(request: Request) -> TurnBuilder:
+    """The process's one TurnBuilder: every way into the agent takes its turn from it."""
+    return cast(TurnBuilder, request.state.turns)
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
-LLMDep = Annotated[LLMProvider, Depends(get_llm)]
-MetricsDep = Annotated[Metrics, Depends(get_metrics)]
-AgentDep = Annotated[Agent, Depends(get_agent)]
+TurnsDep = Annotated[TurnBuilder, Depends(get_turns)]
 
 
 async def authorize(request: Request, credentials: BearerCredentials) -> str:
@@ -152,38 +136,3 @@ OwnedConversationWithMessages = Annotated[Conversation, Depends(owned_conversati
 OwnedRun = Annotated[Run, Depends(owned_run)]
 LockedRun = Annotated[Run, Depends(locked_run)]
 OwnedFile = Annotated[StoredFile, Depends(owned_file)]
-
-
-class NotFound(BaseModel):
-    detail: str
-
-
-_NOT_FOUND_SCHEMA = NotFound.model_json_schema()
-
-# The kind of row each of the dependencies above reads.
-_ROW_OF: dict[Any, str] = {
-    owned_conversation: "conversation",
-    owned_conversation_with_messages: "conversation",
-    owned_run: "run",
-    locked_run: "run",
-    owned_file: "file",
-}
-
-
-class OwnedRowsRoute(APIRoute):
-    """A route that documents the 404 of the Owned parameters it takes: FastAPI documents
-    what a route declares, not what its dependencies raise. A router's `route_class`."""
-
-    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
-        super().__init__(path, endpoint, **kwargs)
-        # Compared, not hashed: a dependency may be an unhashable callable object.
-        calls = [dependency.call for dependency in self.dependant.dependencies]
-        rows = sorted({row for owned, row in _ROW_OF.items() if owned in calls})
-        if rows:
-            self.responses = {
-                status.HTTP_404_NOT_FOUND: {
-                    "description": f"No {' or '.join(rows)} of this key with that id",
-                    "content": {"application/json": {"schema": _NOT_FOUND_SCHEMA}},
-                },
-                **self.responses,
-            }

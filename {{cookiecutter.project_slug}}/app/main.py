@@ -10,7 +10,9 @@ from fastapi import Depends, FastAPI
 
 from app.api import conversations, files, health, runs, usage
 from app.api.agui import router as agui
+from app.api.errors import document_not_found
 from app.api.openai import router as openai
+from app.api.playground.router import router as playground_router
 from app.config.errors import ConfigError
 from app.config.loading import get_settings
 from app.config.settings import Settings
@@ -23,8 +25,8 @@ from app.core.security import KeyRing
 from app.core.tracing import Tracing
 from app.deps import authorize
 from app.files import storage
-from app.playground.router import router as playground_router
 from app.resources import check_config, open_resources
+from app.turns import TurnBuilder
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
@@ -63,9 +65,12 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
         async with open_resources(settings, metrics) as resources:
+            turns = TurnBuilder(
+                settings, resources.sessionmaker, resources.llm, metrics, resources.mcp
+            )
             with tracing.instrumented(resources.engine) if tracing else nullcontext():
                 logger.info("started", extra={"version": version, "llm": resources.llm.name})
-                yield {"resources": resources, "settings": settings, "keys": keys}
+                yield {"resources": resources, "settings": settings, "keys": keys, "turns": turns}
                 logger.info("shutting down")
 
     app = FastAPI(title=name, version=version, lifespan=lifespan)
@@ -93,6 +98,7 @@ def create_app(
     app.include_router(agui.router, prefix=API_PREFIX, dependencies=api_dependencies)
     # OpenAI clients take http://host:port/v1 as their base URL, and this key as theirs.
     app.include_router(openai.router, prefix=API_PREFIX, dependencies=api_dependencies)
+    document_not_found(app)
     return app
 
 

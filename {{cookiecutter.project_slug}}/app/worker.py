@@ -32,6 +32,7 @@ from app.core.queue import QUEUE_NAME, TASK_NAME, create_broker
 from app.flows.execution import Executor
 from app.resources import SharedResources, check_config, open_shared_resources
 from app.runs.service import count_by_status
+from app.turns import TurnBuilder
 
 logger = logging.getLogger("app.worker")
 # Sweeps a healthy worker may miss before its healthcheck fails.
@@ -47,9 +48,8 @@ async def serve(settings: Settings) -> None:
     ):
         broker = create_broker(settings.redis_url.get_secret_value(), timeout=None)
         broker.is_worker_process = True
-        executor = Executor(
-            settings, resources.sessionmaker, resources.llm, broker, metrics, resources.mcp
-        )
+        turns = TurnBuilder(settings, resources.sessionmaker, resources.llm, metrics, resources.mcp)
+        executor = Executor(turns, broker)
 
         async def execute_run(run_id: str) -> None:
             """The task the queue's messages name: the id of a queued run."""

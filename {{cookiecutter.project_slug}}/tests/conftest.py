@@ -8,6 +8,7 @@ Redis database is flushed before each test, so use throwaway servers, not produc
 import os
 import socket
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 from alembic import command
 from alembic.config import Config
 from asgi_lifespan import LifespanManager
+from fastapi import Request
 from httpx import ASGITransport, AsyncClient
 from opentelemetry.sdk.trace.export import SpanExporter
 from redis.asyncio import Redis
@@ -27,10 +29,11 @@ from app.config.settings import Settings, async_database_url, with_password
 from app.core.db import create_engine
 from app.core.metrics import Metrics
 from app.core.queue import create_broker
-from app.deps import get_sessionmaker
+from app.deps import get_sessionmaker, get_turns
 from app.flows.execution import Executor
 from app.llm.echo import EchoProvider
 from app.main import create_app
+from app.turns import TurnBuilder
 from tests.fake_openai import FakeOpenAI
 
 API_KEY = "test-key-for-the-suite"
@@ -179,6 +182,11 @@ async def serve(
             bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
         )
         app.dependency_overrides[get_sessionmaker] = lambda: maker
+
+        async def turns_in_transaction(request: Request) -> TurnBuilder:
+            return replace(await get_turns(request), sessionmaker=maker)
+
+        app.dependency_overrides[get_turns] = turns_in_transaction
     async with (
         LifespanManager(app) as manager,
         AsyncClient(
@@ -218,7 +226,7 @@ async def executor(
     broker = create_broker(settings.redis_url.get_secret_value(), timeout=1.0)
     await broker.startup()
     mcp = McpTools((), settings.config.agent)
-    yield Executor(settings, maker, EchoProvider(), broker, Metrics(), mcp)
+    yield Executor(TurnBuilder(settings, maker, EchoProvider(), Metrics(), mcp), broker)
     await broker.shutdown()
 
 

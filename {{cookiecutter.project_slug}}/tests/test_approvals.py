@@ -165,7 +165,7 @@ async def test_calls_before_the_first_waiting_one_run_and_decisions_may_come_in_
         claimed.attempts,
         executor.lease,
         executor.stopping,
-        executor.agent.spending.account(claimed.owner, claimed.id),
+        executor.turns.spending.account(claimed.owner, claimed.id),
     )
     await recorder.step(Completion("", tuple(calls)))
 

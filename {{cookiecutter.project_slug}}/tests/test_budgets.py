@@ -24,8 +24,9 @@ from app.core.metrics import Metrics
 from app.core.queue import create_broker
 from app.flows.execution import Executor
 from app.llm.factory import create_provider
-from app.spend import budgets
+from app.spend import bounds
 from app.spend.models import Hold, ModelCall
+from app.turns import TurnBuilder
 from tests.conftest import make_settings, new_conversation_id, serve
 from tests.fake_openai import FakeOpenAI
 from tests.metrics import sample, scrape
@@ -98,13 +99,14 @@ async def worker(engine: AsyncEngine) -> AsyncIterator[Any]:
         await broker.startup()
         mcp = McpTools((), settings.config.agent)
         llm = create_provider(settings, metrics)
-        executor = Executor(settings, create_sessionmaker(engine), llm, broker, metrics, mcp)
+        turns = TurnBuilder(settings, create_sessionmaker(engine), llm, metrics, mcp)
+        executor = Executor(turns, broker)
         opened.append(executor)
         return executor
 
     yield executor_for
     for executor in opened:
-        await executor.llm.aclose()
+        await executor.turns.llm.aclose()
         await executor.broker.shutdown()
 
 
@@ -158,14 +160,14 @@ def slow_holds(monkeypatch: pytest.MonkeyPatch) -> None:
     """Widen the race: each hold's transaction waits after its statement, before it commits,
     as on a busy database. Without the owner's lock, racing calls would each read sums that
     leave out the others' uncommitted holds, and all would be admitted."""
-    take = budgets._take_hold
+    take = bounds.take_hold
 
     async def slowly(*args: Any) -> int | None:
         taken = await take(*args)
         await asyncio.sleep(0.02)
         return taken
 
-    monkeypatch.setattr(budgets, "_take_hold", slowly)
+    monkeypatch.setattr(bounds, "take_hold", slowly)
 
 
 @pytest.mark.usefixtures("slow_holds")

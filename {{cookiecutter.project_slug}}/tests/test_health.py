@@ -8,9 +8,9 @@ from httpx import AsyncClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.api.health import check_database, timed_check
 from app.config.settings import Settings
 from app.core.metrics import Metrics
-from app.health.service import check_database, timed_check
 from app.resources import open_resources
 from tests.conftest import make_settings, serve
 

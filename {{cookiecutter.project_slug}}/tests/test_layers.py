@@ -52,16 +52,15 @@ def test_the_migration_template_imports_nothing_from_the_app() -> None:
 # The floors of app/, lowest first: a module imports from its own floor and those below,
 # never from above (the migrations, apart, import nothing of the app).
 FLOORS = [
-    {"config"},
-    {"core", "alive"},
-    {"llm", "files"},
-    {"agent"},
-    {"spend", "resources"},
-    {"conversations", "health"},
-    {"runs"},
-    {"flows", "keys"},
-    {"deps", "worker", "playground"},
-    {"api"},
+    {"config"},  # config.yaml and the environment, read before anything
+    {"core", "alive"},  # the database, Redis, logs, metrics, security
+    {"llm", "files"},  # the model providers, and stored files
+    {"agent"},  # the loop of a turn, and its tools
+    {"spend", "conversations", "resources"},  # the domains, and what a process opens
+    {"runs", "turns", "keys"},  # runs (on conversations and spend), and the turn builder
+    {"flows"},  # use cases across domains: a message sent, a run executed
+    {"deps", "worker"},  # the entry points' wiring
+    {"api"},  # each way in, one folder or module each
     {"main", "__main__"},
 ]
 
@@ -86,6 +85,12 @@ def test_every_floor_imports_only_from_its_own_and_those_below() -> None:
                 upward.append(f"{path.relative_to(APP.parent)}: {name}")
 
     assert upward == []
+
+
+def test_every_floor_names_a_package_or_module_of_the_app() -> None:
+    # A name left behind by a move would place nothing, and its new home nowhere.
+    present = {path.name.removesuffix(".py") for path in APP.iterdir()}
+    assert set().union(*FLOORS) - present == set()
 
 
 def test_the_frozen_owner_of_migration_0002_is_the_apps() -> None:

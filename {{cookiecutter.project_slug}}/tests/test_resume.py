@@ -27,6 +27,7 @@ from app.core.queue import create_broker
 from app.flows.execution import Executor
 from app.llm.base import ChatMessage, Completion, ToolSpec
 from app.llm.echo import EchoProvider
+from app.turns import TurnBuilder
 from tests.conftest import start_run
 from tests.sse import events
 
@@ -119,7 +120,7 @@ class Worker:
         broker = create_broker(self.settings.redis_url.get_secret_value(), timeout=1.0)
         await broker.startup()
         mcp = McpTools((), self.settings.config.agent)
-        executor = Executor(self.settings, maker, self.model, broker, Metrics(), mcp)
+        executor = Executor(TurnBuilder(self.settings, maker, self.model, Metrics(), mcp), broker)
         try:
             if self.switch.commits:
                 # The dead worker's lease runs out; the sweep of a live one queues the run.

@@ -190,11 +190,11 @@ async def test_a_run_whose_worker_died_mid_step_is_retried_without_repeating_a_s
     # Worker A claims the run and stores its first step (the tool call), then dies.
     claimed = await executor._claim(run_id)
     assert claimed is not None
-    account = executor.agent.spending.account(claimed.owner, run_id)
+    account = executor.turns.spending.account(claimed.owner, run_id)
     dead = RunRecorder(maker, run_id, claimed.attempts, executor.lease, executor.stopping, account)
     completion = await EchoProvider().complete(
         await _history(client, run),
-        registry.registry_for(executor.settings.config.agent, executor.metrics).specs,
+        registry.registry_for(executor.settings.config.agent, executor.turns.metrics).specs,
     )
     await dead.step(completion)
     await _expire(maker, run["id"])

@@ -21,19 +21,18 @@ from app.conversations.schemas import (
     MessageCreate,
 )
 from app.deps import (
-    AgentDep,
     OwnedConversation,
     OwnedConversationWithMessages,
-    OwnedRowsRoute,
     OwnerDep,
     ResourcesDep,
     SessionDep,
+    TurnsDep,
 )
 from app.flows import messages
-from app.flows.turns import Agent
 from app.spend.budgets import Account
+from app.turns import TurnBuilder
 
-router = APIRouter(prefix="/conversations", tags=["conversations"], route_class=OwnedRowsRoute)
+router = APIRouter(prefix="/conversations", tags=["conversations"])
 # Far beyond any real page, and well inside PostgreSQL's bigint.
 MAX_OFFSET = 1_000_000_000
 
@@ -94,22 +93,22 @@ async def send_message(
     request: Request,
     session: SessionDep,
     owner: OwnerDep,
-    agent: AgentDep,
+    turns: TurnsDep,
     resources: ResourcesDep,
 ) -> Exchange | EventSourceResponse:
     """Send a message; the agent answers, calling tools as it needs (SSE with
     Accept: text/event-stream: token, tool_call, tool_result, then done or error)."""
-    account = agent.spending.account(owner)
+    account = turns.spending.account(owner)
     # A key whose budget is used up is refused before anything is stored.
     if refusal := await account.check():
         raise over_budget(refusal)
     if EVENT_STREAM in request.headers.get("accept", ""):
         # The slot is taken before the message is stored: a refused stream changes nothing.
         with resources.turn_streams.holding(owner) as give_back:
-            sent = await _send(agent, session, conversation, body, account)
+            sent = await _send(turns, session, conversation, body, account)
             frames = sse.turn(sent.turn.events(stream=True), sent.message)
             return sse.respond(frames, give_back)
-    sent = await _send(agent, session, conversation, body, account)
+    sent = await _send(turns, session, conversation, body, account)
     ended = await sent.turn.outcome()
     # The user's message (and any finished step) is committed: the client may retry.
     if isinstance(ended, ErrorEvent) and ended.refusal:
@@ -120,7 +119,7 @@ async def send_message(
 
 
 async def _send(
-    agent: Agent,
+    turns: TurnBuilder,
     session: AsyncSession,
     conversation: Conversation,
     body: MessageCreate,
@@ -129,7 +128,7 @@ async def _send(
     """Store the message and prepare its turn; a file id that is not the caller's is a 422."""
     try:
         return await messages.send(
-            agent=agent, session=session, conversation=conversation, data=body, account=account
+            turns=turns, session=session, conversation=conversation, data=body, account=account
         )
     except service.UnknownFilesError as exc:
         raise unknown_files(body, exc) from None

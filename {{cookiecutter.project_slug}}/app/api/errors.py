@@ -1,10 +1,12 @@
 """Every 4xx the routers build themselves, as the answers clients parse: 422s naming a field
-(in FastAPI's own shape), and the 429 of a spent budget."""
+(in FastAPI's own shape), the 429 of a spent budget, and the documented 404 of a row."""
 
+import re
 from typing import Any
 
-from fastapi import HTTPException, status
+from fastapi import FastAPI, HTTPException, status
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel
 
 from app.agent.loop import Refusal
 from app.conversations.schemas import MessageCreate
@@ -43,3 +45,34 @@ def over_budget(refusal: Refusal) -> HTTPException:
         refusal.detail,
         headers={"Retry-After": str(refusal.retry_after)},
     )
+
+
+class NotFound(BaseModel):
+    detail: str
+
+
+# A path parameter that names a row: {conversation_id}, {run_id}, {file_id}...
+_ROW = re.compile(r"\{(\w+)_id\}")
+
+
+def document_not_found(app: FastAPI) -> None:
+    """Document the 404 of every route whose path names a row, a team's routes included:
+    FastAPI documents what a route declares, not what its dependencies raise, and every such
+    route answers an id that is not the caller's with 404 (tests/test_ownership.py)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        for path, operations in schema["paths"].items():
+            if rows := _ROW.findall(path):
+                response = {
+                    "description": f"No {' or '.join(rows)} of this key with that id",
+                    "content": {"application/json": {"schema": NotFound.model_json_schema()}},
+                }
+                for operation in operations.values():
+                    operation["responses"].setdefault("404", response)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -5,11 +5,11 @@ from typing import Annotated
 from fastapi import APIRouter, File, HTTPException, UploadFile, status
 from fastapi.responses import FileResponse
 
-from app.deps import OwnedFile, OwnedRowsRoute, OwnerDep, SessionDep, SettingsDep
+from app.deps import OwnedFile, OwnerDep, SessionDep, SettingsDep
 from app.files import service, storage
 from app.files.schemas import FileOut
 
-router = APIRouter(prefix="/files", tags=["files"], route_class=OwnedRowsRoute)
+router = APIRouter(prefix="/files", tags=["files"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)

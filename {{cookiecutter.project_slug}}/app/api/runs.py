@@ -12,21 +12,20 @@ from app.api.errors import field_error, over_budget, unknown_files
 from app.conversations.schemas import MessageCreate
 from app.conversations.service import UnknownFilesError
 from app.deps import (
-    AgentDep,
     LockedRun,
     OwnedConversation,
-    OwnedRowsRoute,
     OwnedRun,
     OwnerDep,
     ResourcesDep,
     SessionDep,
     SessionmakerDep,
     SettingsDep,
+    TurnsDep,
 )
 from app.runs import service
 from app.runs.schemas import Approvals, RunOut
 
-router = APIRouter(tags=["runs"], route_class=OwnedRowsRoute)
+router = APIRouter(tags=["runs"])
 
 
 @router.post(
@@ -39,11 +38,11 @@ async def start_run(
     body: MessageCreate,
     session: SessionDep,
     resources: ResourcesDep,
-    agent: AgentDep,
+    turns: TurnsDep,
 ) -> RunOut:
     """Store the message and queue a run of the agent on it; a worker executes it."""
     # A key whose budget is used up is refused before anything is stored or queued.
-    if refusal := await agent.spending.account(conversation.owner).check():
+    if refusal := await turns.spending.account(conversation.owner).check():
         raise over_budget(refusal)
     try:
         run = await service.start_run(

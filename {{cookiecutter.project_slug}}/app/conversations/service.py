@@ -1,99 +1,17 @@
 """Conversation operations; each write commits explicitly."""
 
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Select, func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from app.agent.loop import Decision, Refusal, StopReason
-from app.agent.tools import ToolContext, ToolError, ToolResult
-from app.config.sections import LLMConfig
-from app.config.settings import Settings
 from app.conversations.models import Conversation, Message
 from app.conversations.schemas import ConversationCreate, MessageCreate
 from app.core.db import insert_new
 from app.files import service as files_service
-from app.files import storage
-from app.files.models import StoredFile
-from app.llm.base import ChatMessage, Completion, ToolCall, ToolSpec
-from app.spend.budgets import Account
-
-
-@dataclass(frozen=True, slots=True)
-class ConversationRecorder:
-    """A turn a client waits for: its steps go straight into the conversation."""
-
-    sessionmaker: async_sessionmaker[AsyncSession]
-    conversation_id: uuid.UUID
-    account: Account
-
-    async def step(self, completion: Completion) -> Message:
-        async with self.sessionmaker() as session:
-            # Committed with the step.
-            await self.account.settle(session, completion)
-            return await add_model_step(
-                session=session, conversation_id=self.conversation_id, completion=completion
-            )
-
-    async def result(self, call: ToolCall, result: ToolResult) -> Message:
-        async with self.sessionmaker() as session:
-            return await add_tool_result(
-                session=session,
-                conversation_id=self.conversation_id,
-                call=call,
-                content=result.content,
-            )
-
-    async def halt(
-        self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]
-    ) -> StopReason | Refusal | None:
-        return await self.account.admit(messages, tools)
-
-    async def release(self) -> None:
-        await self.account.release()
-
-    async def decision(self, call: ToolCall) -> Decision | None:
-        # The client waits for this turn's answer, not for a person: a call that needs
-        # approval does not run, and the model is told it takes a background run.
-        return "unattended"
-
-
-def tool_context(
-    *,
-    owner: str,
-    conversation_id: uuid.UUID | None,
-    sessionmaker: async_sessionmaker[AsyncSession],
-    settings: Settings,
-) -> ToolContext:
-    """What the tools of a turn on this conversation (or on none) may reach."""
-
-    async def read_attached(file_id: uuid.UUID) -> str:
-        if conversation_id is None:
-            raise ToolError("no files are attached to this turn")
-        async with sessionmaker() as session:
-            # Attached here, and the owner's: the same answer for any other id.
-            attached = await session.scalar(
-                select(Message.id)
-                .where(
-                    Message.conversation_id == conversation_id, Message.file_ids.any_() == file_id
-                )
-                .limit(1)
-            )
-            found = await files_service.get_files(session=session, owner=owner, file_ids=[file_id])
-        if attached is None or not found:
-            raise ToolError(f"file {file_id} is not attached to this conversation")
-        record = found[0]
-        if not files_service.is_text(record.content_type):
-            raise ToolError(f"file {record.filename} is {record.content_type}, not text")
-        path = storage.blob_path(settings.uploads_dir, record.id)
-        return await storage.read_text(path, settings.config.llm.max_file_chars)
-
-    return ToolContext(owner, conversation_id, settings.config.agent, read_attached)
+from app.llm.base import Completion, ToolCall
 
 
 class UnknownFilesError(Exception):
@@ -250,51 +168,19 @@ async def _add_message(
     return message
 
 
-async def build_context(
-    *, session: AsyncSession, conversation: Conversation, llm_config: LLMConfig, uploads_dir: Path
-) -> list[ChatMessage]:
-    """Return the system prompt and the recent history, with attached text files inlined."""
+async def recent_messages(
+    *, session: AsyncSession, conversation_id: uuid.UUID, limit: int
+) -> list[Message]:
+    """The conversation's last `limit` messages, oldest first, starting after any tool
+    results whose call was cut off (they would answer a call the model never sees)."""
     recent = list(
         await session.scalars(
             select(Message)
-            .where(Message.conversation_id == conversation.id)
+            .where(Message.conversation_id == conversation_id)
             .order_by(Message.created_at.desc(), Message.id.desc())
-            .limit(llm_config.history_limit)
+            .limit(limit)
         )
     )[::-1]
-    # A cut through a tool step would leave results without the call that asked for them.
     while recent and recent[0].role == "tool":
         recent.pop(0)
-    # Every attachment of the history in one query.
-    file_ids = [file_id for message in recent for file_id in message.file_ids]
-    files = await files_service.get_files(
-        session=session, owner=conversation.owner, file_ids=file_ids
-    )
-    by_id = {record.id: record for record in files}
-    context = [ChatMessage("system", llm_config.system_prompt)] if llm_config.system_prompt else []
-    for message in recent:
-        attached = [by_id[file_id] for file_id in message.file_ids if file_id in by_id]
-        content = message.content + await _attachments(attached, llm_config, uploads_dir)
-        context.append(_as_chat(message, content))
-    return context
-
-
-def _as_chat(message: Message, content: str) -> ChatMessage:
-    if message.role == "tool":
-        return ChatMessage("tool", content, tool_call_id=message.tool_call_id)
-    if message.role == "assistant":
-        return ChatMessage("assistant", content, message.calls)
-    return ChatMessage("user", content)
-
-
-async def _attachments(files: list[StoredFile], llm_config: LLMConfig, uploads_dir: Path) -> str:
-    parts = []
-    for record in files:
-        if files_service.is_text(record.content_type):
-            text = await storage.read_text(
-                storage.blob_path(uploads_dir, record.id), llm_config.max_file_chars
-            )
-            parts.append(f"\n\n--- file {record.filename} ---\n{text}")
-        else:
-            parts.append(f"\n\n--- file {record.filename} ({record.content_type}, not text) ---")
-    return "".join(parts)
+    return recent

@@ -14,46 +14,25 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import Interval, bindparam, delete, func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from taskiq_redis import ListQueueBroker
 
 from app.agent.loop import DoneEvent, ErrorEvent
-from app.agent.mcp import McpTools
 from app.config.settings import Settings
 from app.conversations.models import Conversation, Message
-from app.core.metrics import Metrics
 from app.core.queue import enqueue
-from app.flows.turns import Agent
-from app.llm.base import LLMProvider, Usage
-from app.runs import service
+from app.llm.base import Usage
+from app.runs import leases, service
 from app.runs.models import Run
 from app.runs.recorder import LeaseLostError, RunRecorder
-from app.spend.models import Hold
+from app.turns import TurnBuilder
 
 logger = logging.getLogger(__name__)
-# Built once, as the recorder's lease renewal (each run's claim runs it; its session is new).
-_CLAIM = (
-    update(Run)
-    .where(Run.id == bindparam("run_id"), Run.status == "queued")
-    .values(
-        status="running",
-        attempts=Run.attempts + 1,
-        lease_until=func.clock_timestamp() + bindparam("lease", type_=Interval),
-    )
-    .returning(Run)
-    .execution_options(synchronize_session=False)
-)
 
 
 @dataclass
 class Executor:
-    settings: Settings
-    sessionmaker: async_sessionmaker[AsyncSession]
-    llm: LLMProvider
+    turns: TurnBuilder
     broker: ListQueueBroker
-    metrics: Metrics
-    mcp: McpTools
     # Set on SIGTERM: runs stop after their current step and go back to the queue.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     # Set while no run is in progress: a stopping worker waits for it.
@@ -64,8 +43,8 @@ class Executor:
         self.idle.set()
 
     @property
-    def agent(self) -> Agent:
-        return Agent(self.settings, self.sessionmaker, self.llm, self.metrics, self.mcp)
+    def settings(self) -> Settings:
+        return self.turns.settings
 
     @property
     def lease(self) -> timedelta:
@@ -75,7 +54,7 @@ class Executor:
         """Run one queued run to its end (or to a stop); a run not queued is left alone."""
         if self.stopping.is_set():
             # Taken from the queue while stopping: hand it straight back.
-            await enqueue(self.broker, run_id, self.metrics)
+            await enqueue(self.broker, run_id, self.turns.metrics)
             return
         self.in_flight += 1
         self.idle.clear()
@@ -89,10 +68,8 @@ class Executor:
                 self.idle.set()
 
     async def _claim(self, run_id: uuid.UUID) -> Run | None:
-        async with self.sessionmaker() as session:
-            run = await session.scalar(_CLAIM, {"run_id": run_id, "lease": self.lease})
-            if run is not None:
-                service.add_event(session, run, "running", {"attempt": run.attempts})
+        async with self.turns.sessionmaker() as session:
+            run = await leases.claim(session, run_id, self.lease)
             await session.commit()
         if run is not None:
             logger.info("run claimed", extra={"run_id": str(run.id), "attempt": run.attempts})
@@ -100,9 +77,9 @@ class Executor:
 
     async def _execute(self, run: Run) -> None:
         # The run's id names its holds: a later attempt drops those of one that died.
-        account = self.agent.spending.account(run.owner, run.id)
+        account = self.turns.spending.account(run.owner, run.id)
         recorder = RunRecorder(
-            self.sessionmaker, run.id, run.attempts, self.lease, self.stopping, account
+            self.turns.sessionmaker, run.id, run.attempts, self.lease, self.stopping, account
         )
         try:
             work = asyncio.create_task(self._finish(run, recorder))
@@ -117,7 +94,7 @@ class Executor:
             logger.warning("run %s was taken over by another worker", run.id)
             return
         if recorder.requeue:
-            await enqueue(self.broker, run.id, self.metrics)
+            await enqueue(self.broker, run.id, self.turns.metrics)
 
     async def _finish(self, run: Run, recorder: RunRecorder) -> None:
         ended = await self._outcome(run, recorder)
@@ -128,14 +105,14 @@ class Executor:
 
     async def _outcome(self, run: Run, recorder: RunRecorder) -> DoneEvent[Message] | ErrorEvent:
         """The run's turn, resumed after the last step its earlier attempts stored."""
-        async with self.sessionmaker() as session:
+        async with self.turns.sessionmaker() as session:
             stored = await service.progress(session=session, run_id=run.id)
             if stored.answer is not None:
                 # An earlier attempt stored the answer and died before it ended the run:
                 # the run ends with that answer, and the model is not asked again.
                 return DoneEvent([stored.answer], "completed", Usage())
             conversation = await session.get_one(Conversation, run.conversation_id)
-            turn = await self.agent.prepare(
+            turn = await self.turns.prepare(
                 session, conversation, recorder, steps_taken=stored.steps
             )
         return await turn.outcome()
@@ -154,42 +131,9 @@ class Executor:
 
     async def sweep(self) -> int:
         """Retry (or fail) runs whose lease ran out; re-queue runs nobody took. Return how many."""
-        config = self.settings.config.worker
-        async with self.sessionmaker() as session:
-            expired = await session.scalars(
-                select(Run)
-                .where(Run.status == "running", Run.lease_until < func.clock_timestamp())
-                .with_for_update(skip_locked=True)
-                .limit(100)
-            )
-            requeue, dead = [], []
-            for run in expired:
-                dead.append(run.id)
-                if run.attempts >= config.max_attempts:
-                    run.status, run.finished_at = "failed", func.clock_timestamp()
-                    run.error = f"its worker stopped responding ({run.attempts} attempts)"
-                    service.add_event(session, run, "error", {"detail": run.error})
-                else:
-                    run.status, run.lease_until = "queued", None
-                    run.queued_at = func.clock_timestamp()
-                    service.add_event(session, run, "retrying", {"attempts": run.attempts})
-                    requeue.append(run.id)
-            # A queued run whose message was lost (popped by a worker that then died).
-            lost = await session.scalars(
-                update(Run)
-                .where(
-                    Run.status == "queued",
-                    Run.queued_at < func.clock_timestamp() - self.lease,
-                )
-                .values(queued_at=func.clock_timestamp())
-                .returning(Run.id)
-            )
-            requeue += list(lost)
-            if self.settings.config.spend.budgeted:
-                # The holds of attempts that died, and any hold past its time.
-                stale = or_(Hold.holder.in_(dead), Hold.expires_at < func.clock_timestamp())
-                await session.execute(delete(Hold).where(stale))
+        async with self.turns.sessionmaker() as session:
+            requeue = await leases.expire(session, self.settings.config, self.lease)
             await session.commit()
         for run_id in requeue:
-            await enqueue(self.broker, run_id, self.metrics)
+            await enqueue(self.broker, run_id, self.turns.metrics)
         return len(requeue)

@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.conversations import service as conversations
 from app.conversations.models import Conversation, Message
 from app.conversations.schemas import MessageCreate
-from app.flows.turns import Agent, ReadyTurn
 from app.spend.budgets import Account
+from app.turns import ReadyTurn, TurnBuilder
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +25,7 @@ class Sent:
 
 async def send(
     *,
-    agent: Agent,
+    turns: TurnBuilder,
     session: AsyncSession,
     conversation: Conversation,
     data: MessageCreate,
@@ -37,8 +37,7 @@ async def send(
     message = await conversations.add_user_message(
         session=session, conversation=conversation, data=data
     )
-    recorder = conversations.ConversationRecorder(agent.sessionmaker, conversation.id, account)
-    turn = await agent.prepare(session, conversation, recorder)
+    turn = await turns.prepare(session, conversation, turns.stored(conversation, account))
     # Hand the connection back now rather than hold it through the model's calls; each
     # step is stored with a session of its own.
     await session.close()

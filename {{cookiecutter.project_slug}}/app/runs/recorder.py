@@ -19,7 +19,8 @@ from app.conversations.service import model_step
 from app.llm.base import ChatMessage, Completion, ToolCall, ToolSpec, Usage
 from app.runs import service
 from app.runs.models import Run
-from app.spend.budgets import Account, hold_table
+from app.spend.bounds import hold_table
+from app.spend.budgets import Account
 
 # Every write of a run's step renews its lease with this one statement, built once: building
 # it for each write was a large share of a busy worker's CPU.

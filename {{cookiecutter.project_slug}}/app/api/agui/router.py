@@ -7,10 +7,10 @@ from sse_starlette import EventSourceResponse
 from app.api import sse
 from app.api.agui import run_input
 from app.api.agui.events import Translation, encoded, refused
-from app.deps import AgentDep, OwnedConversation, OwnedRowsRoute, OwnerDep, ResourcesDep, SessionDep
+from app.deps import OwnedConversation, OwnerDep, ResourcesDep, SessionDep, TurnsDep
 from app.flows import messages
 
-router = APIRouter(tags=["agui"], route_class=OwnedRowsRoute)
+router = APIRouter(tags=["agui"])
 
 
 @router.post(
@@ -23,7 +23,7 @@ async def run_agent(
     body: RunAgentInput,
     session: SessionDep,
     owner: OwnerDep,
-    agent: AgentDep,
+    turns: TurnsDep,
     resources: ResourcesDep,
 ) -> EventSourceResponse:
     """Run the agent for an AG-UI client: POST a RunAgentInput whose threadId is the
@@ -32,14 +32,14 @@ async def run_agent(
     # whatever the body says; only then is the body's thread compared with it.
     run_input.check_thread(body, conversation.id)
     message = run_input.user_message(body)
-    run = Translation(body.thread_id, body.run_id, agent.llm.name)
-    account = agent.spending.account(owner)
+    run = Translation(body.thread_id, body.run_id, turns.llm.name)
+    account = turns.spending.account(owner)
     # The slot is taken before the message is stored: a refused run changes nothing.
     with resources.turn_streams.holding(owner) as give_back:
         if refusal := await account.check():
             # A key whose budget is used up: RUN_ERROR, and nothing stored.
             return sse.respond(encoded(refused(refusal), run), give_back)
         sent = await messages.send(
-            agent=agent, session=session, conversation=conversation, data=message, account=account
+            turns=turns, session=session, conversation=conversation, data=message, account=account
         )
         return sse.respond(encoded(sent.turn.events(stream=True), run), give_back)

@@ -15,7 +15,7 @@ from app.api.openai.schemas import (
     ModelList,
 )
 from app.core.metadata import project_metadata
-from app.deps import AgentDep, OwnerDep, ResourcesDep, SettingsDep
+from app.deps import OwnerDep, ResourcesDep, SettingsDep, TurnsDep
 
 router = APIRouter(tags=["openai"])
 
@@ -37,18 +37,18 @@ async def list_models(settings: SettingsDep) -> ModelList:
     },
 )
 async def chat_completions(
-    body: ChatCompletionRequest, owner: OwnerDep, agent: AgentDep, resources: ResourcesDep
+    body: ChatCompletionRequest, owner: OwnerDep, turns: TurnsDep, resources: ResourcesDep
 ) -> ChatCompletion | JSONResponse | EventSourceResponse:
     """One turn of the agent, its tools included, over the messages sent; nothing is stored
     (OpenAI's chat completions; "stream": true streams it)."""
-    config = agent.settings.config.openai_api
+    config = turns.settings.config.openai_api
     if body.model != config.model_name:
         return wire.model_not_found(body.model, config.model_name)
     wire.check_chat(body, config.max_messages)
-    account = agent.spending.account(owner)
+    account = turns.spending.account(owner)
     if refusal := await account.check():
         return wire.over_budget(refusal)
-    turn = agent.unstored(account=account, messages=wire.chat_messages(body.messages))
+    turn = turns.unstored(account=account, messages=wire.chat_messages(body.messages))
     reply = wire.Reply.to(config.model_name)
     if body.stream:
         usage = bool(body.stream_options and body.stream_options.include_usage)

@@ -1,0 +1,196 @@
+"""What is left of a key's budget, and the statements that read it and hold on it.
+
+The statements are built once and take their values as parameters: a statement built per
+call is walked for its cache key on every call.
+"""
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any, cast
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Numeric,
+    Subquery,
+    Table,
+    Text,
+    Uuid,
+    bindparam,
+    delete,
+    func,
+    select,
+    true,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.types import TypeEngine
+
+from app.agent.loop import Refusal
+from app.config.sections import BudgetConfig
+from app.spend.models import Hold, ModelCall
+from app.spend.schemas import BudgetLeft
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A budget's span: today (UTC) or this calendar month."""
+
+    start: datetime
+    end: datetime
+
+    @classmethod
+    def day(cls, now: datetime) -> "Window":
+        start = datetime(now.year, now.month, now.day, tzinfo=UTC)
+        return cls(start, start + timedelta(days=1))
+
+    @classmethod
+    def month(cls, now: datetime) -> "Window":
+        start = datetime(now.year, now.month, 1, tzinfo=UTC)
+        following = (start + timedelta(days=32)).replace(day=1)
+        return cls(start, following)
+
+
+BOUNDS = ("tokens_per_day", "tokens_per_month", "usd_per_day", "usd_per_month")
+
+
+def _spent() -> Subquery:
+    """What the owner's ledger holds for today and this month, by bound name."""
+    tokens = ModelCall.prompt_tokens + ModelCall.completion_tokens
+    today = ModelCall.created_at >= bindparam("day_start")
+    return (
+        select(
+            func.coalesce(func.sum(tokens).filter(today), 0).label("tokens_per_day"),
+            func.coalesce(func.sum(ModelCall.cost_usd).filter(today), 0).label("usd_per_day"),
+            func.coalesce(func.sum(tokens), 0).label("tokens_per_month"),
+            func.coalesce(func.sum(ModelCall.cost_usd), 0).label("usd_per_month"),
+        )
+        .where(
+            ModelCall.owner == bindparam("owner"), ModelCall.created_at >= bindparam("month_start")
+        )
+        .subquery()
+    )
+
+
+def _held() -> Subquery:
+    """What the owner's calls in progress hold."""
+    return (
+        select(
+            func.coalesce(func.sum(Hold.tokens), 0).label("tokens"),
+            func.coalesce(func.sum(Hold.cost_usd), 0).label("usd"),
+        )
+        .where(Hold.owner == bindparam("owner"), Hold.expires_at > bindparam("now"))
+        .subquery()
+    )
+
+
+_SPENT, _HELD = _spent(), _held()
+_LEFT = select(_SPENT, _HELD).select_from(_SPENT.join(_HELD, true()))
+
+
+def hold_table() -> Table:
+    # The table itself, not the ORM class: these statements need none of the ORM's work
+    # (synchronising a session, loading objects), which would cost more than the SQL.
+    return cast(Table, Hold.__table__)
+
+
+# The hold, in one statement: the database function spend_hold (migration 0009) takes the
+# owner's lock, then inserts the holder's hold only if every bound has room for it beside what
+# the owner spent and its other calls hold (replacing an earlier hold of the holder's: a run's
+# attempt that died); it returns the hold's id, or NULL when a bound has none. A function, so
+# that its insert reads the sums only once the lock is this call's (each statement of a
+# function takes its own snapshot) and the whole costs one round trip.
+# Typed as the function declares them (asyncpg sends each parameter as its type).
+_HOLD_TYPES: dict[str, TypeEngine[Any]] = {
+    "owner": Text(),
+    "holder": Uuid(),
+    "tokens": BigInteger(),
+    "cost_usd": Numeric(),
+    "expires_at": DateTime(timezone=True),
+    "now": DateTime(timezone=True),
+    "day_start": DateTime(timezone=True),
+    "month_start": DateTime(timezone=True),
+    "tokens_per_day": BigInteger(),
+    "tokens_per_month": BigInteger(),
+    "usd_per_day": Numeric(),
+    "usd_per_month": Numeric(),
+}
+_HOLD_ARGUMENTS = (
+    "owner",
+    "holder",
+    "tokens",
+    "cost_usd",
+    "expires_at",
+    "now",
+    "day_start",
+    "month_start",
+    *BOUNDS,
+)
+_HOLD = select(
+    func.spend_hold(*(bindparam(name, type_=_HOLD_TYPES[name]) for name in _HOLD_ARGUMENTS))
+)
+RELEASE = delete(hold_table()).where(hold_table().c.holder == bindparam("holder"))
+
+
+async def take_hold(connection: AsyncConnection, values: dict[str, Any]) -> int | None:
+    """The hold's id, or None when a bound has no room for it."""
+    taken: int | None = await connection.scalar(_HOLD, values)
+    return taken
+
+
+def windows(now: datetime) -> dict[str, datetime]:
+    return {"now": now, "day_start": Window.day(now).start, "month_start": Window.month(now).start}
+
+
+async def budget_left(
+    session: AsyncSession, owner: str, budget: BudgetConfig, *, now: datetime | None = None
+) -> list[BudgetLeft]:
+    """Each bound of the budget: its limit, what was spent and is held, what is left."""
+    now = now or datetime.now(UTC)
+    day, month = Window.day(now), Window.month(now)
+    row = (await session.execute(_LEFT, {"owner": owner, **windows(now)})).one()
+    # A call in progress counts against today and this month alike.
+    bounds = [
+        ("tokens_per_day", budget.tokens_per_day, row.tokens_per_day, row.tokens, day),
+        ("tokens_per_month", budget.tokens_per_month, row.tokens_per_month, row.tokens, month),
+        ("usd_per_day", budget.usd_per_day, row.usd_per_day, row.usd, day),
+        ("usd_per_month", budget.usd_per_month, row.usd_per_month, row.usd, month),
+    ]
+    return [
+        BudgetLeft(
+            name=name,
+            limit=Decimal(limit),
+            spent=Decimal(used),
+            held=Decimal(holding),
+            left=max(Decimal(limit) - Decimal(used) - Decimal(holding), Decimal(0)),
+            resets_at=window.end,
+        )
+        for name, limit, used, holding, window in bounds
+        if limit is not None
+    ]
+
+
+def refusal(left: BudgetLeft, need: Decimal | None, now: datetime) -> Refusal:
+    """Why a call is refused (need: what it may use; None: nothing is left), naming the
+    budget, and when it starts again."""
+    unit = "tokens" if left.name.startswith("tokens") else "US dollars"
+    spent = f"{_plain(left.spent)} spent and {_plain(left.held)} held by calls in progress"
+    why = (
+        f"is used up: {spent}"
+        if need is None
+        else (f"would be crossed: {spent}, and a model call may use up to {_plain(need)}")
+    )
+    detail = (
+        f"this key's budget {left.name} of {_plain(left.limit)} {unit} {why}; it starts "
+        f"again at {left.resets_at:%Y-%m-%dT%H:%M:%SZ}"
+    )
+    return Refusal(detail, max(math.ceil((left.resets_at - now).total_seconds()), 1))
+
+
+def need(left: BudgetLeft, tokens: int, dollars: Decimal) -> Decimal:
+    return Decimal(tokens) if left.name.startswith("tokens") else dollars
+
+
+def _plain(value: Decimal) -> str:
+    return format(value.normalize(), "f")

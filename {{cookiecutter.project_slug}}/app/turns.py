@@ -1,0 +1,240 @@
+"""The one place that builds a turn of the agent, for every way in: the prompt and history it
+starts from, what its tools may reach, and where its steps go.
+
+The interactive message, the background run, the OpenAI-compatible endpoint and the AG-UI
+stream all get their turn from the process's one TurnBuilder, so a tool, a bound or a provider
+added once reaches all of them. A background run brings its own recorder (runs/recorder.py);
+a turn a client waits for uses one of the two here.
+"""
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.agent.loop import (
+    Decision,
+    DoneEvent,
+    ErrorEvent,
+    Event,
+    Recorder,
+    Refusal,
+    StopReason,
+    Turn,
+)
+from app.agent.mcp import McpTools
+from app.agent.registry import registry_for
+from app.agent.tools import ToolContext, ToolError, ToolResult
+from app.config.settings import Settings
+from app.conversations import service as conversations
+from app.conversations.models import Conversation, Message
+from app.core.metrics import Metrics
+from app.files import service as files
+from app.files import storage
+from app.files.models import StoredFile
+from app.llm.base import ChatMessage, Completion, LLMProvider, ToolCall, ToolSpec
+from app.spend.budgets import Account, Spending
+
+type Step = Completion | ToolResult
+# The text of a file attached to the turn's conversation (ToolError for any other id).
+type ReadAttached = Callable[[uuid.UUID], Awaitable[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Waited:
+    """A turn a client waits for: its model calls answer to the key's budget, and a call
+    that needs approval does not run (nobody can be asked while the client waits: the model
+    is told it takes a background run)."""
+
+    account: Account
+
+    async def halt(
+        self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]
+    ) -> StopReason | Refusal | None:
+        return await self.account.admit(messages, tools)
+
+    async def release(self) -> None:
+        await self.account.release()
+
+    async def decision(self, call: ToolCall) -> Decision | None:
+        return "unattended"
+
+
+@dataclass(frozen=True, slots=True)
+class Stored(_Waited):
+    """Each step goes straight into the conversation, its model call into the ledger with it."""
+
+    sessionmaker: async_sessionmaker[AsyncSession]
+    conversation_id: uuid.UUID
+
+    async def step(self, completion: Completion) -> Message:
+        async with self.sessionmaker() as session:
+            # Committed with the step.
+            await self.account.settle(session, completion)
+            return await conversations.add_model_step(
+                session=session, conversation_id=self.conversation_id, completion=completion
+            )
+
+    async def result(self, call: ToolCall, result: ToolResult) -> Message:
+        async with self.sessionmaker() as session:
+            return await conversations.add_tool_result(
+                session=session,
+                conversation_id=self.conversation_id,
+                call=call,
+                content=result.content,
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class Unstored(_Waited):
+    """Steps over messages a request carries: handed back, stored nowhere but the ledger."""
+
+    async def step(self, completion: Completion) -> Step:
+        await self.account.record(completion)
+        return completion
+
+    async def result(self, call: ToolCall, result: ToolResult) -> Step:
+        return result
+
+
+@dataclass(frozen=True, slots=True)
+class ReadyTurn[S]:
+    """A turn and the history it starts from, ready to run."""
+
+    turn: Turn[S]
+    history: list[ChatMessage]
+
+    def events(self, *, stream: bool) -> AsyncIterator[Event[S]]:
+        """Run the turn, its model calls streamed or not; its events as they happen."""
+        return self.turn.run(self.history, stream=stream)
+
+    async def outcome(self) -> DoneEvent[S] | ErrorEvent:
+        """Run the turn without streaming; return how it ended."""
+        ended: DoneEvent[S] | ErrorEvent | None = None
+        async for event in self.events(stream=False):
+            if isinstance(event, DoneEvent | ErrorEvent):
+                ended = event
+        if ended is None:
+            raise AssertionError("a turn always ends with a done or an error event")
+        return ended
+
+
+@dataclass(frozen=True, slots=True)
+class TurnBuilder:
+    """Builds every turn of the process (one per api or worker process): settings,
+    database, model, metrics, MCP tools, and the spend ledger and budgets."""
+
+    settings: Settings
+    sessionmaker: async_sessionmaker[AsyncSession]
+    llm: LLMProvider
+    metrics: Metrics
+    mcp: McpTools
+    spending: Spending = field(init=False)
+
+    def __post_init__(self) -> None:
+        spending = Spending.of(self.settings, self.sessionmaker, self.metrics)
+        object.__setattr__(self, "spending", spending)
+
+    async def prepare[S](
+        self,
+        session: AsyncSession,
+        conversation: Conversation,
+        recorder: Recorder[S],
+        *,
+        steps_taken: int = 0,
+    ) -> ReadyTurn[S]:
+        """A turn on the conversation's stored history, its steps going to recorder.
+
+        A background run resumed by another attempt passes the steps its earlier attempts
+        took: they count, so that a retried run does not get max_steps anew.
+        """
+        history = await self._history(session, conversation)
+        steps = max(self.settings.config.agent.max_steps - steps_taken, 0)
+        turn = self._turn(conversation.owner, conversation.id, recorder, steps)
+        return ReadyTurn(turn, history)
+
+    def stored(self, conversation: Conversation, account: Account) -> Stored:
+        """Where a waited-for turn on the conversation puts its steps."""
+        return Stored(account, self.sessionmaker, conversation.id)
+
+    def unstored(self, *, account: Account, messages: Sequence[ChatMessage]) -> ReadyTurn[Step]:
+        """A turn over the messages a request carries, on the account's key; nothing is
+        stored, and its tools reach no attached file."""
+        steps = self.settings.config.agent.max_steps
+        turn = self._turn(account.owner, None, Unstored(account), steps)
+        return ReadyTurn(turn, self._prompt(messages))
+
+    def _turn[S](
+        self, owner: str, conversation_id: uuid.UUID | None, recorder: Recorder[S], steps: int
+    ) -> Turn[S]:
+        config = self.settings.config.agent
+        tools = ToolContext(owner, conversation_id, config, self._attached(owner, conversation_id))
+        # Per turn: the MCP servers' tools are listed again in the background.
+        registry = registry_for(config, self.metrics, self.mcp.listing)
+        return Turn(self.llm, registry, tools, recorder, steps, config.require_approval)
+
+    def _attached(self, owner: str, conversation_id: uuid.UUID | None) -> ReadAttached:
+        """What read_file may read: the text of a file attached to this conversation and the
+        owner's (ToolError alike for any other id); with no conversation, nothing."""
+
+        async def read_attached(file_id: uuid.UUID) -> str:
+            if conversation_id is None:
+                raise ToolError("no files are attached to this turn")
+            async with self.sessionmaker() as session:
+                attached = await session.scalar(
+                    select(Message.id)
+                    .where(
+                        Message.conversation_id == conversation_id,
+                        Message.file_ids.any_() == file_id,
+                    )
+                    .limit(1)
+                )
+                found = await files.get_files(session=session, owner=owner, file_ids=[file_id])
+            if attached is None or not found:
+                raise ToolError(f"file {file_id} is not attached to this conversation")
+            record = found[0]
+            if not files.is_text(record.content_type):
+                raise ToolError(f"file {record.filename} is {record.content_type}, not text")
+            return await self._text(record)
+
+        return read_attached
+
+    async def _history(
+        self, session: AsyncSession, conversation: Conversation
+    ) -> list[ChatMessage]:
+        """The system prompt and the conversation's recent messages, files inlined."""
+        llm = self.settings.config.llm
+        recent = await conversations.recent_messages(
+            session=session, conversation_id=conversation.id, limit=llm.history_limit
+        )
+        # Every attachment of the history in one query.
+        file_ids = [file_id for message in recent for file_id in message.file_ids]
+        found = await files.get_files(session=session, owner=conversation.owner, file_ids=file_ids)
+        by_id = {record.id: record for record in found}
+        history = self._prompt([])
+        for message in recent:
+            attached = [by_id[file_id] for file_id in message.file_ids if file_id in by_id]
+            content = message.content + "".join([await self._inlined(f) for f in attached])
+            if message.role == "tool":
+                history.append(ChatMessage("tool", content, tool_call_id=message.tool_call_id))
+            elif message.role == "assistant":
+                history.append(ChatMessage("assistant", content, message.calls))
+            else:
+                history.append(ChatMessage("user", content))
+        return history
+
+    def _prompt(self, messages: Sequence[ChatMessage]) -> list[ChatMessage]:
+        """The system prompt, then the messages given."""
+        system = self.settings.config.llm.system_prompt
+        return [ChatMessage("system", system), *messages] if system else list(messages)
+
+    async def _inlined(self, record: StoredFile) -> str:
+        if not files.is_text(record.content_type):
+            return f"\n\n--- file {record.filename} ({record.content_type}, not text) ---"
+        return f"\n\n--- file {record.filename} ---\n{await self._text(record)}"
+
+    async def _text(self, record: StoredFile) -> str:
+        path = storage.blob_path(self.settings.uploads_dir, record.id)
+        return await storage.read_text(path, self.settings.config.llm.max_file_chars)
