@@ -1,4 +1,5 @@
-"""How a worker executes runs: claim, lease, record every step, finish; and the sweep.
+"""How a worker executes runs: it claims each, keeps its lease while the turn works, ends it
+or hands it back to the queue, and sweeps; what each of those writes is in app/runs/.
 
 A run is claimed by one UPDATE (queued -> running, attempts + 1, a lease). Every write of
 the run's steps renews the lease in the same transaction and only if the claim is still

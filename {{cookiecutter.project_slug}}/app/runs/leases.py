@@ -5,7 +5,7 @@ out, and re-sends queued runs whose queue message was lost."""
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import Interval, bindparam, delete, func, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config.sections import AppConfig
@@ -13,24 +13,21 @@ from app.runs.models import Run
 from app.runs.service import add_event
 from app.spend.models import Hold
 
-# Built once, as the recorder's lease renewal (each run's claim runs it; its session is new).
-_CLAIM = (
-    update(Run)
-    .where(Run.id == bindparam("run_id"), Run.status == "queued")
-    .values(
-        status="running",
-        attempts=Run.attempts + 1,
-        lease_until=func.clock_timestamp() + bindparam("lease", type_=Interval),
-    )
-    .returning(Run)
-    .execution_options(synchronize_session=False)
-)
-
 
 async def claim(session: AsyncSession, run_id: uuid.UUID, lease: timedelta) -> Run | None:
     """The run, now running under a new attempt's lease; None if it is not queued (another
     worker has it, or it ended)."""
-    run = await session.scalar(_CLAIM, {"run_id": run_id, "lease": lease})
+    run = await session.scalar(
+        update(Run)
+        .where(Run.id == run_id, Run.status == "queued")
+        .values(
+            status="running",
+            attempts=Run.attempts + 1,
+            lease_until=func.clock_timestamp() + lease,
+        )
+        .returning(Run)
+        .execution_options(synchronize_session=False)
+    )
     if run is not None:
         add_event(session, run, "running", {"attempt": run.attempts})
     return run

@@ -101,35 +101,24 @@ def hold_table() -> Table:
 # attempt that died); it returns the hold's id, or NULL when a bound has none. A function, so
 # that its insert reads the sums only once the lock is this call's (each statement of a
 # function takes its own snapshot) and the whole costs one round trip.
-# Typed as the function declares them (asyncpg sends each parameter as its type).
-_HOLD_TYPES: dict[str, TypeEngine[Any]] = {
+# Its arguments in order, typed as the function declares them (asyncpg sends each parameter
+# as its type).
+_INSTANT = DateTime(timezone=True)
+_HOLD_ARGUMENTS: dict[str, TypeEngine[Any]] = {
     "owner": Text(),
     "holder": Uuid(),
     "tokens": BigInteger(),
     "cost_usd": Numeric(),
-    "expires_at": DateTime(timezone=True),
-    "now": DateTime(timezone=True),
-    "day_start": DateTime(timezone=True),
-    "month_start": DateTime(timezone=True),
+    "expires_at": _INSTANT,
+    "now": _INSTANT,
+    "day_start": _INSTANT,
+    "month_start": _INSTANT,
     "tokens_per_day": BigInteger(),
     "tokens_per_month": BigInteger(),
     "usd_per_day": Numeric(),
     "usd_per_month": Numeric(),
 }
-_HOLD_ARGUMENTS = (
-    "owner",
-    "holder",
-    "tokens",
-    "cost_usd",
-    "expires_at",
-    "now",
-    "day_start",
-    "month_start",
-    *BOUNDS,
-)
-_HOLD = select(
-    func.spend_hold(*(bindparam(name, type_=_HOLD_TYPES[name]) for name in _HOLD_ARGUMENTS))
-)
+_HOLD = select(func.spend_hold(*(bindparam(n, type_=t) for n, t in _HOLD_ARGUMENTS.items())))
 RELEASE = delete(hold_table()).where(hold_table().c.holder == bindparam("holder"))
 
 
