@@ -80,20 +80,14 @@ class HttpMetricsMiddleware:
         finally:
             elapsed = time.perf_counter() - started
             self.in_progress.dec()
-            requests, duration = self._series_of(self._handler(scope), scope["method"], status)
-            requests.inc()
-            duration.observe(elapsed)
-
-    def _series_of(self, handler: str, method: str, status: int) -> tuple[Counter, Histogram]:
-        key = (handler, method, status)
-        series = self._series.get(key)
-        if series is None:
-            series = (
-                self.requests.labels(handler, method, str(status)),
-                self.duration.labels(handler, method),
-            )
-            self._series[key] = series
-        return series
+            handler, method = self._handler(scope), scope["method"]
+            if (series := self._series.get((handler, method, status))) is None:
+                series = self._series[handler, method, status] = (
+                    self.requests.labels(handler, method, str(status)),
+                    self.duration.labels(handler, method),
+                )
+            series[0].inc()
+            series[1].observe(elapsed)
 
     def _handler(self, scope: Scope) -> str:
         route = scope.get("route")
