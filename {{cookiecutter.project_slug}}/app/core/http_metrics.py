@@ -34,7 +34,6 @@ def instrument(app: FastAPI, metrics: Metrics) -> None:
     # serves it without reaching up into the app's dependencies.
     @app.get(METRICS_PATH, include_in_schema=False, tags=["metrics"])
     async def scrape() -> Response:
-        """Every metric of the api, in Prometheus' text format."""
         # The classic text format, which every Prometheus reads (exposition() writes it).
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_PLAIN_0_0_4)
 

@@ -232,18 +232,12 @@ _MODEL = ("provider", "model")
 
 
 def _pool_gauges(registry: CollectorRegistry | None) -> tuple[Gauge, Gauge]:
+    gauge = partial(Gauge, registry=registry, multiprocess_mode="livesum")
     return (
-        Gauge(
-            "db_pool_connections_in_use",
-            "Database connections checked out of the pool.",
-            registry=registry,
-            multiprocess_mode="livesum",
-        ),
-        Gauge(
+        gauge("db_pool_connections_in_use", "Database connections checked out of the pool."),
+        gauge(
             "db_pool_connections_max",
             "The most connections the pool opens (pool size plus overflow).",
-            registry=registry,
-            multiprocess_mode="livesum",
         ),
     )
 

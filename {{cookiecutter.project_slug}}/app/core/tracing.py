@@ -29,9 +29,8 @@ UNTRACED_PATHS = "/metrics$,/health/live$"
 
 def wanted(environ: Mapping[str, str] = os.environ) -> bool:
     """Whether the environment names an OTLP endpoint (and does not disable the SDK)."""
-    if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
-        return False
-    return any(environ.get(name, "").strip() for name in ENDPOINT_VARIABLES)
+    disabled = environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
+    return not disabled and any(environ.get(name, "").strip() for name in ENDPOINT_VARIABLES)
 
 
 class Tracing:
