@@ -55,7 +55,7 @@ def create_app(
     # /tmp, which in the container is a small tmpfs that counts against its memory.
     tempfile.tempdir = str(storage.prepare_spool(settings.uploads_dir))
     name, version = project_metadata()
-    keys = KeyRing.from_settings(settings)
+    keys = KeyRing.build(settings.api_keys, settings.secret_key)
     metrics = Metrics()
     if span_exporter is not None:
         tracing: Tracing | None = Tracing(name, version, span_exporter)

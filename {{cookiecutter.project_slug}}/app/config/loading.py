@@ -20,29 +20,24 @@ DEFAULT_CONFIG_FILE = Path("config/config.yaml")
 def load_settings(**overrides: Any) -> Settings:
     """Build the settings from the environment, .env and the config file."""
     config_file = Path(os.environ.get("CONFIG_FILE", DEFAULT_CONFIG_FILE))
-    raw_config = read_config_file(config_file)
-    try:
-        return Settings(config=raw_config, **overrides)
-    except ValidationError as exc:
-        raise ConfigError(f"invalid settings: {describe(exc)}") from None
+    return load_part(Settings, config=read_config_file(config_file), **overrides)
 
 
-def load_part[S: BaseSettings](settings_cls: type[S]) -> S:
-    """Build one part of the settings (migrations need only some), failing as load_settings does."""
+def load_part[S: BaseSettings](settings_cls: type[S], **values: Any) -> S:
+    """Build the settings, or a part of them (migrations need only some); a problem is one
+    ConfigError naming each setting at fault."""
     try:
-        return settings_cls()
+        return settings_cls(**values)
     except ValidationError as exc:
         raise ConfigError(f"invalid settings: {describe(exc)}") from None
 
 
 @lru_cache
 def get_settings() -> Settings:
-    """Return the settings, read once per process."""
     return load_settings()
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
-    """Read config.yaml, failing with a message that names the file."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

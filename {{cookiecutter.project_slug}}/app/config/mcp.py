@@ -68,9 +68,8 @@ def _read_token(path: Path) -> str:
 
 def _unique_names(servers: tuple[McpServerConfig, ...]) -> tuple[McpServerConfig, ...]:
     names = [server.name for server in servers]
-    for name in names:
-        if names.count(name) > 1:
-            raise ValueError(f"two servers are named {name}")
+    if twice := [name for name in names if names.count(name) > 1]:
+        raise ValueError(f"two servers are named {twice[0]}")
     return servers
 
 

@@ -1,4 +1,8 @@
-"""The sections of config.yaml, each a frozen model that refuses keys it does not know."""
+"""The sections of config.yaml, each a frozen model that refuses keys it does not know.
+
+What each setting means is written beside it in config/config.yaml, which shows every one
+(a test holds it to these models); here are their types, defaults and bounds.
+"""
 
 from decimal import Decimal
 from typing import Literal, Self, get_args
@@ -26,27 +30,20 @@ Provider = Literal["echo", "openai", "anthropic", "gemini"]
 
 
 class FallbackConfig(_Section):
-    """A provider and model a call moves to when those before it cannot answer now."""
-
     provider: Provider
     model: str = Field(min_length=1)
-    # The provider's own API when unset.
     base_url: HttpUrl | None = None
 
 
 class LLMConfig(_Section):
     provider: Provider = "echo"
     model: str = Field(default="gpt-4o-mini", min_length=1)
-    # The provider's own API when unset.
     base_url: HttpUrl | None = None
     timeout_seconds: PositiveFloat = 60.0
     max_retries: int = Field(default=2, ge=0, le=10)
-    # The most tokens one answer may have, sent with every call: what a budget holds for a
-    # call's answer until it ends (spend.budgets).
+    # Also what a budget holds for a call's answer until it ends (spend.budgets).
     max_tokens: PositiveInt = Field(default=4096, le=1_000_000)
-    # Tried in order when the provider above (or the fallback before) is unreachable, times
-    # out, rate-limits or is overloaded; never on a refused key or a rejected request. They
-    # share timeout_seconds, max_retries and max_tokens.
+    # They share timeout_seconds, max_retries and max_tokens.
     fallbacks: tuple[FallbackConfig, ...] = Field(default=(), max_length=5)
     system_prompt: str = "You are a helpful assistant."
     history_limit: PositiveInt = 50
@@ -54,70 +51,40 @@ class LLMConfig(_Section):
 
     @property
     def chain(self) -> tuple[FallbackConfig, ...]:
-        """Every model a call may reach, in the order it tries them: the provider, then
-        each fallback."""
+        """Every model a call may reach, in the order it tries them."""
         first = FallbackConfig(provider=self.provider, model=self.model, base_url=self.base_url)
         return (first, *self.fallbacks)
 
 
 class AgentConfig(_Section):
-    """The tool loop: how far it may go, and what its tools may touch."""
-
-    # Model calls per turn; a turn that still asks for tools then stops with "max_steps".
     max_steps: PositiveInt = Field(default=8, le=100)
     tool_timeout_seconds: PositiveFloat = 10.0
-    # Longer tool results are cut before they reach the model and the database.
     max_tool_result_chars: PositiveInt = 20_000
-    # http_get is offered to the model only when hosts ("example.com" or "host:port") are listed.
     http_allowed_hosts: frozenset[str] = frozenset()
     http_max_bytes: PositiveInt = 100_000
-    # MCP servers whose allowed tools join the built-in ones as "server.tool".
     mcp_servers: McpServers = ()
-    # How often each process lists the servers' tools again (a server that was down
-    # comes back, a server that went down leaves).
     mcp_refresh_seconds: PositiveFloat = 60.0
-    # What one MCP call or listing may read from its server, in all; past it, a tool error.
     mcp_max_response_bytes: PositiveInt = 1024 * 1024
-    # Streamed turns (SSE messages, chat completion and AG-UI streams) one api process keeps
-    # open at once, in all (more answer 503) and per key (more answer 429), both with
-    # Retry-After: each holds a model call, and its tools, for as long as it runs.
     max_streams: PositiveInt = Field(default=100, le=10_000)
     max_streams_per_key: PositiveInt = Field(default=8, le=1000)
-    # Tools whose calls wait for a person: a background run stops awaiting approval
-    # (POST /v1/runs/{id}/approvals); an interactive turn cannot wait, so the model is told
-    # the call needs a background run. Built-in names (a misspelt one stops start-up, as it
-    # would leave a dangerous tool ungated), or "server.tool" for MCP tools.
+    # Built-in names are checked at start-up (app.agent.registry): a misspelt one would
+    # leave a dangerous tool ungated.
     require_approval: frozenset[str] = frozenset()
 
 
 class WorkerConfig(_Section):
-    """Background runs: the worker service and the queue it takes runs from."""
-
-    # Runs one worker process executes at once.
     concurrency: PositiveInt = Field(default=4, le=100)
-    # A running run's lease; a worker renews it while it works. When a worker dies the
-    # lease runs out and another worker retries the run (or fails it after max_attempts).
     visibility_timeout_seconds: PositiveFloat = 60.0
     max_attempts: PositiveInt = Field(default=3, le=20)
-    # How often each worker looks for runs whose lease ran out, and proves it is alive.
     sweep_seconds: PositiveFloat = 5.0
-    # How often GET /v1/runs/{id}/events looks for new events, and how long one stream lasts
-    # (a client resumes with Last-Event-ID).
     events_poll_seconds: PositiveFloat = 0.5
     events_stream_seconds: PositiveFloat = 300.0
-    # Event streams one api process keeps open at once, in all (more answer 503) and per
-    # key (more answer 429), both with Retry-After: each stream polls the database.
     max_event_streams: PositiveInt = Field(default=100, le=10_000)
     max_event_streams_per_key: PositiveInt = Field(default=4, le=1000)
 
 
 class OpenAIApiConfig(_Section):
-    """The OpenAI-compatible endpoint: GET /v1/models and POST /v1/chat/completions."""
-
-    # The one model id it lists and answers to. It names the agent (its tools, its system
-    # prompt), not llm.model, and stays put when llm.model changes, so clients keep working.
     model_name: str = Field(default="agent", min_length=1, max_length=200)
-    # Messages one chat completion may carry (clients resend the whole chat each time).
     max_messages: PositiveInt = Field(default=100, le=10_000)
 
 
@@ -146,8 +113,6 @@ class UploadsConfig(_Section):
 
 
 class RequestsConfig(_Section):
-    """Bounds on what requests may hold: each one, and all of them together."""
-
     # JSON bodies are read into memory whole; the longest valid message fits, even with
     # every character escaped as a surrogate pair (12 bytes).
     max_json_bytes: PositiveInt = 512 * 1024
@@ -161,7 +126,6 @@ class RateLimitConfig(_Section):
 
 
 class RedisConfig(_Section):
-    # Every Redis command (a rate-limit check, the health PING) gives up after this long.
     timeout_seconds: PositiveFloat = 1.0
 
 
@@ -176,19 +140,13 @@ class LoggingConfig(_Section):
 
 
 class PlaygroundConfig(_Section):
-    """The page at /playground where a person tries the agent with a key."""
-
-    # auto: on when ENVIRONMENT is development, off otherwise (a page that takes keys has no
-    # place on a production host unless someone decides so); true or false decide.
+    # auto: on in development only, as a page that takes keys has no place on a production
+    # host unless someone decides so (Settings.playground_enabled).
     enabled: Literal["auto"] | bool = "auto"
 
 
 class MetricsConfig(_Section):
-    """Prometheus metrics: the api's /metrics and the worker's own metrics endpoint."""
-
-    # Off: no /metrics (404), no per-request counting, no worker endpoint.
     enabled: bool = True
-    # The worker has no HTTP server of its own; prometheus_client serves its metrics here.
     # All interfaces, so that Prometheus on the container network reaches it; compose does
     # not publish it. Outside a container, 127.0.0.1 keeps it on the machine.
     worker_host: str = "0.0.0.0"  # noqa: S104
@@ -200,30 +158,21 @@ class PriceConfig(_Section):
 
     input: Decimal = Field(ge=0)
     output: Decimal = Field(ge=0)
-    # Tokens read from and written to the prompt cache: the input price when unset.
+    # The input price when unset.
     cache_read: Decimal | None = Field(default=None, ge=0)
     cache_write: Decimal | None = Field(default=None, ge=0)
 
 
 class BudgetConfig(_Section):
-    """What one key may spend on model calls per UTC day and calendar month; unset: no bound.
-
-    Tokens count every input and output token; dollars are the ledger's cost.
-    """
+    """What one key may spend per UTC day and calendar month; unset: no bound."""
 
     tokens_per_day: int | None = Field(default=None, ge=0)
     tokens_per_month: int | None = Field(default=None, ge=0)
     usd_per_day: Decimal | None = Field(default=None, ge=0)
     usd_per_month: Decimal | None = Field(default=None, ge=0)
 
-    def over(self, default: "BudgetConfig") -> "BudgetConfig":
-        """This key's budget: the bounds it sets, the default's for the others."""
-        own = {name: getattr(self, name) for name in self.model_fields_set}
-        return default.model_copy(update=own)
-
     @property
     def bounded(self) -> bool:
-        """Whether it sets any bound."""
         return bool(self.model_dump(exclude_none=True))
 
     @property
@@ -232,14 +181,15 @@ class BudgetConfig(_Section):
 
 
 class BudgetsConfig(_Section):
-    # Every key's, unless keys names it (by the key's name, as in API_KEYS name:value).
     default: BudgetConfig = BudgetConfig()
     keys: dict[str, BudgetConfig] = {}
 
     def of(self, owner: str) -> BudgetConfig:
-        """The owner's budget: its key's bounds over the default's."""
+        """The owner's budget: the bounds its key's entry sets, the default's for the others."""
         named = self.keys.get(owner)
-        return named.over(self.default) if named is not None else self.default
+        if named is None:
+            return self.default
+        return self.default.model_copy(update=named.model_dump(exclude_unset=True))
 
     @property
     def every(self) -> tuple[BudgetConfig, ...]:
@@ -247,14 +197,10 @@ class BudgetsConfig(_Section):
 
 
 class SpendConfig(_Section):
-    """What model calls cost (the ledger, GET /v1/usage) and what each key may spend."""
-
-    # By "provider:model", for a model the price table (genai-prices) does not know or one
-    # you pay differently for (a self-hosted model: 0).
+    # By "provider:model", over genai-prices' table.
     prices: dict[str, PriceConfig] = {}
     budgets: BudgetsConfig = BudgetsConfig()
-    # How long a model call's hold on a budget lasts if its process dies before the call
-    # ends; longer than any model call (llm.timeout_seconds per read, a long stream more).
+    # Longer than any model call (llm.timeout_seconds per read, a long stream more).
     hold_seconds: PositiveFloat = Field(default=900.0, le=86_400)
 
     @property
@@ -279,8 +225,6 @@ class SpendConfig(_Section):
 
 
 class AppConfig(_Section):
-    """The contents of config.yaml."""
-
     llm: LLMConfig = LLMConfig()
     agent: AgentConfig = AgentConfig()
     worker: WorkerConfig = WorkerConfig()

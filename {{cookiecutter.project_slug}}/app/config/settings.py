@@ -2,7 +2,6 @@
 a file holding NAME), the rest from config.yaml."""
 
 import os
-from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -10,12 +9,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from dotenv import dotenv_values
 from pydantic import SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic.fields import FieldInfo
-from pydantic_settings import (
-    BaseSettings,
-    NoDecode,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-)
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -53,40 +47,25 @@ class FileVariantsSource(PydanticBaseSettingsSource):
     """
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        variable = f"{field_name.upper()}_FILE"
-        path = self._variables().get(variable)
-        if not path:
-            return None, field_name, False
-        try:
-            return Path(path).read_text(encoding="utf-8").strip(), field_name, False
-        except OSError as exc:
-            raise ConfigError(f"{variable}={path} cannot be read: {exc.strerror}") from None
-
-    @cached_property
-    def _dotenv(self) -> dict[str, str]:
-        env_file = self.config.get("env_file")
-        if not isinstance(env_file, str | Path) or not Path(env_file).is_file():
-            return {}
-        return {k: v for k, v in dotenv_values(env_file).items() if v is not None}
-
-    def _variables(self) -> dict[str, str]:
-        # NAME_FILE may be set in the environment or in .env; the environment wins.
-        return {**self._dotenv, **os.environ}
+        return None, field_name, False  # abstract in the base class; __call__ reads them all
 
     def __call__(self) -> dict[str, Any]:
+        env_file = self.config.get("env_file")
+        dotenv = dotenv_values(env_file) if isinstance(env_file, str | Path) else {}
+        # NAME_FILE may be set in the environment or in .env; the environment wins.
+        variables = {**dotenv, **os.environ}
         values = {}
-        for name, field in self.settings_cls.model_fields.items():
-            value, key, _ = self.get_field_value(field, name)
-            if value is not None:
-                values[key] = value
+        for name in self.settings_cls.model_fields:
+            variable = f"{name.upper()}_FILE"
+            if path := variables.get(variable):
+                try:
+                    values[name] = Path(path).read_text(encoding="utf-8").strip()
+                except OSError as exc:
+                    raise ConfigError(f"{variable}={path} cannot be read: {exc.strerror}") from None
         return values
 
 
-PLACEHOLDER_PREFIX = "change-me"
-RELAXED_ENVIRONMENTS = frozenset({"development", "test"})
-
-
-def with_password_from(url: str, info: ValidationInfo, password_field: str) -> str:
+def _with_password_from(url: str, info: ValidationInfo, password_field: str) -> str:
     """Put a password given on its own (a secret file) into the URL being validated.
 
     The password field is declared before the URL field, so it is already validated (in
@@ -129,7 +108,7 @@ class DatabaseSettings(_EnvSettings):
         raw = value.get_secret_value() if isinstance(value, SecretStr) else value
         if not isinstance(raw, str):
             return value
-        return with_password_from(async_database_url(raw), info, "database_password")
+        return _with_password_from(async_database_url(raw), info, "database_password")
 
 
 class KeySettings(_EnvSettings):
@@ -169,12 +148,7 @@ class Settings(DatabaseSettings, KeySettings):
 
     def key_of(self, provider: str) -> SecretStr | None:
         """The key of a model provider (None for echo, which needs none)."""
-        keys = {
-            "openai": self.openai_api_key,
-            "anthropic": self.anthropic_api_key,
-            "gemini": self.gemini_api_key,
-        }
-        return keys.get(provider)
+        return getattr(self, f"{provider}_api_key", None)
 
     @property
     def playground_enabled(self) -> bool:
@@ -192,7 +166,7 @@ class Settings(DatabaseSettings, KeySettings):
         url = value.get_secret_value()
         if not url.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must be a redis://, rediss:// or unix:// URL")
-        return SecretStr(with_password_from(url, info, "redis_password"))
+        return SecretStr(_with_password_from(url, info, "redis_password"))
 
     @model_validator(mode="after")
     def _secrets_are_real(self) -> Self:
@@ -202,7 +176,7 @@ class Settings(DatabaseSettings, KeySettings):
             if provider != "echo" and self.key_of(provider) is None:
                 raise ValueError(f"{provider.upper()}_API_KEY is required when {where} {provider}")
         unsafe = self._placeholder_secrets()
-        if unsafe and self.environment not in RELAXED_ENVIRONMENTS:
+        if unsafe and self.environment not in {"development", "test"}:
             raise ValueError(f"{unsafe[0]} is empty or a placeholder; set a real secret")
         return self
 
@@ -216,8 +190,4 @@ class Settings(DatabaseSettings, KeySettings):
         for provider in dict.fromkeys(link.provider for link in self.config.llm.chain):
             if (key := self.key_of(provider)) is not None:
                 secrets.append((f"{provider.upper()}_API_KEY", key.get_secret_value()))
-        return [name for name, value in secrets if _is_placeholder(value)]
-
-
-def _is_placeholder(value: str | None) -> bool:
-    return not value or value.startswith(PLACEHOLDER_PREFIX)
+        return [name for name, value in secrets if not value or value.startswith("change-me")]

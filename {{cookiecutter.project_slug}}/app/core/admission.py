@@ -7,7 +7,7 @@ api hold more memory, disk or time than the configuration allows.
 import asyncio
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
@@ -19,7 +19,7 @@ from app.core.security import KeyRing, unauthorized
 # Multipart framing (boundaries, part headers) adds a little to the file itself.
 MULTIPART_OVERHEAD_BYTES = 16 * 1024
 # Slots free within seconds: a short, honest hint for clients that back off.
-BUSY_RETRY_AFTER_SECONDS = 1
+RETRY_AFTER = {"Retry-After": "1"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,10 +41,15 @@ class Slots:
 
     limit: int
     status: int
-    detail: str
+    # What a refusal says there are too many of ("uploads in progress").
+    what: str
     # What a refusal counts as in the metrics.
     reason: AdmissionReason
     taken: int = 0
+
+    @property
+    def detail(self) -> str:
+        return f"too many {self.what} (limit {self.limit}); retry shortly"
 
     def try_take(self) -> bool:
         if self.taken >= self.limit:
@@ -56,24 +61,37 @@ class Slots:
         self.taken -= 1
 
 
+@dataclass(slots=True)
 class SlotsByKey:
-    """A Slots of the same limit for each key, so that one key cannot take every slot; a
-    key's entry is made on first use and dropped once none of its slots is taken."""
+    """A copy of `each` for every key, so that one key cannot take every slot; a key's entry
+    is made on first use and dropped once none of its slots is taken."""
 
-    def __init__(self, limit: int, status: int, detail: str, reason: AdmissionReason) -> None:
-        self.limit, self.status, self.detail, self.reason = limit, status, detail, reason
-        self.by_key: dict[str, Slots] = {}
+    each: Slots
+    by_key: dict[str, Slots] = field(default_factory=dict)
 
     def of(self, key: str) -> Slots:
-        slots = self.by_key.get(key)
-        if slots is None:
-            slots = self.by_key[key] = Slots(self.limit, self.status, self.detail, self.reason)
+        if (slots := self.by_key.get(key)) is None:
+            slots = self.by_key[key] = replace(self.each)
         return slots
 
     def forget_idle(self, key: str) -> None:
-        slots = self.by_key.get(key)
-        if slots is not None and slots.taken == 0:
+        if (slots := self.by_key.get(key)) is not None and slots.taken == 0:
             del self.by_key[key]
+
+
+def take_all(slots: list[Slots]) -> Slots | None:
+    """Take a slot of each, or none: None, else the first that is full."""
+    for count, each in enumerate(slots):
+        if not each.try_take():
+            give_back(slots[:count])
+            return each
+    return None
+
+
+def give_back(taken: list[Slots]) -> None:
+    """Give back every slot taken, emptying the list: a second call gives back nothing."""
+    while taken:
+        taken.pop().give_back()
 
 
 class _BodyRefusedError(Exception):
@@ -93,20 +111,14 @@ class AdmissionMiddleware:
         protected_prefix: str,
         metrics: Metrics,
     ) -> None:
-        self.app = app
-        self.limits = limits
-        self.keys = keys
-        self.protected_prefix = protected_prefix
-        self.metrics = metrics
+        self.app, self.limits, self.keys = app, limits, keys
+        self.protected_prefix, self.metrics = protected_prefix, metrics
         bodies, uploads = limits.max_bodies_in_flight, limits.max_uploads_in_flight
-        self.bodies = Slots(bodies, 503, _busy("requests with a body", bodies), "bodies_in_flight")
-        self.uploads = Slots(uploads, 503, _busy("uploads", uploads), "uploads_in_flight")
         per_key = limits.max_uploads_per_key
+        self.bodies = Slots(bodies, 503, "requests with a body in progress", "bodies_in_flight")
+        self.uploads = Slots(uploads, 503, "uploads in progress", "uploads_in_flight")
         self.uploads_by_owner = SlotsByKey(
-            per_key,
-            429,
-            f"too many uploads of this key in progress (limit {per_key}); retry shortly",
-            "key_uploads_in_flight",
+            Slots(per_key, 429, "uploads of this key in progress", "key_uploads_in_flight")
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -126,24 +138,17 @@ class AdmissionMiddleware:
             self.metrics.admission_refused("too_large")
             await _answer(scope, send, 413, body.too_large())
             return
-        slots = [self.bodies]
+        taken = [self.bodies]
         if upload:
-            slots += [self.uploads_by_owner.of(owner), self.uploads] if owner else [self.uploads]
-        taken: list[Slots] = []
-
-        def give_back() -> None:
-            while taken:
-                taken.pop().give_back()
-
+            taken += [self.uploads_by_owner.of(owner), self.uploads] if owner else [self.uploads]
         try:
-            for slot in slots:
-                if not slot.try_take():
-                    await self._refuse_busy(scope, send, body, slot)
-                    return
-                taken.append(slot)
-            await self._admit(scope, send, body, give_back)
+            if full := take_all(taken):
+                taken.clear()
+                await self._refuse_busy(scope, send, body, full)
+            else:
+                await self._admit(scope, send, body, lambda: give_back(taken))
         finally:
-            give_back()
+            give_back(taken)
             if owner is not None:
                 self.uploads_by_owner.forget_idle(owner)
 
@@ -185,12 +190,7 @@ class AdmissionMiddleware:
         # Discarding holds no memory and no disk, and stops at the size and time limits.
         await body.discard()
         self.metrics.admission_refused(full.reason)
-        headers = {"Retry-After": str(BUSY_RETRY_AFTER_SECONDS)}
-        await _answer(scope, send, full.status, full.detail, headers)
-
-
-def _busy(what: str, limit: int) -> str:
-    return f"too many {what} in progress (limit {limit}); retry shortly"
+        await _answer(scope, send, full.status, full.detail, RETRY_AFTER)
 
 
 class _Body:

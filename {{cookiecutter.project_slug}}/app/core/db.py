@@ -26,7 +26,6 @@ NAMING_CONVENTION = {
 
 
 def utcnow() -> datetime:
-    """Return the current time, timezone-aware in UTC."""
     return datetime.now(UTC)
 
 
@@ -117,5 +116,4 @@ def _insert_into(table: Table) -> Insert:
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Create the session factory; objects stay readable after commit."""
     return async_sessionmaker(engine, expire_on_commit=False)

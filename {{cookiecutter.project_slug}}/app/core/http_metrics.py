@@ -34,7 +34,6 @@ def instrument(app: FastAPI, metrics: Metrics) -> None:
     # serves it without reaching up into the app's dependencies.
     @app.get(METRICS_PATH, include_in_schema=False, tags=["metrics"])
     async def scrape() -> Response:
-        """Every metric of the api, in Prometheus' text format."""
         # The classic text format, which every Prometheus reads (exposition() writes it).
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_PLAIN_0_0_4)
 
@@ -80,20 +79,14 @@ class HttpMetricsMiddleware:
         finally:
             elapsed = time.perf_counter() - started
             self.in_progress.dec()
-            requests, duration = self._series_of(self._handler(scope), scope["method"], status)
-            requests.inc()
-            duration.observe(elapsed)
-
-    def _series_of(self, handler: str, method: str, status: int) -> tuple[Counter, Histogram]:
-        key = (handler, method, status)
-        series = self._series.get(key)
-        if series is None:
-            series = (
-                self.requests.labels(handler, method, str(status)),
-                self.duration.labels(handler, method),
-            )
-            self._series[key] = series
-        return series
+            handler, method = self._handler(scope), scope["method"]
+            if (series := self._series.get((handler, method, status))) is None:
+                series = self._series[handler, method, status] = (
+                    self.requests.labels(handler, method, str(status)),
+                    self.duration.labels(handler, method),
+                )
+            series[0].inc()
+            series[1].observe(elapsed)
 
     def _handler(self, scope: Scope) -> str:
         route = scope.get("route")

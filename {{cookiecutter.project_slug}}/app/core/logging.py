@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
-from starlette.datastructures import MutableHeaders
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.config.sections import LoggingConfig
@@ -65,26 +65,25 @@ def setup_logging(config: LoggingConfig, logs_dir: Path | None) -> None:
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stdout)]
     if logs_dir is not None:
         logs_dir.mkdir(parents=True, exist_ok=True)
-        file_handler = RotatingFileHandler(
-            logs_dir / LOG_FILE_NAME,
-            maxBytes=config.file_max_bytes,
-            backupCount=config.file_backup_count,
-            encoding="utf-8",
+        handlers.append(
+            RotatingFileHandler(
+                logs_dir / LOG_FILE_NAME,
+                maxBytes=config.file_max_bytes,
+                backupCount=config.file_backup_count,
+                encoding="utf-8",
+            )
         )
-        handlers.append(file_handler)
-    for handler in handlers:
-        handler.setFormatter(formatter)
-        handler.addFilter(_RequestIdFilter())
     root = logging.getLogger()
     # Replace only our own handlers, so a second call (tests, reloads) neither doubles
     # every line nor removes handlers that others (pytest, for one) installed.
-    while _installed:
-        old = _installed.pop()
+    for old in _installed:
         root.removeHandler(old)
         old.close()
+    _installed[:] = handlers
     for handler in handlers:
+        handler.setFormatter(formatter)
+        handler.addFilter(_RequestIdFilter())
         root.addHandler(handler)
-        _installed.append(handler)
     root.setLevel(config.level)
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers.clear()
@@ -123,26 +122,12 @@ class RequestLogMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             if status >= 400 or scope["path"] not in QUIET_PATHS:
-                self._log(scope, status, started)
+                duration_ms = round((time.perf_counter() - started) * 1000, 1)
+                extra = {"method": scope["method"], "path": scope["path"], "status": status}
+                logger.info("request", extra={**extra, "duration_ms": duration_ms})
             request_id_var.reset(token)
-
-    @staticmethod
-    def _log(scope: Scope, status: int, started: float) -> None:
-        logger.info(
-            "request",
-            extra={
-                "method": scope["method"],
-                "path": scope["path"],
-                "status": status,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 1),
-            },
-        )
 
 
 def _request_id(scope: Scope) -> str:
-    for name, value in scope["headers"]:
-        if name == REQUEST_ID_HEADER.encode():
-            candidate = bytes(value).decode("latin-1")
-            if _VALID_REQUEST_ID.match(candidate):
-                return candidate
-    return uuid.uuid4().hex
+    candidate = Headers(scope=scope).get(REQUEST_ID_HEADER, "")
+    return candidate if _VALID_REQUEST_ID.match(candidate) else uuid.uuid4().hex

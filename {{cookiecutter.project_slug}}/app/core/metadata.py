@@ -8,6 +8,5 @@ from app.config.loading import PROJECT_ROOT
 
 @lru_cache
 def project_metadata() -> tuple[str, str]:
-    """Return the service's name and version from pyproject.toml (their one source)."""
     project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     return str(project["project"]["name"]), str(project["project"]["version"])

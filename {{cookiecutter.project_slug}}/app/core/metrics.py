@@ -11,8 +11,9 @@ service starts: a tmpfs, or emptied by whatever starts the processes.
 """
 
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -28,13 +29,9 @@ from prometheus_client import (
     multiprocess,
     start_http_server,
 )
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.metrics_core import Metric
-from prometheus_client.registry import Collector
 from sqlalchemy import event
 from sqlalchemy.pool import Pool, QueuePool
 
-MULTIPROC_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 # Model calls take seconds, tool calls milliseconds to seconds, requests either.
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 LLM_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120)
@@ -60,13 +57,6 @@ TokenKind = Literal["prompt", "completion", "cache_read", "cache_write"]
 ToolOutcome = Literal[
     "ok", "error", "timeout", "bad_arguments", "unknown_tool", "denied", "needs_approval"
 ]
-GaugeMode = Literal["livesum", "mostrecent"]
-
-
-def multiprocess_dir() -> Path | None:
-    """The directory of multi-process mode, or None when each process is scraped alone."""
-    value = os.environ.get(MULTIPROC_DIR_VARIABLE)
-    return Path(value) if value else None
 
 
 class Metrics:
@@ -74,83 +64,84 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        if directory := multiprocess_dir():
-            directory.mkdir(parents=True, exist_ok=True)
+        directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        self.multiprocess = bool(directory)
+        if directory:
+            Path(directory).mkdir(parents=True, exist_ok=True)
         else:
             # Memory, CPU, open files, GC: meaningful per process, so left out of the sums
             # of multi-process mode.
             for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
                 self.registry.register(collector)
-        self.http_requests = self._counter(
+        counter = partial(Counter, registry=self.registry)
+        histogram = partial(Histogram, registry=self.registry)
+        gauge = partial(Gauge, registry=self.registry)
+        self.http_requests = counter(
             "http_requests",
             "HTTP requests by route template, method and status.",
-            "handler",
-            "method",
-            "status",
+            ("handler", "method", "status"),
         )
-        self.http_duration = self._histogram(
+        self.http_duration = histogram(
             "http_request_duration_seconds",
             "HTTP requests' duration, by route template and method.",
-            HTTP_BUCKETS,
-            "handler",
-            "method",
+            ("handler", "method"),
+            buckets=HTTP_BUCKETS,
         )
-        self.http_in_progress = self._gauge(
-            "http_requests_inprogress", "HTTP requests being served.", mode="livesum"
+        self.http_in_progress = gauge(
+            "http_requests_inprogress", "HTTP requests being served.", multiprocess_mode="livesum"
         )
-        self.redis_errors = self._counter(
-            "redis_errors", "Redis commands that failed or timed out, by operation.", "operation"
+        self.redis_errors = counter(
+            "redis_errors", "Redis commands that failed or timed out, by operation.", ("operation",)
         )
-        self.rate_limit_rejections = self._counter(
+        self.rate_limit_rejections = counter(
             "rate_limit_rejections", "Requests refused with 429 over their key's rate limit."
         )
-        self.admission_rejections = self._counter(
+        self.admission_rejections = counter(
             "admission_rejections",
             "Request bodies refused before their route ran (413, 408, or 503/429 when busy).",
-            "reason",
+            ("reason",),
         )
-        self.llm_calls = self._counter(
-            "llm_calls",
-            "Model calls by provider, model and outcome.",
-            "provider",
-            "model",
-            "outcome",
+        self.llm_calls = counter(
+            "llm_calls", "Model calls by provider, model and outcome.", (*_MODEL, "outcome")
         )
-        self.llm_duration = self._histogram(
+        self.llm_duration = histogram(
             "llm_call_duration_seconds",
             "Model calls' duration (a streamed one's until its last piece).",
-            LLM_BUCKETS,
-            "provider",
-            "model",
+            _MODEL,
+            buckets=LLM_BUCKETS,
         )
-        self.llm_tokens = self._counter(
+        self.llm_tokens = counter(
             "llm_tokens",
             "Tokens the provider reported, by kind (cache_read and cache_write: of the prompt).",
-            "provider",
-            "model",
-            "kind",
+            (*_MODEL, "kind"),
         )
-        self.llm_cost = self._counter(
-            "llm_cost_usd", "What answered model calls cost, in US dollars.", "provider", "model"
+        self.llm_cost = counter(
+            "llm_cost_usd", "What answered model calls cost, in US dollars.", _MODEL
         )
-        self.budget_refusals = self._counter(
-            "budget_refusals", "Model calls refused before they were made, by budget.", "budget"
+        self.budget_refusals = counter(
+            "budget_refusals", "Model calls refused before they were made, by budget.", ("budget",)
         )
-        self.tool_calls = self._counter(
-            "agent_tool_calls", "Tool calls by tool and outcome.", "tool", "outcome"
+        self.tool_calls = counter(
+            "agent_tool_calls", "Tool calls by tool and outcome.", ("tool", "outcome")
         )
-        self.tool_duration = self._histogram(
-            "agent_tool_call_duration_seconds", "Tool calls' duration.", TOOL_BUCKETS, "tool"
+        self.tool_duration = histogram(
+            "agent_tool_call_duration_seconds",
+            "Tool calls' duration.",
+            ("tool",),
+            buckets=TOOL_BUCKETS,
         )
         # Set by the worker's sweep from PostgreSQL and Redis: every worker reports the same
         # numbers, so aggregate them with max, not sum.
-        self.runs = self._gauge(
-            "agent_runs", "Runs by state, at the last sweep.", "state", mode="mostrecent"
+        self.runs = gauge(
+            "agent_runs",
+            "Runs by state, at the last sweep.",
+            ("state",),
+            multiprocess_mode="mostrecent",
         )
-        self.queue_depth = self._gauge(
+        self.queue_depth = gauge(
             "agent_run_queue_depth",
             "Run messages waiting in Redis, at the last sweep.",
-            mode="mostrecent",
+            multiprocess_mode="mostrecent",
         )
         # Series that exist from the start: a rate() over a counter that appears only with
         # its first increment misses that increment.
@@ -158,17 +149,6 @@ class Metrics:
             self.admission_rejections.labels(reason)
         for operation in get_args(RedisOperation):
             self.redis_errors.labels(operation)
-
-    def _counter(self, name: str, documentation: str, *labels: str) -> Counter:
-        return Counter(name, documentation, labels, registry=self.registry)
-
-    def _histogram(
-        self, name: str, documentation: str, buckets: tuple[float, ...], *labels: str
-    ) -> Histogram:
-        return Histogram(name, documentation, labels, buckets=buckets, registry=self.registry)
-
-    def _gauge(self, name: str, documentation: str, *labels: str, mode: GaugeMode) -> Gauge:
-        return Gauge(name, documentation, labels, registry=self.registry, multiprocess_mode=mode)
 
     def model_call(
         self,
@@ -178,7 +158,6 @@ class Metrics:
         seconds: float,
         tokens: Mapping[TokenKind, int] | None = None,
     ) -> None:
-        """Count one model call: its outcome, duration and tokens by kind."""
         self.llm_calls.labels(provider, model, outcome).inc()
         self.llm_duration.labels(provider, model).observe(seconds)
         for kind in get_args(TokenKind):
@@ -191,9 +170,6 @@ class Metrics:
         self.tool_calls.labels(tool, outcome).inc()
         self.tool_duration.labels(tool).observe(seconds)
 
-    def rate_limit_refused(self) -> None:
-        self.rate_limit_rejections.inc()
-
     def admission_refused(self, reason: AdmissionReason) -> None:
         self.admission_rejections.labels(reason).inc()
 
@@ -201,7 +177,6 @@ class Metrics:
         self.redis_errors.labels(operation).inc()
 
     def run_backlog(self, by_state: Mapping[str, int], queue_depth: int) -> None:
-        """Set the runs in each state and the queue's length, as a sweep found them."""
         for state, count in by_state.items():
             self.runs.labels(state).set(count)
         self.queue_depth.set(queue_depth)
@@ -212,19 +187,23 @@ class Metrics:
 
         On exit, in multi-process mode, this process's live gauges leave the sums.
         """
-        if multiprocess_dir() is None:
-            collector = _PoolCollector(pool, limit)
-            self.registry.register(collector)
+        if self.multiprocess:
             try:
-                yield
+                with _pool_counted(pool, limit):
+                    yield
             finally:
-                self.registry.unregister(collector)
+                multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
             return
+        gauges = _pool_gauges(self.registry)
+        # Read when scraped: nothing is counted while connections come and go. The async
+        # engine's pool is a QueuePool (AsyncAdaptedQueuePool).
+        gauges[0].set_function(lambda: pool.checkedout() if isinstance(pool, QueuePool) else 0)
+        gauges[1].set(limit)
         try:
-            with _pool_counted(pool, limit):
-                yield
+            yield
         finally:
-            multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+            for gauge in gauges:
+                self.registry.unregister(gauge)
 
     def exposition(self) -> bytes:
         """The text a scrape receives (Prometheus' text format)."""
@@ -242,28 +221,25 @@ class Metrics:
             thread.join()
 
     def _scraped(self) -> CollectorRegistry:
-        if multiprocess_dir() is None:
+        if not self.multiprocess:
             return self.registry
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return registry
 
 
-class _PoolCollector(Collector):
-    """Reads the pool when scraped: nothing is counted while connections come and go."""
-
-    def __init__(self, pool: Pool, limit: int) -> None:
-        self._pool, self._limit = pool, limit
-
-    def collect(self) -> Iterable[Metric]:
-        # The async engine's pool is a QueuePool (AsyncAdaptedQueuePool).
-        in_use = self._pool.checkedout() if isinstance(self._pool, QueuePool) else 0
-        yield GaugeMetricFamily("db_pool_connections_in_use", _IN_USE_HELP, value=in_use)
-        yield GaugeMetricFamily("db_pool_connections_max", _MAX_HELP, value=self._limit)
+_MODEL = ("provider", "model")
 
 
-_IN_USE_HELP = "Database connections checked out of the pool."
-_MAX_HELP = "The most connections the pool opens (pool size plus overflow)."
+def _pool_gauges(registry: CollectorRegistry | None) -> tuple[Gauge, Gauge]:
+    gauge = partial(Gauge, registry=registry, multiprocess_mode="livesum")
+    return (
+        gauge("db_pool_connections_in_use", "Database connections checked out of the pool."),
+        gauge(
+            "db_pool_connections_max",
+            "The most connections the pool opens (pool size plus overflow).",
+        ),
+    )
 
 
 @contextmanager
@@ -276,13 +252,7 @@ def _pool_counted(
     In no registry by default: the scrape reads the files, and a second app of the process
     (tests build many) must not collide with the first.
     """
-    in_use, maximum = (
-        Gauge(name, help_, multiprocess_mode="livesum", registry=registry)
-        for name, help_ in (
-            ("db_pool_connections_in_use", _IN_USE_HELP),
-            ("db_pool_connections_max", _MAX_HELP),
-        )
-    )
+    in_use, maximum = _pool_gauges(registry)
     maximum.set(limit)
 
     def taken(*_: Any) -> None:

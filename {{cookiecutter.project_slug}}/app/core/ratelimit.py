@@ -50,11 +50,9 @@ class RateLimiter:
         self._metrics = metrics
 
     async def check(self, owner: str, *, budget: float) -> Verdict:
-        """Count this request for the owner.
-
-        Fails open: while Redis is unreachable or slow, requests are allowed and a warning
-        is logged, because an outage of the limiter should not take the whole api down.
-        """
+        """Count this request for the owner. Fails open: while Redis is unreachable or slow,
+        requests are allowed and a warning is logged (an outage of the limiter should not
+        take the whole api down)."""
         try:
             async with asyncio.timeout(budget):
                 if await self._limiter.hit(self._item, owner):
@@ -64,5 +62,5 @@ class RateLimiter:
             self._metrics.redis_error("rate_limit")
             logger.warning("rate limiter unavailable; request allowed", extra={"owner": owner})
             return Verdict(allowed=True)
-        self._metrics.rate_limit_refused()
+        self._metrics.rate_limit_rejections.inc()
         return Verdict(allowed=False, retry_after=max(1, math.ceil(stats.reset_time - time.time())))

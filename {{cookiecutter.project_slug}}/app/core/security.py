@@ -13,9 +13,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
 
 from app.config.keys import ApiKey
-from app.config.settings import KeySettings
 
-bearer_scheme = HTTPBearer(auto_error=False, description="One of the keys in API_KEYS")
 UNNAMED_PREFIX = "key:"
 UNNAMED_OWNER = re.compile(re.escape(UNNAMED_PREFIX) + "[0-9a-f]{32}")
 
@@ -44,14 +42,8 @@ class KeyRing:
     @classmethod
     def build(cls, keys: Sequence[ApiKey], secret_key: SecretStr) -> "KeyRing":
         return cls(
-            tuple(
-                (_digest(key.value.get_secret_value()), owner_of(key, secret_key)) for key in keys
-            )
+            tuple((_digest(k.value.get_secret_value()), owner_of(k, secret_key)) for k in keys)
         )
-
-    @classmethod
-    def from_settings(cls, settings: KeySettings) -> "KeyRing":
-        return cls.build(settings.api_keys, settings.secret_key)
 
     def owner(self, candidate: str) -> str | None:
         """Return the owner of a presented key, or None.
@@ -79,4 +71,7 @@ def unauthorized() -> HTTPException:
     )
 
 
-BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
+BearerCredentials = Annotated[
+    HTTPAuthorizationCredentials | None,
+    Depends(HTTPBearer(auto_error=False, description="One of the keys in API_KEYS")),
+]

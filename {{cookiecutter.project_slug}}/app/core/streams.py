@@ -10,7 +10,7 @@ from contextlib import contextmanager
 
 from fastapi import HTTPException
 
-from app.core.admission import BUSY_RETRY_AFTER_SECONDS, Slots, SlotsByKey
+from app.core.admission import RETRY_AFTER, Slots, SlotsByKey, give_back, take_all
 from app.core.metrics import AdmissionReason, Metrics
 
 
@@ -26,46 +26,26 @@ class StreamSlots:
         metrics: Metrics,
     ) -> None:
         every, of_key = reasons
-        self.all = Slots(limit, 503, f"too many {what} open (limit {limit}); retry shortly", every)
-        self.by_owner = SlotsByKey(
-            per_key,
-            429,
-            f"too many {what} of this key open (limit {per_key}); retry shortly",
-            of_key,
-        )
+        self.all = Slots(limit, 503, f"{what} open", every)
+        self.by_owner = SlotsByKey(Slots(per_key, 429, f"{what} of this key open", of_key))
         self.metrics = metrics
-
-    def _take(self, owner: str) -> Callable[[], None]:
-        """Take a slot for one of owner's streams and return what gives it back, or refuse."""
-        mine = self.by_owner.of(owner)
-        taken: list[Slots] = []
-        for slots in (mine, self.all):
-            if not slots.try_take():
-                for held in taken:
-                    held.give_back()
-                self.by_owner.forget_idle(owner)
-                self.metrics.admission_refused(slots.reason)
-                raise HTTPException(
-                    slots.status,
-                    slots.detail,
-                    headers={"Retry-After": str(BUSY_RETRY_AFTER_SECONDS)},
-                )
-            taken.append(slots)
-
-        def give_back() -> None:
-            for held in taken:
-                held.give_back()
-            self.by_owner.forget_idle(owner)
-
-        return give_back
 
     @contextmanager
     def holding(self, owner: str) -> Iterator[Callable[[], None]]:
         """The one way to take a slot: before the work that opens a stream (so that a refusal
         changes nothing); given back if that work fails, else handed to sse.respond."""
-        give_back = self._take(owner)
+        taken = [self.by_owner.of(owner), self.all]
+
+        def release() -> None:
+            give_back(taken)
+            self.by_owner.forget_idle(owner)
+
+        if full := take_all(taken):
+            self.by_owner.forget_idle(owner)
+            self.metrics.admission_refused(full.reason)
+            raise HTTPException(full.status, full.detail, headers=RETRY_AFTER)
         try:
-            yield give_back
+            yield release
         except BaseException:
-            give_back()
+            release()
             raise

@@ -14,7 +14,7 @@ about 15 MB of resident memory in every process that never traces.
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -29,15 +29,8 @@ UNTRACED_PATHS = "/metrics$,/health/live$"
 
 def wanted(environ: Mapping[str, str] = os.environ) -> bool:
     """Whether the environment names an OTLP endpoint (and does not disable the SDK)."""
-    if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
-        return False
-    return any(environ.get(name, "").strip() for name in ENDPOINT_VARIABLES)
-
-
-class _Instrumentor(Protocol):
-    def instrument(self, **kwargs: Any) -> Any: ...
-
-    def uninstrument(self, **kwargs: Any) -> Any: ...
+    disabled = environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
+    return not disabled and any(environ.get(name, "").strip() for name in ENDPOINT_VARIABLES)
 
 
 class Tracing:
@@ -92,7 +85,7 @@ class Tracing:
         from opentelemetry.instrumentation.redis import RedisInstrumentor
         from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 
-        instrumentors: list[tuple[_Instrumentor, dict[str, Any]]] = [
+        instrumentors: list[tuple[Any, dict[str, Any]]] = [
             # The instrumentation declares SQLAlchemy below 2.1, which it predates; it works
             # with 2.1 (the tests see its spans), so its version check is skipped.
             (SQLAlchemyInstrumentor(), {"engine": engine.sync_engine, "skip_dep_check": True}),
