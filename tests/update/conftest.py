@@ -12,9 +12,11 @@ from tests.project import run_command as run
 from tests.update.releases import (
     BEFORE_TARGETS,
     GIT_IDENTITY,
+    PREVIOUS_MAIN_TAG,
     TemplateRepo,
     release_three,
     release_two,
+    tag_previous_main,
     without_deploy_targets,
 )
 
@@ -62,3 +64,10 @@ def template_repo(
     repo.release("v2.0.0", release_two)
     repo.release("v3.0.0", release_three)
     return repo
+
+
+@pytest.fixture(scope="session")
+def previous_main(template_repo: TemplateRepo) -> str:
+    """The tag of the previous main in the template's copy (fails under CI when it is missing)."""
+    tag_previous_main(template_repo)
+    return PREVIOUS_MAIN_TAG

@@ -1,4 +1,4 @@
-"""A git copy of the template with three tagged versions, and projects made from it by cruft.
+"""A git copy of the template with tagged versions, and projects made from it by cruft.
 
 Offline, as in the team's own setup: the template is a local git repository reached through a
 file:// URL, cruft and cookiecutter clone it with the machine's git, nothing goes to a network.
@@ -9,15 +9,19 @@ file:// URL, cruft and cookiecutter clone it with the machine's git, nothing goe
 - v2.0.0: a template release (a changed healthcheck interval in compose, a new Dockerfile
   line, a new script, a new setting with its default).
 - v3.0.0: v2.0.0 plus a change to the very line a user edits (llm.history_limit).
+- previous-main: the template as main was before this checkout's changes (PREVIOUS_MAIN),
+  the release the update tests make their projects from, so `cruft update` to v2.0.0 or
+  v3.0.0 carries whatever this checkout changed (moved modules, new migrations) as well.
 """
 
 import json
+import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.harness.environment import venv_tool
-from tests.project import Project
+from tests.harness.environment import need, venv_tool
+from tests.project import ROOT, Project
 from tests.project import run_command as run
 
 GIT_IDENTITY = {
@@ -84,6 +88,14 @@ class TemplateRepo:
         self.git("tag", tag)
 
 
+# The commit of main that the projects of the update tests are generated from: what the teams
+# using the template last took. Move it to main's head just before a release is tagged or a
+# refactor of the generated project lands (modules moved, a migration added), so the tests prove
+# that a project of the main before it takes the change with `cruft update`. team.py's edits and
+# test_update.py's OLD_ROW are written against this commit's files and schema: they cannot
+# break as the template changes, only when this moves (check them then).
+PREVIOUS_MAIN = "5e19d11"
+PREVIOUS_MAIN_TAG = "previous-main"
 BEFORE_TARGETS = "v0.9.0"
 EVERY_TARGET = "compose+swarm+helm"
 
@@ -122,6 +134,33 @@ def release_two(project: Path) -> None:
 
 def release_three(project: Path) -> None:
     replace_once(project / "config" / "config.yaml", HISTORY_LINE, TEMPLATE_HISTORY_LINE)
+
+
+def tag_previous_main(repo: TemplateRepo) -> None:
+    """Tag the template at PREVIOUS_MAIN, as this checkout's history has it, in the copy.
+
+    A commit of its own beside the releases (cruft compares two renders, not histories), built
+    with a scratch index so that the copy's work tree (main, v3.0.0) stays as it is.
+    """
+    known = run(
+        "git", "cat-file", "-e", f"{PREVIOUS_MAIN}^{{commit}}", cwd=ROOT, env=repo.env, check=False
+    )
+    need(
+        known.returncode == 0,
+        f"commit {PREVIOUS_MAIN} is not in this clone's history (git fetch --unshallow)",
+    )
+    archive = repo.path.parent / "previous-main.tar"
+    run("git", "archive", "-o", str(archive), PREVIOUS_MAIN, cwd=ROOT, env=repo.env)
+    tree = repo.path.parent / "previous-main"
+    with tarfile.open(archive) as files:
+        files.extractall(tree, filter="tar")
+    index = {**repo.env, "GIT_INDEX_FILE": str(repo.path.parent / "previous-main.index")}
+    # -f: every file of the commit, even one its own .gitignore names (it was added with -f).
+    run("git", f"--work-tree={tree}", "add", "-A", "-f", cwd=repo.path, env=index)
+    written = run("git", "write-tree", cwd=repo.path, env=index).stdout.strip()
+    message = f"The template at {PREVIOUS_MAIN}"
+    commit = run("git", "commit-tree", written, "-m", message, cwd=repo.path, env=index)
+    repo.git("tag", PREVIOUS_MAIN_TAG, commit.stdout.strip())
 
 
 def cruft_create(repo: TemplateRepo, output: Path, tag: str) -> tuple[Project, str]:
