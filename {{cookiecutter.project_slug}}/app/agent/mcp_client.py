@@ -98,19 +98,15 @@ class HttpMcpServer:
         allowed = (t for t in listed if self._config.allows(t.name) and TOOL_NAME.fullmatch(t.name))
         return tuple(self._tool(t) for t in allowed)
 
-    async def call(self, tool: str, arguments: dict[str, Any]) -> str:
-        result: CallToolResult = await self._session(lambda c: c.call_tool(tool, arguments))
-        text = _text(result)
-        if result.is_error:
-            raise ToolError(f"{self.name}.{tool} failed: {text}")
-        return text
-
     def _tool(self, tool: McpTool) -> Tool[dict[str, Any]]:
         description = (tool.description or tool.title or tool.name)[:MAX_DESCRIPTION_CHARS]
         spec = ToolSpec(f"{self.name}.{tool.name}", description, tool.input_schema)
 
         async def run(arguments: dict[str, Any], context: ToolContext) -> str:
-            return await self.call(tool.name, arguments)
+            result = await self._session(lambda c: c.call_tool(tool.name, arguments))
+            if result.is_error:
+                raise ToolError(f"{self.name}.{tool.name} failed: {_text(result)}")
+            return _text(result)
 
         return Tool(spec, run, _json_object)
 

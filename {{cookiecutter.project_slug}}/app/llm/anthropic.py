@@ -5,16 +5,7 @@ from collections.abc import AsyncIterator, Sequence
 
 import anthropic
 import httpx2
-from anthropic.types import (
-    CacheControlEphemeralParam,
-    ContentBlockParam,
-    MessageDeltaUsage,
-    MessageParam,
-    TextBlockParam,
-    ToolParam,
-    ToolResultBlockParam,
-)
-from anthropic.types import Usage as WireUsage
+from anthropic import types
 
 from app.llm.base import (
     ChatMessage,
@@ -28,11 +19,9 @@ from app.llm.base import (
 from app.llm.sdk import PartialCall, WireNames, json_object, sdk_error, whole_calls
 
 # A breakpoint: the API caches the prompt up to and including the block that carries it.
-_CACHE_HERE = CacheControlEphemeralParam(type="ephemeral")
+_CACHE_HERE = types.CacheControlEphemeralParam(type="ephemeral")
 # The error types of an `event: error` that mean "not now" rather than "not this request".
-_UNAVAILABLE_KINDS = frozenset(
-    {"overloaded_error", "api_error", "rate_limit_error", "timeout_error"}
-)
+_NOT_NOW = frozenset({"overloaded_error", "api_error", "rate_limit_error", "timeout_error"})
 # A stream's transport errors reach us unwrapped; a stream that is not JSON, as a decode error.
 _FAILURES = (anthropic.AnthropicError, httpx2.TransportError, json.JSONDecodeError)
 
@@ -75,7 +64,7 @@ class AnthropicProvider:
         names = WireNames(tools)
         parts: list[str] = []
         calls: dict[int, PartialCall] = {}
-        counts: list[WireUsage | MessageDeltaUsage] = []
+        counts: list[types.Usage | types.MessageDeltaUsage] = []
         finished = False
         try:
             # The raw events, not messages.stream(): that helper also rebuilds the whole
@@ -116,7 +105,7 @@ class AnthropicProvider:
         await self._client.close()
 
 
-def _usage(*counts: WireUsage | MessageDeltaUsage) -> Usage:
+def _usage(*counts: types.Usage | types.MessageDeltaUsage) -> Usage:
     """The last count of each kind: message_start gives them all, message_delta updates some."""
 
     def last(kind: str) -> int:
@@ -127,8 +116,8 @@ def _usage(*counts: WireUsage | MessageDeltaUsage) -> Usage:
     return Usage(last("input_tokens") + read + write, last("output_tokens"), read, write)
 
 
-def _system(messages: Sequence[ChatMessage]) -> list[TextBlockParam] | anthropic.Omit:
-    blocks: list[TextBlockParam] = [
+def _system(messages: Sequence[ChatMessage]) -> list[types.TextBlockParam] | anthropic.Omit:
+    blocks: list[types.TextBlockParam] = [
         {"type": "text", "text": m.content} for m in messages if m.role == "system" and m.content
     ]
     if not blocks:
@@ -137,10 +126,10 @@ def _system(messages: Sequence[ChatMessage]) -> list[TextBlockParam] | anthropic
     return blocks
 
 
-def _tools(tools: Sequence[ToolSpec], names: WireNames) -> list[ToolParam] | anthropic.Omit:
+def _tools(tools: Sequence[ToolSpec], names: WireNames) -> list[types.ToolParam] | anthropic.Omit:
     if not tools:
         return anthropic.omit
-    wire: list[ToolParam] = [
+    wire: list[types.ToolParam] = [
         {
             "name": names.wire(tool.name),
             "description": tool.description,
@@ -153,14 +142,14 @@ def _tools(tools: Sequence[ToolSpec], names: WireNames) -> list[ToolParam] | ant
     return wire
 
 
-def _to_wire(messages: Sequence[ChatMessage], names: WireNames) -> list[MessageParam]:
+def _to_wire(messages: Sequence[ChatMessage], names: WireNames) -> list[types.MessageParam]:
     """The conversation as Anthropic's turns: one message a role, tool results as user blocks.
 
     The API refuses two messages of one role in a row, and wants every result of an
     assistant's tool calls in the one user message after it: consecutive turns are merged.
     """
-    wire: list[MessageParam] = []
-    turn: list[ContentBlockParam] = []
+    wire: list[types.MessageParam] = []
+    turn: list[types.ContentBlockParam] = []
     for message in messages:
         if message.role == "system" or not (blocks := _blocks(message, names)):
             # System text goes in `system`; an empty text block would be refused.
@@ -177,34 +166,31 @@ def _to_wire(messages: Sequence[ChatMessage], names: WireNames) -> list[MessageP
     return wire
 
 
-def _blocks(message: ChatMessage, names: WireNames) -> list[ContentBlockParam]:
+def _blocks(message: ChatMessage, names: WireNames) -> list[types.ContentBlockParam]:
     if message.role == "tool":
-        result: ToolResultBlockParam = {
+        result: types.ToolResultBlockParam = {
             "type": "tool_result",
             "tool_use_id": message.tool_call_id or "",
         }
         if message.content:
             result["content"] = message.content
         return [result]
-    blocks: list[ContentBlockParam] = []
-    if message.content.strip():
-        blocks.append({"type": "text", "text": message.content})
-    for call in message.tool_calls:
-        blocks.append(
-            {
-                "type": "tool_use",
-                "id": call.id,
-                "name": names.wire(call.name),
-                "input": json_object(call.arguments),
-            }
-        )
-    return blocks
+    text: list[types.ContentBlockParam] = [{"type": "text", "text": message.content}]
+    return (text if message.content.strip() else []) + [
+        {
+            "type": "tool_use",
+            "id": call.id,
+            "name": names.wire(call.name),
+            "input": json_object(call.arguments),
+        }
+        for call in message.tool_calls
+    ]
 
 
 def _as_llm_error(exc: Exception) -> LLMError:
     if isinstance(exc, anthropic.APIStatusError) and exc.status_code < 400:
         # An `event: error` in a stream that had begun with 200: its kind, not its text.
-        if exc.type in _UNAVAILABLE_KINDS:
+        if exc.type in _NOT_NOW:
             return LLMUnavailableError(f"the language model provider failed midway: {exc.type}")
         return LLMError("the language model provider failed")
     if isinstance(exc, json.JSONDecodeError):

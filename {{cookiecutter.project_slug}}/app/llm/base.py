@@ -4,8 +4,6 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import astuple, dataclass
 from typing import Any, Literal, Protocol
 
-Role = Literal["system", "user", "assistant", "tool"]
-
 
 @dataclass(frozen=True, slots=True)
 class ToolCall:
@@ -18,7 +16,7 @@ class ToolCall:
 
 @dataclass(frozen=True, slots=True)
 class ChatMessage:
-    role: Role
+    role: Literal["system", "user", "assistant", "tool"]
     content: str
     # An assistant message may ask for tools; a tool message answers one of those calls.
     tool_calls: tuple[ToolCall, ...] = ()

@@ -31,8 +31,6 @@ class FallbackProvider:
     """Providers in order; each answer says which one gave it."""
 
     def __init__(self, chain: Sequence[LLMProvider], metrics: Metrics) -> None:
-        if not chain:
-            raise ValueError("a fallback chain needs at least one provider")
         self._chain = tuple(chain)
         self._metrics = metrics
         self.name, self.model = chain[0].name, chain[0].model
@@ -40,17 +38,13 @@ class FallbackProvider:
     async def complete(
         self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec] = ()
     ) -> Completion:
-        for index, provider in enumerate(self._chain):
+        *firsts, last = self._chain
+        for provider in firsts:
             try:
-                with self._counted(provider) as answer:
-                    answer.append(await provider.complete(messages, tools))
+                return await self._complete(provider, messages, tools)
             except LLMUnavailableError as exc:
-                if index == len(self._chain) - 1:
-                    raise
                 _moving_on(provider, exc)
-            else:
-                return _signed(answer[0], provider)
-        raise AssertionError("unreachable: the last provider returns or raises")
+        return await self._complete(last, messages, tools)
 
     async def stream(
         self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec] = ()
@@ -76,6 +70,13 @@ class FallbackProvider:
     async def aclose(self) -> None:
         for provider in self._chain:
             await provider.aclose()
+
+    async def _complete(
+        self, provider: LLMProvider, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]
+    ) -> Completion:
+        with self._counted(provider) as answer:
+            answer.append(await provider.complete(messages, tools))
+        return _signed(answer[0], provider)
 
     @contextmanager
     def _counted(self, provider: LLMProvider) -> Iterator[list[Completion]]:

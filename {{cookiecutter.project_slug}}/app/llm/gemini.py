@@ -52,14 +52,8 @@ _TIMEOUTS = (TimeoutError, httpx.TimeoutException, httpx2.TimeoutException)
 _TRANSPORT = (aiohttp.ClientError, httpx.TransportError, httpx2.TransportError)
 # The SDK sends through aiohttp when it is installed (it is: the openai extra), else httpx2.
 # A reply that is not JSON: UnknownApiResponseError in a stream, JSONDecodeError when whole.
-_FAILURES = (
-    errors.APIError,
-    errors.UnknownApiResponseError,
-    json.JSONDecodeError,
-    pydantic.ValidationError,
-    *_TIMEOUTS,
-    *_TRANSPORT,
-)
+_MALFORMED = (errors.UnknownApiResponseError, json.JSONDecodeError, pydantic.ValidationError)
+_FAILURES = (errors.APIError, *_MALFORMED, *_TIMEOUTS, *_TRANSPORT)
 
 
 class GeminiProvider:
@@ -127,9 +121,11 @@ class _Reply:
 
     def add(self, response: types.GenerateContentResponse) -> list[str]:
         """Take in a response (or chunk); return its new text pieces."""
-        if response.usage_metadata is not None:
-            # A chunk's counts are the running total, not an increment.
-            self._usage = _usage(response.usage_metadata)
+        if (counted := response.usage_metadata) is not None:
+            # A chunk's counts are the running total, not an increment; thinking is output.
+            output = (counted.candidates_token_count or 0) + (counted.thoughts_token_count or 0)
+            cached = counted.cached_content_token_count or 0
+            self._usage = Usage(counted.prompt_token_count or 0, output, cached)
         if response.prompt_feedback is not None:
             self._blocked = response.prompt_feedback.block_reason or self._blocked
         if not response.candidates:
@@ -138,8 +134,15 @@ class _Reply:
         self._finish = candidate.finish_reason or self._finish
         pieces: list[str] = []
         for part in (candidate.content.parts if candidate.content else None) or ():
-            if part.function_call is not None:
-                self._calls.append(self._call(part.function_call, part.thought_signature))
+            if (call := part.function_call) is not None:
+                # Our loop pairs results with calls by id: one Gemini left out is made unique.
+                call_id = call.id or f"{_MINTED}{uuid.uuid4().hex}"
+                if part.thought_signature:
+                    self._signatures[call_id] = part.thought_signature
+                    if len(self._signatures) > _MOST_SIGNATURES:
+                        del self._signatures[next(iter(self._signatures))]
+                arguments = json.dumps(call.args or {})
+                self._calls.append(ToolCall(call_id, self._names.ours(call.name or ""), arguments))
             elif part.text:
                 pieces.append(part.text)
         self._text.extend(pieces)
@@ -157,21 +160,9 @@ class _Reply:
             raise LLMError("the language model provider sent an empty reply")
         return Completion("".join(self._text), tuple(self._calls), self._usage)
 
-    def _call(self, call: types.FunctionCall, signature: bytes | None) -> ToolCall:
-        # Our loop pairs results with calls by id: one Gemini left out is made unique here.
-        call_id = call.id or f"{_MINTED}{uuid.uuid4().hex}"
-        if signature:
-            self._signatures[call_id] = signature
-            if len(self._signatures) > _MOST_SIGNATURES:
-                del self._signatures[next(iter(self._signatures))]
-        return ToolCall(call_id, self._names.ours(call.name or ""), json.dumps(call.args or {}))
-
 
 def _config(
-    messages: Sequence[ChatMessage],
-    tools: Sequence[ToolSpec],
-    names: WireNames,
-    max_tokens: int | None,
+    messages: Sequence[ChatMessage], tools: Sequence[ToolSpec], names: WireNames, limit: int | None
 ) -> types.GenerateContentConfig:
     system = "\n\n".join(m.content for m in messages if m.role == "system")
     declarations = [
@@ -189,7 +180,7 @@ def _config(
         tools=[types.Tool(function_declarations=declarations)] if declarations else None,
         # The agent loop runs the tools (approvals, limits, events); the SDK must not.
         automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
-        max_output_tokens=max_tokens,
+        max_output_tokens=limit,
     )
 
 
@@ -241,12 +232,6 @@ def _model_parts(
 
 def _sent_id(call_id: str | None) -> str | None:
     return None if not call_id or call_id.startswith(_MINTED) else call_id
-
-
-def _usage(counted: types.GenerateContentResponseUsageMetadata) -> Usage:
-    # Thinking is billed as output.
-    output = (counted.candidates_token_count or 0) + (counted.thoughts_token_count or 0)
-    return Usage(counted.prompt_token_count or 0, output, counted.cached_content_token_count or 0)
 
 
 def _as_llm_error(exc: Exception) -> LLMError:

@@ -11,11 +11,7 @@ from typing import NotRequired, TypedDict, cast
 
 import httpx2
 import openai
-from openai.types.chat import (
-    ChatCompletionFunctionToolParam,
-    ChatCompletionMessageFunctionToolCallParam,
-    ChatCompletionMessageParam,
-)
+from openai.types import CompletionUsage, chat
 from pydantic import TypeAdapter, ValidationError
 
 from app.llm.base import ChatMessage, Completion, LLMError, ToolCall, ToolSpec, Usage
@@ -85,7 +81,7 @@ class OpenAICompatibleProvider:
                 # Read here rather than through the SDK's chunk models: see the module's doc.
                 async for chunk in _chunks(response.iter_lines()):
                     if counted := chunk.get("usage"):
-                        usage = Usage(counted["prompt_tokens"], counted["completion_tokens"])
+                        usage = Usage(counted.prompt_tokens, counted.completion_tokens)
                     if not (choices := chunk.get("choices")):
                         continue
                     delta = choices[0]["delta"]
@@ -108,7 +104,7 @@ class OpenAICompatibleProvider:
 
 def _tools(
     tools: Sequence[ToolSpec], names: WireNames
-) -> list[ChatCompletionFunctionToolParam] | openai.Omit:
+) -> list[chat.ChatCompletionFunctionToolParam] | openai.Omit:
     if not tools:
         # Some servers refuse an empty list: leave the field out instead.
         return openai.omit
@@ -125,14 +121,16 @@ def _tools(
     ]
 
 
-def _to_wire(messages: Sequence[ChatMessage], names: WireNames) -> list[ChatCompletionMessageParam]:
-    wire: list[ChatCompletionMessageParam] = []
+def _to_wire(
+    messages: Sequence[ChatMessage], names: WireNames
+) -> list[chat.ChatCompletionMessageParam]:
+    wire: list[chat.ChatCompletionMessageParam] = []
     for message in messages:
         if message.role == "tool":
             call_id = message.tool_call_id or ""
             wire.append({"role": "tool", "tool_call_id": call_id, "content": message.content})
         elif message.tool_calls:
-            calls: list[ChatCompletionMessageFunctionToolCallParam] = [
+            calls: list[chat.ChatCompletionMessageFunctionToolCallParam] = [
                 {
                     "id": call.id,
                     "type": "function",
@@ -146,7 +144,7 @@ def _to_wire(messages: Sequence[ChatMessage], names: WireNames) -> list[ChatComp
         else:
             # A system, user or assistant text: one shape.
             text = {"role": message.role, "content": message.content}
-            wire.append(cast(ChatCompletionMessageParam, text))
+            wire.append(cast(chat.ChatCompletionMessageParam, text))
     return wire
 
 
@@ -170,14 +168,9 @@ class Choice(TypedDict):
     delta: Delta
 
 
-class ChunkUsage(TypedDict):
-    prompt_tokens: int
-    completion_tokens: int
-
-
 class Chunk(TypedDict, total=False):
     choices: list[Choice]
-    usage: ChunkUsage | None
+    usage: CompletionUsage | None
     # A server that fails after the stream began says so in a chunk.
     error: object
 
