@@ -114,7 +114,11 @@ class Registry:
     async def _run(self, call: ToolCall, context: ToolContext) -> tuple[ToolOutcome, ToolResult]:
         chosen = self._tools.get(call.name)
         if chosen is None:
-            return self._missing(call.name)
+            server, dot, _ = call.name.partition(".")
+            if dot and server in self._unavailable:
+                detail = f"error: MCP server {server} is unavailable ({self._unavailable[server]})"
+                return "error", ToolResult(detail, True)
+            return "unknown_tool", ToolResult(f"error: no tool named {call.name!r}", True)
         try:
             run = chosen.bind(call.arguments)
         except ValueError as exc:  # pydantic's ValidationError is one
@@ -135,13 +139,6 @@ class Registry:
             detail = f"error: {call.name} failed ({type(exc).__name__})"
             return "error", ToolResult(detail, True)
         return "ok", ToolResult(content[: self._config.max_tool_result_chars])
-
-    def _missing(self, name: str) -> tuple[ToolOutcome, ToolResult]:
-        server, dot, _ = name.partition(".")
-        if dot and server in self._unavailable:
-            detail = f"error: MCP server {server} is unavailable ({self._unavailable[server]})"
-            return "error", ToolResult(detail, True)
-        return "unknown_tool", ToolResult(f"error: no tool named {name!r}", True)
 
 
 def _brief(exc: Exception) -> str:
