@@ -13,15 +13,11 @@ class NoArguments(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class FileArguments(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class FileArguments(NoArguments):
     file_id: uuid.UUID = Field(description="The id of a file attached to this conversation")
 
 
-class UrlArguments(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class UrlArguments(NoArguments):
     url: HttpUrl = Field(description="An http(s) URL on one of the allowed hosts")
 
 

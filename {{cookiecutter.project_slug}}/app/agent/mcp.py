@@ -13,27 +13,29 @@ import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Any
 
-from app.agent.mcp_errors import McpError
-from app.agent.tools import SchemaTool
+from app.agent.tools import Tool, ToolError
 from app.config.mcp import EVERY_TOOL
 from app.config.sections import AgentConfig
+
+if TYPE_CHECKING:  # at run time, imported only when a server is configured (see below)
+    from app.agent.mcp_client import HttpMcpServer
 
 logger = logging.getLogger(__name__)
 
 
-class McpServer(Protocol):
-    name: str
+class McpError(ToolError):
+    """An MCP server failed; `reason` says how ("cannot be reached", "answered HTTP 401")."""
 
-    async def list_tools(self) -> tuple[SchemaTool, ...]:
-        """The server's allowed tools, named "server.tool"; McpError when it fails."""
-        ...
+    def __init__(self, server: str, reason: str) -> None:
+        super().__init__(f"MCP server {server} {reason}")
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
 class McpListing:
-    tools: tuple[SchemaTool, ...] = ()
+    tools: tuple[Tool[dict[str, Any]], ...] = ()
     # The servers that could not be listed, and why.
     unavailable: Mapping[str, str] = field(default_factory=dict)
 
@@ -41,28 +43,40 @@ class McpListing:
 class McpTools:
     """Every configured server's allowed tools as last listed; the lifespan owns it."""
 
-    def __init__(self, servers: Sequence[McpServer], config: AgentConfig) -> None:
+    def __init__(self, servers: Sequence["HttpMcpServer"], config: AgentConfig) -> None:
         self._servers = servers
         self._timeout = config.tool_timeout_seconds
         self._refresh_seconds = config.mcp_refresh_seconds
         self._allowlists = {server.name: server.tools for server in config.mcp_servers}
-        # The tool names each server offered at the last listing, to log only changes.
+        # The tool names each server offered at its last listing, to log only changes.
         self._offered: dict[str, frozenset[str]] = {}
         self.listing = McpListing()
 
     async def refresh(self) -> None:
-        """List every server at once; each gets agent.tool_timeout_seconds."""
+        """List every server at once, each within agent.tool_timeout_seconds. What changed is
+        logged once, not at every refresh: a server down for a day is one warning."""
         found = await asyncio.gather(*(self._list(server) for server in self._servers))
-        listed = {s.name: r for s, r in zip(self._servers, found, strict=True)}
-        unavailable = {name: r for name, r in listed.items() if isinstance(r, str)}
-        offered = {
-            name: frozenset(tool.spec.name.removeprefix(f"{name}.") for tool in tools)
-            for name, tools in listed.items()
-            if not isinstance(tools, str)
-        }
-        self._report(offered, unavailable)
-        tools = tuple(tool for result in found if not isinstance(result, str) for tool in result)
-        self.listing = McpListing(tools, unavailable)
+        tools: list[Tool[dict[str, Any]]] = []
+        unavailable: dict[str, str] = {}
+        for name, result in zip((s.name for s in self._servers), found, strict=True):
+            if isinstance(result, str):
+                unavailable[name] = result
+                self._offered.pop(name, None)
+                if self.listing.unavailable.get(name) != result:
+                    logger.warning("MCP server %s %s: its tools are not offered", name, result)
+                continue
+            tools += result
+            offered = frozenset(tool.name.removeprefix(f"{name}.") for tool in result)
+            if self._offered.get(name) != offered:
+                self._offered[name] = offered
+                logger.info(
+                    "MCP server %s offers %s", name, ", ".join(sorted(offered)) or "no tools"
+                )
+                # A misspelt allowlist entry would otherwise hide a tool without a word.
+                allowed = self._allowlists.get(name, frozenset())
+                if missing := sorted(allowed - offered - {EVERY_TOOL}):
+                    logger.warning("MCP server %s lists no tool %s", name, ", ".join(missing))
+        self.listing = McpListing(tuple(tools), unavailable)
 
     async def refresh_forever(self) -> None:
         while True:
@@ -73,7 +87,7 @@ class McpTools:
                 # A bug here must not end the refreshing for the life of the process.
                 logger.exception("listing the MCP servers' tools failed")
 
-    async def _list(self, server: McpServer) -> tuple[SchemaTool, ...] | str:
+    async def _list(self, server: "HttpMcpServer") -> tuple[Tool[dict[str, Any]], ...] | str:
         try:
             async with asyncio.timeout(self._timeout):
                 return await server.list_tools()
@@ -81,24 +95,6 @@ class McpTools:
             return f"did not list its tools within {self._timeout:g} s"
         except McpError as exc:
             return exc.reason
-
-    def _report(
-        self, offered: Mapping[str, frozenset[str]], unavailable: Mapping[str, str]
-    ) -> None:
-        # Once per change, not once per refresh: a server down for a day is one warning.
-        before = self.listing.unavailable
-        for name, reason in unavailable.items():
-            if before.get(name) != reason:
-                logger.warning("MCP server %s %s: its tools are not offered", name, reason)
-        for name, tools in offered.items():
-            if self._offered.get(name) != tools:
-                logger.info("MCP server %s offers %s", name, ", ".join(sorted(tools)) or "no tools")
-                # A misspelt allowlist entry would otherwise hide a tool without a word.
-                if missing := sorted(
-                    self._allowlists.get(name, frozenset()) - tools - {EVERY_TOOL}
-                ):
-                    logger.warning("MCP server %s lists no tool %s", name, ", ".join(missing))
-        self._offered = dict(offered)
 
 
 @asynccontextmanager
@@ -109,9 +105,11 @@ async def open_mcp_tools(config: AgentConfig) -> AsyncIterator[McpTools]:
         return
     # Imported only when a server is configured: the SDK costs a process about 16 MB and
     # most of a second of imports.
+    import httpx2
+
     from app.agent import mcp_client
 
-    async with mcp_client.connection_pool() as pool:
+    async with httpx2.AsyncHTTPTransport() as pool:
         servers = [mcp_client.HttpMcpServer(s, pool, config) for s in config.mcp_servers]
         tools = McpTools(servers, config)
         await tools.refresh()

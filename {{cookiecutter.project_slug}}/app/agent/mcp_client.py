@@ -8,9 +8,7 @@ fails, so a huge result is refused before it is in memory, not cut after.
 """
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx2
@@ -25,8 +23,8 @@ from mcp.types import (
 )
 from mcp.types import Tool as McpTool
 
-from app.agent.mcp_errors import McpError
-from app.agent.tools import SchemaTool, ToolContext, ToolError
+from app.agent.mcp import McpError
+from app.agent.tools import Tool, ToolContext, ToolError
 from app.config.mcp import TOOL_NAME, McpServerConfig
 from app.config.sections import AgentConfig
 from app.llm.base import ToolSpec
@@ -41,59 +39,46 @@ class _TooLargeError(Exception):
     pass
 
 
-@dataclass
-class _Budget:
-    """What one session has read so far, and the status of the last response it got."""
+class _CountingTransport(httpx2.AsyncBaseTransport):
+    """The process's pool, seen by one session: what its responses bring counts against limit."""
 
-    limit: int
-    read: int = 0
-    # The last, not the first: in mode "auto" the SDK first probes for the newest protocol,
-    # which an older server may refuse with a 4xx before the handshake it does speak.
-    status: int | None = None
+    def __init__(self, pool: httpx2.AsyncBaseTransport, limit: int) -> None:
+        self._pool = pool
+        self.limit = limit
+        self.read = 0
+        # The last, not the first: in mode "auto" the SDK first probes for the newest protocol,
+        # which an older server may refuse with a 4xx before the handshake it does speak.
+        self.status: int | None = None
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        response = await self._pool.handle_async_request(request)
+        self.status = response.status_code
+        assert isinstance(response.stream, httpx2.AsyncByteStream)
+        return httpx2.Response(
+            response.status_code,
+            headers=response.headers,
+            stream=_CountedStream(response.stream, self),
+            extensions=response.extensions,
+        )
+
+    async def aclose(self) -> None:
+        return None  # the pool outlives the session; its owner (open_mcp_tools) closes it
 
 
 class _CountedStream(httpx2.AsyncByteStream):
-    def __init__(self, stream: httpx2.AsyncByteStream, budget: _Budget) -> None:
+    def __init__(self, stream: httpx2.AsyncByteStream, counter: _CountingTransport) -> None:
         self._stream = stream
-        self._budget = budget
+        self._counter = counter
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         async for chunk in self._stream:
-            self._budget.read += len(chunk)
-            if self._budget.read > self._budget.limit:
+            self._counter.read += len(chunk)
+            if self._counter.read > self._counter.limit:
                 raise _TooLargeError
             yield chunk
 
     async def aclose(self) -> None:
         await self._stream.aclose()
-
-
-class _CountingTransport(httpx2.AsyncBaseTransport):
-    """The process's pool, seen by one session: its responses count against its budget."""
-
-    def __init__(self, pool: httpx2.AsyncBaseTransport, budget: _Budget) -> None:
-        self._pool = pool
-        self._budget = budget
-
-    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        response = await self._pool.handle_async_request(request)
-        self._budget.status = response.status_code
-        assert isinstance(response.stream, httpx2.AsyncByteStream)
-        return httpx2.Response(
-            response.status_code,
-            headers=response.headers,
-            stream=_CountedStream(response.stream, self._budget),
-            extensions=response.extensions,
-        )
-
-    async def aclose(self) -> None:
-        return None  # the pool outlives the session; connection_pool() closes it
-
-
-@asynccontextmanager
-async def connection_pool() -> AsyncIterator[httpx2.AsyncHTTPTransport]:
-    async with httpx2.AsyncHTTPTransport() as pool:
-        yield pool
 
 
 class HttpMcpServer:
@@ -108,34 +93,29 @@ class HttpMcpServer:
         self._timeout = agent.tool_timeout_seconds
         self._max_bytes = agent.mcp_max_response_bytes
 
-    async def list_tools(self) -> tuple[SchemaTool, ...]:
+    async def list_tools(self) -> tuple[Tool[dict[str, Any]], ...]:
         listed = await self._session(_all_tools)
         allowed = (t for t in listed if self._config.allows(t.name) and TOOL_NAME.fullmatch(t.name))
         return tuple(self._tool(t) for t in allowed)
 
-    async def call(self, tool: str, arguments: dict[str, Any]) -> str:
-        result: CallToolResult = await self._session(lambda c: c.call_tool(tool, arguments))
-        text = _text(result)
-        if result.is_error:
-            raise ToolError(f"{self.name}.{tool} failed: {text}")
-        return text
-
-    def _tool(self, tool: McpTool) -> SchemaTool:
+    def _tool(self, tool: McpTool) -> Tool[dict[str, Any]]:
         description = (tool.description or tool.title or tool.name)[:MAX_DESCRIPTION_CHARS]
         spec = ToolSpec(f"{self.name}.{tool.name}", description, tool.input_schema)
 
         async def run(arguments: dict[str, Any], context: ToolContext) -> str:
-            return await self.call(tool.name, arguments)
+            result = await self._session(lambda c: c.call_tool(tool.name, arguments))
+            if result.is_error:
+                raise ToolError(f"{self.name}.{tool.name} failed: {_text(result)}")
+            return _text(result)
 
-        return SchemaTool(spec, run)
+        return Tool(spec, run, _json_object)
 
     async def _session[T](self, work: Callable[[Client], Awaitable[T]]) -> T:
         """Do work in a session of its own; any failure is an McpError saying what went wrong."""
-        budget = _Budget(self._max_bytes)
         headers = {}
         if self._config.token is not None:
             headers["Authorization"] = f"Bearer {self._config.token.get_secret_value()}"
-        transport = _CountingTransport(self._pool, budget)
+        transport = _CountingTransport(self._pool, self._max_bytes)
         try:
             # trust_env off: with HTTP(S)_PROXY set, each client would build proxy transports of
             # its own around the shared pool; MCP servers are reached directly.
@@ -149,7 +129,14 @@ class HttpMcpServer:
                 async with Client(streams, cache=None) as client:
                     return await work(client)
         except Exception as exc:
-            raise McpError(self.name, _reason(exc, budget)) from None
+            raise McpError(self.name, _reason(exc, transport)) from None
+
+
+def _json_object(arguments: Any) -> dict[str, Any]:
+    # The server checks the arguments against its schema; an object is all we ask of them.
+    if not isinstance(arguments, dict):
+        raise ValueError(f"a JSON {type(arguments).__name__}")
+    return arguments
 
 
 async def _all_tools(client: Client) -> list[McpTool]:
@@ -179,13 +166,13 @@ def _block(block: ContentBlock) -> str:
     return f"[{block.type} content, not shown]"
 
 
-def _reason(exc: BaseException, budget: _Budget) -> str:
+def _reason(exc: BaseException, session: _CountingTransport) -> str:
     """What went wrong, in words safe for the model and the logs (no token, no body)."""
-    if budget.read > budget.limit:
-        return f"answered more than {budget.limit} bytes"
-    if budget.status is not None and budget.status >= 400:
-        return f"answered HTTP {budget.status}"
-    leaves = list(_leaves(exc))
+    if session.read > session.limit:
+        return f"answered more than {session.limit} bytes"
+    if session.status is not None and session.status >= 400:
+        return f"answered HTTP {session.status}"
+    leaves = _leaves(exc)
     if any(isinstance(e, httpx2.ConnectError | httpx2.ConnectTimeout) for e in leaves):
         return "cannot be reached"
     if errors := [e for e in leaves if isinstance(e, MCPError)]:
@@ -193,9 +180,7 @@ def _reason(exc: BaseException, budget: _Budget) -> str:
     return f"failed ({', '.join(sorted({type(e).__name__ for e in leaves}))})"
 
 
-def _leaves(exc: BaseException) -> Iterator[BaseException]:
+def _leaves(exc: BaseException) -> list[BaseException]:
     if isinstance(exc, BaseExceptionGroup):
-        for inner in exc.exceptions:
-            yield from _leaves(inner)
-    else:
-        yield exc
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [exc]

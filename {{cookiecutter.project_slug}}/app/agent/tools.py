@@ -2,8 +2,8 @@
 
 A built-in tool is an async function taking a pydantic model of its arguments and the
 turn's context; its docstring tells the model what it does, its arguments model gives the
-schema. A tool of an MCP server is a SchemaTool: the server gives its schema, and checks
-the arguments itself. The registry runs both alike: timeout, result cap, metrics.
+schema. A tool of an MCP server has the schema the server gives, and its arguments are
+checked by the server. The registry runs both alike: timeout, result cap, metrics.
 """
 
 import asyncio
@@ -14,8 +14,8 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Protocol, get_type_hints
+from dataclasses import dataclass
+from typing import Any, get_type_hints
 
 from pydantic import BaseModel, ValidationError
 
@@ -43,46 +43,20 @@ class ToolContext:
 
 
 @dataclass(frozen=True, slots=True)
-class Tool[A: BaseModel]:
-    name: str
-    description: str
-    arguments: type[A]
-    run: Callable[[A, ToolContext], Awaitable[str]]
-    # Built once: generating the JSON schema is costly, and every model call sends it.
-    spec: ToolSpec = field(init=False)
-
-    def __post_init__(self) -> None:
-        spec = ToolSpec(self.name, self.description, self.arguments.model_json_schema())
-        object.__setattr__(self, "spec", spec)
-
-    def bind(self, arguments: str) -> Callable[[ToolContext], Awaitable[str]]:
-        parsed = self.arguments.model_validate(json.loads(arguments or "{}"))
-        return functools.partial(self.run, parsed)
-
-
-@dataclass(frozen=True, slots=True)
-class SchemaTool:
-    """A tool described by a JSON schema (an MCP server's), given its arguments as sent."""
+class Tool[A]:
+    """What the model is told of a tool, and how a call of it runs with `parse`d arguments."""
 
     spec: ToolSpec
-    run: Callable[[dict[str, Any], ToolContext], Awaitable[str]]
-
-    def bind(self, arguments: str) -> Callable[[ToolContext], Awaitable[str]]:
-        parsed = json.loads(arguments or "{}")
-        if not isinstance(parsed, dict):
-            raise ValueError(f"a JSON {type(parsed).__name__}")
-        return functools.partial(self.run, parsed)
-
-
-class Runnable(Protocol):
-    """What the registry offers and runs: a built-in Tool or a SchemaTool."""
+    run: Callable[[A, ToolContext], Awaitable[str]]
+    # From the call's JSON to run's arguments; ValueError (ValidationError) when they do not fit.
+    parse: Callable[[Any], A]
 
     @property
-    def spec(self) -> ToolSpec: ...
+    def name(self) -> str:
+        return self.spec.name
 
     def bind(self, arguments: str) -> Callable[[ToolContext], Awaitable[str]]:
-        """The call with the model's JSON arguments; ValueError when they do not fit."""
-        ...
+        return functools.partial(self.run, self.parse(json.loads(arguments or "{}")))
 
 
 def tool[A: BaseModel](function: Callable[[A, ToolContext], Awaitable[str]]) -> Tool[A]:
@@ -90,7 +64,9 @@ def tool[A: BaseModel](function: Callable[[A, ToolContext], Awaitable[str]]) -> 
     first = next(iter(inspect.signature(function).parameters))
     arguments: type[A] = get_type_hints(function)[first]
     description = inspect.getdoc(function) or function.__name__
-    return Tool(function.__name__, description, arguments, function)
+    # The schema is built once: generating it is costly, and every model call sends it.
+    spec = ToolSpec(function.__name__, description, arguments.model_json_schema())
+    return Tool(spec, function, arguments.model_validate)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +80,7 @@ class Registry:
 
     def __init__(
         self,
-        tools: Iterable[Runnable],
+        tools: Iterable[Tool[Any]],
         config: AgentConfig,
         metrics: Metrics,
         *,
@@ -138,10 +114,14 @@ class Registry:
     async def _run(self, call: ToolCall, context: ToolContext) -> tuple[ToolOutcome, ToolResult]:
         chosen = self._tools.get(call.name)
         if chosen is None:
-            return self._missing(call.name)
+            server, dot, _ = call.name.partition(".")
+            if dot and server in self._unavailable:
+                detail = f"error: MCP server {server} is unavailable ({self._unavailable[server]})"
+                return "error", ToolResult(detail, True)
+            return "unknown_tool", ToolResult(f"error: no tool named {call.name!r}", True)
         try:
             run = chosen.bind(call.arguments)
-        except (ValueError, ValidationError) as exc:
+        except ValueError as exc:  # pydantic's ValidationError is one
             detail = f"error: bad arguments for {call.name}: {_brief(exc)}"
             return "bad_arguments", ToolResult(detail, True)
         timeout = self._config.tool_timeout_seconds
@@ -159,13 +139,6 @@ class Registry:
             detail = f"error: {call.name} failed ({type(exc).__name__})"
             return "error", ToolResult(detail, True)
         return "ok", ToolResult(content[: self._config.max_tool_result_chars])
-
-    def _missing(self, name: str) -> tuple[ToolOutcome, ToolResult]:
-        server, dot, _ = name.partition(".")
-        if dot and server in self._unavailable:
-            detail = f"error: MCP server {server} is unavailable ({self._unavailable[server]})"
-            return "error", ToolResult(detail, True)
-        return "unknown_tool", ToolResult(f"error: no tool named {name!r}", True)
 
 
 def _brief(exc: Exception) -> str:

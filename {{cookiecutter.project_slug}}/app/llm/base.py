@@ -1,10 +1,8 @@
 """The provider interface every language model backend implements."""
 
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from typing import Any, Literal, Protocol
-
-Role = Literal["system", "user", "assistant", "tool"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,7 +16,7 @@ class ToolCall:
 
 @dataclass(frozen=True, slots=True)
 class ChatMessage:
-    role: Role
+    role: Literal["system", "user", "assistant", "tool"]
     content: str
     # An assistant message may ask for tools; a tool message answers one of those calls.
     tool_calls: tuple[ToolCall, ...] = ()
@@ -27,8 +25,6 @@ class ChatMessage:
 
 @dataclass(frozen=True, slots=True)
 class ToolSpec:
-    """What the model is told about a tool: its name, what it does, its arguments' schema."""
-
     name: str
     description: str
     parameters: Mapping[str, Any]
@@ -36,12 +32,8 @@ class ToolSpec:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """What one model call (or a sum of them) consumed, in tokens.
-
-    prompt_tokens counts every input token, those served from or written to the provider's
-    prompt cache included; the cache fields say how many of them were (they are priced
-    differently).
-    """
+    """Tokens of a model call (or a sum). prompt_tokens counts every input token, the cached
+    ones included; the cache fields say how many were read or written (priced differently)."""
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -49,18 +41,11 @@ class Usage:
     cache_write_tokens: int = 0
 
     def __add__(self, other: "Usage") -> "Usage":
-        return Usage(
-            self.prompt_tokens + other.prompt_tokens,
-            self.completion_tokens + other.completion_tokens,
-            self.cache_read_tokens + other.cache_read_tokens,
-            self.cache_write_tokens + other.cache_write_tokens,
-        )
+        return Usage(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
 
 
 @dataclass(frozen=True, slots=True)
 class Completion:
-    """One model call's whole answer: text, the tools it asks for, and what it cost."""
-
     content: str
     tool_calls: tuple[ToolCall, ...] = ()
     usage: Usage = Usage()
@@ -93,9 +78,7 @@ class LLMProvider(Protocol):
 
     async def complete(
         self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec] = ()
-    ) -> Completion:
-        """Return the model's whole answer to the conversation."""
-        ...
+    ) -> Completion: ...
 
     def stream(
         self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec] = ()
@@ -103,6 +86,4 @@ class LLMProvider(Protocol):
         """Yield the text piece by piece as the model produces it, then the whole Completion."""
         ...
 
-    async def aclose(self) -> None:
-        """Release connections."""
-        ...
+    async def aclose(self) -> None: ...

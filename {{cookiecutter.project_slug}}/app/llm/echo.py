@@ -20,8 +20,6 @@ _TOOL_LINE = re.compile(r"^/tool\s+(?P<name>\S+)\s*(?P<arguments>.*)$")
 
 
 class EchoProvider:
-    """Reply with the last user message, headed by the system prompt it was given."""
-
     name = "echo"
     model = "echo"
 
@@ -39,7 +37,7 @@ class EchoProvider:
         yield completion
 
     async def aclose(self) -> None:
-        return None
+        pass
 
 
 def answer_to(messages: Sequence[ChatMessage]) -> Completion:

@@ -9,19 +9,20 @@ A streamed answer moves on only while nothing of it has been passed on: once a t
 reached the client, a failure ends the answer with an error (the client has the part it was
 shown; nothing of it is stored, and the turn ends as any failed model call does) instead of a
 second answer from another model spliced onto the first.
+
+Each provider's calls are counted on their own, by outcome, duration and tokens.
 """
 
+import asyncio
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Sequence
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import contextmanager
+from typing import get_args
 
-from app.llm.base import (
-    ChatMessage,
-    Completion,
-    LLMProvider,
-    LLMUnavailableError,
-    ToolSpec,
-)
+from app.core.metrics import Metrics, Outcome, TokenKind
+from app.llm.base import ChatMessage, Completion, LLMProvider, LLMUnavailableError, ToolSpec, Usage
 
 logger = logging.getLogger(__name__)
 
@@ -29,22 +30,21 @@ logger = logging.getLogger(__name__)
 class FallbackProvider:
     """Providers in order; each answer says which one gave it."""
 
-    def __init__(self, chain: Sequence[LLMProvider]) -> None:
-        if not chain:
-            raise ValueError("a fallback chain needs at least one provider")
+    def __init__(self, chain: Sequence[LLMProvider], metrics: Metrics) -> None:
         self._chain = tuple(chain)
+        self._metrics = metrics
         self.name, self.model = chain[0].name, chain[0].model
 
     async def complete(
         self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec] = ()
     ) -> Completion:
-        for provider in self._chain[:-1]:
+        *firsts, last = self._chain
+        for provider in firsts:
             try:
-                return _signed(await provider.complete(messages, tools), provider)
+                return await self._complete(provider, messages, tools)
             except LLMUnavailableError as exc:
                 _moving_on(provider, exc)
-        last = self._chain[-1]
-        return _signed(await last.complete(messages, tools), last)
+        return await self._complete(last, messages, tools)
 
     async def stream(
         self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec] = ()
@@ -52,12 +52,14 @@ class FallbackProvider:
         for index, provider in enumerate(self._chain):
             passed_on = False
             try:
-                async for piece in provider.stream(messages, tools):
-                    if isinstance(piece, Completion):
-                        yield _signed(piece, provider)
-                        return
-                    passed_on = True
-                    yield piece
+                with self._counted(provider) as answer:
+                    async for piece in provider.stream(messages, tools):
+                        if isinstance(piece, Completion):
+                            answer.append(piece)
+                            yield _signed(piece, provider)
+                            return
+                        passed_on = True
+                        yield piece
             except LLMUnavailableError as exc:
                 if passed_on or index == len(self._chain) - 1:
                     raise
@@ -68,6 +70,31 @@ class FallbackProvider:
     async def aclose(self) -> None:
         for provider in self._chain:
             await provider.aclose()
+
+    async def _complete(
+        self, provider: LLMProvider, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]
+    ) -> Completion:
+        with self._counted(provider) as answer:
+            answer.append(await provider.complete(messages, tools))
+        return _signed(answer[0], provider)
+
+    @contextmanager
+    def _counted(self, provider: LLMProvider) -> Iterator[list[Completion]]:
+        """Count one call of provider once, whatever becomes of it; its answer is appended."""
+        started, answer = time.perf_counter(), list[Completion]()
+        outcome: Outcome = "error"
+        try:
+            yield answer
+            outcome = "ok" if answer else "error"
+        except (asyncio.CancelledError, GeneratorExit):
+            # The client went away before the answer was whole (or the server is stopping).
+            outcome = "ok" if answer else "cancelled"
+            raise
+        finally:
+            usage = answer[0].usage if answer else Usage()
+            tokens = {kind: getattr(usage, f"{kind}_tokens") for kind in get_args(TokenKind)}
+            seconds = time.perf_counter() - started
+            self._metrics.model_call(provider.name, provider.model, outcome, seconds, tokens)
 
 
 def _signed(completion: Completion, provider: LLMProvider) -> Completion:

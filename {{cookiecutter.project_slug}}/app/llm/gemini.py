@@ -4,7 +4,6 @@ import json
 import uuid
 import warnings
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
 
 import aiohttp
 import httpx
@@ -21,7 +20,7 @@ from app.llm.base import (
     Usage,
     answered,
 )
-from app.llm.wire_names import WireNames
+from app.llm.sdk import WireNames, json_object
 
 with warnings.catch_warnings():
     # google-genai 3.3's types.py has a docstring with an invalid escape ("\\/"): Python warns
@@ -43,6 +42,9 @@ _MINTED = "gemini-call-"
 _FOREIGN_SIGNATURE = b"skip_thought_signature_validator"
 # The reasons a whole reply ends with; any other (SAFETY, RECITATION, ...) withheld or broke it.
 _FINISHED = frozenset({types.FinishReason.STOP, types.FinishReason.MAX_TOKENS})
+# Gemini 3 wants each step's thought signature back with the history, and a ToolCall has no
+# place for one: a provider keeps the latest, by call id, until the turn's next step.
+_MOST_SIGNATURES = 1024
 
 _UNREACHABLE = (aiohttp.ClientConnectorError, httpx.ConnectError, httpx2.ConnectError)
 # aiohttp's timeouts are TimeoutErrors.
@@ -50,14 +52,8 @@ _TIMEOUTS = (TimeoutError, httpx.TimeoutException, httpx2.TimeoutException)
 _TRANSPORT = (aiohttp.ClientError, httpx.TransportError, httpx2.TransportError)
 # The SDK sends through aiohttp when it is installed (it is: the openai extra), else httpx2.
 # A reply that is not JSON: UnknownApiResponseError in a stream, JSONDecodeError when whole.
-_FAILURES = (
-    errors.APIError,
-    errors.UnknownApiResponseError,
-    json.JSONDecodeError,
-    pydantic.ValidationError,
-    *_TIMEOUTS,
-    *_TRANSPORT,
-)
+_MALFORMED = (errors.UnknownApiResponseError, json.JSONDecodeError, pydantic.ValidationError)
+_FAILURES = (errors.APIError, *_MALFORMED, *_TIMEOUTS, *_TRANSPORT)
 
 
 class GeminiProvider:
@@ -69,7 +65,7 @@ class GeminiProvider:
         self._client = client
         self.model = model
         self._max_tokens = max_tokens
-        self._signatures = _Signatures()
+        self._signatures: dict[str, bytes] = {}
 
     async def complete(
         self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec] = ()
@@ -111,30 +107,10 @@ class GeminiProvider:
         self._client.close()
 
 
-class _Signatures:
-    """The thought signatures of the calls Gemini made lately, by call id.
-
-    Gemini 3 wants each step's signature back with the history, and a ToolCall has no place
-    for one: kept here until the turn's next step, the oldest dropped past a bound.
-    """
-
-    def __init__(self, most: int = 1024) -> None:
-        self._by_call: dict[str, bytes] = {}
-        self._most = most
-
-    def keep(self, call_id: str, signature: bytes) -> None:
-        self._by_call[call_id] = signature
-        if len(self._by_call) > self._most:
-            del self._by_call[next(iter(self._by_call))]
-
-    def get(self, call_id: str) -> bytes | None:
-        return self._by_call.get(call_id)
-
-
 class _Reply:
     """One answer read from a whole response or from a stream's chunks."""
 
-    def __init__(self, names: WireNames, signatures: _Signatures) -> None:
+    def __init__(self, names: WireNames, signatures: dict[str, bytes]) -> None:
         self._names = names
         self._signatures = signatures
         self._text: list[str] = []
@@ -145,9 +121,11 @@ class _Reply:
 
     def add(self, response: types.GenerateContentResponse) -> list[str]:
         """Take in a response (or chunk); return its new text pieces."""
-        if response.usage_metadata is not None:
-            # A chunk's counts are the running total, not an increment.
-            self._usage = _usage(response.usage_metadata)
+        if (counted := response.usage_metadata) is not None:
+            # A chunk's counts are the running total, not an increment; thinking is output.
+            output = (counted.candidates_token_count or 0) + (counted.thoughts_token_count or 0)
+            cached = counted.cached_content_token_count or 0
+            self._usage = Usage(counted.prompt_token_count or 0, output, cached)
         if response.prompt_feedback is not None:
             self._blocked = response.prompt_feedback.block_reason or self._blocked
         if not response.candidates:
@@ -156,8 +134,15 @@ class _Reply:
         self._finish = candidate.finish_reason or self._finish
         pieces: list[str] = []
         for part in (candidate.content.parts if candidate.content else None) or ():
-            if part.function_call is not None:
-                self._calls.append(self._call(part.function_call, part.thought_signature))
+            if (call := part.function_call) is not None:
+                # Our loop pairs results with calls by id: one Gemini left out is made unique.
+                call_id = call.id or f"{_MINTED}{uuid.uuid4().hex}"
+                if part.thought_signature:
+                    self._signatures[call_id] = part.thought_signature
+                    if len(self._signatures) > _MOST_SIGNATURES:
+                        del self._signatures[next(iter(self._signatures))]
+                arguments = json.dumps(call.args or {})
+                self._calls.append(ToolCall(call_id, self._names.ours(call.name or ""), arguments))
             elif part.text:
                 pieces.append(part.text)
         self._text.extend(pieces)
@@ -175,19 +160,9 @@ class _Reply:
             raise LLMError("the language model provider sent an empty reply")
         return Completion("".join(self._text), tuple(self._calls), self._usage)
 
-    def _call(self, call: types.FunctionCall, signature: bytes | None) -> ToolCall:
-        # Our loop pairs results with calls by id: one Gemini left out is made unique here.
-        call_id = call.id or f"{_MINTED}{uuid.uuid4().hex}"
-        if signature:
-            self._signatures.keep(call_id, signature)
-        return ToolCall(call_id, self._names.ours(call.name or ""), json.dumps(call.args or {}))
-
 
 def _config(
-    messages: Sequence[ChatMessage],
-    tools: Sequence[ToolSpec],
-    names: WireNames,
-    max_tokens: int | None,
+    messages: Sequence[ChatMessage], tools: Sequence[ToolSpec], names: WireNames, limit: int | None
 ) -> types.GenerateContentConfig:
     system = "\n\n".join(m.content for m in messages if m.role == "system")
     declarations = [
@@ -205,20 +180,24 @@ def _config(
         tools=[types.Tool(function_declarations=declarations)] if declarations else None,
         # The agent loop runs the tools (approvals, limits, events); the SDK must not.
         automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
-        max_output_tokens=max_tokens,
+        max_output_tokens=limit,
     )
 
 
 def _contents(
-    messages: Sequence[ChatMessage], names: WireNames, signatures: _Signatures
+    messages: Sequence[ChatMessage], names: WireNames, signatures: dict[str, bytes]
 ) -> list[types.Content]:
     called = {call.id: call.name for message in messages for call in message.tool_calls}
     contents: list[types.Content] = []
     answers: list[types.Part] | None = None
     for message in messages:
         if message.role == "tool":
-            answered = called.get(message.tool_call_id or "", "tool")
-            part = _result_part(message, names.wire(answered))
+            name = names.wire(called.get(message.tool_call_id or "", "tool"))
+            result = {"result": message.content}
+            response = types.FunctionResponse(
+                id=_sent_id(message.tool_call_id), name=name, response=result
+            )
+            part = types.Part(function_response=response)
             if answers is None:
                 # Gemini wants the answers to one step's calls together, in one user turn.
                 contents.append(types.Content(role="user", parts=[part]))
@@ -236,7 +215,7 @@ def _contents(
 
 
 def _model_parts(
-    message: ChatMessage, names: WireNames, signatures: _Signatures
+    message: ChatMessage, names: WireNames, signatures: dict[str, bytes]
 ) -> list[types.Part]:
     parts = [types.Part(text=message.content)] if message.content else []
     for index, call in enumerate(message.tool_calls):
@@ -245,40 +224,14 @@ def _model_parts(
             # Only a step's first call carries one (Gemini signs parallel calls once).
             signature = _FOREIGN_SIGNATURE
         function_call = types.FunctionCall(
-            id=_sent_id(call.id), name=names.wire(call.name), args=_arguments(call.arguments)
+            id=_sent_id(call.id), name=names.wire(call.name), args=json_object(call.arguments)
         )
         parts.append(types.Part(function_call=function_call, thought_signature=signature))
     return parts
 
 
-def _result_part(message: ChatMessage, name: str) -> types.Part:
-    response = types.FunctionResponse(
-        id=_sent_id(message.tool_call_id), name=name, response={"result": message.content}
-    )
-    return types.Part(function_response=response)
-
-
 def _sent_id(call_id: str | None) -> str | None:
     return None if not call_id or call_id.startswith(_MINTED) else call_id
-
-
-def _arguments(text: str) -> dict[str, Any]:
-    # Gemini takes arguments as an object; what the model once wrote may not have been one.
-    try:
-        arguments = json.loads(text)
-    except ValueError:
-        return {}
-    return arguments if isinstance(arguments, dict) else {}
-
-
-def _usage(counted: types.GenerateContentResponseUsageMetadata) -> Usage:
-    thoughts = counted.thoughts_token_count or 0
-    return Usage(
-        prompt_tokens=counted.prompt_token_count or 0,
-        # Thinking is billed as output.
-        completion_tokens=(counted.candidates_token_count or 0) + thoughts,
-        cache_read_tokens=counted.cached_content_token_count or 0,
-    )
 
 
 def _as_llm_error(exc: Exception) -> LLMError:

@@ -1,29 +1,21 @@
-"""A provider for any endpoint that speaks OpenAI's chat-completions API, tools included."""
+"""A provider for any endpoint that speaks OpenAI's chat-completions API, tools included.
+
+The openai SDK sends the request (auth, retries, timeouts, status errors); a stream's chunks
+are read here. The SDK builds a pydantic model of every chunk, which cost about half of the
+api's CPU per relayed token; validating just the fields a turn uses, in pydantic-core, is a
+fraction of that, and a chunk of the wrong shape is still refused.
+"""
 
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from typing import NotRequired, TypedDict, cast
 
 import httpx2
 import openai
-from openai.types import CompletionUsage
-from openai.types.chat import (
-    ChatCompletionFunctionToolParam,
-    ChatCompletionMessageFunctionToolCallParam,
-    ChatCompletionMessageParam,
-)
+from openai.types import CompletionUsage, chat
+from pydantic import TypeAdapter, ValidationError
 
-from app.llm.base import (
-    ChatMessage,
-    Completion,
-    LLMError,
-    LLMUnavailableError,
-    ToolCall,
-    ToolSpec,
-    Usage,
-    answered,
-)
-from app.llm.openai_chunks import ToolCallDelta, chunks
-from app.llm.wire_names import WireNames
+from app.llm.base import ChatMessage, Completion, LLMError, ToolCall, ToolSpec, Usage
+from app.llm.sdk import PartialCall, WireNames, sdk_error, whole_calls
 
 
 class OpenAICompatibleProvider:
@@ -55,22 +47,23 @@ class OpenAICompatibleProvider:
                 max_tokens=self._max_tokens,
             )
         except openai.OpenAIError as exc:
-            raise _as_llm_error(exc) from exc
+            raise sdk_error(exc, openai) from exc
         if not response.choices:
             raise LLMError("the language model returned no choices")
-        message = response.choices[0].message
+        message, counted = response.choices[0].message, response.usage
         calls = tuple(
             ToolCall(call.id, names.ours(call.function.name), call.function.arguments)
             for call in message.tool_calls or []
             if call.type == "function"
         )
-        return Completion(message.content or "", calls, _usage(response.usage))
+        usage = Usage(counted.prompt_tokens, counted.completion_tokens) if counted else Usage()
+        return Completion(message.content or "", calls, usage)
 
     async def stream(
         self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec] = ()
     ) -> AsyncIterator[str | Completion]:
         parts: list[str] = []
-        calls: dict[int, _PartialCall] = {}
+        calls: dict[int, PartialCall] = {}
         usage = Usage()
         names = WireNames(tools)
         request = self._client.chat.completions.with_streaming_response.create(
@@ -85,53 +78,33 @@ class OpenAICompatibleProvider:
         )
         try:
             async with request as response:
-                # Read here rather than through the SDK's chunk models: see openai_chunks.
-                async for chunk in chunks(response.iter_lines()):
+                # Read here rather than through the SDK's chunk models: see the module's doc.
+                async for chunk in _chunks(response.iter_lines()):
                     if counted := chunk.get("usage"):
-                        usage = Usage(counted["prompt_tokens"], counted["completion_tokens"])
+                        usage = Usage(counted.prompt_tokens, counted.completion_tokens)
                     if not (choices := chunk.get("choices")):
                         continue
                     delta = choices[0]["delta"]
                     for piece in delta.get("tool_calls") or ():
-                        calls.setdefault(piece["index"], _PartialCall()).add(piece)
+                        call = calls.setdefault(piece["index"], PartialCall())
+                        call.id = piece.get("id") or call.id
+                        if function := piece.get("function"):
+                            call.name = function.get("name") or call.name
+                            call.arguments.append(function.get("arguments") or "")
                     if content := delta.get("content"):
                         parts.append(content)
                         yield content
-        except openai.OpenAIError as exc:
-            raise _as_llm_error(exc) from exc
-        except httpx2.TimeoutException as exc:
-            # Mid-stream, the SDK's transport errors reach us unwrapped.
-            raise LLMUnavailableError("the language model provider timed out") from exc
-        except httpx2.TransportError as exc:
-            raise LLMUnavailableError("the language model provider stopped answering") from exc
-        whole = tuple(calls[index].done(names) for index in sorted(calls))
-        yield Completion("".join(parts), whole, usage)
+        except (openai.OpenAIError, httpx2.TransportError) as exc:
+            raise sdk_error(exc, openai) from exc
+        yield Completion("".join(parts), whole_calls(calls, names), usage)
 
     async def aclose(self) -> None:
         await self._client.close()
 
 
-@dataclass
-class _PartialCall:
-    """A tool call arriving in pieces: the id and name first, the arguments in fragments."""
-
-    id: str = ""
-    name: str = ""
-    arguments: list[str] = field(default_factory=list)
-
-    def add(self, piece: ToolCallDelta) -> None:
-        self.id = piece.get("id") or self.id
-        if function := piece.get("function"):
-            self.name = function.get("name") or self.name
-            self.arguments.append(function.get("arguments") or "")
-
-    def done(self, names: WireNames) -> ToolCall:
-        return ToolCall(self.id, names.ours(self.name), "".join(self.arguments))
-
-
 def _tools(
     tools: Sequence[ToolSpec], names: WireNames
-) -> list[ChatCompletionFunctionToolParam] | openai.Omit:
+) -> list[chat.ChatCompletionFunctionToolParam] | openai.Omit:
     if not tools:
         # Some servers refuse an empty list: leave the field out instead.
         return openai.omit
@@ -148,23 +121,16 @@ def _tools(
     ]
 
 
-def _to_wire(messages: Sequence[ChatMessage], names: WireNames) -> list[ChatCompletionMessageParam]:
-    wire: list[ChatCompletionMessageParam] = []
+def _to_wire(
+    messages: Sequence[ChatMessage], names: WireNames
+) -> list[chat.ChatCompletionMessageParam]:
+    wire: list[chat.ChatCompletionMessageParam] = []
     for message in messages:
-        if message.role == "system":
-            wire.append({"role": "system", "content": message.content})
-        elif message.role == "user":
-            wire.append({"role": "user", "content": message.content})
-        elif message.role == "tool":
-            wire.append(
-                {
-                    "role": "tool",
-                    "tool_call_id": message.tool_call_id or "",
-                    "content": message.content,
-                }
-            )
+        if message.role == "tool":
+            call_id = message.tool_call_id or ""
+            wire.append({"role": "tool", "tool_call_id": call_id, "content": message.content})
         elif message.tool_calls:
-            calls: list[ChatCompletionMessageFunctionToolCallParam] = [
+            calls: list[chat.ChatCompletionMessageFunctionToolCallParam] = [
                 {
                     "id": call.id,
                     "type": "function",
@@ -176,25 +142,66 @@ def _to_wire(messages: Sequence[ChatMessage], names: WireNames) -> list[ChatComp
                 {"role": "assistant", "content": message.content or None, "tool_calls": calls}
             )
         else:
-            wire.append({"role": "assistant", "content": message.content})
+            # A system, user or assistant text: one shape.
+            text = {"role": message.role, "content": message.content}
+            wire.append(cast(chat.ChatCompletionMessageParam, text))
     return wire
 
 
-def _usage(usage: CompletionUsage | None) -> Usage:
-    if usage is None:
-        return Usage()
-    return Usage(usage.prompt_tokens, usage.completion_tokens)
+class FunctionDelta(TypedDict, total=False):
+    name: str | None
+    arguments: str | None
 
 
-def _as_llm_error(exc: openai.OpenAIError) -> LLMError:
-    # Upstream error bodies may echo prompts or keys: clients get the kind and status only.
-    if isinstance(exc, openai.APIStatusError):
-        return answered(exc.status_code)
-    # aiohttp's transport reports a refused connection as a connect timeout: either way,
-    # the provider was never reached.
-    connecting = isinstance(exc.__cause__, httpx2.ConnectTimeout)
-    if isinstance(exc, openai.APITimeoutError) and not connecting:
-        return LLMUnavailableError("the language model provider timed out")
-    if isinstance(exc, openai.APIConnectionError):
-        return LLMUnavailableError("the language model provider could not be reached")
-    return LLMError("the language model provider failed")
+class ToolCallDelta(TypedDict):
+    index: int
+    id: NotRequired[str | None]
+    function: NotRequired[FunctionDelta | None]
+
+
+class Delta(TypedDict, total=False):
+    content: str | None
+    tool_calls: list[ToolCallDelta] | None
+
+
+class Choice(TypedDict):
+    delta: Delta
+
+
+class Chunk(TypedDict, total=False):
+    choices: list[Choice]
+    usage: CompletionUsage | None
+    # A server that fails after the stream began says so in a chunk.
+    error: object
+
+
+_CHUNK: TypeAdapter[Chunk] = TypeAdapter(Chunk)
+
+
+async def _chunks(lines: AsyncIterator[str]) -> AsyncIterator[Chunk]:
+    """Each Server-Sent Event's JSON until `[DONE]`; LLMError for an error or a bad chunk."""
+    async for data in _event_data(lines):
+        if data == "[DONE]":
+            return
+        try:
+            chunk = _CHUNK.validate_json(data)
+        except ValidationError:
+            raise LLMError("the language model provider sent a malformed stream") from None
+        if chunk.get("error"):
+            # Its text may echo the prompt: clients get the kind only, as for a status error.
+            raise LLMError("the language model provider failed")
+        yield chunk
+
+
+async def _event_data(lines: AsyncIterator[str]) -> AsyncIterator[str]:
+    """The data of each event: its `data:` lines joined, as the SSE specification says."""
+    data: list[str] = []
+    async for line in lines:
+        if line.startswith("data:"):
+            value = line[5:]
+            data.append(value[1:] if value.startswith(" ") else value)
+        elif not line and data:
+            yield "\n".join(data)
+            data = []
+    if data:
+        yield "\n".join(data)
