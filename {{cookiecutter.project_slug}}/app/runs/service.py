@@ -43,16 +43,8 @@ async def start_run(
 ) -> Run:
     """Store the user's message and a queued run for it, in one transaction, and send the
     run to the workers (UnknownFilesError: a file id is not the owner's, nothing stored)."""
-    run = Run(
-        owner=conversation.owner,
-        conversation_id=conversation.id,
-        status="queued",
-        attempts=0,
-        cancel_requested=False,
-        prompt_tokens=0,
-        completion_tokens=0,
-        queued_at=utcnow(),
-    )
+    # The columns' defaults (queued, no attempt, no tokens) are set when the run is written.
+    run = Run(owner=conversation.owner, conversation_id=conversation.id, queued_at=utcnow())
     session.add(run)
     # Commits the run with the message (and raises UnknownFilesError before either is kept).
     await conversations.add_user_message(session=session, conversation=conversation, data=data)
