@@ -2,10 +2,9 @@
 
 Each process lists every server's tools at start and again every agent.mcp_refresh_seconds
 in the background; a turn takes the last listing and does no I/O for it. Listing per turn
-would cost each turn a round trip to every server (about 6 ms on the loopback, more across
-a network) and, with a server down, the wait for its timeout. A server that cannot be
-listed offers no tools until a later listing succeeds; a call of one of its tools then
-answers the model that the server is unavailable.
+would cost each turn a round trip to every server and, with a server down, the wait for its
+timeout. A server that cannot be listed offers no tools until a later listing succeeds; a
+call of one of its tools then answers the model that the server is unavailable.
 """
 
 import asyncio
@@ -15,7 +14,7 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from app.agent.tools import Tool, ToolError
+from app.agent.tools import McpError, Tool
 from app.config.mcp import EVERY_TOOL
 from app.config.sections import AgentConfig
 
@@ -23,14 +22,6 @@ if TYPE_CHECKING:  # at run time, imported only when a server is configured (see
     from app.agent.mcp_client import HttpMcpServer
 
 logger = logging.getLogger(__name__)
-
-
-class McpError(ToolError):
-    """An MCP server failed; `reason` says how ("cannot be reached", "answered HTTP 401")."""
-
-    def __init__(self, server: str, reason: str) -> None:
-        super().__init__(f"MCP server {server} {reason}")
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)

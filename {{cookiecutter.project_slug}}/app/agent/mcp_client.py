@@ -1,10 +1,10 @@
 """One MCP server over streamable HTTP, through the official SDK's client (`mcp`).
 
 Each call and each listing is one short MCP session over the process's connection pool.
-A session kept open would save about 7 ms a call (11 ms against 4 ms, measured on the
-loopback) but would need mending whenever its server restarts, and a model call takes
-seconds. What a session reads is counted in bytes: past agent.mcp_max_response_bytes it
-fails, so a huge result is refused before it is in memory, not cut after.
+A session kept open would save its handshake on each call, but would need mending whenever
+its server restarts, and a model call takes far longer than a handshake. What a session
+reads is counted in bytes: past agent.mcp_max_response_bytes it fails, so a huge result is
+refused before it is in memory, not cut after.
 """
 
 import json
@@ -23,8 +23,7 @@ from mcp.types import (
 )
 from mcp.types import Tool as McpTool
 
-from app.agent.mcp import McpError
-from app.agent.tools import Tool, ToolContext, ToolError
+from app.agent.tools import McpError, Tool, ToolContext, ToolError
 from app.config.mcp import TOOL_NAME, McpServerConfig
 from app.config.sections import AgentConfig
 from app.llm.base import ToolSpec

@@ -30,6 +30,14 @@ class ToolError(Exception):
     """A tool cannot do what it was asked; the message goes back to the model."""
 
 
+class McpError(ToolError):
+    """An MCP server failed; `reason` says how ("cannot be reached", "answered HTTP 401")."""
+
+    def __init__(self, server: str, reason: str) -> None:
+        super().__init__(f"MCP server {server} {reason}")
+        self.reason = reason
+
+
 @dataclass(frozen=True, slots=True)
 class ToolContext:
     """What a tool may reach: the caller's rows only, through the owner and conversation."""
