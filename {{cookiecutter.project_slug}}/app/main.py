@@ -12,7 +12,6 @@ from app.api import conversations, files, health, runs, usage
 from app.api.agui import router as agui
 from app.api.errors import document_not_found
 from app.api.openai import router as openai
-from app.api.playground.router import router as playground_router
 from app.config.errors import ConfigError
 from app.config.loading import get_settings
 from app.config.settings import Settings
@@ -25,6 +24,7 @@ from app.core.security import KeyRing
 from app.core.tracing import Tracing
 from app.deps import authorize
 from app.files import storage
+from app.playground.router import router as playground_router
 from app.resources import check_config, open_resources
 from app.turns import TurnBuilder
 

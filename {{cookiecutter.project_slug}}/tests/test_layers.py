@@ -59,7 +59,7 @@ FLOORS = [
     {"spend", "conversations", "resources"},  # the domains, and what a process opens
     {"runs", "turns", "keys"},  # runs (on conversations and spend), and the turn builder
     {"flows"},  # use cases across domains: a message sent, a run executed
-    {"deps", "worker"},  # the entry points' wiring
+    {"deps", "worker", "playground"},  # the entry points' wiring, and the playground page
     {"api"},  # each way in, one folder or module each
     {"main", "__main__"},
 ]

@@ -8,8 +8,8 @@ import pytest
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.api.playground.router import STATIC
 from app.config.settings import Settings
+from app.playground.router import STATIC
 from tests.conftest import make_settings, serve
 
 
