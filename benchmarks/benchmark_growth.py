@@ -1,0 +1,135 @@
+"""Measure how the api's latency grows with data: an empty database against 1,000,000 conversations.
+
+    uv run --locked python -m benchmarks.benchmark_growth # needs wrk, taskset (util-linux)
+
+Renders and installs the default project, starts real PostgreSQL and Redis, and the api exactly
+as its image starts it (`python -m app`, pinned to CPU 0; wrk on CPU 1). It loads three
+endpoints on the empty database: the first page of the caller's conversations, one
+conversation, and a message turn with the echo provider. Then it stores 1,000,000
+conversations with two messages each, all of them the benchmark key's own (the worst case for
+its listing: a service whose one key serves all its users), runs VACUUM ANALYZE, and loads the
+same endpoints again, each turn on a new conversation of the same size. Prints a Markdown
+table for docs/performance.md with p99 latency before and after and their ratio (target: at
+most 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from benchmarks.benchmark_api import (
+    Result,
+    load,
+    migrated_env,
+    options,
+    our_api,
+    pinned,
+    rendered_with_servers,
+    wrk_script,
+)
+from tests.harness.postgres_server import PostgresServer
+
+CONVERSATIONS = 1_000_000
+# Rows per INSERT statement: each stays well inside psql's timeout in the harness.
+CHUNK = 50_000
+TARGET = 2.0
+
+
+def main() -> None:
+    parsed = options(__doc__ or "", connections=4)
+    with rendered_with_servers() as (work, project, postgres, redis):
+        key, env = migrated_env(project, work, postgres.url, redis.url)
+        api, port = our_api(project, env, work / "api.log")
+        try:
+            api.start()
+            pinned(api)
+            api.wait_for_http(f"http://127.0.0.1:{port}/health")
+            base = f"http://127.0.0.1:{port}"
+            auth = {"Authorization": f"Bearer {key}"}
+            empty = measure(base, auth, work, parsed)
+            started = time.monotonic()
+            fill(postgres)
+            filled_in = time.monotonic() - started
+            full = measure(base, auth, work, parsed)
+            count = postgres.query("SELECT count(*) FROM conversations")
+        finally:
+            api.stop()
+
+    print(
+        f"## {datetime.now(UTC):%Y-%m-%d}, {parsed.seconds} s per run, "
+        f"{parsed.connections} connections; {count} conversations stored in {filled_in:.0f} s\n"
+    )
+    print("| endpoint | empty p50 / p99 ms | 1M p50 / p99 ms | p99 ratio | target |")
+    print("|---|---|---|---|---|")
+    for name, before in empty.items():
+        after = full[name]
+        print(
+            f"| {name} | {before.p50_ms:.1f} / {before.p99_ms:.1f} | "
+            f"{after.p50_ms:.1f} / {after.p99_ms:.1f} | {after.p99_ms / before.p99_ms:.2f} "
+            f"| <= {TARGET} |"
+        )
+
+
+def measure(
+    base: str, auth: dict[str, str], work: Path, options: argparse.Namespace
+) -> dict[str, Result]:
+    """Load each endpoint (a warm-up, then the measured run); a new conversation for turns."""
+    with httpx.Client(base_url=base, headers=auth) as client:
+        created = client.post("/v1/conversations", json={"title": "measured"})
+        created.raise_for_status()
+        conversation = created.json()["id"]
+        # Two messages, as every stored conversation has.
+        client.post(
+            f"/v1/conversations/{conversation}/messages", json={"content": "hello"}
+        ).raise_for_status()
+    endpoints = {
+        "`GET /v1/conversations` (first page)": ("GET", "/v1/conversations", None),
+        "`GET /v1/conversations/{id}`": ("GET", f"/v1/conversations/{conversation}", None),
+        "message turn (echo)": (
+            "POST",
+            f"/v1/conversations/{conversation}/messages",
+            '{"content": "hello there"}',
+        ),
+    }
+    results = {}
+    for name, (method, path, body) in endpoints.items():
+        script = wrk_script(method, body, auth, work)
+        load(base + path, script, 3, options.connections)  # warm-up
+        results[name] = load(base + path, script, options.seconds, options.connections)
+    return results
+
+
+def fill(postgres: PostgresServer) -> None:
+    """Store CONVERSATIONS conversations of the benchmark's key, two messages each."""
+    ours = postgres.query("SELECT owner FROM conversations LIMIT 1")
+    for start in range(0, CONVERSATIONS, CHUNK):
+        postgres.query(
+            f"""
+            WITH made AS (
+                INSERT INTO conversations (id, owner, title, created_at)
+                SELECT gen_random_uuid(),
+                       '{ours}',
+                       'stored ' || n,
+                       now() - n * interval '1 second'
+                FROM generate_series({start}, {start + CHUNK - 1}) AS n
+                RETURNING id, created_at
+            )
+            INSERT INTO messages (id, conversation_id, role, content, file_ids, tool_calls,
+                                  created_at)
+            SELECT gen_random_uuid(), made.id, role, content, '{{}}', '[]',
+                   made.created_at + step * interval '1 millisecond'
+            FROM made,
+                 (VALUES (0, 'user', 'hello'), (1, 'assistant', 'echo: hello'))
+                     AS turn (step, role, content)
+            """
+        )
+    postgres.query("VACUUM ANALYZE")
+
+
+if __name__ == "__main__":
+    main()
