@@ -104,7 +104,7 @@ class LaneScheduling:
 
     @property
     def collection_is_completed(self) -> bool:
-        return len(self.collections) >= self.expected
+        return self.collection is not None or len(self.collections) >= self.expected
 
     @property
     def tests_finished(self) -> bool:
@@ -134,7 +134,8 @@ class LaneScheduling:
 
     def remove_node(self, node: Any) -> str | None:
         left = self.pending.pop(node)
-        self.collections.pop(node, None)
+        if self.collection is None:
+            self.collections.pop(node, None)  # the lanes wait for the worker replacing it
         if node in self.fresh:
             self.fresh.remove(node)
         if not left or self.collection is None:
@@ -171,8 +172,14 @@ class LaneScheduling:
             self._send(worker, share)
 
     def _rehome(self) -> None:
-        while self.orphans and self.fresh:
-            self._send(self.fresh[0], self.orphans.pop(0))
+        """Hand what crashed workers left to the workers xdist started in their place."""
+        assert self.collection is not None
+        for worker in [w for w in self.fresh if w in self.collections]:
+            if self.collections[worker] != self.collection:
+                self._abort(self.collection, self.collections[worker])
+                return
+            if self.orphans:
+                self._send(worker, self.orphans.pop(0))
 
     def _send(self, worker: Any, indices: list[int]) -> None:
         self.fresh.remove(worker)
