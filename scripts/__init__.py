@@ -1,1 +1,2 @@
-"""Maintenance scripts of the template (run with `uv run python -m scripts.<name>`)."""
+"""Maintenance scripts of the template (run with `uv run --locked python -m scripts.<name>`); the
+benchmarks are in benchmarks/."""

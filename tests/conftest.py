@@ -8,12 +8,13 @@ run on the host. Each lane is one worker process, so a session fixture (a render
 servers) is built once, in the lane that uses it. Pass `-n 0` to run in one process.
 """
 
+import itertools
 import time
+from collections.abc import Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
 import pytest
-from xdist.scheduler import LoadScopeScheduling
 
 # Real PostgreSQL and Redis servers, for the tiers that run a project's code (boot, update).
 pytest_plugins = ["tests.harness.fixtures"]
@@ -58,21 +59,148 @@ def _lane_of(nodeid: str) -> str:
     return LANES[TIERS[_tier_dir(nodeid)]]
 
 
-class _LaneScheduling(LoadScopeScheduling):  # type: ignore[misc]  # xdist ships no types
-    """xdist's scope scheduling with one scope per lane: each lane goes whole to one worker."""
-
-    def _split_scope(self, nodeid: str) -> str:
-        return _lane_of(nodeid)
+# How many workers xdist starts: the lanes are dealt once that many have collected.
+_WORKERS = pytest.StashKey[int]()
 
 
 @pytest.hookimpl(optionalhook=True)
-def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LoadScopeScheduling | None:
-    # `--dist loadgroup` with xdist_group marks would say the same, but pytest-xdist 3.8 marks a
-    # group by rewriting the node id, which pytest 9.2 ignores (pytest-dev/pytest-xdist#1386):
-    # the lanes split silently, and two workers drove one booted stack at once.
+def pytest_xdist_setupnodes(config: pytest.Config, specs: Sequence[Any]) -> None:
+    config.stash[_WORKERS] = len(specs)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> "LaneScheduling | None":
+    # `--dist loadgroup` is the switch: xdist 3.8 accepts only its own --dist names. Its
+    # xdist_group marks would say the same as our lanes, but xdist marks a group by rewriting
+    # the node id, which pytest 9.2 ignores (pytest-dev/pytest-xdist#1386, still open): the
+    # lanes split silently, and two workers drove one booted stack at once.
     if config.getoption("dist") != "loadgroup":
         return None
-    return _LaneScheduling(config, log)
+    return LaneScheduling(config, config.stash[_WORKERS])
+
+
+class LaneScheduling:
+    """Each lane whole on one worker, in collection order: xdist's public scheduler protocol
+    (`xdist.scheduler.Scheduling`), answering its `pytest_xdist_make_scheduler` hook.
+
+    All of a worker's tests are sent at once, with its shutdown behind them, so a worker runs
+    its lane to the end and stops. A worker that crashes leaves the rest of its lane to the one
+    xdist starts in its place.
+    """
+
+    def __init__(self, config: pytest.Config, expected: int) -> None:
+        self.config = config
+        self.expected = expected  # workers xdist starts; the lanes are dealt once all collected
+        self.collections: dict[Any, list[str]] = {}
+        self.pending: dict[Any, list[int]] = {}  # worker -> indices sent and not yet reported
+        self.fresh: list[Any] = []  # workers that have no tests yet
+        self.orphans: list[list[int]] = []  # what crashed workers left, one entry per worker
+        self.collection: list[str] | None = None
+        self.aborted = False
+
+    @property
+    def nodes(self) -> list[Any]:
+        return list(self.pending)
+
+    @property
+    def collection_is_completed(self) -> bool:
+        return self.collection is not None or len(self.collections) >= self.expected
+
+    @property
+    def tests_finished(self) -> bool:
+        if self.aborted:
+            return True
+        return self.collection is not None and not self.has_pending
+
+    @property
+    def has_pending(self) -> bool:
+        return bool(self.orphans) or any(self.pending.values())
+
+    def add_node(self, node: Any) -> None:
+        self.pending[node] = []
+        self.fresh.append(node)
+
+    def add_node_collection(self, node: Any, collection: Sequence[str]) -> None:
+        self.collections[node] = list(collection)
+
+    def mark_test_complete(self, node: Any, item_index: int, duration: float = 0) -> None:
+        self.pending[node].remove(item_index)
+
+    def mark_test_pending(self, item: str) -> None:
+        raise NotImplementedError("a lane's tests are not re-run one by one")
+
+    def remove_pending_tests_from_node(self, node: Any, indices: Sequence[int]) -> None:
+        raise NotImplementedError("a lane's tests are never taken from its worker")
+
+    def remove_node(self, node: Any) -> str | None:
+        left = self.pending.pop(node)
+        if self.collection is None:
+            self.collections.pop(node, None)  # the lanes wait for the worker replacing it
+        if node in self.fresh:
+            self.fresh.remove(node)
+        if not left or self.collection is None:
+            return None
+        # The first test not reported is the one running when the worker died; the rest wait
+        # for a new worker.
+        if left[1:]:
+            self.orphans.append(left[1:])
+        return self.collection[left[0]]
+
+    def schedule(self) -> None:
+        if self.collection is None:
+            self._deal()
+        else:
+            self._rehome()
+
+    def _deal(self) -> None:
+        collections = list(self.collections.values())
+        first = collections[0]
+        for other in collections[1:]:
+            if other != first:
+                self._abort(first, other)
+                return
+        self.collection = first
+        lanes: dict[str, list[int]] = {}
+        for index, nodeid in enumerate(first):
+            lanes.setdefault(_lane_of(nodeid), []).append(index)
+        workers = list(self.fresh)
+        # More lanes than workers (-n 1): a worker takes several, one after the other.
+        shares: list[list[int]] = [[] for _ in workers]
+        for position, lane in enumerate(sorted(lanes)):
+            shares[position % len(workers)].extend(lanes[lane])
+        for worker, share in zip(workers, shares, strict=True):
+            self._send(worker, share)
+
+    def _rehome(self) -> None:
+        """Hand what crashed workers left to the workers xdist started in their place."""
+        assert self.collection is not None
+        for worker in [w for w in self.fresh if w in self.collections]:
+            if self.collections[worker] != self.collection:
+                self._abort(self.collection, self.collections[worker])
+                return
+            if self.orphans:
+                self._send(worker, self.orphans.pop(0))
+
+    def _send(self, worker: Any, indices: list[int]) -> None:
+        self.fresh.remove(worker)
+        if indices:
+            self.pending[worker] = sorted(indices)
+            worker.send_runtest_some(self.pending[worker])
+        worker.shutdown()
+
+    def _abort(self, first: list[str], other: list[str]) -> None:
+        """Workers that collected different tests: report it as a collection error, run none."""
+        differing = next((a, b) for a, b in itertools.zip_longest(first, other) if a != b)
+        report = pytest.CollectReport(
+            nodeid="",
+            outcome="failed",
+            longrepr=f"the workers collected different tests: {differing[0]!r} vs {differing[1]!r}",
+            result=[],
+        )
+        self.config.hook.pytest_collectreport(report=report)
+        self.aborted = True
+        for worker in self.fresh:
+            worker.shutdown()
 
 
 # Each lane's wall time, printed after the slowest steps: which lane ends last is where a cut

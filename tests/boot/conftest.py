@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from tests.combinations import for_tier
-from tests.harness.api import Process, Service, api_env, new_secret, start_api
+from tests.harness.api import Process, Service, api_env, new_secret, running_api
 from tests.harness.environment import free_port
 from tests.harness.postgres_server import PostgresServer
 from tests.harness.redis_server import RedisServer
@@ -63,12 +63,9 @@ def service(
         fake.wait_for_http(f"http://127.0.0.1:{fake_port}/")
         fake_url = f"http://127.0.0.1:{fake_port}/v1"
     _configure(project, fake_url)
-    project.uv("run", "--locked", "alembic", "upgrade", "head", env=env)
-    api, base_url = start_api(project, env, work / "api.log")
     try:
-        yield Service(project, api, base_url, env["API_KEYS"].split(",")[0], work / "logs")
+        with running_api(project, env, work / "api.log") as api:
+            yield Service(project, api, env["API_KEYS"].split(",")[0], work / "logs")
     finally:
-        if api.popen and api.popen.poll() is None:
-            api.stop()
         if fake is not None:
             fake.stop()

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.harness.api import Process, api_env, config_file, new_secret, start_api
+from tests.harness.api import Api, api_env, config_file, new_secret, running_api
 from tests.harness.postgres_server import PostgresServer
 from tests.harness.redis_server import RedisServer
 from tests.project import Project
@@ -25,10 +25,13 @@ BODY_TIMEOUT_SECONDS = 3
 
 @dataclass
 class Booted:
-    api: Process
-    base_url: str
+    api: Api
     key: str
     uploads: Path
+
+    @property
+    def base_url(self) -> str:
+        return self.api.base_url
 
     def upload(self, data: bytes, *, key: str | None = None) -> httpx.Response:
         """Upload with the first key unless another is given."""
@@ -77,12 +80,8 @@ def service(
         CONFIG_FILE=str(config),
         API_KEYS=",".join(keys),
     )
-    default_project.uv("run", "--locked", "alembic", "upgrade", "head", env=env)
-    api, base_url = start_api(default_project, env, work / "api.log")
-    try:
-        yield Booted(api, base_url, keys[0], work / "uploads")
-    finally:
-        api.stop()
+    with running_api(default_project, env, work / "api.log") as api:
+        yield Booted(api, keys[0], work / "uploads")
 
 
 def test_concurrent_uploads_of_one_key_never_overshoot_its_quota(

@@ -7,38 +7,18 @@ import re
 import subprocess
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.harness.api import Process, api_env, config_file, new_secret, start_api
+from tests.harness.api import Api, api_env, config_file, new_secret, running_api
 from tests.harness.postgres_server import PostgresServer
 from tests.harness.redis_server import RedisServer
 from tests.project import Project, project_env
 
 UPLOAD = b"alpha's private notes\n"
-
-
-@dataclass
-class Booted:
-    project: Project
-    env: dict[str, str]
-    api: Process
-    base_url: str
-    work: Path
-
-    def as_key(self, key: str) -> httpx.Client:
-        return httpx.Client(
-            base_url=self.base_url, headers={"Authorization": f"Bearer {key}"}, timeout=10.0
-        )
-
-    def restart(self, **env: str) -> None:
-        self.api.stop()
-        self.env = {**self.env, **env}
-        self.api, self.base_url = start_api(self.project, self.env, self.work / "api.log")
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +38,7 @@ def service(
     postgres: PostgresServer,
     redis_server: RedisServer,
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Booted]:
+) -> Iterator[Api]:
     work = tmp_path_factory.mktemp("owners-api")
     # These tests count rows, not requests.
     config = config_file(project, work / "config.yaml", {"rate_limit": {"requests": 10_000}})
@@ -70,13 +50,8 @@ def service(
         # alpha is named, so it can be rotated; beta is a bare key.
         API_KEYS=f"alpha:{keys['alpha']},{keys['beta']}",
     )
-    project.uv("run", "--locked", "alembic", "upgrade", "head", env=env)
-    api, base_url = start_api(project, env, work / "api.log")
-    booted = Booted(project, env, api, base_url, work)
-    try:
-        yield booted
-    finally:
-        booted.api.stop()
+    with running_api(project, env, work / "api.log") as api:
+        yield api
 
 
 def _alphas_rows(client: httpx.Client) -> dict[str, str]:
@@ -116,7 +91,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
 }
 
 
-def _by_id(service: Booted, ids: dict[str, str]) -> list[tuple[str, str, dict[str, Any], str]]:
+def _by_id(service: Api, ids: dict[str, str]) -> list[tuple[str, str, dict[str, Any], str]]:
     """Every /v1 operation of the running api that names a row by its id, from its OpenAPI
     document (an endpoint added later is covered without a change here): method, URL,
     request arguments and the id in the URL."""
@@ -135,9 +110,9 @@ def _by_id(service: Booted, ids: dict[str, str]) -> list[tuple[str, str, dict[st
 
 
 def test_a_keys_rows_are_invisible_to_another_key_on_every_endpoint(
-    service: Booted, keys: dict[str, str]
+    service: Api, keys: dict[str, str]
 ) -> None:
-    with service.as_key(keys["alpha"]) as alpha, service.as_key(keys["beta"]) as beta:
+    with service.client(keys["alpha"]) as alpha, service.client(keys["beta"]) as beta:
         beta_total = beta.get("/v1/conversations").json()["total"]
         owned = _alphas_rows(alpha)
         conversation_id, file_id = owned["conversation_id"], owned["file_id"]
@@ -173,10 +148,10 @@ def _comparable(response: httpx.Response, row_id: str) -> tuple[Any, ...]:
 
 
 def test_a_foreign_id_and_an_unknown_id_get_identical_answers(
-    service: Booted, keys: dict[str, str]
+    service: Api, keys: dict[str, str]
 ) -> None:
     unknown = {name: str(uuid.uuid4()) for name in ("conversation_id", "file_id", "run_id")}
-    with service.as_key(keys["alpha"]) as alpha, service.as_key(keys["beta"]) as beta:
+    with service.client(keys["alpha"]) as alpha, service.client(keys["beta"]) as beta:
         owned = _alphas_rows(alpha)
         pairs = [
             (
@@ -194,14 +169,14 @@ def test_a_foreign_id_and_an_unknown_id_get_identical_answers(
 
 
 def test_a_named_key_rotated_to_a_new_value_keeps_its_rows(
-    service: Booted, keys: dict[str, str]
+    service: Api, keys: dict[str, str]
 ) -> None:
-    with service.as_key(keys["alpha"]) as alpha:
+    with service.client(keys["alpha"]) as alpha:
         rows = _alphas_rows(alpha)
         conversation_id, file_id = rows["conversation_id"], rows["file_id"]
 
     service.restart(API_KEYS=f"alpha:{keys['alpha_rotated']},{keys['beta']}")
-    with service.as_key(keys["alpha_rotated"]) as rotated, service.as_key(keys["alpha"]) as old:
+    with service.client(keys["alpha_rotated"]) as rotated, service.client(keys["alpha"]) as old:
         conversation = rotated.get(f"/v1/conversations/{conversation_id}")
         download = rotated.get(f"/v1/files/{file_id}")
         refused = old.get("/v1/conversations")
@@ -270,18 +245,14 @@ def test_migration_gives_rows_from_before_it_to_the_first_key(
         "API_KEYS": keyed["API_KEYS"],
         "SECRET_KEY": secret_key,
     }
-    api, base_url = start_api(project, env, tmp_path / "api.log")
-    try:
-        first = httpx.get(
-            f"{base_url}/v1/conversations/{conversation_id}",
-            headers={"Authorization": f"Bearer {first_key}"},
-        )
-        second = httpx.get(
-            f"{base_url}/v1/conversations/{conversation_id}",
-            headers={"Authorization": f"Bearer {second_key}"},
-        )
-    finally:
-        api.stop()
+    # Migrated above, by hand: the api starts on the database as the test left it.
+    with (
+        running_api(project, env, tmp_path / "api.log", migrate=False) as api,
+        api.client(first_key) as first_client,
+        api.client(second_key) as second_client,
+    ):
+        first = first_client.get(f"/v1/conversations/{conversation_id}")
+        second = second_client.get(f"/v1/conversations/{conversation_id}")
     assert first.status_code == 200
     # Through every later migration too (0003: agent steps), the old message reads as before.
     (message,) = first.json()["messages"]

@@ -16,7 +16,15 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.harness.api import Process, api_env, config_file, new_secret, start_api, start_worker
+from tests.harness.api import (
+    Api,
+    Process,
+    api_env,
+    config_file,
+    new_secret,
+    running_api,
+    start_worker,
+)
 from tests.harness.environment import free_port
 from tests.harness.postgres_server import PostgresServer
 from tests.harness.redis_server import RedisServer
@@ -69,17 +77,19 @@ class _SlowHandler(BaseHTTPRequestHandler):
 class Stack:
     project: Project
     env: dict[str, str]
-    base_url: str
     work: Path
     page: SlowPage
-    api: Process
+    api: Api
     # The same settings, but http_get's calls need approval (for workers started with it).
     gated_config: Path
     workers: list[Process] = field(default_factory=list)
 
+    @property
+    def base_url(self) -> str:
+        return self.api.base_url
+
     def client(self) -> httpx.Client:
-        headers = {"Authorization": f"Bearer {KEY}"}
-        return httpx.Client(base_url=self.base_url, headers=headers, timeout=10.0)
+        return self.api.client(KEY)
 
     def worker(self, **env: str) -> Process:
         work = self.work / f"worker-{len(self.workers)}"
@@ -128,16 +138,15 @@ def stack(
         CONFIG_FILE=str(config),
         API_KEYS=KEY,
     )
-    default_project.uv("run", "--locked", "alembic", "upgrade", "head", env=env)
-    api, base_url = start_api(default_project, env, work / "api.log")
-    stack = Stack(default_project, env, base_url, work, page, api, gated)
     try:
-        yield stack
+        with running_api(default_project, env, work / "api.log") as api:
+            stack = Stack(default_project, env, work, page, api, gated)
+            try:
+                yield stack
+            finally:
+                page.release.set()
+                stack.stop_workers()
     finally:
-        page.release.set()
-        for process in [stack.api, *stack.workers]:
-            if process.popen is not None and process.popen.poll() is None:
-                process.stop()
         page.shutdown()
         page.server_close()
 

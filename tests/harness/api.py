@@ -4,6 +4,8 @@ import secrets
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,16 +116,65 @@ def new_secret() -> str:
     return secrets.token_urlsafe(24)
 
 
-def start_api(project: Project, env: dict[str, str], log: Path) -> tuple[Process, str]:
-    """Start the project's api as the image does (`python -m app`); return it and its URL."""
-    port = free_port()
-    command = [str(project.path / ".venv/bin/python"), "-m", "app"]
-    command += ["--host", "127.0.0.1", "--port", str(port)]
-    api = Process(project, command, env, log)
+@dataclass
+class Api:
+    """The project's api as its image starts it (`python -m app`), on a free loopback port."""
+
+    project: Project
+    env: dict[str, str]
+    log: Path
+    process: Process = field(init=False)
+    base_url: str = field(init=False)
+
+    def start(self) -> None:
+        """Start it and return once /health/live answers."""
+        port = free_port()
+        command = [str(self.project.path / ".venv/bin/python"), "-m", "app"]
+        command += ["--host", "127.0.0.1", "--port", str(port)]
+        self.process = Process(self.project, command, self.env, self.log)
+        self.process.start()
+        self.base_url = f"http://127.0.0.1:{port}"
+        try:
+            self.process.wait_for_http(f"{self.base_url}/health/live")
+        except BaseException:
+            # Not left running: nobody would stop it, and it would outlive the test's servers.
+            self.process.kill()
+            raise
+
+    def stop(self) -> int:
+        """SIGTERM, as an orchestrator sends it; the exit code (also once it has stopped)."""
+        return self.process.stop()
+
+    def restart(self, **env: str) -> None:
+        """Stop it and start it again with some settings changed (on another port)."""
+        self.stop()
+        self.env = {**self.env, **env}
+        self.start()
+
+    def output(self) -> str:
+        return self.process.output()
+
+    def client(self, key: str) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.base_url, headers={"Authorization": f"Bearer {key}"}, timeout=10.0
+        )
+
+
+@contextmanager
+def running_api(
+    project: Project, env: dict[str, str], log: Path, *, migrate: bool = True
+) -> Iterator[Api]:
+    """The one way the tests boot an api: migrate its database to the head (unless the test
+    migrates it itself), start it, and stop it when the block ends, whatever the test did to it.
+    """
+    if migrate:
+        project.uv("run", "--locked", "alembic", "upgrade", "head", env=env)
+    api = Api(project, env, log)
     api.start()
-    base_url = f"http://127.0.0.1:{port}"
-    api.wait_for_http(f"{base_url}/health/live")
-    return api, base_url
+    try:
+        yield api
+    finally:
+        api.stop()
 
 
 def config_file(project: Project, path: Path, overrides: dict[str, dict[str, Any]]) -> Path:
@@ -151,14 +202,13 @@ def api_env(work: Path, *, database_url: str, redis_url: str, **values: str) -> 
 @dataclass
 class Service:
     project: Project
-    api: Process
-    base_url: str
+    api: Api
     api_key: str
     logs_dir: Path
 
+    @property
+    def base_url(self) -> str:
+        return self.api.base_url
+
     def client(self) -> httpx.Client:
-        return httpx.Client(
-            base_url=self.base_url,
-            headers={"Authorization": f"Bearer {self.api_key}"},
-            timeout=10.0,
-        )
+        return self.api.client(self.api_key)

@@ -1,4 +1,4 @@
-"""The slow model of scripts/benchmark_streams.py: an OpenAI-compatible chat-completions server
+"""The slow model of benchmarks/benchmark_streams.py: an OpenAI-compatible chat-completions server
 that streams one token every --interval seconds for --seconds.
 
     python benchmark_streams_model.py --port 8000 --interval 0.05 --seconds 10

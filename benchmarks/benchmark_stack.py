@@ -1,7 +1,7 @@
 """Measure the generated stack: render to healthy (first build, code-only rebuild), image size,
 and the memory of the whole stack at rest.
 
-    uv run python -m scripts.benchmark_stack    # needs an engine: bash .ci/run --setup-only
+    uv run --locked python -m benchmarks.benchmark_stack  # needs an engine (.ci/run --setup-only)
 
 Prints a Markdown table for docs/performance.md. Speed is measured here, never asserted by a test.
 """

@@ -1,6 +1,6 @@
 """Measure how the api's latency grows with data: an empty database against 1,000,000 conversations.
 
-    uv run python -m scripts.benchmark_growth     # needs wrk and taskset (Debian: wrk, util-linux)
+    uv run --locked python -m benchmarks.benchmark_growth # needs wrk, taskset (util-linux)
 
 Renders and installs the default project, starts real PostgreSQL and Redis, and the api exactly
 as its image starts it (`python -m app`, pinned to CPU 0; wrk on CPU 1). It loads three
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from scripts.benchmark_api import (
+from benchmarks.benchmark_api import (
     Result,
     load,
     migrated_env,

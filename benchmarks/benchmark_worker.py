@@ -1,6 +1,6 @@
 """Measure the generated worker's throughput against a minimal taskiq worker writing the same rows.
 
-    uv run --locked python -m scripts.benchmark_worker      # needs taskset (Debian: util-linux)
+    uv run --locked python -m benchmarks.benchmark_worker      # needs taskset (Debian: util-linux)
 
 Renders and installs the default project, starts real PostgreSQL and Redis from the machine's
 binaries (moved to CPU 1, with this script) and migrates. The model is the offline echo
@@ -14,7 +14,7 @@ then each run's id sent with the generated api's own `enqueue`. One worker pinne
 then drains the queue: ours exactly as its image starts it (`python -m app.worker`, the
 generated config.yaml, its worker.concurrency), or the baseline, a minimal taskiq worker on
 the same queue with the same concurrency writing the same rows with asyncpg, one transaction
-per step (scripts/benchmark_worker_baseline.py; its docstring says what it leaves out). Once
+per step (benchmarks/benchmark_worker_baseline.py; its docstring says what it leaves out). Once
 the worker has taken its first message, --skip seconds of start-up pass; the batch's
 succeeded runs are counted in the database at the start and the end of a --seconds window
 (the queue must still hold runs at its end), with the worker's CPU time. The worker then
@@ -55,7 +55,7 @@ import httpx
 import yaml
 from redis import Redis
 
-from scripts.benchmark_api import (
+from benchmarks.benchmark_api import (
     BASELINE_DIR,
     LOAD_CPU,
     UNREACHED_LIMIT,
@@ -65,7 +65,7 @@ from scripts.benchmark_api import (
     pinned,
     rendered_with_servers,
 )
-from scripts.benchmark_worker_batches import CONTENT, Bench, Window, resident
+from benchmarks.benchmark_worker_batches import CONTENT, Bench, Window, resident
 from tests.harness.api import config_file
 from tests.harness.environment import free_port
 from tests.harness.postgres_server import PostgresServer

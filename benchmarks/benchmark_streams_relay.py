@@ -1,4 +1,4 @@
-"""The hand-written relay of scripts/benchmark_streams.py: the generated api's streamed turn with
+"""The hand-written relay of benchmarks/benchmark_streams.py: the generated api's streamed turn with
 nothing in between.
 
 `POST /relay/{conversation_id}` with `{"content": ...}` checks the conversation exists, stores

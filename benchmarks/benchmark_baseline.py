@@ -1,4 +1,4 @@
-"""The hand-written baseline of scripts/benchmark_api.py: the generated api's work with nothing
+"""The hand-written baseline of benchmarks/benchmark_api.py: the generated api's work with nothing
 in between (asyncpg and redis-py directly; no auth layer, no ORM, no logging middleware).
 
 It runs in the generated project's virtual environment, on the database the project's own

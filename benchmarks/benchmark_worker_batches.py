@@ -1,4 +1,4 @@
-"""The batches of runs scripts/benchmark_worker.py drains, and the checks of what they wrote."""
+"""The batches of runs benchmarks/benchmark_worker.py drains, and the checks of what they wrote."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from redis import Redis
 
-from scripts.benchmark_api import pinned, resident_mb, venv_python
+from benchmarks.benchmark_api import pinned, resident_mb, venv_python
 from tests.harness.api import Process
 from tests.harness.postgres_server import PostgresServer
 from tests.project import Project

@@ -1,10 +1,11 @@
-"""The hand-written baseline of scripts/benchmark_worker.py, and the queue filler both sides read.
+"""The hand-written baseline of benchmarks/benchmark_worker.py, and the queue filler both sides
+read.
 
 It runs in the generated project's virtual environment, from the project's directory, on the
 database the project's own migrations created, started by the benchmark as
 
-    PYTHONPATH=<scripts> python -m benchmark_worker_baseline work
-    PYTHONPATH=<scripts> python -m benchmark_worker_baseline queue N OWNER CONTENT
+    PYTHONPATH=<benchmarks> python -m benchmark_worker_baseline work
+    PYTHONPATH=<benchmarks> python -m benchmark_worker_baseline queue N OWNER CONTENT
 
 `work` is a minimal taskiq worker: the same broker (taskiq-redis ListQueueBroker), queue and
 task name as the generated worker (app/core/queue.py), so the same messages reach it, and the

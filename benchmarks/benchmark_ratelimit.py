@@ -1,7 +1,7 @@
 """Measure what one rate-limit check costs: the generated api's moving window (`limits`)
 against the fixed window it replaced, on a real Redis started from the machine's binaries.
 
-    uv run python -m scripts.benchmark_ratelimit
+    uv run --locked python -m benchmarks.benchmark_ratelimit
 
 Prints the median and 99th percentile of one check, allowed and refused, for each strategy.
 Results go into docs/performance.md by hand; no test asserts them.

@@ -1,10 +1,10 @@
 """Measure the generated api against a hand-written baseline doing the same work, in one run.
 
-    uv run python -m scripts.benchmark_api      # needs wrk and taskset (Debian: wrk, util-linux)
+    uv run --locked python -m benchmarks.benchmark_api    # needs wrk, taskset (util-linux)
 
 Renders and installs the default project, starts real PostgreSQL and Redis from the machine's
 binaries, migrates, then starts two servers pinned to CPU 0 (`taskset -c 0`): the generated api
-exactly as its image starts it (`python -m app`), and scripts/benchmark_baseline.py under the
+exactly as its image starts it (`python -m app`), and benchmarks/benchmark_baseline.py under the
 same uvicorn (and a third: the api with metrics off). wrk, pinned to CPU 1, loads one endpoint of
 one server at a time: a warm-up of each side, then rounds (--rounds, 3) of a measured run of
 ours and one of the other side, back to back, since the machine's speed drifts. Prints a
@@ -260,7 +260,7 @@ def our_api(
 def hand_written(
     project: Project, factory: str, env: dict[str, str], log: Path
 ) -> tuple[Process, int]:
-    """A hand-written app of scripts/ (module:factory) under the same uvicorn as ours, in the
+    """A hand-written app of benchmarks/ (module:factory) under the same uvicorn as ours, in the
     project's virtual environment, on a free loopback port; no access log."""
     port = free_port()
     command = [venv_python(project), "-m", "uvicorn", "--factory", "--app-dir", str(BASELINE_DIR)]

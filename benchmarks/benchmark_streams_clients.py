@@ -1,4 +1,4 @@
-"""The clients of scripts/benchmark_streams.py: many streamed turns at once, each timed token by
+"""The clients of benchmarks/benchmark_streams.py: many streamed turns at once, each timed token by
 token; prints what they saw as one JSON object.
 
     python benchmark_streams_clients.py < plan.json

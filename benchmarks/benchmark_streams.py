@@ -1,14 +1,14 @@
 """Measure concurrent streamed turns: how many one api process holds while a slow model answers,
 and what it adds to every token, against a hand-written relay of the same model.
 
-    uv run --locked python -m scripts.benchmark_streams      # needs taskset (util-linux)
+    uv run --locked python -m benchmarks.benchmark_streams      # needs taskset (util-linux)
 
 Renders and installs the default project, starts real PostgreSQL and Redis, and a slow model
-(scripts/benchmark_streams_model.py: OpenAI's wire format, one token every --interval for
+(benchmarks/benchmark_streams_model.py: OpenAI's wire format, one token every --interval for
 --seconds, each token's text the time it was sent). Two servers are pinned to CPU 0 and take
 turns: the generated api as its image starts it (`python -m app`, provider `openai` at the slow
 model, its stream bounds and rate limit raised out of reach, everything else as generated), and
-scripts/benchmark_streams_relay.py (FastAPI, asyncpg, httpx: the same rows and stream format,
+benchmarks/benchmark_streams_relay.py (FastAPI, asyncpg, httpx: the same rows and stream format,
 nothing else). For each level of clients (--levels), the clients (benchmark_streams_clients.py,
 pinned to CPU 1 with the model and the databases) start one streamed turn each, spread over
 --ramp seconds, on conversations of their own; then the same against the relay, and against the
@@ -33,7 +33,7 @@ from pathlib import Path
 
 import httpx
 
-from scripts.benchmark_api import (
+from benchmarks.benchmark_api import (
     BASELINE_DIR,
     LOAD_CPU,
     UNREACHED_LIMIT,
@@ -44,8 +44,8 @@ from scripts.benchmark_api import (
     resident_mb,
     venv_python,
 )
-from scripts.benchmark_api import rendered_with_servers as rendered
-from scripts.benchmark_streams_clients import Plan, Summary, Target
+from benchmarks.benchmark_api import rendered_with_servers as rendered
+from benchmarks.benchmark_streams_clients import Plan, Summary, Target
 from tests.harness.api import Process, config_file, new_secret
 from tests.harness.environment import free_port
 from tests.project import Project

@@ -1,0 +1,1 @@
+"""The template's benchmarks (`uv run --locked python -m benchmarks.<name>`; README says which)."""
