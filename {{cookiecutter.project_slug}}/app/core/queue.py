@@ -3,7 +3,7 @@ receive.
 
 The queue carries only run ids. A run's state lives in PostgreSQL, so a message lost with a
 worker (popped, then the worker killed) costs a delay, not the run: the workers' sweep
-re-queues runs that nobody took or whose lease ran out (see app/flows/execution.py).
+re-queues runs that nobody took or whose lease ran out (see app/runs/leases.py).
 """
 
 import logging
