@@ -1,7 +1,7 @@
 """File operations."""
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import anyio
@@ -21,6 +21,12 @@ TEXT_TYPES = frozenset({"application/json", "application/xml", "application/x-ya
 class UnsupportedTypeError(Exception):
     """The upload's content type is not in the allow-list."""
 
+    def __init__(self, content_type: str, allowed: Iterable[str]) -> None:
+        super().__init__(
+            f"content type {content_type or '(none)'!r} is not allowed; "
+            f"allowed: {', '.join(sorted(allowed))}"
+        )
+
 
 class QuotaExceededError(Exception):
     """The upload would take the owner's stored bytes past the quota."""
@@ -30,11 +36,6 @@ class QuotaExceededError(Exception):
             f"storage quota of {quota} bytes per key exceeded: {used} bytes stored, "
             f"this file has {size}; make room with DELETE /v1/files/<id>"
         )
-
-
-def media_type(upload: UploadFile) -> str:
-    """Return the declared type without parameters, lower-cased."""
-    return (upload.content_type or "").split(";", 1)[0].strip().lower()
 
 
 def is_text(content_type: str) -> bool:
@@ -50,9 +51,10 @@ async def store_file(
     directory: Path,
 ) -> StoredFile:
     """Save the bytes, then record them within the owner's quota; else remove the bytes."""
-    content_type = media_type(upload)
+    # The declared type without parameters, lower-cased.
+    content_type = (upload.content_type or "").split(";", 1)[0].strip().lower()
     if content_type not in config.allowed_content_types:
-        raise UnsupportedTypeError(content_type)
+        raise UnsupportedTypeError(content_type, config.allowed_content_types)
     blob = await storage.save_upload(upload, directory, config.max_bytes)
     record = StoredFile(
         id=blob.id,

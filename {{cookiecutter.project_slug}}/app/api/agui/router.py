@@ -38,8 +38,8 @@ async def run_agent(
     with resources.turn_streams.holding(owner) as give_back:
         if refusal := await account.check():
             # A key whose budget is used up: RUN_ERROR, and nothing stored.
-            return sse.respond(encoded(refused(refusal), run), give_back)
+            return sse.HeldStream(encoded(refused(refusal), run), give_back)
         sent = await messages.send(
             turns=turns, session=session, conversation=conversation, data=message, account=account
         )
-        return sse.respond(encoded(sent.turn.events(stream=True), run), give_back)
+        return sse.HeldStream(encoded(sent.turn.events(stream=True), run), give_back)
