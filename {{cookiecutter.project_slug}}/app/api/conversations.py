@@ -1,6 +1,5 @@
 """Conversation endpoints: create, list, read and delete conversations; send a message."""
 
-from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
@@ -99,21 +98,17 @@ async def send_message(
     # A key whose budget is used up is refused before anything is stored.
     if refusal := await account.check():
         raise over_budget(refusal)
-    send = partial(
-        messages.send,
-        turns=turns,
-        session=session,
-        conversation=conversation,
-        data=body,
-        account=account,
-    )
     if EVENT_STREAM in request.headers.get("accept", ""):
         # The slot is taken before the message is stored: a refused stream changes nothing.
         with resources.turn_streams.holding(owner) as give_back:
-            sent = await send()
+            sent = await messages.send(
+                turns=turns, session=session, conversation=conversation, data=body, account=account
+            )
             frames = sse.turn(sent.turn.events(stream=True), sent.message)
             return sse.HeldStream(frames, give_back)
-    sent = await send()
+    sent = await messages.send(
+        turns=turns, session=session, conversation=conversation, data=body, account=account
+    )
     ended = await sent.turn.outcome()
     # The user's message (and any finished step) is committed: the client may retry.
     if isinstance(ended, ErrorEvent) and ended.refusal:

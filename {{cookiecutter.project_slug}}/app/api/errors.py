@@ -19,11 +19,8 @@ def field_error(kind: str, location: tuple[str | int, ...], message: str) -> dic
 
 def over_budget(refusal: Refusal) -> HTTPException:
     """A 429 naming the key's budget, with Retry-After to when it starts again."""
-    return HTTPException(
-        status.HTTP_429_TOO_MANY_REQUESTS,
-        refusal.detail,
-        headers={"Retry-After": str(refusal.retry_after)},
-    )
+    headers = {"Retry-After": str(refusal.retry_after)}
+    return HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, refusal.detail, headers=headers)
 
 
 class NotFound(BaseModel):

@@ -91,7 +91,6 @@ async def check_database(resources: Resources) -> None:
 
 
 async def check_redis(resources: Resources) -> None:
-    """PING Redis."""
     if not await resources.redis.ping():
         raise CheckFailedError("PING was not answered with PONG")
 

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from app.conversations.models import Conversation, Message
-from app.conversations.schemas import ConversationCreate, MessageCreate
+from app.conversations.schemas import ConversationCreate, MessageCreate, tool_call_data
 from app.core.db import insert_new
 from app.files import service as files_service
 from app.llm.base import Completion, ToolCall
@@ -117,9 +117,7 @@ def model_step(completion: Completion) -> dict[str, Any]:
     return {
         "role": "assistant",
         "content": completion.content,
-        "tool_calls": [
-            {"id": c.id, "name": c.name, "arguments": c.arguments} for c in completion.tool_calls
-        ],
+        "tool_calls": [tool_call_data(call) for call in completion.tool_calls],
         "provider": completion.provider,
         "model": completion.model,
         "prompt_tokens": usage.prompt_tokens,

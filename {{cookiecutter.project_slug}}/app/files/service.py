@@ -19,8 +19,6 @@ TEXT_TYPES = frozenset({"application/json", "application/xml", "application/x-ya
 
 
 class UnsupportedTypeError(Exception):
-    """The upload's content type is not in the allow-list."""
-
     def __init__(self, content_type: str, allowed: Iterable[str]) -> None:
         super().__init__(
             f"content type {content_type or '(none)'!r} is not allowed; "
@@ -29,8 +27,6 @@ class UnsupportedTypeError(Exception):
 
 
 class QuotaExceededError(Exception):
-    """The upload would take the owner's stored bytes past the quota."""
-
     def __init__(self, *, quota: int, used: int, size: int) -> None:
         super().__init__(
             f"storage quota of {quota} bytes per key exceeded: {used} bytes stored, "
@@ -88,8 +84,8 @@ async def _reserve(session: AsyncSession, owner: str, size: int, quota: int) -> 
 
 
 async def delete_file(*, session: AsyncSession, record: StoredFile, directory: Path) -> None:
-    """Delete the row, then the bytes."""
-    # In this order a crash in between leaves an orphan blob, never a row that cannot download.
+    # The row, then the bytes: a crash in between leaves an orphan blob, never a row that
+    # cannot download.
     await session.delete(record)
     await session.commit()
     await anyio.Path(storage.blob_path(directory, record.id)).unlink(missing_ok=True)

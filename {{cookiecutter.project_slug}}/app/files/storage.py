@@ -18,8 +18,6 @@ STALE_PARTIAL_SECONDS = 600
 
 
 class TooLargeError(Exception):
-    """The upload is bigger than the configured limit."""
-
     def __init__(self, max_bytes: int) -> None:
         super().__init__(f"file is larger than the limit of {max_bytes} bytes")
 
