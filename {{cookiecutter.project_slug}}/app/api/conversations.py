@@ -3,15 +3,13 @@
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
-from sqlalchemy.ext.asyncio import AsyncSession
 from sse_starlette import EventSourceResponse
 
 from app.agent.loop import ErrorEvent
 from app.api import sse
-from app.api.errors import over_budget, unknown_files
+from app.api.errors import over_budget
 from app.api.sse import EVENT_STREAM
 from app.conversations import service
-from app.conversations.models import Conversation
 from app.conversations.schemas import (
     ConversationCreate,
     ConversationDetail,
@@ -29,8 +27,6 @@ from app.deps import (
     TurnsDep,
 )
 from app.flows import messages
-from app.spend.budgets import Account
-from app.turns import TurnBuilder
 
 router = APIRouter(prefix="/conversations", tags=["conversations"])
 # Far beyond any real page, and well inside PostgreSQL's bigint.
@@ -105,10 +101,14 @@ async def send_message(
     if EVENT_STREAM in request.headers.get("accept", ""):
         # The slot is taken before the message is stored: a refused stream changes nothing.
         with resources.turn_streams.holding(owner) as give_back:
-            sent = await _send(turns, session, conversation, body, account)
+            sent = await messages.send(
+                turns=turns, session=session, conversation=conversation, data=body, account=account
+            )
             frames = sse.turn(sent.turn.events(stream=True), sent.message)
-            return sse.respond(frames, give_back)
-    sent = await _send(turns, session, conversation, body, account)
+            return sse.HeldStream(frames, give_back)
+    sent = await messages.send(
+        turns=turns, session=session, conversation=conversation, data=body, account=account
+    )
     ended = await sent.turn.outcome()
     # The user's message (and any finished step) is committed: the client may retry.
     if isinstance(ended, ErrorEvent) and ended.refusal:
@@ -116,19 +116,3 @@ async def send_message(
     if isinstance(ended, ErrorEvent):
         raise HTTPException(status.HTTP_502_BAD_GATEWAY, ended.detail)
     return Exchange.of(sent.message, ended)
-
-
-async def _send(
-    turns: TurnBuilder,
-    session: AsyncSession,
-    conversation: Conversation,
-    body: MessageCreate,
-    account: Account,
-) -> messages.Sent:
-    """Store the message and prepare its turn; a file id that is not the caller's is a 422."""
-    try:
-        return await messages.send(
-            turns=turns, session=session, conversation=conversation, data=body, account=account
-        )
-    except service.UnknownFilesError as exc:
-        raise unknown_files(body, exc) from None

@@ -50,30 +50,24 @@ async def timed_check(probe: Callable[[], Awaitable[None]], budget: float) -> Ch
     started = time.perf_counter()
     task: asyncio.Task[None] = asyncio.ensure_future(probe())
     done, _ = await asyncio.wait({task}, timeout=budget)
-    if done:
-        error = _failure(task)
-    else:
+    error = None
+    if not done:
         # Do not wait for the cancellation: closing a connection to a stalled server can
         # itself stall, and /health must answer within its budget.
         task.cancel()
         _abandoned.add(task)
         task.add_done_callback(_forget)
         error = f"no answer within {budget:g} s"
+    elif isinstance(exc := task.exception(), CheckFailedError):
+        error = str(exc)
+    elif isinstance(exc, SQLAlchemyError | RedisError | OSError | TimeoutError):
+        error = "unreachable"
+    elif exc is not None:
+        raise exc
     latency = round((time.perf_counter() - started) * 1000, 1)
     return CheckResult(
         status="disconnected" if error else "connected", latency_ms=latency, error=error
     )
-
-
-def _failure(task: "asyncio.Task[None]") -> str | None:
-    exc = task.exception()
-    if exc is None:
-        return None
-    if isinstance(exc, CheckFailedError):
-        return str(exc)
-    if isinstance(exc, SQLAlchemyError | RedisError | OSError | TimeoutError):
-        return "unreachable"
-    raise exc
 
 
 def _forget(task: "asyncio.Task[None]") -> None:
@@ -97,20 +91,8 @@ async def check_database(resources: Resources) -> None:
 
 
 async def check_redis(resources: Resources) -> None:
-    """PING Redis."""
     if not await resources.redis.ping():
         raise CheckFailedError("PING was not answered with PONG")
-
-
-async def run_checks(resources: Resources, budget: float) -> dict[str, CheckResult]:
-    """Run every check concurrently."""
-    database, redis = await asyncio.gather(
-        timed_check(lambda: check_database(resources), budget),
-        timed_check(lambda: check_redis(resources), budget),
-    )
-    if redis.status == "disconnected":
-        resources.metrics.redis_error("health")
-    return {"database": database, "redis": redis}
 
 
 router = APIRouter(tags=["health"])
@@ -124,16 +106,22 @@ async def health(
     resources: ResourcesDep, settings: SettingsDep, response: Response
 ) -> HealthReport:
     """Check the database and Redis; 503 when any check fails."""
-    checks = await run_checks(resources, settings.config.health.timeout_seconds)
-    healthy = all(check.status == "connected" for check in checks.values())
+    budget = settings.config.health.timeout_seconds
+    database, redis = await asyncio.gather(
+        timed_check(lambda: check_database(resources), budget),
+        timed_check(lambda: check_redis(resources), budget),
+    )
+    if redis.status == "disconnected":
+        resources.metrics.redis_error("health")
+    healthy = database.status == redis.status == "connected"
     if not healthy:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     return HealthReport(
         status="healthy" if healthy else "unhealthy",
-        database=checks["database"].status,
-        redis=checks["redis"].status,
+        database=database.status,
+        redis=redis.status,
         version=project_metadata()[1],
-        checks=checks,
+        checks={"database": database, "redis": redis},
     )
 
 

@@ -1,16 +1,15 @@
 """Background run endpoints: start a run, read it, follow its events, approve its tool
 calls, cancel it."""
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, status
 from fastapi.exceptions import RequestValidationError
 from sse_starlette import EventSourceResponse
 
 from app.api import sse
-from app.api.errors import field_error, over_budget, unknown_files
+from app.api.errors import field_error, over_budget
 from app.conversations.schemas import MessageCreate
-from app.conversations.service import UnknownFilesError
 from app.deps import (
     LockedRun,
     OwnedConversation,
@@ -44,16 +43,13 @@ async def start_run(
     # A key whose budget is used up is refused before anything is stored or queued.
     if refusal := await turns.spending.account(conversation.owner).check():
         raise over_budget(refusal)
-    try:
-        run = await service.start_run(
-            session=session,
-            conversation=conversation,
-            data=body,
-            queue=resources.queue,
-            metrics=resources.metrics,
-        )
-    except UnknownFilesError as exc:
-        raise unknown_files(body, exc) from None
+    run = await service.start_run(
+        session=session,
+        conversation=conversation,
+        data=body,
+        queue=resources.queue,
+        metrics=resources.metrics,
+    )
     return RunOut.model_validate(run)
 
 
@@ -91,16 +87,13 @@ async def decide_approvals(
         detail = f"run {run.id} is {run.status}, not awaiting approval"
         raise HTTPException(status.HTTP_409_CONFLICT, detail) from None
     except service.UndecidableError as exc:
-        raise RequestValidationError(_undecidable(exc)) from None
+        # The same 422 shape as any other invalid field.
+        errors = [
+            field_error("not_pending", ("decisions", index, "tool_call_id"), why)
+            for index, why in exc.problems
+        ]
+        raise RequestValidationError(errors) from None
     return RunOut.model_validate(run)
-
-
-def _undecidable(exc: service.UndecidableError) -> list[dict[str, Any]]:
-    """The same 422 shape as any other invalid field."""
-    return [
-        field_error("not_pending", ("decisions", index, "tool_call_id"), why)
-        for index, why in exc.problems
-    ]
 
 
 @router.get(
@@ -131,4 +124,5 @@ async def run_events(
             seconds=config.events_stream_seconds,
             poll_seconds=config.events_poll_seconds,
         )
-        return sse.respond(sse.run(events), give_back)
+        frames = (sse.encode(e.name, e.data, event_id=e.id) async for e in events)
+        return sse.HeldStream(frames, give_back)

@@ -1,10 +1,6 @@
-"""Server-Sent Events, all of them: how the api's own streams are encoded, and the one
-response that serves every stream and gives its slot back.
-
-A message's turn (token, tool_call, tool_result, then done or error) and a run's stored
-events (each with its id, for Last-Event-ID) are encoded here alike, each event a JSON body.
-Every stream, AG-UI's and the chat completion chunks too, is answered by `respond`.
-"""
+"""Server-Sent Events: a message's turn and a run's stored events (each with its id, for
+Last-Event-ID) encoded alike, a JSON body each; every stream, AG-UI's and the chat completion
+chunks too, answered by `HeldStream`, which gives the stream's slot back."""
 
 import asyncio
 import json
@@ -27,7 +23,6 @@ from app.agent.loop import (
 )
 from app.conversations.models import Message
 from app.conversations.schemas import Exchange, tool_call_data, tool_result_data
-from app.runs.models import RunEvent
 
 logger = logging.getLogger(__name__)
 EVENT_STREAM = "text/event-stream"
@@ -36,7 +31,6 @@ KEEP_ALIVE_SECONDS = 15
 # Plain newlines, not sse-starlette's CRLF default: the SSE format allows both, and a
 # hand-written client that splits events on "\n\n" reads only these.
 LINE_END = "\n"
-type Frames = AsyncIterator[ServerSentEvent] | AsyncIterator[str] | AsyncIterator[bytes]
 
 
 def documented(stream: str, *, budgeted: bool = True) -> dict[int | str, dict[str, Any]]:
@@ -51,15 +45,6 @@ def documented(stream: str, *, budgeted: bool = True) -> dict[int | str, dict[st
         },
         status.HTTP_503_SERVICE_UNAVAILABLE: {"description": "Too many streams open"},
     }
-
-
-def respond(frames: Frames, give_back: Callable[[], None]) -> EventSourceResponse:
-    """The stream as the response; its slot is given back however the stream ends.
-
-    A client that goes away cancels the stream, and with it the model call or the polling
-    that feeds it.
-    """
-    return HeldStream(frames, give_back)
 
 
 async def turn(
@@ -78,7 +63,9 @@ async def turn(
                 case DoneEvent():
                     yield encode("done", Exchange.of(user_message, event).model_dump(mode="json"))
                 case ErrorEvent(refusal=Refusal() as refusal):
-                    yield encode("error", _refused(refusal))
+                    # When to try again, as a 429's Retry-After.
+                    data = {"detail": refusal.detail, "code": "budget_exceeded"}
+                    yield encode("error", {**data, "retry_after": refusal.retry_after})
                 case ErrorEvent(detail=detail):
                     yield encode("error", {"detail": detail})
     except asyncio.CancelledError:
@@ -88,30 +75,16 @@ async def turn(
         raise
 
 
-def _refused(refusal: Refusal) -> dict[str, Any]:
-    """A model call refused by the key's budget: when to try again, as a 429's Retry-After."""
-    return {"detail": refusal.detail, "code": "budget_exceeded", "retry_after": refusal.retry_after}
-
-
-async def run(events: AsyncIterator[RunEvent]) -> AsyncIterator[ServerSentEvent]:
-    """A run's stored events, each with its id."""
-    async for event in events:
-        yield encode(event.name, event.data, event_id=event.id)
-
-
 def encode(name: str, data: dict[str, Any], *, event_id: int | None = None) -> ServerSentEvent:
-    """One event with a JSON body."""
-    return ServerSentEvent(
-        data=json.dumps(data),
-        event=name,
-        id=None if event_id is None else str(event_id),
-        sep=LINE_END,
-    )
+    event_id_text = None if event_id is None else str(event_id)
+    return ServerSentEvent(data=json.dumps(data), event=name, id=event_id_text, sep=LINE_END)
 
 
 class HeldStream(EventSourceResponse):
-    """An event stream that gives its slot back when it ends, however it ends: the events
-    generator's own `finally` would not run for a client gone before the first event."""
+    """The stream as the response; its slot is given back however the stream ends (the
+    events generator's own `finally` would not run for a client gone before the first event).
+    A client that goes away cancels the stream, and with it the model call or the polling
+    that feeds it."""
 
     def __init__(self, content: Any, give_back: Callable[[], None]) -> None:
         # KEEP_ALIVE_SECONDS read here, not bound at import: tests shorten it.

@@ -122,7 +122,6 @@ class Exchange(BaseModel):
 
     @classmethod
     def of(cls, user_message: Message, done: DoneEvent[Message]) -> "Exchange":
-        """The user's message and the turn that answered it, as it ended."""
         steps = [MessageOut.model_validate(step) for step in done.steps]
         return cls(
             user_message=MessageOut.model_validate(user_message),

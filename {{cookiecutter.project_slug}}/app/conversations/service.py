@@ -3,23 +3,34 @@
 import uuid
 from typing import Any
 
+from fastapi.exceptions import RequestValidationError
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from app.conversations.models import Conversation, Message
-from app.conversations.schemas import ConversationCreate, MessageCreate
+from app.conversations.schemas import ConversationCreate, MessageCreate, tool_call_data
 from app.core.db import insert_new
 from app.files import service as files_service
 from app.llm.base import Completion, ToolCall
 
 
-class UnknownFilesError(Exception):
-    """A message refers to file ids that do not exist or belong to another owner."""
+class UnknownFilesError(RequestValidationError):
+    """A 422 naming each file id of the message that is unknown or another owner's, in the
+    shape of any other invalid field, so clients parse one format."""
 
-    def __init__(self, missing: list[uuid.UUID]) -> None:
-        super().__init__(", ".join(str(file_id) for file_id in missing))
-        self.missing = missing
+    def __init__(self, missing: list[tuple[int, uuid.UUID]]) -> None:
+        super().__init__(
+            [
+                {
+                    "type": "unknown_file",
+                    "loc": ("body", "file_ids", index),
+                    "msg": f"file {file_id} not found",
+                    "input": str(file_id),
+                }
+                for index, file_id in missing
+            ]
+        )
 
 
 async def create_conversation(
@@ -90,16 +101,13 @@ async def add_user_message(
     found = await files_service.get_files(
         session=session, owner=conversation.owner, file_ids=data.file_ids
     )
-    missing = [file_id for file_id in data.file_ids if file_id not in {f.id for f in found}]
-    if missing:
+    owned = {file.id for file in found}
+    if missing := [(i, id_) for i, id_ in enumerate(data.file_ids) if id_ not in owned]:
         raise UnknownFilesError(missing)
-    return await _add_message(
-        session=session,
-        conversation_id=conversation.id,
-        role="user",
-        content=data.content,
-        file_ids=data.file_ids,
+    message = Message(
+        conversation_id=conversation.id, role="user", content=data.content, file_ids=data.file_ids
     )
+    return await _add(session, message)
 
 
 def model_step(completion: Completion) -> dict[str, Any]:
@@ -109,9 +117,7 @@ def model_step(completion: Completion) -> dict[str, Any]:
     return {
         "role": "assistant",
         "content": completion.content,
-        "tool_calls": [
-            {"id": c.id, "name": c.name, "arguments": c.arguments} for c in completion.tool_calls
-        ],
+        "tool_calls": [tool_call_data(call) for call in completion.tool_calls],
         "provider": completion.provider,
         "model": completion.model,
         "prompt_tokens": usage.prompt_tokens,
@@ -124,45 +130,20 @@ def model_step(completion: Completion) -> dict[str, Any]:
 async def add_model_step(
     *, session: AsyncSession, conversation_id: uuid.UUID, completion: Completion
 ) -> Message:
-    """Store what one model call answered."""
-    return await _add_message(
-        session=session, conversation_id=conversation_id, **model_step(completion)
-    )
+    message = Message(conversation_id=conversation_id, **model_step(completion))
+    return await _add(session, message)
 
 
 async def add_tool_result(
     *, session: AsyncSession, conversation_id: uuid.UUID, call: ToolCall, content: str
 ) -> Message:
-    return await _add_message(
-        session=session,
-        conversation_id=conversation_id,
-        role="tool",
-        content=content,
-        tool_call_id=call.id,
-    )
-
-
-async def _add_message(
-    *,
-    session: AsyncSession,
-    conversation_id: uuid.UUID,
-    role: str,
-    content: str,
-    file_ids: list[uuid.UUID] | None = None,
-    tool_calls: list[dict[str, Any]] | None = None,
-    tool_call_id: str | None = None,
-    **step: Any,
-) -> Message:
-    """A message of the conversation; `step` carries a model step's other columns."""
     message = Message(
-        conversation_id=conversation_id,
-        role=role,
-        content=content,
-        file_ids=file_ids or [],
-        tool_calls=tool_calls or [],
-        tool_call_id=tool_call_id,
-        **step,
+        conversation_id=conversation_id, role="tool", content=content, tool_call_id=call.id
     )
+    return await _add(session, message)
+
+
+async def _add(session: AsyncSession, message: Message) -> Message:
     await insert_new(session, message)
     await session.commit()
     return message

@@ -33,7 +33,7 @@ class StreamSlots:
     @contextmanager
     def holding(self, owner: str) -> Iterator[Callable[[], None]]:
         """The one way to take a slot: before the work that opens a stream (so that a refusal
-        changes nothing); given back if that work fails, else handed to sse.respond."""
+        changes nothing); given back if that work fails, else handed to sse.HeldStream."""
         taken = [self.by_owner.of(owner), self.all]
 
         def release() -> None:

@@ -1,7 +1,7 @@
 """File operations."""
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import anyio
@@ -19,22 +19,19 @@ TEXT_TYPES = frozenset({"application/json", "application/xml", "application/x-ya
 
 
 class UnsupportedTypeError(Exception):
-    """The upload's content type is not in the allow-list."""
+    def __init__(self, content_type: str, allowed: Iterable[str]) -> None:
+        super().__init__(
+            f"content type {content_type or '(none)'!r} is not allowed; "
+            f"allowed: {', '.join(sorted(allowed))}"
+        )
 
 
 class QuotaExceededError(Exception):
-    """The upload would take the owner's stored bytes past the quota."""
-
     def __init__(self, *, quota: int, used: int, size: int) -> None:
         super().__init__(
             f"storage quota of {quota} bytes per key exceeded: {used} bytes stored, "
             f"this file has {size}; make room with DELETE /v1/files/<id>"
         )
-
-
-def media_type(upload: UploadFile) -> str:
-    """Return the declared type without parameters, lower-cased."""
-    return (upload.content_type or "").split(";", 1)[0].strip().lower()
 
 
 def is_text(content_type: str) -> bool:
@@ -50,9 +47,10 @@ async def store_file(
     directory: Path,
 ) -> StoredFile:
     """Save the bytes, then record them within the owner's quota; else remove the bytes."""
-    content_type = media_type(upload)
+    # The declared type without parameters, lower-cased.
+    content_type = (upload.content_type or "").split(";", 1)[0].strip().lower()
     if content_type not in config.allowed_content_types:
-        raise UnsupportedTypeError(content_type)
+        raise UnsupportedTypeError(content_type, config.allowed_content_types)
     blob = await storage.save_upload(upload, directory, config.max_bytes)
     record = StoredFile(
         id=blob.id,
@@ -86,8 +84,8 @@ async def _reserve(session: AsyncSession, owner: str, size: int, quota: int) -> 
 
 
 async def delete_file(*, session: AsyncSession, record: StoredFile, directory: Path) -> None:
-    """Delete the row, then the bytes."""
-    # In this order a crash in between leaves an orphan blob, never a row that cannot download.
+    # The row, then the bytes: a crash in between leaves an orphan blob, never a row that
+    # cannot download.
     await session.delete(record)
     await session.commit()
     await anyio.Path(storage.blob_path(directory, record.id)).unlink(missing_ok=True)

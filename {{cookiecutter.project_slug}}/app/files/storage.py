@@ -18,7 +18,8 @@ STALE_PARTIAL_SECONDS = 600
 
 
 class TooLargeError(Exception):
-    """The upload is bigger than the configured limit."""
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(f"file is larger than the limit of {max_bytes} bytes")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +71,7 @@ async def save_upload(upload: UploadFile, directory: Path, max_bytes: int) -> Bl
             while chunk := await upload.read(CHUNK_BYTES):
                 size += len(chunk)
                 if size > max_bytes:
-                    raise TooLargeError
+                    raise TooLargeError(max_bytes)
                 digest.update(chunk)
                 await out.write(chunk)
         await anyio.Path(partial).rename(final)

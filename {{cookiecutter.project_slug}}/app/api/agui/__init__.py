@@ -1,2 +1,2 @@
-"""The AG-UI way in: the router, the run's input (run_input.py) and the turn's events as
-AG-UI events (events.py)."""
+"""The AG-UI way in: the router (with the run's input) and the turn's events as AG-UI
+events (events.py)."""

@@ -34,14 +34,13 @@ from app.agent.loop import (
     ToolCallEvent,
     ToolResultEvent,
 )
-from app.llm.base import ToolCall, Usage
 
 
 async def encoded(events: AsyncIterator[Event[Any]], run: "Translation") -> AsyncIterator[bytes]:
     """The run's events as SSE frames, RUN_STARTED first, RUN_FINISHED or RUN_ERROR last."""
     encoder = EventEncoder()
     # Bytes, as the encoder framed them: sse-starlette sends bytes as they are.
-    yield encoder.encode(run.started()).encode()
+    yield encoder.encode(RunStartedEvent(thread_id=run.thread_id, run_id=run.run_id)).encode()
     async for event in events:
         for translated in run.of(event):
             yield encoder.encode(translated).encode()
@@ -64,69 +63,57 @@ class Translation:
     # (left out) once a tool result has come, as the next call may be the next step's.
     parent_id: str | None = None
 
-    def started(self) -> RunStartedEvent:
-        return RunStartedEvent(thread_id=self.thread_id, run_id=self.run_id)
-
     def of(self, event: Event[Any]) -> list[BaseEvent]:
+        out: list[BaseEvent] = []
         if isinstance(event, TokenEvent):
-            return self._text(event.content)
-        closed = self._close_text()
+            if not event.content:
+                return out
+            if self.text_id is None:
+                self.text_id = self.parent_id = str(uuid.uuid4())
+                out.append(TextMessageStartEvent(message_id=self.text_id, role="assistant"))
+            out.append(TextMessageContentEvent(message_id=self.text_id, delta=event.content))
+            return out
+        if self.text_id is not None:
+            out.append(TextMessageEndEvent(message_id=self.text_id))
+            self.text_id = None
         match event:
             case ToolCallEvent(call=call):
-                return [*closed, *self._call(call)]
+                out += [
+                    ToolCallStartEvent(
+                        tool_call_id=call.id,
+                        tool_call_name=call.name,
+                        parent_message_id=self.parent_id,
+                    ),
+                    ToolCallArgsEvent(tool_call_id=call.id, delta=call.arguments),
+                    ToolCallEndEvent(tool_call_id=call.id),
+                ]
             case ToolResultEvent(call=call, result=result):
                 self.parent_id = None
-                message_id = _new_id()
-                content = result.content
-                result_event = ToolCallResultEvent(
-                    message_id=message_id, tool_call_id=call.id, content=content, role="tool"
+                message_id = str(uuid.uuid4())
+                out.append(
+                    ToolCallResultEvent(
+                        message_id=message_id,
+                        tool_call_id=call.id,
+                        content=result.content,
+                        role="tool",
+                    )
                 )
-                return [*closed, result_event]
             case DoneEvent(stop_reason=reason, usage=usage):
-                finished = RunFinishedEvent(
-                    thread_id=self.thread_id,
-                    run_id=self.run_id,
-                    result={"stop_reason": reason},
-                    usage=[self._usage(usage)],
+                tokens = TokenUsage(
+                    provider=self.provider,
+                    input_tokens=usage.prompt_tokens,
+                    output_tokens=usage.completion_tokens,
+                    total_tokens=usage.prompt_tokens + usage.completion_tokens,
                 )
-                return [*closed, finished]
+                out.append(
+                    RunFinishedEvent(
+                        thread_id=self.thread_id,
+                        run_id=self.run_id,
+                        result={"stop_reason": reason},
+                        usage=[tokens],
+                    )
+                )
             case ErrorEvent(detail=detail, refusal=refusal):
                 code = "provider_error" if refusal is None else "budget_exceeded"
-                return [*closed, RunErrorEvent(message=detail, code=code)]
-        return closed
-
-    def _text(self, content: str) -> list[BaseEvent]:
-        if not content:
-            return []
-        opened: list[BaseEvent] = []
-        if self.text_id is None:
-            self.text_id = self.parent_id = _new_id()
-            opened.append(TextMessageStartEvent(message_id=self.text_id, role="assistant"))
-        return [*opened, TextMessageContentEvent(message_id=self.text_id, delta=content)]
-
-    def _close_text(self) -> list[BaseEvent]:
-        if self.text_id is None:
-            return []
-        closed, self.text_id = TextMessageEndEvent(message_id=self.text_id), None
-        return [closed]
-
-    def _call(self, call: ToolCall) -> list[BaseEvent]:
-        return [
-            ToolCallStartEvent(
-                tool_call_id=call.id, tool_call_name=call.name, parent_message_id=self.parent_id
-            ),
-            ToolCallArgsEvent(tool_call_id=call.id, delta=call.arguments),
-            ToolCallEndEvent(tool_call_id=call.id),
-        ]
-
-    def _usage(self, usage: Usage) -> TokenUsage:
-        return TokenUsage(
-            provider=self.provider,
-            input_tokens=usage.prompt_tokens,
-            output_tokens=usage.completion_tokens,
-            total_tokens=usage.prompt_tokens + usage.completion_tokens,
-        )
-
-
-def _new_id() -> str:
-    return str(uuid.uuid4())
+                out.append(RunErrorEvent(message=detail, code=code))
+        return out

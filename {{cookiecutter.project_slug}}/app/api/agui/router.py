@@ -1,12 +1,17 @@
 """AG-UI endpoint: a conversation's turn for AG-UI clients (HttpAgent)."""
 
-from ag_ui.core import RunAgentInput
+import uuid
+
+from ag_ui.core import RunAgentInput, TextPart, UserMessage
 from fastapi import APIRouter
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 from sse_starlette import EventSourceResponse
 
 from app.api import sse
-from app.api.agui import run_input
 from app.api.agui.events import Translation, encoded, refused
+from app.api.errors import field_error
+from app.conversations.schemas import MessageCreate
 from app.deps import OwnedConversation, OwnerDep, ResourcesDep, SessionDep, TurnsDep
 from app.flows import messages
 
@@ -30,16 +35,49 @@ async def run_agent(
     conversation's id; its last user message is stored and answered, as AG-UI events."""
     # OwnedConversation has answered another key's conversation 404, as an unknown one,
     # whatever the body says; only then is the body's thread compared with it.
-    run_input.check_thread(body, conversation.id)
-    message = run_input.user_message(body)
+    _check_thread(body, conversation.id)
+    message = _user_message(body)
     run = Translation(body.thread_id, body.run_id, turns.llm.name)
     account = turns.spending.account(owner)
     # The slot is taken before the message is stored: a refused run changes nothing.
     with resources.turn_streams.holding(owner) as give_back:
         if refusal := await account.check():
             # A key whose budget is used up: RUN_ERROR, and nothing stored.
-            return sse.respond(encoded(refused(refusal), run), give_back)
+            return sse.HeldStream(encoded(refused(refusal), run), give_back)
         sent = await messages.send(
             turns=turns, session=session, conversation=conversation, data=message, account=account
         )
-        return sse.respond(encoded(sent.turn.events(stream=True), run), give_back)
+        return sse.HeldStream(encoded(sent.turn.events(stream=True), run), give_back)
+
+
+def _check_thread(body: RunAgentInput, conversation_id: uuid.UUID) -> None:
+    """Refuse a run whose threadId is not the conversation's id (the client's thread would
+    not be the one stored)."""
+    try:
+        same = uuid.UUID(body.thread_id) == conversation_id
+    except ValueError:
+        same = False
+    if not same:
+        detail = f"must be the id of the conversation in the path, {conversation_id}"
+        raise RequestValidationError([field_error("thread_mismatch", ("threadId",), detail)])
+
+
+def _user_message(body: RunAgentInput) -> MessageCreate:
+    """The last user message of the run, as the message to store and answer: a client sends
+    its whole view of the thread, but the stored conversation is the history the agent sees."""
+    users = [(i, m) for i, m in enumerate(body.messages) if isinstance(m, UserMessage)]
+    if not users:
+        raise RequestValidationError(
+            [field_error("missing", ("messages",), "must hold a user message")]
+        )
+    index, message = users[-1]
+    content = message.content
+    if not isinstance(content, str):
+        # Only text parts reach the model; images and files are not taken here.
+        content = "".join(part.text for part in content if isinstance(part, TextPart))
+    try:
+        return MessageCreate(content=content)
+    except ValidationError as exc:
+        location = ("messages", index, "content")
+        errors = [field_error(e["type"], location, e["msg"]) for e in exc.errors()]
+        raise RequestValidationError(errors) from None

@@ -47,17 +47,15 @@ async def chat_completions(
     wire.check_chat(body, config.max_messages)
     account = turns.spending.account(owner)
     if refusal := await account.check():
-        return wire.over_budget(refusal)
-    turn = turns.unstored(account=account, messages=wire.chat_messages(body.messages))
+        return wire.failed(ErrorEvent(refusal.detail, refusal))
+    turn = turns.unstored(account=account, messages=[wire.chat_message(m) for m in body.messages])
     reply = wire.Reply.to(config.model_name)
     if body.stream:
         usage = bool(body.stream_options and body.stream_options.include_usage)
         with resources.turn_streams.holding(owner) as give_back:
             chunks = wire.chunks(turn.events(stream=True), reply, include_usage=usage)
-            return sse.respond(chunks, give_back)
+            return sse.HeldStream(chunks, give_back)
     ended = await turn.outcome()
-    if isinstance(ended, ErrorEvent) and ended.refusal:
-        return wire.over_budget(ended.refusal)
     if isinstance(ended, ErrorEvent):
-        return wire.error_response(502, ended.detail, "server_error", code="provider_error")
+        return wire.failed(ended)
     return reply.completion(ended)

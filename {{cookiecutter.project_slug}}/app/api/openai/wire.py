@@ -3,7 +3,7 @@ and its events as one chat.completion or as chat.completion.chunk events."""
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from fastapi.exceptions import RequestValidationError
@@ -13,7 +13,6 @@ from app.agent.loop import (
     DoneEvent,
     ErrorEvent,
     Event,
-    Refusal,
     StopReason,
     TokenEvent,
     ToolResultEvent,
@@ -68,12 +67,8 @@ def check_chat(body: ChatCompletionRequest, max_messages: int) -> None:
                 )
 
 
-def chat_messages(messages: Sequence[MessageIn]) -> list[ChatMessage]:
-    """The request's messages as the agent's own."""
-    return [_chat(message) for message in messages]
-
-
-def _chat(message: MessageIn) -> ChatMessage:
+def chat_message(message: MessageIn) -> ChatMessage:
+    """A request's message as the agent's own."""
     if message.role in ("system", "developer"):
         return ChatMessage("system", message.text)
     if message.role == "tool":
@@ -86,33 +81,29 @@ def _chat(message: MessageIn) -> ChatMessage:
     return ChatMessage("user", message.text)
 
 
-def error_response(
-    status: int,
-    message: str,
-    kind: str,
-    *,
-    param: str | None = None,
-    code: str | None = None,
-    headers: Mapping[str, str] | None = None,
-) -> JSONResponse:
-    detail = ErrorDetail(message=message, type=kind, param=param, code=code)
-    return JSONResponse(ErrorBody(error=detail).model_dump(), status_code=status, headers=headers)
+def failure(event: ErrorEvent) -> ErrorBody:
+    """OpenAI's error object for a failed turn: a spent quota, or the model's failure."""
+    kind, code = (QUOTA, QUOTA) if event.refusal else ("server_error", "provider_error")
+    return ErrorBody(error=ErrorDetail(message=event.detail, type=kind, code=code))
 
 
-def over_budget(refusal: Refusal) -> JSONResponse:
-    """OpenAI's answer to a spent quota (429 insufficient_quota), with Retry-After to when
-    the budget starts again, and x-should-retry: false, which tells the openai SDKs not to
-    retry it at once (they retry other 429s)."""
-    headers = {"Retry-After": str(refusal.retry_after), "x-should-retry": "false"}
-    return error_response(429, refusal.detail, QUOTA, code=QUOTA, headers=headers)
+def failed(event: ErrorEvent) -> JSONResponse:
+    """A failed turn's answer: 502, or OpenAI's to a spent quota, 429 insufficient_quota with
+    Retry-After to when the budget starts again, and x-should-retry: false, which tells the
+    openai SDKs not to retry it at once (they retry other 429s)."""
+    if event.refusal is None:
+        return JSONResponse(failure(event).model_dump(), status_code=502)
+    headers = {"Retry-After": str(event.refusal.retry_after), "x-should-retry": "false"}
+    return JSONResponse(failure(event).model_dump(), status_code=429, headers=headers)
 
 
 def model_not_found(asked: str, served: str) -> JSONResponse:
     """OpenAI's answer to a model it does not have (404), which clients show as it is."""
     message = f"The model `{asked}` does not exist; this endpoint serves `{served}`"
-    return error_response(
-        404, message, "invalid_request_error", param="model", code="model_not_found"
+    error = ErrorDetail(
+        message=message, type="invalid_request_error", param="model", code="model_not_found"
     )
+    return JSONResponse(ErrorBody(error=error).model_dump(), status_code=404)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,18 +132,18 @@ class Reply:
             usage=_usage(done.usage),
         )
 
-    def chunk(self, delta: Delta, finish_reason: FinishReason | None = None) -> str:
-        return self._json([ChunkChoice(delta=delta, finish_reason=finish_reason)])
-
-    def usage_chunk(self, usage: Usage) -> str:
-        return self._json([], _usage(usage))
-
-    def _json(self, choices: list[ChunkChoice], usage: UsageOut | None = None) -> str:
-        chunk = ChatCompletionChunk(
-            id=self.id, created=self.created, model=self.model, choices=choices, usage=usage
-        )
+    def chunk(
+        self, delta: Delta | None, finish: FinishReason | None = None, usage: Usage | None = None
+    ) -> str:
         # As OpenAI sends them: finish_reason null until the last choice, usage only on a
-        # chunk of its own.
+        # chunk of its own (with no choice).
+        chunk = ChatCompletionChunk(
+            id=self.id,
+            created=self.created,
+            model=self.model,
+            choices=[] if delta is None else [ChunkChoice(delta=delta, finish_reason=finish)],
+            usage=None if usage is None else _usage(usage),
+        )
         return chunk.model_dump_json(exclude=None if usage else {"usage"})
 
 
@@ -173,13 +164,9 @@ async def chunks(
             case DoneEvent(stop_reason=reason, usage=usage):
                 yield reply.chunk(Delta(), FINISH[reason])
                 if include_usage:
-                    yield reply.usage_chunk(usage)
-            case ErrorEvent(refusal=Refusal() as refusal):
-                error = ErrorDetail(message=refusal.detail, type=QUOTA, code=QUOTA)
-                yield ErrorBody(error=error).model_dump_json()
-            case ErrorEvent(detail=detail):
-                error = ErrorDetail(message=detail, type="server_error", code="provider_error")
-                yield ErrorBody(error=error).model_dump_json()
+                    yield reply.chunk(None, usage=usage)
+            case ErrorEvent():
+                yield failure(event).model_dump_json()
     yield DONE
 
 
