@@ -8,9 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import Depends, FastAPI
 
-from app.api import conversations, files, health, runs, usage
+from app.api import conversations, errors, files, health, runs, usage
 from app.api.agui import router as agui
-from app.api.errors import document_not_found
 from app.api.openai import router as openai
 from app.config.errors import ConfigError
 from app.config.loading import get_settings
@@ -98,7 +97,7 @@ def create_app(
     app.include_router(agui.router, prefix=API_PREFIX, dependencies=api_dependencies)
     # OpenAI clients take http://host:port/v1 as their base URL, and this key as theirs.
     app.include_router(openai.router, prefix=API_PREFIX, dependencies=api_dependencies)
-    document_not_found(app)
+    errors.install(app)
     return app
 
 

@@ -1,13 +1,17 @@
-"""4xx answers the routers build themselves, as clients parse them: 422s naming a field (in
+"""4xx answers the api builds itself, as clients parse them: 422s naming a field (in
 FastAPI's own shape), the 429 of a spent budget, and the documented 404 of a row."""
 
 import re
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, status
+from fastapi import FastAPI, HTTPException, Request, status
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
+from starlette.responses import Response
 
 from app.agent.loop import Refusal
+from app.conversations.service import UnknownFilesError
 
 
 def field_error(kind: str, location: tuple[str | int, ...], message: str) -> dict[str, Any]:
@@ -21,6 +25,27 @@ def over_budget(refusal: Refusal) -> HTTPException:
     """A 429 naming the key's budget, with Retry-After to when it starts again."""
     headers = {"Retry-After": str(refusal.retry_after)}
     return HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, refusal.detail, headers=headers)
+
+
+async def unknown_files(request: Request, exc: Exception) -> Response:
+    """A 422 naming each file id of a message that is not the caller's, in the shape of any
+    other invalid field, so clients parse one format."""
+    assert isinstance(exc, UnknownFilesError)
+    errors = [
+        {
+            **field_error("unknown_file", ("file_ids", index), f"file {file_id} not found"),
+            "input": str(file_id),
+        }
+        for index, file_id in exc.missing
+    ]
+    return await request_validation_exception_handler(request, RequestValidationError(errors))
+
+
+def install(app: FastAPI) -> None:
+    """What the api answers and documents beyond what its routes declare: unknown files as
+    422, and the 404 of every route that names a row."""
+    app.add_exception_handler(UnknownFilesError, unknown_files)
+    document_not_found(app)
 
 
 class NotFound(BaseModel):

@@ -3,7 +3,6 @@
 import uuid
 from typing import Any
 
-from fastapi.exceptions import RequestValidationError
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -15,22 +14,12 @@ from app.files import service as files_service
 from app.llm.base import Completion, ToolCall
 
 
-class UnknownFilesError(RequestValidationError):
-    """A 422 naming each file id of the message that is unknown or another owner's, in the
-    shape of any other invalid field, so clients parse one format."""
+class UnknownFilesError(Exception):
+    """A message names file ids that are unknown or another owner's: (position, id) each."""
 
     def __init__(self, missing: list[tuple[int, uuid.UUID]]) -> None:
-        super().__init__(
-            [
-                {
-                    "type": "unknown_file",
-                    "loc": ("body", "file_ids", index),
-                    "msg": f"file {file_id} not found",
-                    "input": str(file_id),
-                }
-                for index, file_id in missing
-            ]
-        )
+        super().__init__(", ".join(str(file_id) for _, file_id in missing))
+        self.missing = missing
 
 
 async def create_conversation(
