@@ -1,9 +1,9 @@
 """A provider for any endpoint that speaks OpenAI's chat-completions API, tools included.
 
 The openai SDK sends the request (auth, retries, timeouts, status errors); a stream's chunks
-are read here. The SDK builds a pydantic model of every chunk, which cost about half of the
-api's CPU per relayed token; validating just the fields a turn uses, in pydantic-core, is a
-fraction of that, and a chunk of the wrong shape is still refused.
+are read here. The SDK builds a pydantic model of every chunk, much of the api's CPU per
+relayed token; validating just the fields a turn uses, in pydantic-core, is a fraction of
+that, and a chunk of the wrong shape is still refused.
 """
 
 from collections.abc import AsyncIterator, Sequence
