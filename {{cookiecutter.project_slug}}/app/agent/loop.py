@@ -7,6 +7,7 @@ and a turn resumed (a background run retried on another worker) starts where it 
 
 import asyncio
 import contextlib
+import itertools
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -110,12 +111,16 @@ class Turn[S]:
         history = list(history)
         steps: list[S] = []
         usage = Usage()
-        # A turn resumed after its tools were asked for runs the calls that got no result.
-        async for event in self._answer(_unanswered(history), history, steps, usage):
-            yield event
-            if isinstance(event, DoneEvent):
+        # A turn resumed after its tools were asked for first runs the calls that got no result.
+        calls = _unanswered(history)
+        for step in itertools.count():
+            async for event in self._answer(calls, history, steps, usage):
+                yield event
+                if isinstance(event, DoneEvent):
+                    return
+            if step == self.max_steps:
+                yield DoneEvent(steps, "max_steps", usage)
                 return
-        for _ in range(self.max_steps):
             stop = await self.recorder.halt(history, self.registry.specs)
             if isinstance(stop, Refusal):
                 yield ErrorEvent(stop.detail, stop)
@@ -133,6 +138,8 @@ class Turn[S]:
                             yield TokenEvent(piece)
                 else:
                     completion = await self.provider.complete(history, self.registry.specs)
+                if completion is None:
+                    raise LLMError("the language model ended its answer early")
             except LLMError as exc:
                 await self.recorder.release()
                 yield ErrorEvent(str(exc))
@@ -142,21 +149,13 @@ class Turn[S]:
                 # hold goes now, not when it expires.
                 await _released(self.recorder)
                 raise
-            if completion is None:
-                await self.recorder.release()
-                yield ErrorEvent("the language model ended its answer early")
-                return
             usage += completion.usage
             steps.append(await self.recorder.step(completion))
             history.append(ChatMessage("assistant", completion.content, completion.tool_calls))
             if not completion.tool_calls:
                 yield DoneEvent(steps, "completed", usage)
                 return
-            async for event in self._answer(completion.tool_calls, history, steps, usage):
-                yield event
-                if isinstance(event, DoneEvent):
-                    return
-        yield DoneEvent(steps, "max_steps", usage)
+            calls = list(completion.tool_calls)
 
     async def _answer(
         self, calls: Sequence[ToolCall], history: list[ChatMessage], steps: list[S], usage: Usage
@@ -204,11 +203,10 @@ async def _released(recorder: Recorder[Any]) -> None:
 
 def _unanswered(history: Sequence[ChatMessage]) -> list[ToolCall]:
     """The calls of the last assistant message that have no result after it."""
-    for index in range(len(history) - 1, -1, -1):
-        message = history[index]
-        if message.role == "assistant":
-            answered = {m.tool_call_id for m in history[index + 1 :] if m.role == "tool"}
-            return [call for call in message.tool_calls if call.id not in answered]
+    answered = set[str | None]()
+    for message in reversed(history):
         if message.role != "tool":
-            return []
+            calls = message.tool_calls if message.role == "assistant" else ()
+            return [call for call in calls if call.id not in answered]
+        answered.add(message.tool_call_id)
     return []

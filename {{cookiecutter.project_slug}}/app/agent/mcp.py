@@ -94,8 +94,7 @@ async def open_mcp_tools(config: AgentConfig) -> AsyncIterator[McpTools]:
     if not config.mcp_servers:
         yield McpTools((), config)
         return
-    # Imported only when a server is configured: the SDK costs a process about 16 MB and
-    # most of a second of imports.
+    # Imported only when a server is configured: the SDK is heavy to import and to hold.
     import httpx2
 
     from app.agent import mcp_client

@@ -22,7 +22,7 @@ def registry_for(config: AgentConfig, metrics: Metrics, mcp: McpListing | None =
     and the MCP servers' tools as last listed."""
     mcp = mcp or McpListing()
     offered = [t for t in TOOLS if t is not http_get or config.http_allowed_hosts]
-    return Registry([*offered, *mcp.tools], config, metrics, unavailable=mcp.unavailable)
+    return Registry([*offered, *mcp.tools], config, metrics, mcp.unavailable)
 
 
 def check_approvals(config: AgentConfig) -> None:

@@ -7,7 +7,6 @@ checked by the server. The registry runs both alike: timeout, result cap, metric
 """
 
 import asyncio
-import functools
 import inspect
 import json
 import logging
@@ -63,9 +62,6 @@ class Tool[A]:
     def name(self) -> str:
         return self.spec.name
 
-    def bind(self, arguments: str) -> Callable[[ToolContext], Awaitable[str]]:
-        return functools.partial(self.run, self.parse(json.loads(arguments or "{}")))
-
 
 def tool[A: BaseModel](function: Callable[[A, ToolContext], Awaitable[str]]) -> Tool[A]:
     """Make a tool of `async def name(args: SomeModel, context: ToolContext) -> str`."""
@@ -91,14 +87,13 @@ class Registry:
         tools: Iterable[Tool[Any]],
         config: AgentConfig,
         metrics: Metrics,
-        *,
-        unavailable: Mapping[str, str] | None = None,
+        unavailable: Mapping[str, str],
     ) -> None:
         self._tools = {t.spec.name: t for t in tools}
         self._config = config
         self._metrics = metrics
         # MCP servers that cannot be reached now, with why: a call of "server.tool" says so.
-        self._unavailable = unavailable or {}
+        self._unavailable = unavailable
 
     @property
     def specs(self) -> list[ToolSpec]:
@@ -128,14 +123,14 @@ class Registry:
                 return "error", ToolResult(detail, True)
             return "unknown_tool", ToolResult(f"error: no tool named {call.name!r}", True)
         try:
-            run = chosen.bind(call.arguments)
+            arguments = chosen.parse(json.loads(call.arguments or "{}"))
         except ValueError as exc:  # pydantic's ValidationError is one
             detail = f"error: bad arguments for {call.name}: {_brief(exc)}"
             return "bad_arguments", ToolResult(detail, True)
         timeout = self._config.tool_timeout_seconds
         try:
             async with asyncio.timeout(timeout):
-                content = await run(context)
+                content = await chosen.run(arguments, context)
         except TimeoutError:
             detail = f"error: {call.name} timed out after {timeout:g} s"
             return "timeout", ToolResult(detail, True)

@@ -9,7 +9,6 @@ every line has its result it replies with the message and one `NAME: result` lin
 So a new project shows the tool loop, and tests drive it, without a network.
 """
 
-import json
 import re
 from collections.abc import AsyncIterator, Sequence
 
@@ -46,27 +45,17 @@ def answer_to(messages: Sequence[ChatMessage]) -> Completion:
     last_user = max((i for i, m in enumerate(messages) if m.role == "user"), default=-1)
     user_text = messages[last_user].content if last_user >= 0 else ""
     results = [m for m in messages[last_user + 1 :] if m.role == "tool"]
-    calls, text_lines = _split(user_text)
+    parsed = [(line, _TOOL_LINE.match(line.strip())) for line in user_text.splitlines()]
+    # The /tool lines: (name, JSON arguments), in order.
+    calls = [(m["name"], m["arguments"].strip() or "{}") for _, m in parsed if m]
     usage_in = sum(len(m.content.split()) for m in messages)
     if len(results) < len(calls):
         name, arguments = calls[len(results)]
         call = ToolCall(id=f"echo_call_{len(results) + 1}", name=name, arguments=arguments)
         return Completion("", (call,), Usage(usage_in, 1))
-    text = "\n".join(text_lines).strip() if calls else user_text
+    text = "\n".join(line for line, m in parsed if not m).strip() if calls else user_text
     reply = f"[{system}] {text}" if system else text
     names = {c.id: c.name for m in messages for c in m.tool_calls}
     lines = [f"{names.get(r.tool_call_id or '', 'tool')}: {r.content}" for r in results]
     reply = "\n".join([reply, *lines]) if lines else reply
     return Completion(reply, (), Usage(usage_in, len(reply.split())))
-
-
-def _split(text: str) -> tuple[list[tuple[str, str]], list[str]]:
-    """Separate the /tool lines (name, JSON arguments) from the rest of the message."""
-    calls: list[tuple[str, str]] = []
-    rest: list[str] = []
-    for line in text.splitlines():
-        if match := _TOOL_LINE.match(line.strip()):
-            calls.append((match["name"], match["arguments"].strip() or json.dumps({})))
-        else:
-            rest.append(line)
-    return calls, rest

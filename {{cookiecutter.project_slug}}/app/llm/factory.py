@@ -58,9 +58,8 @@ def _provider(settings: Settings, link: FallbackConfig) -> LLMProvider:
             max_retries=llm.max_retries,
             http_client=openai.DefaultAioHttpClient(limits=limits),
         )
-        own_api = url is None
         return OpenAICompatibleProvider(
-            client, link.model, max_tokens=llm.max_tokens, own_api=own_api
+            client, link.model, max_tokens=llm.max_tokens, own_api=url is None
         )
     import anthropic
 

@@ -1,9 +1,9 @@
 """A provider for any endpoint that speaks OpenAI's chat-completions API, tools included.
 
 The openai SDK sends the request (auth, retries, timeouts, status errors); a stream's chunks
-are read here. The SDK builds a pydantic model of every chunk, which cost about half of the
-api's CPU per relayed token; validating just the fields a turn uses, in pydantic-core, is a
-fraction of that, and a chunk of the wrong shape is still refused.
+are read here. The SDK builds a pydantic model of every chunk, much of the api's CPU per
+relayed token; validating just the fields a turn uses, in pydantic-core, is a fraction of
+that, and a chunk of the wrong shape is still refused.
 """
 
 from collections.abc import AsyncIterator, Sequence
@@ -79,7 +79,7 @@ class OpenAICompatibleProvider:
         try:
             async with request as response:
                 # Read here rather than through the SDK's chunk models: see the module's doc.
-                async for chunk in _chunks(response.iter_lines()):
+                async for chunk in _chunks(response.http_response):
                     if counted := chunk.get("usage"):
                         usage = Usage(counted.prompt_tokens, counted.completion_tokens)
                     if not (choices := chunk.get("choices")):
@@ -178,30 +178,16 @@ class Chunk(TypedDict, total=False):
 _CHUNK: TypeAdapter[Chunk] = TypeAdapter(Chunk)
 
 
-async def _chunks(lines: AsyncIterator[str]) -> AsyncIterator[Chunk]:
+async def _chunks(response: httpx2.Response) -> AsyncIterator[Chunk]:
     """Each Server-Sent Event's JSON until `[DONE]`; LLMError for an error or a bad chunk."""
-    async for data in _event_data(lines):
-        if data == "[DONE]":
+    async for event in httpx2.EventSource(response):
+        if event.data == "[DONE]":
             return
         try:
-            chunk = _CHUNK.validate_json(data)
+            chunk = _CHUNK.validate_json(event.data)
         except ValidationError:
             raise LLMError("the language model provider sent a malformed stream") from None
         if chunk.get("error"):
             # Its text may echo the prompt: clients get the kind only, as for a status error.
             raise LLMError("the language model provider failed")
         yield chunk
-
-
-async def _event_data(lines: AsyncIterator[str]) -> AsyncIterator[str]:
-    """The data of each event: its `data:` lines joined, as the SSE specification says."""
-    data: list[str] = []
-    async for line in lines:
-        if line.startswith("data:"):
-            value = line[5:]
-            data.append(value[1:] if value.startswith(" ") else value)
-        elif not line and data:
-            yield "\n".join(data)
-            data = []
-    if data:
-        yield "\n".join(data)
