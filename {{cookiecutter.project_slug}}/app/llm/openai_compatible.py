@@ -181,6 +181,8 @@ _CHUNK: TypeAdapter[Chunk] = TypeAdapter(Chunk)
 async def _chunks(response: httpx2.Response) -> AsyncIterator[Chunk]:
     """Each Server-Sent Event's JSON until `[DONE]`; LLMError for an error or a bad chunk."""
     async for event in httpx2.EventSource(response):
+        if not event.data:
+            continue  # an event without data is not dispatched, as the SSE specification says
         if event.data == "[DONE]":
             return
         try:
