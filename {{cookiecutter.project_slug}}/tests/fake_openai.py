@@ -54,7 +54,9 @@ def tool_call_for(request: dict[str, Any]) -> dict[str, Any] | None:
 
 class FakeOpenAI(ThreadingHTTPServer):
     """Serve chat completions; `fail_with` makes every request fail with that HTTP status,
-    `break_stream` every stream after its first token ("error" chunk or "malformed" JSON)."""
+    `break_stream` every stream after its first token ("error" chunk or "malformed" JSON),
+    `pings` a comment and an event without data before each chunk (as some servers keep a
+    slow stream open)."""
 
     daemon_threads = True
 
@@ -62,6 +64,7 @@ class FakeOpenAI(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", port), _Handler)
         self.fail_with: int | None = None
         self.break_stream: str | None = None
+        self.pings = False
         self.requests: list[dict[str, Any]] = []
         self.headers_seen: list[dict[str, str]] = []
         # What each answer reports it used, from the request.
@@ -147,6 +150,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
 
     def _event(self, payload: dict[str, Any]) -> None:
+        if self.server.pings:
+            self.wfile.write(b": keep-alive\n\nevent: ping\n\n")
         self.wfile.write(f"data: {json.dumps(payload)}\n\n".encode())
         self.wfile.flush()
 

@@ -33,10 +33,14 @@ async def test_reply_comes_from_the_endpoint_with_prompt_history_and_key(
     assert fake_openai.headers_seen[-1]["authorization"] == "Bearer test-openai-key"
 
 
+# With pings: comments and events without data between the chunks are skipped, as the SSE
+# specification says.
+@pytest.mark.parametrize("pings", [False, True])
 async def test_streamed_reply_is_relayed_and_stored(
-    openai_client: AsyncClient, fake_openai: FakeOpenAI
+    openai_client: AsyncClient, fake_openai: FakeOpenAI, pings: bool
 ) -> None:
     conversation = await new_conversation_id(openai_client)
+    fake_openai.pings = pings
 
     response = await openai_client.post(
         f"/v1/conversations/{conversation}/messages",
