@@ -2,17 +2,16 @@
 owner, and the rows a path names if they are the caller's.
 
 Every dependency is `async def`, even those that only read request.state: FastAPI runs a
-plain `def` dependency in a worker thread, a hop per dependency per request. The ones
-every /v1 request resolves
-(authorize, the session) read request.state themselves rather than through other
-dependencies: each dependency FastAPI resolves costs the request time of its own.
+plain `def` dependency in a worker thread, a hop per dependency per request. The ones every
+/v1 request resolves (authorize, the session) read request.state themselves rather than
+through other dependencies: each dependency FastAPI resolves costs the request time of its own.
 """
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, cast
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Path, Request, status
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config.settings import Settings
@@ -87,52 +86,35 @@ async def authorize(request: Request, credentials: BearerCredentials) -> str:
 OwnerDep = Annotated[str, Depends(authorize)]
 
 
-def yours[R](row: R | None, what: str, row_id: uuid.UUID) -> R:
-    """The caller's row, or 404: an unknown id and another owner's are answered alike (the
-    services take the same query for both), so an id tells nothing about other keys."""
-    if row is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"{what} {row_id} not found")
-    return row
+def _owned[R](
+    what: str, get: Callable[..., Awaitable[R | None]], **options: bool
+) -> Callable[..., Awaitable[R]]:
+    """The dependency that reads the caller's row a path's `{what}_id` names, or answers 404:
+    an unknown id and another owner's are answered alike (the services take the same query
+    for both), so an id tells nothing about other keys."""
+    parameter = f"{what}_id"
 
+    async def owned(
+        row_id: Annotated[uuid.UUID, Path(alias=parameter)], session: SessionDep, owner: OwnerDep
+    ) -> R:
+        row = await get(session=session, owner=owner, **{parameter: row_id}, **options)
+        if row is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"{what} {row_id} not found")
+        return row
 
-async def owned_conversation(
-    conversation_id: uuid.UUID, session: SessionDep, owner: OwnerDep
-) -> Conversation:
-    found = await conversations.get_conversation(
-        session=session, owner=owner, conversation_id=conversation_id
-    )
-    return yours(found, "conversation", conversation_id)
-
-
-async def owned_conversation_with_messages(
-    conversation_id: uuid.UUID, session: SessionDep, owner: OwnerDep
-) -> Conversation:
-    found = await conversations.get_conversation(
-        session=session, owner=owner, conversation_id=conversation_id, with_messages=True
-    )
-    return yours(found, "conversation", conversation_id)
-
-
-async def owned_run(run_id: uuid.UUID, session: SessionDep, owner: OwnerDep) -> Run:
-    found = await runs.get_run(session=session, owner=owner, run_id=run_id)
-    return yours(found, "run", run_id)
-
-
-async def locked_run(run_id: uuid.UUID, session: SessionDep, owner: OwnerDep) -> Run:
-    """The caller's run, locked (SELECT ... FOR UPDATE) until the request's transaction
-    ends: a cancel or a decision and a worker's write of the same run do not interleave."""
-    found = await runs.get_run(session=session, owner=owner, run_id=run_id, lock=True)
-    return yours(found, "run", run_id)
-
-
-async def owned_file(file_id: uuid.UUID, session: SessionDep, owner: OwnerDep) -> StoredFile:
-    found = await files.get_file(session=session, owner=owner, file_id=file_id)
-    return yours(found, "file", file_id)
+    return owned
 
 
 # The row a path's id names, if it is the caller's (else 404), read in the request's session.
-OwnedConversation = Annotated[Conversation, Depends(owned_conversation)]
-OwnedConversationWithMessages = Annotated[Conversation, Depends(owned_conversation_with_messages)]
-OwnedRun = Annotated[Run, Depends(owned_run)]
-LockedRun = Annotated[Run, Depends(locked_run)]
-OwnedFile = Annotated[StoredFile, Depends(owned_file)]
+OwnedConversation = Annotated[
+    Conversation, Depends(_owned("conversation", conversations.get_conversation))
+]
+OwnedConversationWithMessages = Annotated[
+    Conversation,
+    Depends(_owned("conversation", conversations.get_conversation, with_messages=True)),
+]
+OwnedRun = Annotated[Run, Depends(_owned("run", runs.get_run))]
+# Locked (SELECT ... FOR UPDATE) until the request's transaction ends: a cancel or a decision
+# and a worker's write of the same run do not interleave.
+LockedRun = Annotated[Run, Depends(_owned("run", runs.get_run, lock=True))]
+OwnedFile = Annotated[StoredFile, Depends(_owned("file", files.get_file))]

@@ -47,13 +47,9 @@ def owners_of(lines: Sequence[str], secret_key: SecretStr) -> list[str]:
     return [owner_of(key, secret_key) for key in keys]
 
 
-def is_owner_id(value: str) -> bool:
-    """Tell whether a value can own rows: a key name, or an unnamed key's id."""
-    return bool(KEY_NAME.fullmatch(value) or UNNAMED_OWNER.fullmatch(value))
-
-
 async def _move(old: str, new: str) -> dict[str, int]:
-    if not is_owner_id(new):
+    # Only a key name, or an unnamed key's id, can own rows.
+    if not (KEY_NAME.fullmatch(new) or UNNAMED_OWNER.fullmatch(new)):
         raise ValueError(f"{new!r} is neither a key name nor an owner id printed by 'owner'")
     engine = create_engine(DatabaseSettings().database_url.get_secret_value(), timeout=5)
     try:

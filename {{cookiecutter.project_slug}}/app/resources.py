@@ -3,7 +3,7 @@
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from alembic.script import ScriptDirectory
@@ -58,48 +58,11 @@ class Resources(SharedResources):
     turn_streams: StreamSlots
 
 
-def create_redis(url: str, *, timeout: float) -> "Redis":
-    """Create the Redis client; short timeouts and one retry so an outage is noticed fast."""
-    return Redis.from_url(
-        url,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        retry=Retry(NoBackoff(), retries=1),
-        health_check_interval=30,
-    )
-
-
 def check_config(config: AppConfig) -> None:
     """What config.yaml's models cannot check alone, checked before the api or the worker
     starts (ConfigError): approvals name real tools, budgets in dollars have prices."""
     check_approvals(config.agent)
     check_priced(config)
-
-
-def migrations_head() -> str | None:
-    """Return the newest Alembic revision shipped with this code."""
-    return ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
-
-
-def _stream_slots(settings: Settings, metrics: Metrics) -> tuple[StreamSlots, StreamSlots]:
-    """The bounds on run event streams and on streamed turns, each its own budget."""
-    worker, agent = settings.config.worker, settings.config.agent
-    return (
-        StreamSlots(
-            "event streams",
-            worker.max_event_streams,
-            worker.max_event_streams_per_key,
-            ("event_streams", "key_event_streams"),
-            metrics,
-        ),
-        StreamSlots(
-            "streamed turns",
-            agent.max_streams,
-            agent.max_streams_per_key,
-            ("turn_streams", "key_turn_streams"),
-            metrics,
-        ),
-    )
 
 
 @asynccontextmanager
@@ -114,8 +77,14 @@ async def open_shared_resources(
     engine = create_engine(
         settings.database_url.get_secret_value(), timeout=DB_CONNECT_TIMEOUT_SECONDS
     )
-    redis = create_redis(
-        settings.redis_url.get_secret_value(), timeout=settings.config.redis.timeout_seconds
+    # Short timeouts and one retry, so that an outage is noticed fast.
+    timeout = settings.config.redis.timeout_seconds
+    redis = Redis.from_url(
+        settings.redis_url.get_secret_value(),
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), retries=1),
+        health_check_interval=30,
     )
     llm = create_provider(settings, metrics)
     try:
@@ -139,17 +108,28 @@ async def open_resources(settings: Settings, metrics: Metrics) -> AsyncIterator[
         try:
             limiter = RateLimiter(shared.redis, redis_url, settings.config.rate_limit, metrics)
             await queue.startup()
+            worker, agent = settings.config.worker, settings.config.agent
             yield Resources(
-                shared.engine,
-                shared.sessionmaker,
-                shared.redis,
-                shared.llm,
-                metrics,
-                shared.mcp,
-                migrations_head(),
-                limiter,
-                queue,
-                *_stream_slots(settings, metrics),
+                **{field.name: getattr(shared, field.name) for field in fields(shared)},
+                # The newest Alembic revision shipped with this code.
+                schema_head=ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head(),
+                rate_limiter=limiter,
+                queue=queue,
+                # The bounds on run event streams and on streamed turns, each its own budget.
+                event_streams=StreamSlots(
+                    "event streams",
+                    worker.max_event_streams,
+                    worker.max_event_streams_per_key,
+                    ("event_streams", "key_event_streams"),
+                    metrics,
+                ),
+                turn_streams=StreamSlots(
+                    "streamed turns",
+                    agent.max_streams,
+                    agent.max_streams_per_key,
+                    ("turn_streams", "key_turn_streams"),
+                    metrics,
+                ),
             )
         finally:
             await queue.shutdown()

@@ -38,8 +38,6 @@ from app.llm.base import ChatMessage, Completion, LLMProvider, ToolCall, ToolSpe
 from app.spend.budgets import Account, Spending
 
 type Step = Completion | ToolResult
-# The text of a file attached to the turn's conversation (ToolError for any other id).
-type ReadAttached = Callable[[uuid.UUID], Awaitable[str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,10 +119,9 @@ class ReadyTurn[S]:
         return ended
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TurnBuilder:
-    """Builds every turn of the process (one per api or worker process): settings,
-    database, model, metrics, MCP tools, and the spend ledger and budgets."""
+    """Builds every turn of the process (one per api or worker process)."""
 
     settings: Settings
     sessionmaker: async_sessionmaker[AsyncSession]
@@ -134,8 +131,7 @@ class TurnBuilder:
     spending: Spending = field(init=False)
 
     def __post_init__(self) -> None:
-        spending = Spending.of(self.settings, self.sessionmaker, self.metrics)
-        object.__setattr__(self, "spending", spending)
+        self.spending = Spending(self.settings, self.sessionmaker, self.metrics)
 
     async def prepare[S](
         self,
@@ -155,10 +151,6 @@ class TurnBuilder:
         turn = self._turn(conversation.owner, conversation.id, recorder, steps)
         return ReadyTurn(turn, history)
 
-    def stored(self, conversation: Conversation, account: Account) -> Stored:
-        """Where a waited-for turn on the conversation puts its steps."""
-        return Stored(account, self.sessionmaker, conversation.id)
-
     def unstored(self, *, account: Account, messages: Sequence[ChatMessage]) -> ReadyTurn[Step]:
         """A turn over the messages a request carries, on the account's key; nothing is
         stored, and its tools reach no attached file."""
@@ -175,7 +167,9 @@ class TurnBuilder:
         registry = registry_for(config, self.metrics, self.mcp.listing)
         return Turn(self.llm, registry, tools, recorder, steps, config.require_approval)
 
-    def _attached(self, owner: str, conversation_id: uuid.UUID | None) -> ReadAttached:
+    def _attached(
+        self, owner: str, conversation_id: uuid.UUID | None
+    ) -> Callable[[uuid.UUID], Awaitable[str]]:
         """What read_file may read: the text of a file attached to this conversation and the
         owner's (ToolError alike for any other id); with no conversation, nothing."""
 
@@ -226,7 +220,6 @@ class TurnBuilder:
         return history
 
     def _prompt(self, messages: Sequence[ChatMessage]) -> list[ChatMessage]:
-        """The system prompt, then the messages given."""
         system = self.settings.config.llm.system_prompt
         return [ChatMessage("system", system), *messages] if system else list(messages)
 

@@ -101,18 +101,18 @@ async def send_message(
     if EVENT_STREAM in request.headers.get("accept", ""):
         # The slot is taken before the message is stored: a refused stream changes nothing.
         with resources.turn_streams.holding(owner) as give_back:
-            sent = await messages.send(
+            message, turn = await messages.send(
                 turns=turns, session=session, conversation=conversation, data=body, account=account
             )
-            frames = sse.turn(sent.turn.events(stream=True), sent.message)
+            frames = sse.turn(turn.events(stream=True), message)
             return sse.HeldStream(frames, give_back)
-    sent = await messages.send(
+    message, turn = await messages.send(
         turns=turns, session=session, conversation=conversation, data=body, account=account
     )
-    ended = await sent.turn.outcome()
+    ended = await turn.outcome()
     # The user's message (and any finished step) is committed: the client may retry.
     if isinstance(ended, ErrorEvent) and ended.refusal:
         raise over_budget(ended.refusal)
     if isinstance(ended, ErrorEvent):
         raise HTTPException(status.HTTP_502_BAD_GATEWAY, ended.detail)
-    return Exchange.of(sent.message, ended)
+    return Exchange.of(message, ended)

@@ -107,15 +107,13 @@ class Executor:
     async def _outcome(self, run: Run, recorder: RunRecorder) -> DoneEvent[Message] | ErrorEvent:
         """The run's turn, resumed after the last step its earlier attempts stored."""
         async with self.turns.sessionmaker() as session:
-            stored = await service.progress(session=session, run_id=run.id)
-            if stored.answer is not None:
+            steps, answer = await service.progress(session=session, run_id=run.id)
+            if answer is not None:
                 # An earlier attempt stored the answer and died before it ended the run:
                 # the run ends with that answer, and the model is not asked again.
-                return DoneEvent([stored.answer], "completed", Usage())
+                return DoneEvent([answer], "completed", Usage())
             conversation = await session.get_one(Conversation, run.conversation_id)
-            turn = await self.turns.prepare(
-                session, conversation, recorder, steps_taken=stored.steps
-            )
+            turn = await self.turns.prepare(session, conversation, recorder, steps_taken=steps)
         return await turn.outcome()
 
     async def _keep_lease(self, recorder: RunRecorder, work: "asyncio.Task[None]") -> None:

@@ -67,7 +67,6 @@ class Run(IdMixin, CreatedAtMixin, OwnedMixin, Base):
 
     @property
     def pending_approvals(self) -> list[ToolCall]:
-        """The calls waiting for a person's decision."""
         return [
             ToolCall(call_id, entry["name"], entry["arguments"])
             for call_id, entry in self.approvals.items()

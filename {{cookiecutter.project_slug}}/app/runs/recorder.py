@@ -19,7 +19,7 @@ from app.conversations.service import model_step
 from app.llm.base import ChatMessage, Completion, ToolCall, ToolSpec, Usage
 from app.runs import service
 from app.runs.models import Run
-from app.spend.bounds import hold_table
+from app.spend.bounds import HOLDS
 from app.spend.budgets import Account
 
 # Every write of a run's step renews its lease with this one statement, built once: building
@@ -48,7 +48,7 @@ _RENEW = (
 # The same, also deleting the run's hold on its key's budget (spend_holds, holder = the run's
 # id): a model step's write settles its call's hold without a statement of its own.
 _RENEW_RELEASING = _RENEW.add_cte(
-    delete(hold_table()).where(hold_table().c.holder == bindparam("run_id")).cte("released")
+    delete(HOLDS).where(HOLDS.c.holder == bindparam("run_id")).cte("released")
 )
 
 
@@ -126,16 +126,32 @@ class RunRecorder:
     async def finish(self, done: DoneEvent[Message]) -> None:
         async with self.sessionmaker() as session:
             run = await self._renew(session)
+            run.lease_until = None
             if done.stop_reason == "interrupted":
                 # Back to the queue without counting the attempt: nothing went wrong.
-                run.status, run.lease_until, run.attempts = "queued", None, run.attempts - 1
+                run.status, run.attempts = "queued", run.attempts - 1
                 run.queued_at = func.clock_timestamp()
                 service.add_event(session, run, "requeued", {})
                 self.requeue = True
             elif done.stop_reason == "awaiting_approval":
-                _await_approval(session, run, done.pending)
+                # Parked until a person decides: no lease (the sweep leaves it alone), and
+                # the attempt not counted, as nothing went wrong.
+                run.status, run.attempts = "awaiting_approval", run.attempts - 1
+                waiting = {
+                    c.id: {"name": c.name, "arguments": c.arguments, "approved": None}
+                    for c in done.pending
+                }
+                run.approvals = {**run.approvals, **waiting}
+                calls = [tool_call_data(c) for c in done.pending]
+                service.add_event(session, run, "approval_required", {"calls": calls})
             else:
-                _end(session, run, done)
+                run.status = "cancelled" if done.stop_reason == "cancelled" else "succeeded"
+                run.stop_reason, run.finished_at = done.stop_reason, func.clock_timestamp()
+                data = service.done_data(run)
+                if answers := [s for s in done.steps if s.role == "assistant"]:
+                    answer = MessageOut.model_validate(answers[-1])
+                    data["assistant_message"] = answer.model_dump(mode="json")
+                service.add_event(session, run, "done", data)
             await session.commit()
 
     async def fail(self, detail: str, *, refused: bool = False) -> None:
@@ -168,28 +184,6 @@ class RunRecorder:
         if run is None:
             raise LeaseLostError(str(self.run_id))
         return run
-
-
-def _await_approval(session: AsyncSession, run: Run, pending: tuple[ToolCall, ...]) -> None:
-    """Park the run until a person decides: no lease (the sweep leaves it alone), and the
-    attempt not counted, as nothing went wrong."""
-    run.status, run.lease_until, run.attempts = "awaiting_approval", None, run.attempts - 1
-    waiting = {c.id: {"name": c.name, "arguments": c.arguments, "approved": None} for c in pending}
-    run.approvals = {**run.approvals, **waiting}
-    service.add_event(
-        session, run, "approval_required", {"calls": [tool_call_data(c) for c in pending]}
-    )
-
-
-def _end(session: AsyncSession, run: Run, done: DoneEvent[Message]) -> None:
-    status = "cancelled" if done.stop_reason == "cancelled" else "succeeded"
-    run.status, run.stop_reason = status, done.stop_reason
-    run.lease_until, run.finished_at = None, func.clock_timestamp()
-    data = service.done_data(run)
-    answers = [s for s in done.steps if s.role == "assistant"]
-    if answers:
-        data["assistant_message"] = MessageOut.model_validate(answers[-1]).model_dump(mode="json")
-    service.add_event(session, run, "done", data)
 
 
 def _add(session: AsyncSession, run: Run, **values: Any) -> Message:

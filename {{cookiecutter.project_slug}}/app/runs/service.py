@@ -4,7 +4,6 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
@@ -84,11 +83,21 @@ async def decide(
     """Store decisions on calls the run waits on; once none waits, queue it again."""
     if run.status != "awaiting_approval":
         raise NotAwaitingError(run.status)
-    _check(run, decisions)
+    pending = {call.id for call in run.pending_approvals}
     approvals = dict(run.approvals)
-    for decision in decisions:
-        entry = approvals[decision.tool_call_id]
-        approvals[decision.tool_call_id] = {**entry, "approved": decision.approved}
+    seen: set[str] = set()
+    problems = []
+    for index, decision in enumerate(decisions):
+        call_id = decision.tool_call_id
+        if call_id in seen:
+            problems.append((index, f"tool call {call_id} is decided twice"))
+        elif call_id not in pending:
+            problems.append((index, f"tool call {call_id} is not awaiting approval"))
+        else:
+            approvals[call_id] = {**approvals[call_id], "approved": decision.approved}
+        seen.add(call_id)
+    if problems:
+        raise UndecidableError(problems)
     run.approvals = approvals
     add_event(session, run, "approvals", {"decisions": [d.model_dump() for d in decisions]})
     ready = not run.pending_approvals
@@ -101,21 +110,6 @@ async def decide(
     return run
 
 
-def _check(run: Run, decisions: Sequence[ApprovalDecision]) -> None:
-    pending = {call.id for call in run.pending_approvals}
-    seen: set[str] = set()
-    problems = []
-    for index, decision in enumerate(decisions):
-        call_id = decision.tool_call_id
-        if call_id in seen:
-            problems.append((index, f"tool call {call_id} is decided twice"))
-        elif call_id not in pending:
-            problems.append((index, f"tool call {call_id} is not awaiting approval"))
-        seen.add(call_id)
-    if problems:
-        raise UndecidableError(problems)
-
-
 def add_event(session: AsyncSession, run: Run, name: str, data: dict[str, Any]) -> None:
     session.add(RunEvent(run_id=run.id, name=name, data=data, created_at=utcnow()))
 
@@ -126,24 +120,6 @@ def done_data(run: Run) -> dict[str, Any]:
         "stop_reason": run.stop_reason,
         "usage": {"prompt_tokens": run.prompt_tokens, "completion_tokens": run.completion_tokens},
     }
-
-
-async def events_after(
-    *, session: AsyncSession, run_id: uuid.UUID, after: int, limit: int = 100
-) -> tuple[list[RunEvent], bool]:
-    """Return the run's events after the id `after`, and whether the run had finished.
-
-    The status is read first: a finished run's last event was written with its status, so
-    these events then include it.
-    """
-    status = await session.scalar(select(Run.status).where(Run.id == run_id))
-    events = await session.scalars(
-        select(RunEvent)
-        .where(RunEvent.run_id == run_id, RunEvent.id > after)
-        .order_by(RunEvent.id)
-        .limit(limit)
-    )
-    return list(events), status in FINISHED
 
 
 async def follow(
@@ -159,32 +135,33 @@ async def follow(
     `poll_seconds` before the next.
 
     Each read takes a connection of its own and gives it back before the next poll: a
-    stream held open does not hold a connection of the pool.
+    stream held open does not hold a connection of the pool. The status is read first: a
+    finished run's last event was written with its status, so the events read then include it.
     """
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         async with sessionmaker() as session:
-            found, finished = await events_after(session=session, run_id=run_id, after=after)
+            status = await session.scalar(select(Run.status).where(Run.id == run_id))
+            found = list(
+                await session.scalars(
+                    select(RunEvent)
+                    .where(RunEvent.run_id == run_id, RunEvent.id > after)
+                    .order_by(RunEvent.id)
+                    .limit(100)
+                )
+            )
         for event in found:
             after = event.id
             yield event
-        if finished and not found:
+        if status in FINISHED and not found:
             return
         if not found:
             await asyncio.sleep(poll_seconds)
 
 
-@dataclass(frozen=True, slots=True)
-class Progress:
-    """What a run's earlier attempts stored: how many model calls, and the run's answer if
-    the last thing stored is one (a model step that asked for no tool)."""
-
-    steps: int
-    answer: Message | None
-
-
-async def progress(*, session: AsyncSession, run_id: uuid.UUID) -> Progress:
-    """Where a run resumes: after its last stored step."""
+async def progress(*, session: AsyncSession, run_id: uuid.UUID) -> tuple[int, Message | None]:
+    """Where a run resumes, after what its earlier attempts stored: how many model calls, and
+    the run's answer if the last thing stored is one (a model step that asked for no tool)."""
     steps = await session.scalar(
         select(func.count())
         .select_from(Message)
@@ -197,7 +174,7 @@ async def progress(*, session: AsyncSession, run_id: uuid.UUID) -> Progress:
         .limit(1)
     )
     answered = last is not None and last.role == "assistant" and not last.tool_calls
-    return Progress(steps or 0, last if answered else None)
+    return steps or 0, last if answered else None
 
 
 async def count_by_status(session: AsyncSession) -> dict[str, int]:

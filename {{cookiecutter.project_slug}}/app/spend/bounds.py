@@ -5,7 +5,6 @@ call is walked for its cache key on every call.
 """
 
 import math
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
@@ -14,7 +13,6 @@ from sqlalchemy import (
     BigInteger,
     DateTime,
     Numeric,
-    Subquery,
     Table,
     Text,
     Uuid,
@@ -32,67 +30,37 @@ from app.config.sections import BudgetConfig
 from app.spend.models import Hold, ModelCall
 from app.spend.schemas import BudgetLeft
 
-
-@dataclass(frozen=True, slots=True)
-class Window:
-    """A budget's span: today (UTC) or this calendar month."""
-
-    start: datetime
-    end: datetime
-
-    @classmethod
-    def day(cls, now: datetime) -> "Window":
-        start = datetime(now.year, now.month, now.day, tzinfo=UTC)
-        return cls(start, start + timedelta(days=1))
-
-    @classmethod
-    def month(cls, now: datetime) -> "Window":
-        start = datetime(now.year, now.month, 1, tzinfo=UTC)
-        following = (start + timedelta(days=32)).replace(day=1)
-        return cls(start, following)
-
-
 BOUNDS = ("tokens_per_day", "tokens_per_month", "usd_per_day", "usd_per_month")
 
 
-def _spent() -> Subquery:
-    """What the owner's ledger holds for today and this month, by bound name."""
-    tokens = ModelCall.prompt_tokens + ModelCall.completion_tokens
-    today = ModelCall.created_at >= bindparam("day_start")
-    return (
-        select(
-            func.coalesce(func.sum(tokens).filter(today), 0).label("tokens_per_day"),
-            func.coalesce(func.sum(ModelCall.cost_usd).filter(today), 0).label("usd_per_day"),
-            func.coalesce(func.sum(tokens), 0).label("tokens_per_month"),
-            func.coalesce(func.sum(ModelCall.cost_usd), 0).label("usd_per_month"),
-        )
-        .where(
-            ModelCall.owner == bindparam("owner"), ModelCall.created_at >= bindparam("month_start")
-        )
-        .subquery()
+# What the owner's ledger holds for today and this month, by bound name.
+_TOKENS = ModelCall.prompt_tokens + ModelCall.completion_tokens
+_TODAY = ModelCall.created_at >= bindparam("day_start")
+_SPENT = (
+    select(
+        func.coalesce(func.sum(_TOKENS).filter(_TODAY), 0).label("tokens_per_day"),
+        func.coalesce(func.sum(ModelCall.cost_usd).filter(_TODAY), 0).label("usd_per_day"),
+        func.coalesce(func.sum(_TOKENS), 0).label("tokens_per_month"),
+        func.coalesce(func.sum(ModelCall.cost_usd), 0).label("usd_per_month"),
     )
-
-
-def _held() -> Subquery:
-    """What the owner's calls in progress hold."""
-    return (
-        select(
-            func.coalesce(func.sum(Hold.tokens), 0).label("tokens"),
-            func.coalesce(func.sum(Hold.cost_usd), 0).label("usd"),
-        )
-        .where(Hold.owner == bindparam("owner"), Hold.expires_at > bindparam("now"))
-        .subquery()
+    .where(ModelCall.owner == bindparam("owner"), ModelCall.created_at >= bindparam("month_start"))
+    .subquery()
+)
+# What the owner's calls in progress hold.
+_HELD = (
+    select(
+        func.coalesce(func.sum(Hold.tokens), 0).label("tokens"),
+        func.coalesce(func.sum(Hold.cost_usd), 0).label("usd"),
     )
-
-
-_SPENT, _HELD = _spent(), _held()
+    .where(Hold.owner == bindparam("owner"), Hold.expires_at > bindparam("now"))
+    .subquery()
+)
 _LEFT = select(_SPENT, _HELD).select_from(_SPENT.join(_HELD, true()))
 
 
-def hold_table() -> Table:
-    # The table itself, not the ORM class: these statements need none of the ORM's work
-    # (synchronising a session, loading objects), which would cost more than the SQL.
-    return cast(Table, Hold.__table__)
+# The table itself, not the ORM class: these statements need none of the ORM's work
+# (synchronising a session, loading objects), which would cost more than the SQL.
+HOLDS = cast(Table, Hold.__table__)
 
 
 # The hold, in one statement: the database function spend_hold (migration 0009) takes the
@@ -119,7 +87,7 @@ _HOLD_ARGUMENTS: dict[str, TypeEngine[Any]] = {
     "usd_per_month": Numeric(),
 }
 _HOLD = select(func.spend_hold(*(bindparam(n, type_=t) for n, t in _HOLD_ARGUMENTS.items())))
-RELEASE = delete(hold_table()).where(hold_table().c.holder == bindparam("holder"))
+RELEASE = delete(HOLDS).where(HOLDS.c.holder == bindparam("holder"))
 
 
 async def take_hold(connection: AsyncConnection, values: dict[str, Any]) -> int | None:
@@ -129,7 +97,9 @@ async def take_hold(connection: AsyncConnection, values: dict[str, Any]) -> int 
 
 
 def windows(now: datetime) -> dict[str, datetime]:
-    return {"now": now, "day_start": Window.day(now).start, "month_start": Window.month(now).start}
+    """The instant, and the starts of the budgets' spans: today (UTC) and this calendar month."""
+    day_start = datetime(now.year, now.month, now.day, tzinfo=UTC)
+    return {"now": now, "day_start": day_start, "month_start": day_start.replace(day=1)}
 
 
 async def budget_left(
@@ -137,8 +107,10 @@ async def budget_left(
 ) -> list[BudgetLeft]:
     """Each bound of the budget: its limit, what was spent and is held, what is left."""
     now = now or datetime.now(UTC)
-    day, month = Window.day(now), Window.month(now)
-    row = (await session.execute(_LEFT, {"owner": owner, **windows(now)})).one()
+    spans = windows(now)
+    row = (await session.execute(_LEFT, {"owner": owner, **spans})).one()
+    day = spans["day_start"] + timedelta(days=1)
+    month = (spans["month_start"] + timedelta(days=32)).replace(day=1)
     # A call in progress counts against today and this month alike.
     bounds = [
         ("tokens_per_day", budget.tokens_per_day, row.tokens_per_day, row.tokens, day),
@@ -153,9 +125,9 @@ async def budget_left(
             spent=Decimal(used),
             held=Decimal(holding),
             left=max(Decimal(limit) - Decimal(used) - Decimal(holding), Decimal(0)),
-            resets_at=window.end,
+            resets_at=resets_at,
         )
-        for name, limit, used, holding, window in bounds
+        for name, limit, used, holding, resets_at in bounds
         if limit is not None
     ]
 

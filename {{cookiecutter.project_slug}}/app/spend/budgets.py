@@ -12,7 +12,7 @@ cost no query.
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -22,10 +22,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.agent.loop import Refusal
 from app.config.sections import BudgetConfig
 from app.config.settings import Settings
+from app.core.db import utcnow
 from app.core.metrics import Metrics
 from app.llm.base import ChatMessage, Completion, ToolSpec, Usage
 from app.spend import bounds
-from app.spend.ledger import Ledger
+from app.spend.models import ModelCall
 from app.spend.prices import Prices
 
 # What the bound of a call's input adds to its bytes: per message and per tool (the roles
@@ -34,21 +35,17 @@ _PER_ITEM = 16
 _PER_CALL = 1024
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Spending:
     """The process's part: prices, budgets, the ledger, and each turn's account."""
 
     settings: Settings
     sessionmaker: async_sessionmaker[AsyncSession]
     metrics: Metrics
-    ledger: Ledger
+    prices: Prices = field(init=False)
 
-    @classmethod
-    def of(
-        cls, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], metrics: Metrics
-    ) -> "Spending":
-        ledger = Ledger(Prices(settings.config.spend.prices), metrics)
-        return cls(settings, sessionmaker, metrics, ledger)
+    def __post_init__(self) -> None:
+        self.prices = Prices(self.settings.config.spend.prices)
 
     def budget(self, owner: str) -> BudgetConfig | None:
         """The owner's budget, or None when it has no bound."""
@@ -57,7 +54,29 @@ class Spending:
 
     def account(self, owner: str, holder: uuid.UUID | None = None) -> "Account":
         """A turn's account: holder names its holds (a run's id; else a new one)."""
-        return Account(self, owner, holder or uuid.uuid4(), self.budget(owner), self.ledger)
+        return Account(self, owner, holder or uuid.uuid4(), self.budget(owner))
+
+    def ledger_row(self, owner: str, completion: Completion) -> ModelCall:
+        """The ledger row of one answered call, for the caller to add to the transaction that
+        stores the step: a run resumed after its worker died neither records a call twice
+        nor loses one it kept. A call whose answer was never stored (its process died first)
+        is not in the ledger, though the provider may have charged it; a call that failed
+        reported no usage and is not recorded either."""
+        usage = completion.usage
+        cost = self.prices.cost(completion.provider, completion.model, usage)
+        if cost is not None:
+            self.metrics.model_cost(completion.provider, completion.model, float(cost))
+        return ModelCall(
+            owner=owner,
+            provider=completion.provider,
+            model=completion.model,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            cache_read_tokens=usage.cache_read_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
+            cost_usd=cost,
+            created_at=utcnow(),
+        )
 
     def bound(self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]) -> Usage:
         """The most a call can use: every byte sent a token (no tokenizer makes more of
@@ -79,7 +98,7 @@ class Spending:
         input at the model's dearest input price (uncached, cache write, a higher tier)."""
         costs = [Decimal(0)]
         for link in self.settings.config.llm.chain:
-            if (price := self.ledger.prices.price(link.provider, link.model)) is not None:
+            if (price := self.prices.price(link.provider, link.model)) is not None:
                 dearest_in = max(_top(price.input_mtok), _top(price.cache_write_mtok))
                 out = _top(price.output_mtok)
                 costs.append(usage.prompt_tokens * dearest_in + usage.completion_tokens * out)
@@ -102,7 +121,6 @@ class Account:
     owner: str
     holder: uuid.UUID
     budget: BudgetConfig | None
-    ledger: Ledger
     holding: bool = False
 
     async def check(self) -> Refusal | None:
@@ -163,14 +181,13 @@ class Account:
 
     async def settle(self, session: AsyncSession, completion: Completion) -> None:
         """In the transaction that stores the call's answer: its ledger row for its hold."""
-        session.add(self.ledger.row(self.owner, completion))
         if self.holding:
             await (await session.connection()).execute(bounds.RELEASE, {"holder": self.holder})
-            self.holding = False
+        self.settle_released(session, completion)
 
     def settle_released(self, session: AsyncSession, completion: Completion) -> None:
         """settle, when the caller's transaction deletes the hold itself (a run's step)."""
-        session.add(self.ledger.row(self.owner, completion))
+        session.add(self.spending.ledger_row(self.owner, completion))
         self.holding = False
 
     async def record(self, completion: Completion) -> None:

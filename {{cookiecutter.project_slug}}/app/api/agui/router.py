@@ -44,10 +44,10 @@ async def run_agent(
         if refusal := await account.check():
             # A key whose budget is used up: RUN_ERROR, and nothing stored.
             return sse.HeldStream(encoded(refused(refusal), run), give_back)
-        sent = await messages.send(
+        _, turn = await messages.send(
             turns=turns, session=session, conversation=conversation, data=message, account=account
         )
-        return sse.HeldStream(encoded(sent.turn.events(stream=True), run), give_back)
+        return sse.HeldStream(encoded(turn.events(stream=True), run), give_back)
 
 
 def _check_thread(body: RunAgentInput, conversation_id: uuid.UUID) -> None:
