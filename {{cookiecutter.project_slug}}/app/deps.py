@@ -2,9 +2,9 @@
 owner, and the rows a path names if they are the caller's.
 
 Every dependency is `async def`, even those that only read request.state: FastAPI runs a
-plain `def` dependency in a worker thread, a hop per dependency per request. The ones every
-/v1 request resolves (authorize, the session) read request.state themselves rather than
-through other dependencies: each dependency FastAPI resolves costs the request time of its own.
+plain `def` dependency in a worker thread, a hop per dependency per request. authorize, which
+every /v1 request resolves, reads request.state itself rather than through other
+dependencies: each dependency FastAPI resolves costs the request time of its own.
 """
 
 import uuid
