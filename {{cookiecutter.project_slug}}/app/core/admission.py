@@ -13,23 +13,13 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.config.sections import AppConfig
 from app.core.metrics import AdmissionReason, Metrics
 from app.core.security import KeyRing, unauthorized
 
-# Multipart framing (boundaries, part headers) adds a little to the file itself.
 MULTIPART_OVERHEAD_BYTES = 16 * 1024
 # Slots free within seconds: a short, honest hint for clients that back off.
 RETRY_AFTER = {"Retry-After": "1"}
-
-
-@dataclass(frozen=True, slots=True)
-class BodyLimits:
-    max_json_bytes: int
-    max_upload_bytes: int
-    max_bodies_in_flight: int
-    max_uploads_in_flight: int
-    max_uploads_per_key: int
-    timeout_seconds: float
 
 
 @dataclass(slots=True)
@@ -106,17 +96,21 @@ class AdmissionMiddleware:
     def __init__(
         self,
         app: ASGIApp,
-        limits: BodyLimits,
+        config: AppConfig,
         keys: KeyRing,
         protected_prefix: str,
         metrics: Metrics,
     ) -> None:
-        self.app, self.limits, self.keys = app, limits, keys
-        self.protected_prefix, self.metrics = protected_prefix, metrics
-        bodies, uploads = limits.max_bodies_in_flight, limits.max_uploads_in_flight
-        per_key = limits.max_uploads_per_key
+        self.app, self.keys, self.metrics = app, keys, metrics
+        self.protected_prefix = protected_prefix
+        requests, uploads = config.requests, config.uploads
+        self.max_json_bytes, self.timeout = requests.max_json_bytes, requests.body_timeout_seconds
+        # Multipart framing (boundaries, part headers) adds a little to the file itself.
+        self.max_upload_bytes = uploads.max_bytes + MULTIPART_OVERHEAD_BYTES
+        bodies, all_uploads = requests.max_bodies_in_flight, uploads.max_concurrent
+        per_key = uploads.max_concurrent_per_key
         self.bodies = Slots(bodies, 503, "requests with a body in progress", "bodies_in_flight")
-        self.uploads = Slots(uploads, 503, "uploads in progress", "uploads_in_flight")
+        self.uploads = Slots(all_uploads, 503, "uploads in progress", "uploads_in_flight")
         self.uploads_by_owner = SlotsByKey(
             Slots(per_key, 429, "uploads of this key in progress", "key_uploads_in_flight")
         )
@@ -133,8 +127,9 @@ class AdmissionMiddleware:
             await _answer(scope, send, refusal.status_code, refusal.detail, refusal.headers)
             return
         upload = headers.get("content-type", "").lower().startswith("multipart/form-data")
-        body = _Body(self.limits, upload, receive)
-        if _declared_length(headers) > body.max_bytes:
+        max_bytes = self.max_upload_bytes if upload else self.max_json_bytes
+        body = _Body(max_bytes, self.timeout, receive)
+        if _declared_length(headers) > max_bytes:
             self.metrics.admission_refused("too_large")
             await _answer(scope, send, 413, body.too_large())
             return
@@ -196,12 +191,9 @@ class AdmissionMiddleware:
 class _Body:
     """The request's receive channel, held to the size limit and the time limit."""
 
-    def __init__(self, limits: BodyLimits, upload: bool, receive: Receive) -> None:
-        self.max_bytes = (
-            limits.max_upload_bytes + MULTIPART_OVERHEAD_BYTES if upload else limits.max_json_bytes
-        )
-        self.timeout = limits.timeout_seconds
-        self.deadline = time.monotonic() + limits.timeout_seconds
+    def __init__(self, max_bytes: int, timeout: float, receive: Receive) -> None:
+        self.max_bytes, self.timeout = max_bytes, timeout
+        self.deadline = time.monotonic() + timeout
         self.received = 0
         self.complete = False
         self.refused: _BodyRefusedError | None = None
