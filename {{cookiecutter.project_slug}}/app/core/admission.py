@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
+from fastapi.security.utils import get_authorization_scheme_param
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -117,10 +118,12 @@ class AdmissionMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = Headers(scope=scope) if scope["type"] == "http" else None
-        if headers is None or not _has_body(headers):
+        if headers is None or not (_declared_length(headers) or headers.get("transfer-encoding")):
             await self.app(scope, receive, send)
             return
-        owner = self._owner(headers)
+        # The parsing HTTPBearer does, so that both see the same key.
+        scheme, token = get_authorization_scheme_param(headers.get("authorization"))
+        owner = self.keys.owner(token) if scheme.lower() == "bearer" else None
         if scope["path"].startswith(self.protected_prefix) and owner is None:
             # Before a byte of the body is read: a caller without a key holds no slot.
             refusal = unauthorized()
@@ -139,17 +142,19 @@ class AdmissionMiddleware:
         try:
             if full := take_all(taken):
                 taken.clear()
-                await self._refuse_busy(scope, send, body, full)
+                # Read and discard the body first: answering while the client is still
+                # sending makes the server close the connection, and most clients then lose
+                # the answer. Discarding holds no memory and no disk, and stops at the size
+                # and time limits.
+                await body.discard()
+                self.metrics.admission_refused(full.reason)
+                await _answer(scope, send, full.status, full.detail, RETRY_AFTER)
             else:
                 await self._admit(scope, send, body, lambda: give_back(taken))
         finally:
             give_back(taken)
             if owner is not None:
                 self.uploads_by_owner.forget_idle(owner)
-
-    def _owner(self, headers: Headers) -> str | None:
-        scheme, _, token = headers.get("authorization", "").partition(" ")
-        return self.keys.owner(token.strip()) if scheme.lower() == "bearer" else None
 
     async def _admit(
         self, scope: Scope, send: Send, body: "_Body", give_back: Callable[[], None]
@@ -178,14 +183,6 @@ class AdmissionMiddleware:
         if body.refused is not None and not started:
             self.metrics.admission_refused(body.refused.reason)
             await _answer(scope, send, body.refused.status, body.refused.detail)
-
-    async def _refuse_busy(self, scope: Scope, send: Send, body: "_Body", full: Slots) -> None:
-        # Read and discard the body first: answering while the client is still sending
-        # makes the server close the connection, and most clients then lose the answer.
-        # Discarding holds no memory and no disk, and stops at the size and time limits.
-        await body.discard()
-        self.metrics.admission_refused(full.reason)
-        await _answer(scope, send, full.status, full.detail, RETRY_AFTER)
 
 
 class _Body:
@@ -242,10 +239,6 @@ async def _answer(
 
 async def _no_receive() -> Message:
     return {"type": "http.disconnect"}
-
-
-def _has_body(headers: Headers) -> bool:
-    return _declared_length(headers) > 0 or bool(headers.get("transfer-encoding"))
 
 
 def _declared_length(headers: Headers) -> int:
