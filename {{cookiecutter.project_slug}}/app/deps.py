@@ -69,15 +69,15 @@ async def authorize(request: Request, credentials: BearerCredentials) -> str:
     settings, resources = await get_app_settings(request), await get_resources(request)
     limits = settings.config.rate_limit
     # Per owner: the old and new value of a key being rotated share one budget.
-    verdict = await resources.rate_limiter.check(
+    retry_after = await resources.rate_limiter.check(
         owner, budget=settings.config.redis.timeout_seconds
     )
-    if not verdict.allowed:
+    if retry_after is not None:
         raise HTTPException(
             status_code=status.HTTP_429_TOO_MANY_REQUESTS,
             detail=f"rate limit exceeded: {limits.requests} requests per "
-            f"{limits.window_seconds} s; retry after {verdict.retry_after} s",
-            headers={"Retry-After": str(verdict.retry_after)},
+            f"{limits.window_seconds} s; retry after {retry_after} s",
+            headers={"Retry-After": str(retry_after)},
         )
     return owner
 

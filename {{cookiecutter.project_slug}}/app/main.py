@@ -14,13 +14,13 @@ from app.api.openai import router as openai
 from app.config.errors import ConfigError
 from app.config.loading import get_settings
 from app.config.settings import Settings
-from app.core.admission import AdmissionMiddleware, BodyLimits
+from app.core.admission import AdmissionMiddleware
 from app.core.http_metrics import instrument
 from app.core.logging import RequestLogMiddleware, setup_logging
 from app.core.metadata import project_metadata
 from app.core.metrics import Metrics
 from app.core.security import KeyRing
-from app.core.tracing import Tracing
+from app.core.tracing import Tracing, wanted
 from app.deps import authorize
 from app.files import storage
 from app.playground.router import router as playground_router
@@ -56,10 +56,9 @@ def create_app(
     name, version = project_metadata()
     keys = KeyRing.build(settings.api_keys, settings.secret_key)
     metrics = Metrics()
-    if span_exporter is not None:
-        tracing: Tracing | None = Tracing(name, version, span_exporter)
-    else:
-        tracing = Tracing.from_environment(name, version)
+    tracing = None
+    if span_exporter is not None or wanted():
+        tracing = Tracing(name, version, span_exporter)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
@@ -75,15 +74,16 @@ def create_app(
     app = FastAPI(title=name, version=version, lifespan=lifespan)
     app.add_middleware(
         AdmissionMiddleware,
-        limits=_body_limits(settings),
+        config=settings.config,
         keys=keys,
         protected_prefix=API_PREFIX,
         metrics=metrics,
     )
-    app.add_middleware(RequestLogMiddleware)
+    # After the middleware above, so that the request log (and count) has their answers too.
     if settings.config.metrics.enabled:
-        # After the middleware above, so that it counts their answers too.
         instrument(app, metrics)
+    else:
+        app.add_middleware(RequestLogMiddleware)
     if tracing is not None:
         tracing.instrument_app(app)
     app.include_router(health.router)
@@ -99,15 +99,3 @@ def create_app(
     app.include_router(openai.router, prefix=API_PREFIX, dependencies=api_dependencies)
     errors.install(app)
     return app
-
-
-def _body_limits(settings: Settings) -> BodyLimits:
-    requests, uploads = settings.config.requests, settings.config.uploads
-    return BodyLimits(
-        max_json_bytes=requests.max_json_bytes,
-        max_upload_bytes=uploads.max_bytes,
-        max_bodies_in_flight=requests.max_bodies_in_flight,
-        max_uploads_in_flight=uploads.max_concurrent,
-        max_uploads_per_key=uploads.max_concurrent_per_key,
-        timeout_seconds=requests.body_timeout_seconds,
-    )

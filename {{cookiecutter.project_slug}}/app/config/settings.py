@@ -102,13 +102,11 @@ class DatabaseSettings(_EnvSettings):
     database_password: SecretStr | None = None
     database_url: SecretStr
 
-    @field_validator("database_url", mode="before")
+    @field_validator("database_url")
     @classmethod
-    def _asyncpg_with_password(cls, value: Any, info: ValidationInfo) -> Any:
-        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
-        if not isinstance(raw, str):
-            return value
-        return _with_password_from(async_database_url(raw), info, "database_password")
+    def _asyncpg_with_password(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
+        url = async_database_url(value.get_secret_value())
+        return SecretStr(_with_password_from(url, info, "database_password"))
 
 
 class KeySettings(_EnvSettings):

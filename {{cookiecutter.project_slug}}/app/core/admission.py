@@ -9,27 +9,18 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
+from fastapi.security.utils import get_authorization_scheme_param
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.config.sections import AppConfig
 from app.core.metrics import AdmissionReason, Metrics
 from app.core.security import KeyRing, unauthorized
 
-# Multipart framing (boundaries, part headers) adds a little to the file itself.
 MULTIPART_OVERHEAD_BYTES = 16 * 1024
 # Slots free within seconds: a short, honest hint for clients that back off.
 RETRY_AFTER = {"Retry-After": "1"}
-
-
-@dataclass(frozen=True, slots=True)
-class BodyLimits:
-    max_json_bytes: int
-    max_upload_bytes: int
-    max_bodies_in_flight: int
-    max_uploads_in_flight: int
-    max_uploads_per_key: int
-    timeout_seconds: float
 
 
 @dataclass(slots=True)
@@ -106,35 +97,42 @@ class AdmissionMiddleware:
     def __init__(
         self,
         app: ASGIApp,
-        limits: BodyLimits,
+        config: AppConfig,
         keys: KeyRing,
         protected_prefix: str,
         metrics: Metrics,
     ) -> None:
-        self.app, self.limits, self.keys = app, limits, keys
-        self.protected_prefix, self.metrics = protected_prefix, metrics
-        bodies, uploads = limits.max_bodies_in_flight, limits.max_uploads_in_flight
-        per_key = limits.max_uploads_per_key
+        self.app, self.keys, self.metrics = app, keys, metrics
+        self.protected_prefix = protected_prefix
+        requests, uploads = config.requests, config.uploads
+        self.max_json_bytes, self.timeout = requests.max_json_bytes, requests.body_timeout_seconds
+        # Multipart framing (boundaries, part headers) adds a little to the file itself.
+        self.max_upload_bytes = uploads.max_bytes + MULTIPART_OVERHEAD_BYTES
+        bodies, all_uploads = requests.max_bodies_in_flight, uploads.max_concurrent
+        per_key = uploads.max_concurrent_per_key
         self.bodies = Slots(bodies, 503, "requests with a body in progress", "bodies_in_flight")
-        self.uploads = Slots(uploads, 503, "uploads in progress", "uploads_in_flight")
+        self.uploads = Slots(all_uploads, 503, "uploads in progress", "uploads_in_flight")
         self.uploads_by_owner = SlotsByKey(
             Slots(per_key, 429, "uploads of this key in progress", "key_uploads_in_flight")
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = Headers(scope=scope) if scope["type"] == "http" else None
-        if headers is None or not _has_body(headers):
+        if headers is None or not (_declared_length(headers) or headers.get("transfer-encoding")):
             await self.app(scope, receive, send)
             return
-        owner = self._owner(headers)
+        # The parsing HTTPBearer does, so that both see the same key.
+        scheme, token = get_authorization_scheme_param(headers.get("authorization"))
+        owner = self.keys.owner(token) if scheme.lower() == "bearer" else None
         if scope["path"].startswith(self.protected_prefix) and owner is None:
             # Before a byte of the body is read: a caller without a key holds no slot.
             refusal = unauthorized()
             await _answer(scope, send, refusal.status_code, refusal.detail, refusal.headers)
             return
         upload = headers.get("content-type", "").lower().startswith("multipart/form-data")
-        body = _Body(self.limits, upload, receive)
-        if _declared_length(headers) > body.max_bytes:
+        max_bytes = self.max_upload_bytes if upload else self.max_json_bytes
+        body = _Body(max_bytes, self.timeout, receive)
+        if _declared_length(headers) > max_bytes:
             self.metrics.admission_refused("too_large")
             await _answer(scope, send, 413, body.too_large())
             return
@@ -144,17 +142,19 @@ class AdmissionMiddleware:
         try:
             if full := take_all(taken):
                 taken.clear()
-                await self._refuse_busy(scope, send, body, full)
+                # Read and discard the body first: answering while the client is still
+                # sending makes the server close the connection, and most clients then lose
+                # the answer. Discarding holds no memory and no disk, and stops at the size
+                # and time limits.
+                await body.discard()
+                self.metrics.admission_refused(full.reason)
+                await _answer(scope, send, full.status, full.detail, RETRY_AFTER)
             else:
                 await self._admit(scope, send, body, lambda: give_back(taken))
         finally:
             give_back(taken)
             if owner is not None:
                 self.uploads_by_owner.forget_idle(owner)
-
-    def _owner(self, headers: Headers) -> str | None:
-        scheme, _, token = headers.get("authorization", "").partition(" ")
-        return self.keys.owner(token.strip()) if scheme.lower() == "bearer" else None
 
     async def _admit(
         self, scope: Scope, send: Send, body: "_Body", give_back: Callable[[], None]
@@ -184,24 +184,13 @@ class AdmissionMiddleware:
             self.metrics.admission_refused(body.refused.reason)
             await _answer(scope, send, body.refused.status, body.refused.detail)
 
-    async def _refuse_busy(self, scope: Scope, send: Send, body: "_Body", full: Slots) -> None:
-        # Read and discard the body first: answering while the client is still sending
-        # makes the server close the connection, and most clients then lose the answer.
-        # Discarding holds no memory and no disk, and stops at the size and time limits.
-        await body.discard()
-        self.metrics.admission_refused(full.reason)
-        await _answer(scope, send, full.status, full.detail, RETRY_AFTER)
-
 
 class _Body:
     """The request's receive channel, held to the size limit and the time limit."""
 
-    def __init__(self, limits: BodyLimits, upload: bool, receive: Receive) -> None:
-        self.max_bytes = (
-            limits.max_upload_bytes + MULTIPART_OVERHEAD_BYTES if upload else limits.max_json_bytes
-        )
-        self.timeout = limits.timeout_seconds
-        self.deadline = time.monotonic() + limits.timeout_seconds
+    def __init__(self, max_bytes: int, timeout: float, receive: Receive) -> None:
+        self.max_bytes, self.timeout = max_bytes, timeout
+        self.deadline = time.monotonic() + timeout
         self.received = 0
         self.complete = False
         self.refused: _BodyRefusedError | None = None
@@ -250,10 +239,6 @@ async def _answer(
 
 async def _no_receive() -> Message:
     return {"type": "http.disconnect"}
-
-
-def _has_body(headers: Headers) -> bool:
-    return _declared_length(headers) > 0 or bool(headers.get("transfer-encoding"))
 
 
 def _declared_length(headers: Headers) -> int:

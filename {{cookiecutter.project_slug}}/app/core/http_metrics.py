@@ -4,15 +4,15 @@
 wherever the api is, so a proxy in front of a published api blocks it (see the README).
 """
 
-import time
 from collections.abc import Iterable
 from typing import Any
 
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, Counter, Histogram
 from starlette.routing import BaseRoute
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.core.logging import RequestLogMiddleware
 from app.core.metrics import Metrics
 
 METRICS_PATH = "/metrics"
@@ -23,10 +23,10 @@ MAX_ROUTES = 1000
 
 
 def instrument(app: FastAPI, metrics: Metrics) -> None:
-    """Count and time every request, and serve /metrics.
+    """Log, count and time every request, and serve /metrics.
 
-    Call it after the other middleware is added: it must be outermost, to count what they
-    answer themselves (401 and 413 before the route, 503 when busy).
+    In place of RequestLogMiddleware, added after the other middleware: it must be outermost,
+    to count what they answer themselves (401 and 413 before the route, 503 when busy).
     """
     app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
 
@@ -38,8 +38,9 @@ def instrument(app: FastAPI, metrics: Metrics) -> None:
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_PLAIN_0_0_4)
 
 
-class HttpMetricsMiddleware:
-    """Count requests by route template, method and status, time them, count those in flight.
+class HttpMetricsMiddleware(RequestLogMiddleware):
+    """Also count requests by route template, method and status, time them, count those in
+    flight, from the status and time that the request log takes.
 
     The scrapes of /metrics are left out. The router's own match (scope["route"]) names
     the route; its template is looked up once per route (route_template). Matching every
@@ -48,7 +49,7 @@ class HttpMetricsMiddleware:
     """
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app = app
+        super().__init__(app)
         self.requests = metrics.http_requests
         self.duration = metrics.http_duration
         self.in_progress = metrics.http_in_progress
@@ -62,31 +63,23 @@ class HttpMetricsMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] == METRICS_PATH:
-            await self.app(scope, receive, send)
+            await super().__call__(scope, receive, send)
             return
-        status = 500  # what the client sees when the app raises before answering
+        with self.in_progress.track_inprogress():
+            await super().__call__(scope, receive, send)
 
-        async def send_with_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        started = time.perf_counter()
-        self.in_progress.inc()
-        try:
-            await self.app(scope, receive, send_with_status)
-        finally:
-            elapsed = time.perf_counter() - started
-            self.in_progress.dec()
-            handler, method = self._handler(scope), scope["method"]
-            if (series := self._series.get((handler, method, status))) is None:
-                series = self._series[handler, method, status] = (
-                    self.requests.labels(handler, method, str(status)),
-                    self.duration.labels(handler, method),
-                )
-            series[0].inc()
-            series[1].observe(elapsed)
+    def served(self, scope: Scope, status: int, seconds: float) -> None:
+        super().served(scope, status, seconds)
+        if scope["path"] == METRICS_PATH:
+            return
+        handler, method = self._handler(scope), scope["method"]
+        if (series := self._series.get((handler, method, status))) is None:
+            series = self._series[handler, method, status] = (
+                self.requests.labels(handler, method, str(status)),
+                self.duration.labels(handler, method),
+            )
+        series[0].inc()
+        series[1].observe(seconds)
 
     def _handler(self, scope: Scope) -> str:
         route = scope.get("route")

@@ -33,18 +33,14 @@ logger = logging.getLogger("app.request")
 _installed: list[logging.Handler] = []
 
 
-class _RequestIdFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id_var.get()
-        return True
-
-
 class _JsonFormatter(JsonFormatter):
-    """JSON lines, each record formatted once however many handlers (stdout, file) write it."""
+    """JSON lines with the request id, each record formatted once however many handlers
+    (stdout, file) write it."""
 
     def format(self, record: logging.LogRecord) -> str:
         line = getattr(record, "json_line", None)
         if line is None:
+            record.request_id = request_id_var.get()
             line = super().format(record)
             record.__dict__["json_line"] = line
         return str(line)
@@ -82,7 +78,6 @@ def setup_logging(config: LoggingConfig, logs_dir: Path | None) -> None:
     _installed[:] = handlers
     for handler in handlers:
         handler.setFormatter(formatter)
-        handler.addFilter(_RequestIdFilter())
         root.addHandler(handler)
     root.setLevel(config.level)
     for name in ("uvicorn", "uvicorn.error"):
@@ -109,7 +104,7 @@ class RequestLogMiddleware:
         request_id = _request_id(scope)
         token = request_id_var.set(request_id)
         started = time.perf_counter()
-        status = 500
+        status = 500  # what the client sees when the app raises before answering
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -121,11 +116,13 @@ class RequestLogMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            if status >= 400 or scope["path"] not in QUIET_PATHS:
-                duration_ms = round((time.perf_counter() - started) * 1000, 1)
-                extra = {"method": scope["method"], "path": scope["path"], "status": status}
-                logger.info("request", extra={**extra, "duration_ms": duration_ms})
+            self.served(scope, status, time.perf_counter() - started)
             request_id_var.reset(token)
+
+    def served(self, scope: Scope, status: int, seconds: float) -> None:
+        if status >= 400 or scope["path"] not in QUIET_PATHS:
+            extra = {"method": scope["method"], "path": scope["path"], "status": status}
+            logger.info("request", extra={**extra, "duration_ms": round(seconds * 1000, 1)})
 
 
 def _request_id(scope: Scope) -> str:

@@ -163,9 +163,6 @@ class Metrics:
         for kind in get_args(TokenKind):
             self.llm_tokens.labels(provider, model, kind).inc((tokens or {}).get(kind, 0))
 
-    def model_cost(self, provider: str, model: str, dollars: float) -> None:
-        self.llm_cost.labels(provider, model).inc(dollars)
-
     def tool_call(self, tool: str, outcome: ToolOutcome, seconds: float) -> None:
         self.tool_calls.labels(tool, outcome).inc()
         self.tool_duration.labels(tool).observe(seconds)

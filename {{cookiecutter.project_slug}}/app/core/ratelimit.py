@@ -4,7 +4,6 @@ import asyncio
 import logging
 import math
 import time
-from dataclasses import dataclass
 
 from limits import RateLimitItemPerSecond
 from limits.aio.storage import RedisStorage
@@ -18,12 +17,6 @@ from app.core.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 KEY_PREFIX = "ratelimit"
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    allowed: bool
-    retry_after: int = 0
 
 
 class RateLimiter:
@@ -49,18 +42,19 @@ class RateLimiter:
         self._item = RateLimitItemPerSecond(config.requests, config.window_seconds)
         self._metrics = metrics
 
-    async def check(self, owner: str, *, budget: float) -> Verdict:
-        """Count this request for the owner. Fails open: while Redis is unreachable or slow,
-        requests are allowed and a warning is logged (an outage of the limiter should not
-        take the whole api down)."""
+    async def check(self, owner: str, *, budget: float) -> int | None:
+        """Count this request for the owner: None if allowed, else the seconds to wait.
+
+        Fails open: while Redis is unreachable or slow, requests are allowed and a warning is
+        logged (an outage of the limiter should not take the whole api down)."""
         try:
             async with asyncio.timeout(budget):
                 if await self._limiter.hit(self._item, owner):
-                    return Verdict(allowed=True)
+                    return None
                 stats = await self._limiter.get_window_stats(self._item, owner)
         except (StorageError, RedisError, OSError, TimeoutError):
             self._metrics.redis_error("rate_limit")
             logger.warning("rate limiter unavailable; request allowed", extra={"owner": owner})
-            return Verdict(allowed=True)
+            return None
         self._metrics.rate_limit_rejections.inc()
-        return Verdict(allowed=False, retry_after=max(1, math.ceil(stats.reset_time - time.time())))
+        return max(1, math.ceil(stats.reset_time - time.time()))

@@ -37,7 +37,9 @@ class Tracing:
     """A tracer provider of the api's own (the global one is left alone), and the
     instrumentation that feeds it."""
 
-    def __init__(self, name: str, version: str, exporter: "SpanExporter") -> None:
+    def __init__(self, name: str, version: str, exporter: "SpanExporter | None" = None) -> None:
+        """Spans go to the exporter, by default to the OTLP endpoint the environment names."""
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -46,16 +48,7 @@ class Tracing:
         if not os.environ.get("OTEL_SERVICE_NAME"):
             attributes[SERVICE_NAME] = name
         self.provider = TracerProvider(resource=Resource.create(attributes))
-        self.provider.add_span_processor(BatchSpanProcessor(exporter))
-
-    @classmethod
-    def from_environment(cls, name: str, version: str) -> "Tracing | None":
-        """Tracing to the OTLP endpoint the environment names, or None when it names none."""
-        if not wanted():
-            return None
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-        return cls(name, version, OTLPSpanExporter())
+        self.provider.add_span_processor(BatchSpanProcessor(exporter or OTLPSpanExporter()))
 
     def instrument_app(self, app: FastAPI) -> None:
         """Make a server span of every request (before the app starts: it adds middleware)."""

@@ -65,7 +65,7 @@ class Spending:
         usage = completion.usage
         cost = self.prices.cost(completion.provider, completion.model, usage)
         if cost is not None:
-            self.metrics.model_cost(completion.provider, completion.model, float(cost))
+            self.metrics.llm_cost.labels(completion.provider, completion.model).inc(float(cost))
         return ModelCall(
             owner=owner,
             provider=completion.provider,
