@@ -192,8 +192,11 @@ def test_generated_test_suite_passes(
 
 
 def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(
-    service: Service, tmp_path: Path
+    service: Service, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
+    # The other combinations serve the same routes from the same code: a few examples each
+    # prove their server (its Python, PostgreSQL, Redis and provider) answers every operation.
+    examples = "25" if request.node.callspec.indices["service"] == 0 else "5"
     command = [
         str(Path(sys.executable).with_name("st")),
         "run",
@@ -203,7 +206,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(
         "--header",
         f"Authorization: Bearer {service.api_key}",
         "--max-examples",
-        "25",
+        examples,
         "--seed",
         "20261127",
         "--workers",
