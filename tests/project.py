@@ -89,9 +89,7 @@ def install(project: Project) -> Project:
     python = python_for(project.python_version)
     need(python is not None, f"Python {project.python_version} not found (uv python install)")
     assert python is not None
-    # Bytecode compiled once here: every process the tests start (an api, alembic, a worker)
-    # then reads it instead of compiling the packages again (PYTHONDONTWRITEBYTECODE may be set).
-    project.uv("sync", "--locked", "--compile-bytecode", "--python", python)
+    project.uv("sync", "--locked", "--python", python)
     return project
 
 
