@@ -187,8 +187,8 @@ class RunRecorder:
 
 
 def _add(session: AsyncSession, run: Run, **values: Any) -> Message:
-    """A message of the run's conversation, written by the run (no files of its own)."""
-    defaults: dict[str, Any] = {"file_ids": [], "tool_calls": []}
-    message = Message(conversation_id=run.conversation_id, run_id=run.id, **{**defaults, **values})
+    """A message of the run's conversation, written by the run (no files of its own: the
+    columns' defaults, as on the conversation's own write path)."""
+    message = Message(conversation_id=run.conversation_id, run_id=run.id, **values)
     session.add(message)
     return message
