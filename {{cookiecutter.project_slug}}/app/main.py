@@ -63,9 +63,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
         async with open_resources(settings, metrics) as resources:
-            turns = TurnBuilder(
-                settings, resources.sessionmaker, resources.llm, metrics, resources.mcp
-            )
+            turns = TurnBuilder.over(settings, resources)
             with tracing.instrumented(resources.engine) if tracing else nullcontext():
                 logger.info("started", extra={"version": version, "llm": resources.llm.name})
                 yield {"resources": resources, "settings": settings, "keys": keys, "turns": turns}

@@ -35,6 +35,7 @@ from app.files import service as files
 from app.files import storage
 from app.files.models import StoredFile
 from app.llm.base import ChatMessage, Completion, LLMProvider, ToolCall, ToolSpec
+from app.resources import SharedResources
 from app.spend.budgets import Account, Spending
 
 type Step = Completion | ToolResult
@@ -132,6 +133,13 @@ class TurnBuilder:
 
     def __post_init__(self) -> None:
         self.spending = Spending(self.settings, self.sessionmaker, self.metrics)
+
+    @classmethod
+    def over(cls, settings: Settings, resources: SharedResources) -> "TurnBuilder":
+        """The process's TurnBuilder, on what its lifespan (api) or serve (worker) opened."""
+        return cls(
+            settings, resources.sessionmaker, resources.llm, resources.metrics, resources.mcp
+        )
 
     async def prepare[S](
         self,

@@ -48,8 +48,7 @@ async def serve(settings: Settings) -> None:
     ):
         broker = create_broker(settings.redis_url.get_secret_value(), timeout=None)
         broker.is_worker_process = True
-        turns = TurnBuilder(settings, resources.sessionmaker, resources.llm, metrics, resources.mcp)
-        executor = Executor(turns, broker)
+        executor = Executor(TurnBuilder.over(settings, resources), broker)
 
         async def execute_run(run_id: str) -> None:
             """The task the queue's messages name: the id of a queued run."""
