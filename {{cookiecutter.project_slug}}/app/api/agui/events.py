@@ -1,11 +1,10 @@
 """A turn's events as AG-UI events, encoded by AG-UI's own encoder.
 
 A text message opens with the first token of a model call and closes at the next other
-event; tool calls (run here, by the agent) stream as start, args and end, then their result.
-"""
+event; tool calls (run here, by the agent) stream as start, args and end, then their result."""
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,40 +62,32 @@ class Translation:
     # (left out) once a tool result has come, as the next call may be the next step's.
     parent_id: str | None = None
 
-    def of(self, event: Event[Any]) -> list[BaseEvent]:
-        out: list[BaseEvent] = []
+    def of(self, event: Event[Any]) -> Iterator[BaseEvent]:
         if isinstance(event, TokenEvent):
             if not event.content:
-                return out
+                return
             if self.text_id is None:
                 self.text_id = self.parent_id = str(uuid.uuid4())
-                out.append(TextMessageStartEvent(message_id=self.text_id, role="assistant"))
-            out.append(TextMessageContentEvent(message_id=self.text_id, delta=event.content))
-            return out
+                yield TextMessageStartEvent(message_id=self.text_id, role="assistant")
+            yield TextMessageContentEvent(message_id=self.text_id, delta=event.content)
+            return
         if self.text_id is not None:
-            out.append(TextMessageEndEvent(message_id=self.text_id))
+            yield TextMessageEndEvent(message_id=self.text_id)
             self.text_id = None
         match event:
             case ToolCallEvent(call=call):
-                out += [
-                    ToolCallStartEvent(
-                        tool_call_id=call.id,
-                        tool_call_name=call.name,
-                        parent_message_id=self.parent_id,
-                    ),
-                    ToolCallArgsEvent(tool_call_id=call.id, delta=call.arguments),
-                    ToolCallEndEvent(tool_call_id=call.id),
-                ]
+                yield ToolCallStartEvent(
+                    tool_call_id=call.id, tool_call_name=call.name, parent_message_id=self.parent_id
+                )
+                yield ToolCallArgsEvent(tool_call_id=call.id, delta=call.arguments)
+                yield ToolCallEndEvent(tool_call_id=call.id)
             case ToolResultEvent(call=call, result=result):
                 self.parent_id = None
-                message_id = str(uuid.uuid4())
-                out.append(
-                    ToolCallResultEvent(
-                        message_id=message_id,
-                        tool_call_id=call.id,
-                        content=result.content,
-                        role="tool",
-                    )
+                yield ToolCallResultEvent(
+                    message_id=str(uuid.uuid4()),
+                    tool_call_id=call.id,
+                    content=result.content,
+                    role="tool",
                 )
             case DoneEvent(stop_reason=reason, usage=usage):
                 tokens = TokenUsage(
@@ -105,15 +96,12 @@ class Translation:
                     output_tokens=usage.completion_tokens,
                     total_tokens=usage.prompt_tokens + usage.completion_tokens,
                 )
-                out.append(
-                    RunFinishedEvent(
-                        thread_id=self.thread_id,
-                        run_id=self.run_id,
-                        result={"stop_reason": reason},
-                        usage=[tokens],
-                    )
+                yield RunFinishedEvent(
+                    thread_id=self.thread_id,
+                    run_id=self.run_id,
+                    result={"stop_reason": reason},
+                    usage=[tokens],
                 )
             case ErrorEvent(detail=detail, refusal=refusal):
                 code = "provider_error" if refusal is None else "budget_exceeded"
-                out.append(RunErrorEvent(message=detail, code=code))
-        return out
+                yield RunErrorEvent(message=detail, code=code)

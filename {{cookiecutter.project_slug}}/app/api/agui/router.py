@@ -51,8 +51,7 @@ async def run_agent(
 
 
 def _check_thread(body: RunAgentInput, conversation_id: uuid.UUID) -> None:
-    """Refuse a run whose threadId is not the conversation's id (the client's thread would
-    not be the one stored)."""
+    """Refuse a threadId other than the conversation's id: it is not the thread stored."""
     try:
         same = uuid.UUID(body.thread_id) == conversation_id
     except ValueError:
@@ -67,9 +66,8 @@ def _user_message(body: RunAgentInput) -> MessageCreate:
     its whole view of the thread, but the stored conversation is the history the agent sees."""
     users = [(i, m) for i, m in enumerate(body.messages) if isinstance(m, UserMessage)]
     if not users:
-        raise RequestValidationError(
-            [field_error("missing", ("messages",), "must hold a user message")]
-        )
+        error = field_error("missing", ("messages",), "must hold a user message")
+        raise RequestValidationError([error])
     index, message = users[-1]
     content = message.content
     if not isinstance(content, str):
