@@ -1,11 +1,8 @@
-"""The one place that builds a turn of the agent, for every way in: the prompt and history it
-starts from, what its tools may reach, and where its steps go.
-
-The interactive message, the background run, the OpenAI-compatible endpoint and the AG-UI
-stream all get their turn from the process's one TurnBuilder, so a tool, a bound or a provider
-added once reaches all of them. A background run brings its own recorder (runs/recorder.py);
-a turn a client waits for uses one of the two here.
-"""
+"""The one place that builds a turn of the agent, for every way in (a message, a background
+run, the OpenAI-compatible endpoint, AG-UI): the prompt and history it starts from, what its
+tools may reach, and where its steps go; so a tool, a bound or a provider added once reaches
+all of them. A background run brings its own recorder (runs/recorder.py); a turn a client
+waits for uses one of the two here."""
 
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -30,6 +27,7 @@ from app.agent.tools import ToolContext, ToolError, ToolResult
 from app.config.settings import Settings
 from app.conversations import service as conversations
 from app.conversations.models import Conversation, Message
+from app.conversations.service import model_step
 from app.core.metrics import Metrics
 from app.files import service as files
 from app.files import storage
@@ -43,9 +41,8 @@ type Step = Completion | ToolResult
 
 @dataclass(frozen=True, slots=True)
 class _Waited:
-    """A turn a client waits for: its model calls answer to the key's budget, and a call
-    that needs approval does not run (nobody can be asked while the client waits: the model
-    is told it takes a background run)."""
+    """A turn a client waits for: its model calls answer to the key's budget; a call needing
+    approval does not run (nobody can be asked meanwhile: the model is told to use a run)."""
 
     account: Account
 
@@ -72,17 +69,18 @@ class Stored(_Waited):
         async with self.sessionmaker() as session:
             # Committed with the step.
             await self.account.settle(session, completion)
-            return await conversations.add_model_step(
-                session=session, conversation_id=self.conversation_id, completion=completion
+            return await conversations.add_step(
+                session=session, conversation_id=self.conversation_id, **model_step(completion)
             )
 
     async def result(self, call: ToolCall, result: ToolResult) -> Message:
         async with self.sessionmaker() as session:
-            return await conversations.add_tool_result(
+            return await conversations.add_step(
                 session=session,
                 conversation_id=self.conversation_id,
-                call=call,
+                role="tool",
                 content=result.content,
+                tool_call_id=call.id,
             )
 
 
@@ -110,14 +108,9 @@ class ReadyTurn[S]:
         return self.turn.run(self.history, stream=stream)
 
     async def outcome(self) -> DoneEvent[S] | ErrorEvent:
-        """Run the turn without streaming; return how it ended."""
-        ended: DoneEvent[S] | ErrorEvent | None = None
-        async for event in self.events(stream=False):
-            if isinstance(event, DoneEvent | ErrorEvent):
-                ended = event
-        if ended is None:
-            raise AssertionError("a turn always ends with a done or an error event")
-        return ended
+        """Run the turn without streaming; return how it ended (its one done or error event)."""
+        ends = [e async for e in self.events(stream=False) if isinstance(e, DoneEvent | ErrorEvent)]
+        return ends[-1]
 
 
 @dataclass(slots=True)
@@ -149,30 +142,24 @@ class TurnBuilder:
         *,
         steps_taken: int = 0,
     ) -> ReadyTurn[S]:
-        """A turn on the conversation's stored history, its steps going to recorder.
-
-        A background run resumed by another attempt passes the steps its earlier attempts
-        took: they count, so that a retried run does not get max_steps anew.
-        """
-        history = await self._history(session, conversation)
-        steps = max(self.settings.config.agent.max_steps - steps_taken, 0)
-        turn = self._turn(conversation.owner, conversation.id, recorder, steps)
-        return ReadyTurn(turn, history)
+        """A turn on the conversation's stored history, its steps going to recorder; a resumed
+        run passes the steps its earlier attempts took, so it does not get max_steps anew."""
+        turn = self._turn(conversation.owner, conversation.id, recorder, steps_taken)
+        return ReadyTurn(turn, await self._history(session, conversation))
 
     def unstored(self, *, account: Account, messages: Sequence[ChatMessage]) -> ReadyTurn[Step]:
-        """A turn over the messages a request carries, on the account's key; nothing is
-        stored, and its tools reach no attached file."""
-        steps = self.settings.config.agent.max_steps
-        turn = self._turn(account.owner, None, Unstored(account), steps)
+        """A turn over a request's messages, on the account's key: stores nothing, reads no file."""
+        turn = self._turn(account.owner, None, Unstored(account), steps_taken=0)
         return ReadyTurn(turn, self._prompt(messages))
 
     def _turn[S](
-        self, owner: str, conversation_id: uuid.UUID | None, recorder: Recorder[S], steps: int
+        self, owner: str, conversation_id: uuid.UUID | None, recorder: Recorder[S], steps_taken: int
     ) -> Turn[S]:
         config = self.settings.config.agent
         tools = ToolContext(owner, conversation_id, config, self._attached(owner, conversation_id))
         # Per turn: the MCP servers' tools are listed again in the background.
         registry = registry_for(config, self.metrics, self.mcp.listing)
+        steps = max(config.max_steps - steps_taken, 0)
         return Turn(self.llm, registry, tools, recorder, steps, config.require_approval)
 
     def _attached(

@@ -11,7 +11,7 @@ from app.conversations.models import Conversation, Message
 from app.conversations.schemas import ConversationCreate, MessageCreate, tool_call_data
 from app.core.db import insert_new
 from app.files import service as files_service
-from app.llm.base import Completion, ToolCall
+from app.llm.base import Completion
 
 
 class UnknownFilesError(Exception):
@@ -38,10 +38,8 @@ COUNT_LIMIT = 10_000
 async def list_conversations(
     *, session: AsyncSession, owner: str, limit: int, offset: int
 ) -> tuple[list[Conversation], int]:
-    """Return one page of the owner's conversations, newest first, and their count.
-
-    The count stops at COUNT_LIMIT + 1: past COUNT_LIMIT it only says "more".
-    """
+    """Return one page of the owner's conversations, newest first, and their count, which
+    stops at COUNT_LIMIT + 1: past COUNT_LIMIT it only says "more"."""
     counted = (
         select(Conversation.id).where(Conversation.owner == owner).limit(COUNT_LIMIT + 1)
     ).subquery()
@@ -116,20 +114,9 @@ def model_step(completion: Completion) -> dict[str, Any]:
     }
 
 
-async def add_model_step(
-    *, session: AsyncSession, conversation_id: uuid.UUID, completion: Completion
-) -> Message:
-    message = Message(conversation_id=conversation_id, **model_step(completion))
-    return await _add(session, message)
-
-
-async def add_tool_result(
-    *, session: AsyncSession, conversation_id: uuid.UUID, call: ToolCall, content: str
-) -> Message:
-    message = Message(
-        conversation_id=conversation_id, role="tool", content=content, tool_call_id=call.id
-    )
-    return await _add(session, message)
+async def add_step(*, session: AsyncSession, conversation_id: uuid.UUID, **columns: Any) -> Message:
+    """Store a step of a turn: a model call's answer (model_step's columns) or a tool result."""
+    return await _add(session, Message(conversation_id=conversation_id, **columns))
 
 
 async def _add(session: AsyncSession, message: Message) -> Message:

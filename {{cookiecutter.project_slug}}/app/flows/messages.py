@@ -1,8 +1,5 @@
-"""Sending a message that a client waits for: stored, then answered by a turn.
-
-The JSON answer, the SSE stream and AG-UI all send their message here; they differ only in
-how they relay the turn's events.
-"""
+"""Sending a message that a client waits for: stored, then answered by a turn. The JSON
+answer, the SSE stream and AG-UI all send it here; they differ only in how they relay it."""
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,9 +18,8 @@ async def send(
     data: MessageCreate,
     account: Account,
 ) -> tuple[Message, ReadyTurn[Message]]:
-    """Store the user's message (UnknownFilesError: a file id is not the owner's, nothing
-    stored) and prepare the turn that answers it, its steps stored in the conversation and
-    its model calls on the account (the conversation owner's); return both."""
+    """Store the user's message (UnknownFilesError: a file id is not the owner's, nothing stored);
+    return it and the turn answering it, steps stored, model calls on the owner's account."""
     message = await conversations.add_user_message(
         session=session, conversation=conversation, data=data
     )
