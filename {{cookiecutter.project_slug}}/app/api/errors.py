@@ -41,13 +41,6 @@ async def unknown_files(request: Request, exc: Exception) -> Response:
     return await request_validation_exception_handler(request, RequestValidationError(errors))
 
 
-def install(app: FastAPI) -> None:
-    """What the api answers and documents beyond what its routes declare: unknown files as
-    422, and the 404 of every route that names a row."""
-    app.add_exception_handler(UnknownFilesError, unknown_files)
-    document_not_found(app)
-
-
 class NotFound(BaseModel):
     detail: str
 
@@ -56,10 +49,12 @@ class NotFound(BaseModel):
 _ROW = re.compile(r"\{(\w+)_id\}")
 
 
-def document_not_found(app: FastAPI) -> None:
-    """Document the 404 of every route whose path names a row, a team's routes included:
-    FastAPI documents what a route declares, not what its dependencies raise, and every such
-    route answers an id that is not the caller's with 404 (tests/test_ownership.py)."""
+def install(app: FastAPI) -> None:
+    """What the api answers and documents beyond what its routes declare: unknown files as
+    422, and the 404 of every route whose path names a row, a team's routes included: FastAPI
+    documents what a route declares, not what its dependencies raise, and every such route
+    answers an id that is not the caller's with 404 (tests/test_ownership.py)."""
+    app.add_exception_handler(UnknownFilesError, unknown_files)
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
