@@ -2,8 +2,7 @@
 
 The turn yields events as they happen; the router only turns them into JSON or SSE. Every
 step is stored as it ends, through a Recorder: a turn cut short keeps the steps it finished,
-and a turn resumed (a background run retried on another worker) starts where it stopped.
-"""
+and a turn resumed (a background run retried on another worker) starts where it stopped."""
 
 import asyncio
 import contextlib
@@ -206,7 +205,6 @@ def _unanswered(history: Sequence[ChatMessage]) -> list[ToolCall]:
     answered = set[str | None]()
     for message in reversed(history):
         if message.role != "tool":
-            calls = message.tool_calls if message.role == "assistant" else ()
-            return [call for call in calls if call.id not in answered]
+            return [call for call in message.tool_calls if call.id not in answered]
         answered.add(message.tool_call_id)
     return []

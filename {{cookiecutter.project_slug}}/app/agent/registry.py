@@ -18,8 +18,7 @@ TOOLS: list[Tool[Any]] = [
 
 
 def registry_for(config: AgentConfig, metrics: Metrics, mcp: McpListing | None = None) -> Registry:
-    """The tools this configuration allows: http_get only when hosts are listed for it,
-    and the MCP servers' tools as last listed."""
+    """The tools allowed: http_get only with hosts listed for it, MCP tools as last listed."""
     mcp = mcp or McpListing()
     offered = [t for t in TOOLS if t is not http_get or config.http_allowed_hosts]
     return Registry([*offered, *mcp.tools], config, metrics, mcp.unavailable)
@@ -29,8 +28,7 @@ def check_approvals(config: AgentConfig) -> None:
     """Stop start-up (ConfigError) when agent.require_approval names a built-in tool that
     does not exist: the tool meant would run ungated."""
     names = {t.name for t in TOOLS}
-    unknown = sorted(n for n in config.require_approval if "." not in n and n not in names)
-    if unknown:
+    if unknown := sorted(n for n in config.require_approval if "." not in n and n not in names):
         raise ConfigError(
             f"config.yaml: agent.require_approval: no built-in tool named {', '.join(unknown)} "
             "(MCP tools: server.tool)"

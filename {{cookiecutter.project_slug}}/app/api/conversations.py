@@ -8,7 +8,6 @@ from sse_starlette import EventSourceResponse
 from app.agent.loop import ErrorEvent
 from app.api import sse
 from app.api.errors import over_budget
-from app.api.sse import EVENT_STREAM
 from app.conversations import service
 from app.conversations.schemas import (
     ConversationCreate,
@@ -98,7 +97,7 @@ async def send_message(
     # A key whose budget is used up is refused before anything is stored.
     if refusal := await account.check():
         raise over_budget(refusal)
-    if EVENT_STREAM in request.headers.get("accept", ""):
+    if sse.EVENT_STREAM in request.headers.get("accept", ""):
         # The slot is taken before the message is stored: a refused stream changes nothing.
         with resources.turn_streams.holding(owner) as give_back:
             message, turn = await messages.send(

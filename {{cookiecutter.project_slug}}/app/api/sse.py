@@ -34,9 +34,8 @@ LINE_END = "\n"
 
 
 def documented(stream: str, *, budgeted: bool = True) -> dict[int | str, dict[str, Any]]:
-    """What every route that streams answers, for its OpenAPI `responses`: the stream, and
-    the two refusals of a stream slot (past the key's share, past the process's); a turn's
-    stream (budgeted) is also refused while the key's budget is used up."""
+    """A streaming route's OpenAPI `responses`: the stream, the two refusals of a slot (past
+    the key's share, past the process's), and for a turn (budgeted) the key's spent budget."""
     per_key = "Too many streams of this key open"
     return {
         status.HTTP_200_OK: {"description": stream, "content": {EVENT_STREAM: {}}},
@@ -81,10 +80,9 @@ def encode(name: str, data: dict[str, Any], *, event_id: int | None = None) -> S
 
 
 class HeldStream(EventSourceResponse):
-    """The stream as the response; its slot is given back however the stream ends (the
-    events generator's own `finally` would not run for a client gone before the first event).
-    A client that goes away cancels the stream, and with it the model call or the polling
-    that feeds it."""
+    """The stream as the response, its slot given back however it ends (the generator's own
+    `finally` would not run for a client gone before the first event). A client that goes
+    away cancels the stream, and with it the model call or the polling that feeds it."""
 
     def __init__(self, content: Any, give_back: Callable[[], None]) -> None:
         # KEEP_ALIVE_SECONDS read here, not bound at import: tests shorten it.

@@ -119,9 +119,7 @@ class RunRecorder:
         async with self.sessionmaker() as session:
             approvals = await session.scalar(select(Run.approvals).where(Run.id == self.run_id))
         approved = (approvals or {}).get(call.id, {}).get("approved")
-        if approved is None:
-            return None
-        return "approved" if approved else "denied"
+        return None if approved is None else "approved" if approved else "denied"
 
     async def finish(self, done: DoneEvent[Message]) -> None:
         async with self.sessionmaker() as session:

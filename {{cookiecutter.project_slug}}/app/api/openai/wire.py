@@ -9,15 +9,7 @@ from dataclasses import dataclass
 from fastapi.exceptions import RequestValidationError
 from starlette.responses import JSONResponse
 
-from app.agent.loop import (
-    DoneEvent,
-    ErrorEvent,
-    Event,
-    StopReason,
-    TokenEvent,
-    ToolResultEvent,
-)
-from app.agent.tools import ToolResult
+from app.agent.loop import DoneEvent, ErrorEvent, Event, StopReason, TokenEvent, ToolResultEvent
 from app.api.errors import field_error
 from app.api.openai.schemas import (
     AssistantMessage,
@@ -34,8 +26,8 @@ from app.api.openai.schemas import (
     UsageOut,
 )
 from app.llm.base import ChatMessage, Completion, ToolCall, Usage
+from app.turns import Step
 
-type Step = Completion | ToolResult
 # OpenAI's error type and code for a spent quota: clients know not to retry it soon.
 QUOTA = "insufficient_quota"
 # max_steps: the model still wanted tools when the turn stopped, as "length" says it was cut.
@@ -62,9 +54,8 @@ def check_chat(body: ChatCompletionRequest, max_messages: int) -> None:
             if call.id not in answered:
                 detail = f"tool call {call.id} has no tool message answering it"
                 location = ("messages", index, "tool_calls")
-                raise RequestValidationError(
-                    [field_error("unanswered_tool_call", location, detail)]
-                )
+                error = field_error("unanswered_tool_call", location, detail)
+                raise RequestValidationError([error])
 
 
 def chat_message(message: MessageIn) -> ChatMessage:
