@@ -1,11 +1,9 @@
 """The tools of MCP servers (config.yaml agent.mcp_servers), kept listed for every turn.
 
-Each process lists every server's tools at start and again every agent.mcp_refresh_seconds
-in the background; a turn takes the last listing and does no I/O for it. Listing per turn
-would cost each turn a round trip to every server and, with a server down, the wait for its
-timeout. A server that cannot be listed offers no tools until a later listing succeeds; a
-call of one of its tools then answers the model that the server is unavailable.
-"""
+Each process lists every server's tools at start and every agent.mcp_refresh_seconds in the
+background; a turn takes the last listing, with no I/O (listing per turn would cost a round
+trip to every server, and a down server's timeout). A server that cannot be listed offers no
+tools until it can; a call of one of its tools tells the model the server is unavailable."""
 
 import asyncio
 import logging

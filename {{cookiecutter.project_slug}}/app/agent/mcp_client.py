@@ -1,11 +1,9 @@
 """One MCP server over streamable HTTP, through the official SDK's client (`mcp`).
 
-Each call and each listing is one short MCP session over the process's connection pool.
-A session kept open would save its handshake on each call, but would need mending whenever
-its server restarts, and a model call takes far longer than a handshake. What a session
-reads is counted in bytes: past agent.mcp_max_response_bytes it fails, so a huge result is
-refused before it is in memory, not cut after.
-"""
+Each call and each listing is a short session of its own over the process's pool: a session
+kept open would save a handshake (far shorter than a model call) but need mending whenever
+its server restarts. A session fails past agent.mcp_max_response_bytes read, so a huge result
+is refused before it is in memory, not cut after."""
 
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable

@@ -1,10 +1,8 @@
 """What a tool is, and the registry that offers tools to the model and runs its calls.
 
-A built-in tool is an async function taking a pydantic model of its arguments and the
-turn's context; its docstring tells the model what it does, its arguments model gives the
-schema. A tool of an MCP server has the schema the server gives, and its arguments are
-checked by the server. The registry runs both alike: timeout, result cap, metrics.
-"""
+A built-in tool is an async function of a pydantic model of its arguments (the schema) and
+the turn's context, its docstring what the model is told; an MCP server's tool has the
+server's schema, and the server checks its arguments. Both run alike: timeout, cap, metrics."""
 
 import asyncio
 import inspect

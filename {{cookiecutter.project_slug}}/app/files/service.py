@@ -72,10 +72,8 @@ async def store_file(
 
 
 async def _reserve(session: AsyncSession, owner: str, size: int, quota: int) -> None:
-    """Check the quota inside a lock that the owner's other uploads wait for until commit.
-
-    Without it, two concurrent uploads could each see room for themselves and both land.
-    """
+    """Check the quota under a lock the owner's other uploads wait on until commit: without
+    it, two concurrent uploads could each see room for themselves and both land."""
     await session.execute(select(func.pg_advisory_xact_lock(QUOTA_LOCK, func.hashtext(owner))))
     total = select(func.sum(StoredFile.size_bytes)).where(StoredFile.owner == owner)
     used = await session.scalar(total) or 0  # no files: NULL

@@ -1,13 +1,11 @@
 """How a worker executes runs: it claims each, keeps its lease while the turn works, ends it
 or hands it back to the queue, and sweeps; what each of those writes is in app/runs/.
 
-A run is claimed by one UPDATE (queued -> running, attempts + 1, a lease). Every write of
-the run's steps renews the lease in the same transaction and only if the claim is still
-this worker's: a worker that lost its run (killed, or too slow to renew) can never write
-a step the run's next attempt also writes. The next attempt rebuilds the conversation from
-the database, so it continues after the last stored step instead of starting again; if that
-step was the run's answer, the run ends with it.
-"""
+A claim is one UPDATE (queued -> running, attempts + 1, a lease). Every write of a step
+renews the lease in its transaction, only while the claim is still this worker's: a worker
+that lost its run (killed, or too slow to renew) never writes a step the next attempt also
+writes. The next attempt rebuilds the conversation from the database and continues after the
+last stored step; if that step was the run's answer, the run ends with it."""
 
 import asyncio
 import logging
@@ -117,8 +115,7 @@ class Executor:
         return await turn.outcome()
 
     async def _keep_lease(self, recorder: RunRecorder, work: "asyncio.Task[None]") -> None:
-        """Renew the lease while a step takes long (a slow model or tool); stop the run's
-        work if another worker has taken it over meanwhile."""
+        """Renew the lease during a long step; stop the work if another worker took the run."""
         while True:
             await asyncio.sleep(self.lease.total_seconds() / 3)
             try:

@@ -15,8 +15,7 @@ from app.spend.models import Hold
 
 
 async def claim(session: AsyncSession, run_id: uuid.UUID, lease: timedelta) -> Run | None:
-    """The run, now running under a new attempt's lease; None if it is not queued (another
-    worker has it, or it ended)."""
+    """The run, running on a new attempt's lease; None if not queued (another's, or ended)."""
     run = await session.scalar(
         update(Run)
         .where(Run.id == run_id, Run.status == "queued")

@@ -55,8 +55,7 @@ async def start_run(
 async def get_run(
     *, session: AsyncSession, owner: str, run_id: uuid.UUID, lock: bool = False
 ) -> Run | None:
-    """Return the owner's run (locked for this transaction with lock); another owner's is
-    as absent as an unknown id."""
+    """The owner's run (locked till commit with lock); None for another owner's, as for no run."""
     query = select(Run).where(Run.id == run_id, Run.owner == owner)
     return await session.scalar(query.with_for_update() if lock else query)
 
@@ -130,14 +129,12 @@ async def follow(
     seconds: float,
     poll_seconds: float,
 ) -> AsyncIterator[RunEvent]:
-    """The run's events after the id `after`, as they are written, until the run has
-    finished and all are read, or `seconds` have passed; a read that finds none waits
-    `poll_seconds` before the next.
+    """The run's events after the id `after`, as they are written, until the run has finished
+    and all are read, or `seconds` have passed; a read that finds none waits `poll_seconds`.
 
-    Each read takes a connection of its own and gives it back before the next poll: a
-    stream held open does not hold a connection of the pool. The status is read first: a
-    finished run's last event was written with its status, so the events read then include it.
-    """
+    Each read takes a connection and gives it back before the next poll: a stream held open
+    holds none of the pool. The status is read first: a finished run's last event was written
+    with its status, so the events read then include it."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         async with sessionmaker() as session:

@@ -2,8 +2,7 @@
 
 Requests: what OpenAI clients send, extra fields (temperature, top_p, tools...) accepted and
 ignored: the agent's model settings and tools are the server's. Answers: the fields the
-openai SDK, Open WebUI and LibreChat read.
-"""
+openai SDK, Open WebUI and LibreChat read."""
 
 from typing import Any, Literal, Self
 
