@@ -42,11 +42,9 @@ def with_password(url: str, password: SecretStr | str | None) -> str:
 
 
 class FileVariantsSource(PydanticBaseSettingsSource):
-    """Read NAME_FILE for any setting NAME, as the official database images do.
-
-    Compose and Kubernetes mount secrets as files (/run/secrets/...): pointing API_KEYS_FILE
-    at one keeps the value out of the container's environment and `docker inspect`.
-    """
+    """Read NAME_FILE for any setting NAME, as the official database images do: Compose and
+    Kubernetes mount secrets as files (/run/secrets/...), and pointing API_KEYS_FILE at one
+    keeps the value out of the container's environment and `docker inspect`."""
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
         return None, field_name, False  # abstract in the base class; __call__ reads them all

@@ -24,11 +24,9 @@ MAX_ROUTES = 1000
 
 
 def instrument(app: FastAPI, metrics: Metrics) -> None:
-    """Log, count and time every request, and serve /metrics.
-
-    In place of RequestLogMiddleware, added after the other middleware: it must be outermost,
-    to count what they answer themselves (401 and 413 before the route, 503 when busy).
-    """
+    """Log, count and time every request, and serve /metrics. In place of RequestLogMiddleware,
+    added after the other middleware: it must be outermost, to count what they answer
+    themselves (401 and 413 before the route, 503 when busy)."""
     app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
 
     # The Metrics object of this app, which its lifespan also hands to the resources: core
