@@ -1,10 +1,9 @@
 """Request dependencies, as Annotated aliases for the routers: resources, the caller's
 owner, and the rows a path names if they are the caller's.
 
-Every dependency is `async def`, even those that only read request.state: FastAPI runs a
-plain `def` dependency in a worker thread, a hop per dependency per request. authorize, which
-every /v1 request resolves, reads request.state itself rather than through other
-dependencies: each dependency FastAPI resolves costs the request time of its own.
+Every one is `async def`, even those that only read request.state: FastAPI runs a plain
+`def` dependency in a worker thread, a hop per request. authorize, which every /v1 request
+resolves, reads request.state itself: each dependency resolved costs the request time.
 """
 
 import uuid

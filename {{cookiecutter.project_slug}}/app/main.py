@@ -38,11 +38,8 @@ API_PREFIX = "/v1"
 def create_app(
     settings: Settings | None = None, *, span_exporter: "SpanExporter | None" = None
 ) -> FastAPI:
-    """Build the API; an invalid configuration stops start-up with one clear line.
-
-    Traces go to span_exporter when one is given (tests), else over OTLP when
-    OTEL_EXPORTER_OTLP_ENDPOINT is set, else nowhere: then nothing traces.
-    """
+    """Build the API; an invalid configuration stops start-up with one clear line. Traces go
+    to span_exporter (tests), else over OTLP if OTEL_EXPORTER_OTLP_ENDPOINT is set, else nowhere."""
     try:
         settings = settings or get_settings()
         check_config(settings.config)
@@ -56,9 +53,8 @@ def create_app(
     name, version = project_metadata()
     keys = KeyRing.build(settings.api_keys, settings.secret_key)
     metrics = Metrics()
-    tracing = None
-    if span_exporter is not None or wanted():
-        tracing = Tracing(name, version, span_exporter)
+    traced = span_exporter is not None or wanted()
+    tracing = Tracing(name, version, span_exporter) if traced else None
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
@@ -87,13 +83,8 @@ def create_app(
     app.include_router(health.router)
     if settings.playground_enabled:
         app.include_router(playground_router)
-    api_dependencies = [Depends(authorize)]
-    app.include_router(conversations.router, prefix=API_PREFIX, dependencies=api_dependencies)
-    app.include_router(files.router, prefix=API_PREFIX, dependencies=api_dependencies)
-    app.include_router(runs.router, prefix=API_PREFIX, dependencies=api_dependencies)
-    app.include_router(usage.router, prefix=API_PREFIX, dependencies=api_dependencies)
-    app.include_router(agui.router, prefix=API_PREFIX, dependencies=api_dependencies)
-    # OpenAI clients take http://host:port/v1 as their base URL, and this key as theirs.
-    app.include_router(openai.router, prefix=API_PREFIX, dependencies=api_dependencies)
+    # openai's too: OpenAI clients take http://host:port/v1 as their base URL, a key as theirs.
+    for api in (conversations, files, runs, usage, agui, openai):
+        app.include_router(api.router, prefix=API_PREFIX, dependencies=[Depends(authorize)])
     errors.install(app)
     return app

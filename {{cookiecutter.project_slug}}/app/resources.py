@@ -17,7 +17,7 @@ from app.agent.mcp import McpTools, open_mcp_tools
 from app.agent.registry import check_approvals
 from app.config.sections import AppConfig
 from app.config.settings import Settings
-from app.core.db import MAX_OVERFLOW, POOL_SIZE, create_engine, create_sessionmaker
+from app.core.db import POOL_SIZE, create_engine, create_sessionmaker
 from app.core.metrics import Metrics
 from app.core.queue import create_broker
 from app.core.ratelimit import RateLimiter
@@ -69,11 +69,9 @@ def check_config(config: AppConfig) -> None:
 async def open_shared_resources(
     settings: Settings, metrics: Metrics
 ) -> AsyncIterator[SharedResources]:
-    """Create the engine, session factory, Redis pool, LLM client and MCP tool listing;
-    close them on exit (a dead MCP server is logged, it does not stop start-up).
-
-    The LLM client counts into `metrics`, which reports the engine's pool.
-    """
+    """Create the engine, session factory, Redis pool, LLM client (counting into `metrics`,
+    which reports the engine's pool) and MCP tool listing; close them on exit (a dead MCP
+    server is logged, it does not stop start-up)."""
     engine = create_engine(
         settings.database_url.get_secret_value(), timeout=DB_CONNECT_TIMEOUT_SECONDS
     )
@@ -89,7 +87,7 @@ async def open_shared_resources(
     llm = create_provider(settings, metrics)
     try:
         async with open_mcp_tools(settings.config.agent) as mcp:
-            with metrics.serving(engine.sync_engine.pool, POOL_SIZE + MAX_OVERFLOW):
+            with metrics.serving(engine.sync_engine.pool, POOL_SIZE):
                 yield SharedResources(engine, create_sessionmaker(engine), redis, llm, metrics, mcp)
     finally:
         await llm.aclose()
@@ -115,7 +113,6 @@ async def open_resources(settings: Settings, metrics: Metrics) -> AsyncIterator[
                 schema_head=ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head(),
                 rate_limiter=limiter,
                 queue=queue,
-                # The bounds on run event streams and on streamed turns, each its own budget.
                 event_streams=StreamSlots(
                     "event streams",
                     worker.max_event_streams,

@@ -29,10 +29,12 @@ def async_database_url(url: str) -> str:
     return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
 
 
-def with_password(url: str, password: str) -> str:
-    """Put the password into a URL that has none (credentials kept out of the URL itself)."""
+def with_password(url: str, password: SecretStr | str | None) -> str:
+    """Put the password, if any, into a URL that has none (given apart: a secret file)."""
+    if isinstance(password, SecretStr):
+        password = password.get_secret_value()
     parts = urlsplit(url)
-    if parts.password is not None or not parts.hostname:
+    if password is None or parts.password is not None or not parts.hostname:
         return url
     user = parts.username or ""
     netloc = f"{user}:{quote(password, safe='')}@{parts.netloc.rpartition('@')[2]}"
@@ -40,11 +42,9 @@ def with_password(url: str, password: str) -> str:
 
 
 class FileVariantsSource(PydanticBaseSettingsSource):
-    """Read NAME_FILE for any setting NAME, as the official database images do.
-
-    Compose and Kubernetes mount secrets as files (/run/secrets/...): pointing API_KEYS_FILE
-    at one keeps the value out of the container's environment and `docker inspect`.
-    """
+    """Read NAME_FILE for any setting NAME, as the official database images do: Compose and
+    Kubernetes mount secrets as files (/run/secrets/...), and pointing API_KEYS_FILE at one
+    keeps the value out of the container's environment and `docker inspect`."""
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
         return None, field_name, False  # abstract in the base class; __call__ reads them all
@@ -63,18 +63,6 @@ class FileVariantsSource(PydanticBaseSettingsSource):
                 except OSError as exc:
                     raise ConfigError(f"{variable}={path} cannot be read: {exc.strerror}") from None
         return values
-
-
-def _with_password_from(url: str, info: ValidationInfo, password_field: str) -> str:
-    """Put a password given on its own (a secret file) into the URL being validated.
-
-    The password field is declared before the URL field, so it is already validated (in
-    info.data) when the URL is: the merge happens during validation, on plain values.
-    """
-    password = info.data.get(password_field)
-    if isinstance(password, SecretStr):
-        return with_password(url, password.get_secret_value())
-    return url
 
 
 class _EnvSettings(BaseSettings):
@@ -98,7 +86,8 @@ class _EnvSettings(BaseSettings):
 class DatabaseSettings(_EnvSettings):
     """The part of the settings that migrations need: the database URL and password."""
 
-    # The password before the URL: validating the URL merges it in.
+    # The password before the URL, so that it is validated (in info.data) when the URL is,
+    # which merges it in.
     database_password: SecretStr | None = None
     database_url: SecretStr
 
@@ -106,7 +95,7 @@ class DatabaseSettings(_EnvSettings):
     @classmethod
     def _asyncpg_with_password(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
         url = async_database_url(value.get_secret_value())
-        return SecretStr(_with_password_from(url, info, "database_password"))
+        return SecretStr(with_password(url, info.data.get("database_password")))
 
 
 class KeySettings(_EnvSettings):
@@ -164,7 +153,7 @@ class Settings(DatabaseSettings, KeySettings):
         url = value.get_secret_value()
         if not url.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must be a redis://, rediss:// or unix:// URL")
-        return SecretStr(_with_password_from(url, info, "redis_password"))
+        return SecretStr(with_password(url, info.data.get("redis_password")))
 
     @model_validator(mode="after")
     def _secrets_are_real(self) -> Self:
@@ -173,12 +162,6 @@ class Settings(DatabaseSettings, KeySettings):
             where = "llm.fallbacks names" if position else "llm.provider is"
             if provider != "echo" and self.key_of(provider) is None:
                 raise ValueError(f"{provider.upper()}_API_KEY is required when {where} {provider}")
-        unsafe = self._placeholder_secrets()
-        if unsafe and self.environment not in {"development", "test"}:
-            raise ValueError(f"{unsafe[0]} is empty or a placeholder; set a real secret")
-        return self
-
-    def _placeholder_secrets(self) -> list[str]:
         secrets = [
             ("SECRET_KEY", self.secret_key.get_secret_value()),
             ("DATABASE_URL password", make_url(self.database_url.get_secret_value()).password),
@@ -188,4 +171,7 @@ class Settings(DatabaseSettings, KeySettings):
         for provider in dict.fromkeys(link.provider for link in self.config.llm.chain):
             if (key := self.key_of(provider)) is not None:
                 secrets.append((f"{provider.upper()}_API_KEY", key.get_secret_value()))
-        return [name for name, value in secrets if not value or value.startswith("change-me")]
+        unsafe = [name for name, value in secrets if not value or value.startswith("change-me")]
+        if unsafe and self.environment not in {"development", "test"}:
+            raise ValueError(f"{unsafe[0]} is empty or a placeholder; set a real secret")
+        return self

@@ -6,7 +6,7 @@ api hold more memory, disk or time than the configuration allows.
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from fastapi.security.utils import get_authorization_scheme_param
@@ -27,9 +27,6 @@ RETRY_AFTER = {"Retry-After": "1"}
 class Slots:
     """A count of what is in flight, up to a limit, and the answer once it is reached."""
 
-    # The event loop runs one task at a time: checking and taking a slot, with no await in
-    # between, cannot race.
-
     limit: int
     status: int
     # What a refusal says there are too many of ("uploads in progress").
@@ -41,15 +38,6 @@ class Slots:
     @property
     def detail(self) -> str:
         return f"too many {self.what} (limit {self.limit}); retry shortly"
-
-    def try_take(self) -> bool:
-        if self.taken >= self.limit:
-            return False
-        self.taken += 1
-        return True
-
-    def give_back(self) -> None:
-        self.taken -= 1
 
 
 @dataclass(slots=True)
@@ -73,16 +61,19 @@ class SlotsByKey:
 def take_all(slots: list[Slots]) -> Slots | None:
     """Take a slot of each, or none: None, else the first that is full."""
     for count, each in enumerate(slots):
-        if not each.try_take():
+        # The event loop runs one task at a time: checking and taking a slot, with no await
+        # in between, cannot race.
+        if each.taken >= each.limit:
             give_back(slots[:count])
             return each
+        each.taken += 1
     return None
 
 
 def give_back(taken: list[Slots]) -> None:
     """Give back every slot taken, emptying the list: a second call gives back nothing."""
     while taken:
-        taken.pop().give_back()
+        taken.pop().taken -= 1
 
 
 class _BodyRefusedError(Exception):
@@ -150,15 +141,13 @@ class AdmissionMiddleware:
                 self.metrics.admission_refused(full.reason)
                 await _answer(scope, send, full.status, full.detail, RETRY_AFTER)
             else:
-                await self._admit(scope, send, body, lambda: give_back(taken))
+                await self._admit(scope, send, body, taken)
         finally:
             give_back(taken)
             if owner is not None:
                 self.uploads_by_owner.forget_idle(owner)
 
-    async def _admit(
-        self, scope: Scope, send: Send, body: "_Body", give_back: Callable[[], None]
-    ) -> None:
+    async def _admit(self, scope: Scope, send: Send, body: "_Body", taken: list[Slots]) -> None:
         started = False
 
         async def guarded_send(message: Message) -> None:
@@ -172,7 +161,7 @@ class AdmissionMiddleware:
                 # The app is done with the body once it answers. An answer that streams on
                 # (a turn) is bounded by its own slots: holding this one for the stream's
                 # whole life capped a process at max_bodies_in_flight streams.
-                give_back()
+                give_back(taken)
             await send(message)
 
         try:
@@ -227,11 +216,7 @@ class _Body:
 
 
 async def _answer(
-    scope: Scope,
-    send: Send,
-    status: int,
-    detail: str,
-    headers: Mapping[str, str] | None = None,
+    scope: Scope, send: Send, status: int, detail: str, headers: Mapping[str, str] | None = None
 ) -> None:
     response = JSONResponse({"detail": detail}, status_code=status, headers=headers)
     await response(scope, _no_receive, send)

@@ -47,21 +47,17 @@ OWNER_MAX_CHARS = 100
 
 
 class OwnedMixin:
-    """Rows that belong to an API key's owner (see app.core.security.owner_of).
-
-    Every query of such a table filters on owner: a row of another owner is as absent as
-    one that never existed.
-    """
+    """Rows of an API key's owner (app.core.security.owner_of). Every query of such a table
+    filters on owner: another owner's row is as absent as one that never existed."""
 
     owner: Mapped[str] = mapped_column(String(OWNER_MAX_CHARS))
 
 
-# Connections each process keeps open, and how many more it may open under load. No
-# overflow: SQLAlchemy closes an overflow connection when it is returned, so a load beyond
-# the pool would open and close a connection per request (TLS, authentication) just when
-# the process is busiest. A request past the 15 waits for a free connection instead.
+# The connections each process keeps open, and the most it opens: no overflow, as
+# SQLAlchemy closes an overflow connection when it is returned, so a load beyond the pool
+# would open and close a connection per request (TLS, authentication) just when the process
+# is busiest. A request past the 15 waits for a free connection instead.
 POOL_SIZE = 15
-MAX_OVERFLOW = 0
 
 
 def create_engine(database_url: str, *, timeout: float) -> AsyncEngine:
@@ -69,7 +65,7 @@ def create_engine(database_url: str, *, timeout: float) -> AsyncEngine:
     engine = create_async_engine(
         database_url,
         pool_size=POOL_SIZE,
-        max_overflow=MAX_OVERFLOW,
+        max_overflow=0,
         connect_args={"timeout": timeout},
     )
     event.listen(engine.sync_engine, "checkout", _replace_if_closed)
@@ -79,12 +75,10 @@ def create_engine(database_url: str, *, timeout: float) -> AsyncEngine:
 def _replace_if_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
     """Hand out no connection the server has closed (a restart, pg_terminate_backend).
 
-    Instead of pool_pre_ping: with asyncpg its ping is three round trips (BEGIN, a query,
-    ROLLBACK) before every checkout, more than a simple request's own queries.
-    asyncpg reads each idle connection, so it knows at once when the server closes one; this
-    costs no round trip. A connection cut without the server closing it (a network fault)
-    fails its next query instead, and SQLAlchemy then replaces every older connection of the
-    pool. DisconnectionError is the pool's documented signal to open a new connection.
+    Not pool_pre_ping, three round trips with asyncpg before every checkout: asyncpg reads
+    each idle connection, so it knows at once when the server closes one. A connection cut
+    otherwise (a network fault) fails its next query, and SQLAlchemy then replaces every
+    older one. DisconnectionError is the pool's documented signal to open a new connection.
     """
     if dbapi_connection.driver_connection.is_closed():
         raise DisconnectionError("the server closed this connection")
@@ -92,13 +86,11 @@ def _replace_if_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None
 
 async def insert_new[R: DeclarativeBase](session: AsyncSession, row: R) -> R:
     """Insert a new row with one Core INSERT ... RETURNING; the caller commits, as after
-    session.add. The row comes back with every column as stored.
+    session.add. The row comes back with every column as stored, transient.
 
-    For rows written once and not changed in the same session: the ORM's unit of work
-    (flush, identity map, change tracking) has nothing to track for them. A column left
-    None gets its default, Python's or the server's, as on the ORM path (a test adds a
-    column with a default and writes a row each way), so a column cannot be set to NULL
-    over its default here. The row returned stays transient, outside the session.
+    For rows written once and not changed in the same session: the ORM's unit of work has
+    nothing to track for them. A column left None gets its default, Python's or the server's,
+    as on the ORM path (a test holds them alike), so one with a default cannot be NULL here.
     """
     table = cast(Table, row.__table__)
     # Parameters of a statement built once per table: values() would put them into the

@@ -5,6 +5,7 @@ wherever the api is, so a proxy in front of a published api blocks it (see the R
 """
 
 from collections.abc import Iterable
+from contextlib import nullcontext
 from typing import Any
 
 from fastapi import FastAPI, Response
@@ -23,11 +24,9 @@ MAX_ROUTES = 1000
 
 
 def instrument(app: FastAPI, metrics: Metrics) -> None:
-    """Log, count and time every request, and serve /metrics.
-
-    In place of RequestLogMiddleware, added after the other middleware: it must be outermost,
-    to count what they answer themselves (401 and 413 before the route, 503 when busy).
-    """
+    """Log, count and time every request, and serve /metrics. In place of RequestLogMiddleware,
+    added after the other middleware: it must be outermost, to count what they answer
+    themselves (401 and 413 before the route, 503 when busy)."""
     app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
 
     # The Metrics object of this app, which its lifespan also hands to the resources: core
@@ -39,13 +38,12 @@ def instrument(app: FastAPI, metrics: Metrics) -> None:
 
 
 class HttpMetricsMiddleware(RequestLogMiddleware):
-    """Also count requests by route template, method and status, time them, count those in
-    flight, from the status and time that the request log takes.
+    """Also count requests (but /metrics scrapes) by route template, method and status, time
+    them and count those in flight, from the status and time the request log takes.
 
-    The scrapes of /metrics are left out. The router's own match (scope["route"]) names
-    the route; its template is looked up once per route (route_template). Matching every
-    request against every route again, as prometheus-fastapi-instrumentator's middleware
-    does, would cost a cheap route more than its own work.
+    The route is the router's own match (scope["route"]), its template looked up once per
+    route: matching every request against every route again, as
+    prometheus-fastapi-instrumentator does, would cost a cheap route more than its own work.
     """
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
@@ -62,10 +60,8 @@ class HttpMetricsMiddleware(RequestLogMiddleware):
         self._series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] == METRICS_PATH:
-            await super().__call__(scope, receive, send)
-            return
-        with self.in_progress.track_inprogress():
+        counted = scope["type"] == "http" and scope["path"] != METRICS_PATH
+        with self.in_progress.track_inprogress() if counted else nullcontext():
             await super().__call__(scope, receive, send)
 
     def served(self, scope: Scope, status: int, seconds: float) -> None:
@@ -95,13 +91,12 @@ class HttpMetricsMiddleware(RequestLogMiddleware):
 
 
 def route_template(routes: Iterable[BaseRoute], route: BaseRoute) -> str | None:
-    """The path template, with its router's prefix, under which an app serves a route.
+    """The path template, with its router's prefix, under which an app serves a route (here,
+    not a dependency on prometheus-fastapi-instrumentator for a dozen lines).
 
-    Written here rather than taken from prometheus-fastapi-instrumentator (one function of
-    it was all this used, a dependency to follow for a dozen lines). FastAPI keeps an
-    included router whole (effective_route_contexts) and puts the route as declared, without
-    the prefix, in scope["route"]: its context carries the prefixed path. A route included
-    under two prefixes is named by the first.
+    FastAPI keeps an included router whole and puts the route as declared, without the
+    prefix, in scope["route"]: its context carries the prefixed path. A route included under
+    two prefixes is named by the first.
     """
     for candidate in routes:
         contexts: Any = getattr(candidate, "effective_route_contexts", None)

@@ -47,11 +47,8 @@ class _JsonFormatter(JsonFormatter):
 
 
 def setup_logging(config: LoggingConfig, logs_dir: Path | None) -> None:
-    """Send every log record, uvicorn's included, as JSON to stdout and the log file.
-
-    Without logs_dir, stdout only: workers scale to several replicas, and processes
-    rotating one file would lose lines.
-    """
+    """Send every log record, uvicorn's included, as JSON to stdout and, given logs_dir, the
+    log file (workers give none: several replicas rotating one file would lose lines)."""
     formatter = _JsonFormatter(
         "{asctime}{levelname}{name}{message}{request_id}",
         style="{",
@@ -101,7 +98,8 @@ class RequestLogMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _request_id(scope)
+        candidate = Headers(scope=scope).get(REQUEST_ID_HEADER, "")
+        request_id = candidate if _VALID_REQUEST_ID.match(candidate) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = 500  # what the client sees when the app raises before answering
@@ -123,8 +121,3 @@ class RequestLogMiddleware:
         if status >= 400 or scope["path"] not in QUIET_PATHS:
             extra = {"method": scope["method"], "path": scope["path"], "status": status}
             logger.info("request", extra={**extra, "duration_ms": round(seconds * 1000, 1)})
-
-
-def _request_id(scope: Scope) -> str:
-    candidate = Headers(scope=scope).get(REQUEST_ID_HEADER, "")
-    return candidate if _VALID_REQUEST_ID.match(candidate) else uuid.uuid4().hex

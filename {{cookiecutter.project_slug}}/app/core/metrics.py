@@ -180,10 +180,8 @@ class Metrics:
 
     @contextmanager
     def serving(self, pool: Pool, limit: int) -> Iterator[None]:
-        """While the process serves, report its database pool: connections in use, limit.
-
-        On exit, in multi-process mode, this process's live gauges leave the sums.
-        """
+        """While the process serves, report its database pool: connections in use, limit (on
+        exit, in multi-process mode, this process's live gauges leave the sums)."""
         if self.multiprocess:
             try:
                 with _pool_counted(pool, limit):
@@ -244,11 +242,8 @@ def _pool_counted(
     pool: Pool, limit: int, registry: CollectorRegistry | None = None
 ) -> Iterator[None]:
     """Multi-process mode: a scrape cannot read the other processes' pools, so each process
-    counts its connections as they are taken and returned, and the scrape adds them up.
-
-    In no registry by default: the scrape reads the files, and a second app of the process
-    (tests build many) must not collide with the first.
-    """
+    counts its connections as they come and go, and the scrape adds them up. In no registry
+    by default: the scrape reads the files, and a second app of the process must not collide."""
     in_use, maximum = _pool_gauges(registry)
     maximum.set(limit)
 

@@ -25,12 +25,10 @@ RECONNECT_MAX_SECONDS = 5.0
 
 
 def create_broker(redis_url: str, *, timeout: float | None) -> ListQueueBroker:
-    """A broker on its own connection pool.
-
-    The api gives every command a timeout and no retry (an outage must not hang a request;
-    the run stays queued and the sweep sends it again). A worker gives its reads no timeout
-    (they block until a run arrives) and retries a lost connection with a growing pause:
-    without one, the receiver would reconnect in a tight loop for as long as Redis is away.
+    """A broker on its own connection pool. The api gives every command a timeout and no
+    retry (an outage must not hang a request; the sweep sends the run again). A worker gives
+    its reads no timeout (they block until a run arrives) and retries a lost connection with
+    a growing pause: without one, the receiver would reconnect in a tight loop.
     """
     if timeout is not None:
         retry = Retry(NoBackoff(), retries=0)
@@ -46,10 +44,8 @@ def create_broker(redis_url: str, *, timeout: float | None) -> ListQueueBroker:
 
 
 async def enqueue(broker: ListQueueBroker, run_id: uuid.UUID, metrics: Metrics) -> bool:
-    """Send a run to the workers; False (and a log line) when Redis cannot be reached.
-
-    The run itself is already stored as queued: the workers' sweep sends it again later.
-    """
+    """Send a run to the workers; False (and a log line) when Redis cannot be reached: the
+    run is already stored as queued, and the workers' sweep sends it again later."""
     kicker: AsyncKicker[[str], None] = AsyncKicker(TASK_NAME, broker, {})
     try:
         await kicker.kiq(str(run_id))

@@ -20,11 +20,8 @@ KEY_PREFIX = "ratelimit"
 
 
 class RateLimiter:
-    """At most `requests` per owner in any `window_seconds`, not just per calendar window.
-
-    A fixed window lets a client through at twice its rate across a window's edge; the
-    moving window counts the last `window_seconds` wherever "now" is.
-    """
+    """At most `requests` per owner in any `window_seconds`, not just per calendar window: a
+    fixed window would let a client through at twice its rate across a window's edge."""
 
     def __init__(
         self, redis: "Redis", redis_url: str, config: RateLimitConfig, metrics: Metrics
@@ -43,10 +40,9 @@ class RateLimiter:
         self._metrics = metrics
 
     async def check(self, owner: str, *, budget: float) -> int | None:
-        """Count this request for the owner: None if allowed, else the seconds to wait.
-
-        Fails open: while Redis is unreachable or slow, requests are allowed and a warning is
-        logged (an outage of the limiter should not take the whole api down)."""
+        """Count this request for the owner: None if allowed, else the seconds to wait. Fails
+        open, allowed with a warning, while Redis is unreachable or slow: an outage of the
+        limiter should not take the whole api down."""
         try:
             async with asyncio.timeout(budget):
                 if await self._limiter.hit(self._item, owner):

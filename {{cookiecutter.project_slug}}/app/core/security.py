@@ -46,17 +46,12 @@ class KeyRing:
         )
 
     def owner(self, candidate: str) -> str | None:
-        """Return the owner of a presented key, or None.
-
-        Every key is compared, in constant time and as equal-length digests, so timing
-        reveals neither a key, its length nor its place.
-        """
+        """Return the owner of a presented key, or None. Every key is compared, in constant
+        time and as equal-length digests, so timing reveals neither a key, its length nor its
+        place."""
         given = _digest(candidate)
-        found = None
-        for digest, owner in self.entries:
-            if secrets.compare_digest(given, digest):
-                found = owner
-        return found
+        found = [owner for digest, owner in self.entries if secrets.compare_digest(given, digest)]
+        return found[-1] if found else None
 
 
 def _digest(value: str) -> bytes:

@@ -1,14 +1,10 @@
 """OpenTelemetry traces of the api, off unless OTEL_EXPORTER_OTLP_ENDPOINT is set.
 
-Off, nothing is installed: no middleware, no wrapped driver, no span is ever made. On, each
-request is one trace: its server span, and as its children the SQLAlchemy queries, Redis
-commands and outgoing HTTP calls (the model's, made by the openai SDK through aiohttp) made
-while serving it. Spans leave in batches over OTLP/HTTP; the exporter reads the standard
-OTEL_EXPORTER_OTLP_* variables (endpoint, headers, timeout), OTEL_SERVICE_NAME names the
-service.
-
-OpenTelemetry is imported only once tracing is on: its SDK and instrumentations would hold
-about 15 MB of resident memory in every process that never traces.
+Off, nothing is installed, not even imported (OpenTelemetry would hold about 15 MB in every
+process that never traces). On, each request is one trace: its server span, and as children
+the SQLAlchemy queries, Redis commands and outgoing HTTP calls made while serving it. Spans
+leave in batches over OTLP/HTTP, as the standard OTEL_EXPORTER_OTLP_* variables and
+OTEL_SERVICE_NAME say.
 """
 
 import os
@@ -64,12 +60,9 @@ class Tracing:
 
     @contextmanager
     def instrumented(self, engine: AsyncEngine) -> Iterator[None]:
-        """Trace the engine's queries and every Redis command and HTTP request while inside;
-        then flush the spans still buffered and stop.
-
-        Redis and HTTP are instrumented by class: the rate limiter, the run queue and the
-        openai SDK make clients of their own.
-        """
+        """Trace the engine's queries and every Redis command and HTTP request while inside
+        (by class: the rate limiter, the run queue and the SDKs make clients of their own);
+        then flush the spans still buffered and stop."""
         from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
         from opentelemetry.instrumentation.httpx import (
             HTTPX2ClientInstrumentor,
