@@ -83,8 +83,13 @@ def create_app(
     app.include_router(health.router)
     if settings.playground_enabled:
         app.include_router(playground_router)
-    # openai's too: OpenAI clients take http://host:port/v1 as their base URL, a key as theirs.
-    for api in (conversations, files, runs, usage, agui, openai):
-        app.include_router(api.router, prefix=API_PREFIX, dependencies=[Depends(authorize)])
+    api_dependencies = [Depends(authorize)]
+    app.include_router(conversations.router, prefix=API_PREFIX, dependencies=api_dependencies)
+    app.include_router(files.router, prefix=API_PREFIX, dependencies=api_dependencies)
+    app.include_router(runs.router, prefix=API_PREFIX, dependencies=api_dependencies)
+    app.include_router(usage.router, prefix=API_PREFIX, dependencies=api_dependencies)
+    app.include_router(agui.router, prefix=API_PREFIX, dependencies=api_dependencies)
+    # OpenAI clients take http://host:port/v1 as their base URL, and this key as theirs.
+    app.include_router(openai.router, prefix=API_PREFIX, dependencies=api_dependencies)
     errors.install(app)
     return app
