@@ -7,21 +7,11 @@ import anthropic
 import httpx2
 from anthropic import types
 
-from app.llm.base import (
-    ChatMessage,
-    Completion,
-    LLMError,
-    LLMUnavailableError,
-    ToolCall,
-    ToolSpec,
-    Usage,
-)
+from app.llm.base import ChatMessage, Completion, LLMUnavailableError, ToolCall, ToolSpec, Usage
 from app.llm.sdk import PartialCall, WireNames, json_object, sdk_error, whole_calls
 
 # A breakpoint: the API caches the prompt up to and including the block that carries it.
 _CACHE_HERE = types.CacheControlEphemeralParam(type="ephemeral")
-# The error types of an `event: error` that mean "not now" rather than "not this request".
-_NOT_NOW = frozenset({"overloaded_error", "api_error", "rate_limit_error", "timeout_error"})
 # A stream's transport errors reach us unwrapped; a stream that is not JSON, as a decode error.
 _FAILURES = (anthropic.AnthropicError, httpx2.TransportError, json.JSONDecodeError)
 
@@ -49,7 +39,7 @@ class AnthropicProvider:
                 tools=_tools(tools, names),
             )
         except _FAILURES as exc:
-            raise _as_llm_error(exc) from exc
+            raise sdk_error(exc, anthropic) from exc
         text = "".join(block.text for block in reply.content if block.type == "text")
         calls = tuple(
             ToolCall(block.id, names.ours(block.name), json.dumps(block.input))
@@ -95,7 +85,7 @@ class AnthropicProvider:
                         counts.append(event.usage)
                     finished = finished or event.type == "message_stop"
         except _FAILURES as exc:
-            raise _as_llm_error(exc) from exc
+            raise sdk_error(exc, anthropic) from exc
         if not finished:
             # The connection ended cleanly but early: what came is not the whole answer.
             raise LLMUnavailableError("the language model provider stopped answering")
@@ -185,14 +175,3 @@ def _blocks(message: ChatMessage, names: WireNames) -> list[types.ContentBlockPa
         }
         for call in message.tool_calls
     ]
-
-
-def _as_llm_error(exc: Exception) -> LLMError:
-    if isinstance(exc, anthropic.APIStatusError) and exc.status_code < 400:
-        # An `event: error` in a stream that had begun with 200: its kind, not its text.
-        if exc.type in _NOT_NOW:
-            return LLMUnavailableError(f"the language model provider failed midway: {exc.type}")
-        return LLMError("the language model provider failed")
-    if isinstance(exc, json.JSONDecodeError):
-        return LLMError("the language model provider sent a malformed stream")
-    return sdk_error(exc, anthropic)
