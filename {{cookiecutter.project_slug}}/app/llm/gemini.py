@@ -189,28 +189,23 @@ def _contents(
 ) -> list[types.Content]:
     called = {call.id: call.name for message in messages for call in message.tool_calls}
     contents: list[types.Content] = []
-    answers: list[types.Part] | None = None
-    for message in messages:
-        if message.role == "tool":
+    for index, message in enumerate(messages):
+        if message.role == "user":
+            contents.append(types.Content(role="user", parts=[types.Part(text=message.content)]))
+        elif message.role == "assistant" and (parts := _model_parts(message, names, signatures)):
+            contents.append(types.Content(role="model", parts=parts))
+        elif message.role == "tool":
             name = names.wire(called.get(message.tool_call_id or "", "tool"))
             result = {"result": message.content}
             response = types.FunctionResponse(
                 id=_sent_id(message.tool_call_id), name=name, response=result
             )
             part = types.Part(function_response=response)
-            if answers is None:
-                # Gemini wants the answers to one step's calls together, in one user turn.
-                contents.append(types.Content(role="user", parts=[part]))
-                # The Content's own list: pydantic copied the one it was given.
-                answers = contents[-1].parts
-            else:
+            # Gemini wants the answers to one step's calls together, in one user turn.
+            if index and messages[index - 1].role == "tool" and (answers := contents[-1].parts):
                 answers.append(part)
-            continue
-        answers = None
-        if message.role == "user":
-            contents.append(types.Content(role="user", parts=[types.Part(text=message.content)]))
-        elif message.role == "assistant" and (parts := _model_parts(message, names, signatures)):
-            contents.append(types.Content(role="model", parts=parts))
+            else:
+                contents.append(types.Content(role="user", parts=[part]))
     return contents
 
 
