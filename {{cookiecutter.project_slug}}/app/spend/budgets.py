@@ -1,13 +1,11 @@
 """Budgets per key: a model call that could cross one is refused before it is made.
 
-Before each call a turn holds an upper bound of what the call can cost, under a lock on its
-owner, if what the owner spent and holds leaves room for it: one statement (the database
-function spend_hold), in the transaction a run already opens before each model call, or in
-one of its own for an interactive turn. The step that stores the answer replaces the hold
-with the ledger row, in its own transaction; a call that fails lets its hold go; a hold whose
-process died stops counting after spend.hold_seconds, and a run's next attempt drops its dead
-attempt's hold when it takes its own. With no budget for an owner, its calls take no hold and
-cost no query.
+Before each call a turn holds the most the call can cost, under its owner's lock, if what the
+owner spent and holds leaves room (one statement, spend_hold, in the transaction a run opens
+before each call anyway, or in its own for an interactive turn). The step that stores the
+answer swaps the hold for the ledger row; a failed call lets its hold go; a dead process's hold
+stops counting after spend.hold_seconds, or when the run's next attempt takes its own. An owner
+with no budget takes no hold and costs no query.
 """
 
 import uuid
@@ -57,11 +55,10 @@ class Spending:
         return Account(self, owner, holder or uuid.uuid4(), self.budget(owner))
 
     def ledger_row(self, owner: str, completion: Completion) -> ModelCall:
-        """The ledger row of one answered call, for the caller to add to the transaction that
-        stores the step: a run resumed after its worker died neither records a call twice
-        nor loses one it kept. A call whose answer was never stored (its process died first)
-        is not in the ledger, though the provider may have charged it; a call that failed
-        reported no usage and is not recorded either."""
+        """The ledger row of one answered call, added in the transaction that stores the step:
+        a resumed run neither records a call twice nor loses one it kept. A call whose answer
+        was never stored (its process died) is missing, though the provider may have charged
+        it; a failed call reported no usage and is not recorded."""
         usage = completion.usage
         cost = self.prices.cost(completion.provider, completion.model, usage)
         if cost is not None:
