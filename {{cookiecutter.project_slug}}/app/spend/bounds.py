@@ -1,27 +1,12 @@
-"""What is left of a key's budget, and the statements that read it and hold on it.
-
-The statements are built once and take their values as parameters: a statement built per
-call is walked for its cache key on every call.
-"""
+"""What is left of a key's budget, and the statements that read it and hold on it, built once
+with parameters (a statement built per call is walked for its cache key on every call)."""
 
 import math
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import (
-    BigInteger,
-    DateTime,
-    Numeric,
-    Table,
-    Text,
-    Uuid,
-    bindparam,
-    delete,
-    func,
-    select,
-    true,
-)
+from sqlalchemy import BigInteger, DateTime, Numeric, Text, Uuid, bindparam, func, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.types import TypeEngine
 
@@ -60,7 +45,7 @@ _LEFT = select(_SPENT, _HELD).select_from(_SPENT.join(_HELD, true()))
 
 # The table itself, not the ORM class: these statements need none of the ORM's work
 # (synchronising a session, loading objects), which would cost more than the SQL.
-HOLDS = cast(Table, Hold.__table__)
+HOLDS = Hold.metadata.tables[Hold.__tablename__]
 
 
 # The hold, in one statement: spend_hold (migration 0009) takes the owner's lock, then inserts
@@ -78,7 +63,7 @@ _HOLD_ARGUMENTS: dict[str, TypeEngine[Any]] = {
     **{bound: BigInteger() if bound.startswith("tokens") else Numeric() for bound in BOUNDS},
 }
 _HOLD = select(func.spend_hold(*(bindparam(n, type_=t) for n, t in _HOLD_ARGUMENTS.items())))
-RELEASE = delete(HOLDS).where(HOLDS.c.holder == bindparam("holder"))
+RELEASE = HOLDS.delete().where(HOLDS.c.holder == bindparam("holder"))
 
 
 async def take_hold(connection: AsyncConnection, values: dict[str, Any]) -> int | None:
