@@ -10,7 +10,7 @@ with no budget takes no hold and costs no query.
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -63,16 +63,14 @@ class Spending:
         cost = self.prices.cost(completion.provider, completion.model, usage)
         if cost is not None:
             self.metrics.llm_cost.labels(completion.provider, completion.model).inc(float(cost))
+        # The ledger's token columns are named as Usage's fields.
         return ModelCall(
             owner=owner,
             provider=completion.provider,
             model=completion.model,
-            prompt_tokens=usage.prompt_tokens,
-            completion_tokens=usage.completion_tokens,
-            cache_read_tokens=usage.cache_read_tokens,
-            cache_write_tokens=usage.cache_write_tokens,
             cost_usd=cost,
             created_at=utcnow(),
+            **asdict(usage),
         )
 
     def bound(self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]) -> Usage:
@@ -136,8 +134,7 @@ class Account:
     async def admit(
         self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]
     ) -> Refusal | None:
-        """hold, in a transaction of its own (a turn whose steps have no transaction before
-        each model call)."""
+        """hold, in a transaction of its own (for a turn that opens none before each call)."""
         if self.budget is None:
             return None
         async with self.spending.sessionmaker() as session:
