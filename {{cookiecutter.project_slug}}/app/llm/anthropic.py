@@ -1,4 +1,4 @@
-"""A provider for Anthropic's Messages API, tools and prompt caching included."""
+"""Claude through Anthropic's official SDK, tools included, the tools and system prompt cached."""
 
 import json
 from collections.abc import AsyncIterator, Sequence
@@ -17,8 +17,6 @@ _FAILURES = (anthropic.AnthropicError, httpx2.TransportError, json.JSONDecodeErr
 
 
 class AnthropicProvider:
-    """Talk to Claude through the official SDK, caching the tools and system prompt."""
-
     name = "anthropic"
 
     def __init__(self, client: anthropic.AsyncAnthropic, model: str, *, max_tokens: int) -> None:

@@ -1,4 +1,5 @@
-"""A provider for Google's Gemini models through the official Gen AI SDK (google-genai)."""
+"""Gemini through Google's official Gen AI SDK (google-genai): the Developer API or Vertex AI,
+as the client was built."""
 
 import json
 import uuid
@@ -23,9 +24,8 @@ from app.llm.base import (
 from app.llm.sdk import WireNames, json_object
 
 with warnings.catch_warnings():
-    # google-genai 3.3's types.py has a docstring with an invalid escape ("\\/"): Python warns
-    # as it compiles the module (each import, where no .pyc is written), and a suite that
-    # makes warnings errors (ours) could not import it.
+    # google-genai 3.3's types.py has an invalid escape ("\\/") in a docstring: Python warns as
+    # it compiles it (no .pyc written), and a suite that makes warnings errors could not import.
     warnings.simplefilter("ignore", SyntaxWarning)
     from google import genai
     from google.genai import errors, types
@@ -57,8 +57,6 @@ _FAILURES = (errors.APIError, *_MALFORMED, *_TIMEOUTS, *_TRANSPORT)
 
 
 class GeminiProvider:
-    """Talk to Gemini (the Developer API or Vertex AI, as the client was built)."""
-
     name = "gemini"
 
     def __init__(self, client: genai.Client, model: str, *, max_tokens: int | None = None) -> None:

@@ -1,9 +1,9 @@
-"""A provider for any endpoint that speaks OpenAI's chat-completions API, tools included.
+"""OpenAI, Ollama, vLLM or any server of OpenAI's chat-completions API, tools included.
 
 The openai SDK sends the request (auth, retries, timeouts, status errors); a stream's chunks
-are read here. The SDK builds a pydantic model of every chunk, much of the api's CPU per
-relayed token; validating just the fields a turn uses, in pydantic-core, is a fraction of
-that, and a chunk of the wrong shape is still refused.
+are read here: the SDK's pydantic model of every chunk is much of the api's CPU per relayed
+token, while validating just the fields a turn uses, in pydantic-core, costs a fraction of
+that and still refuses a chunk of the wrong shape.
 """
 
 from collections.abc import AsyncIterator, Sequence
@@ -19,8 +19,6 @@ from app.llm.sdk import PartialCall, WireNames, sdk_error, whole_calls
 
 
 class OpenAICompatibleProvider:
-    """Talk to OpenAI, Ollama, vLLM or any compatible server through the official SDK."""
-
     name = "openai"
 
     def __init__(

@@ -22,12 +22,10 @@ def _wire_safe(name: str) -> str:
 
 
 class WireNames:
-    """Our tool names as a provider's function names, and back, for one call.
-
-    OpenAI and Anthropic want ^[a-zA-Z0-9_-]{1,64}$ (Gemini allows a little more); an MCP
-    server's tool is "server.tool". Built from the tools one call offers, so that no two of
-    them share a wire name; our API, the stored steps and the events keep our names.
-    """
+    """Our tool names as a provider's function names, and back, for one call: OpenAI and
+    Anthropic want ^[a-zA-Z0-9_-]{1,64}$ (Gemini a little more), an MCP tool is "server.tool".
+    Built from the tools one call offers, so that no two share a wire name; our API, the
+    stored steps and the events keep our names."""
 
     def __init__(self, tools: Sequence[ToolSpec]) -> None:
         taken = {tool.name for tool in tools if _WIRE_NAME.fullmatch(tool.name)}
