@@ -82,8 +82,7 @@ async def budget_left(
     session: AsyncSession, owner: str, budget: BudgetConfig, *, now: datetime | None = None
 ) -> list[BudgetLeft]:
     """Each bound of the budget: its limit, what was spent and is held, what is left."""
-    now = now or datetime.now(UTC)
-    spans = windows(now)
+    spans = windows(now or datetime.now(UTC))
     row = (await session.execute(_LEFT, {"owner": owner, **spans})).one()
     day = spans["day_start"] + timedelta(days=1)
     month = (spans["month_start"] + timedelta(days=32)).replace(day=1)

@@ -59,8 +59,7 @@ class Spending:
         a resumed run neither records a call twice nor loses one it kept. A call whose answer
         was never stored (its process died) is missing, though the provider may have charged
         it; a failed call reported no usage and is not recorded."""
-        usage = completion.usage
-        cost = self.prices.cost(completion.provider, completion.model, usage)
+        cost = self.prices.cost(completion.provider, completion.model, completion.usage)
         if cost is not None:
             self.metrics.llm_cost.labels(completion.provider, completion.model).inc(float(cost))
         # The ledger's token columns are named as Usage's fields.
@@ -70,7 +69,7 @@ class Spending:
             model=completion.model,
             cost_usd=cost,
             created_at=utcnow(),
-            **asdict(usage),
+            **asdict(completion.usage),
         )
 
     def bound(self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]) -> Usage:
@@ -154,13 +153,12 @@ class Account:
         tokens = bound.prompt_tokens + bound.completion_tokens
         dollars = self.spending.dearest(bound) if self.budget.in_dollars else Decimal(0)
         now = datetime.now(UTC)
-        hold_for = timedelta(seconds=self.spending.settings.config.spend.hold_seconds)
         values = {
             "owner": self.owner,
             "holder": self.holder,
             "tokens": tokens,
             "cost_usd": dollars,
-            "expires_at": now + hold_for,
+            "expires_at": now + timedelta(seconds=self.spending.settings.config.spend.hold_seconds),
             **bounds.windows(now),
             **{name: getattr(self.budget, name) for name in bounds.BOUNDS},
         }
@@ -191,9 +189,8 @@ class Account:
             await session.commit()
 
     async def release(self) -> None:
-        if not self.holding:
-            return
-        async with self.spending.sessionmaker() as session:
-            await (await session.connection()).execute(bounds.RELEASE, {"holder": self.holder})
-            await session.commit()
-        self.holding = False
+        if self.holding:
+            async with self.spending.sessionmaker() as session:
+                await (await session.connection()).execute(bounds.RELEASE, {"holder": self.holder})
+                await session.commit()
+            self.holding = False
