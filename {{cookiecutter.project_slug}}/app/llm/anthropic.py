@@ -57,15 +57,14 @@ class AnthropicProvider:
         try:
             # The raw events, not messages.stream(): that helper also rebuilds the whole
             # message after every event, which we never read.
-            events = await self._client.messages.create(
+            async with await self._client.messages.create(
                 model=self.model,
                 max_tokens=self._max_tokens,
                 system=_system(messages),
                 messages=_to_wire(messages, names),
                 tools=_tools(tools, names),
                 stream=True,
-            )
-            async with events:
+            ) as events:
                 async for event in events:
                     if event.type == "content_block_delta":
                         delta = event.delta
@@ -131,11 +130,9 @@ def _tools(tools: Sequence[ToolSpec], names: WireNames) -> list[types.ToolParam]
 
 
 def _to_wire(messages: Sequence[ChatMessage], names: WireNames) -> list[types.MessageParam]:
-    """The conversation as Anthropic's turns: one message a role, tool results as user blocks.
-
-    The API refuses two messages of one role in a row, and wants every result of an
-    assistant's tool calls in the one user message after it: consecutive turns are merged.
-    """
+    """The conversation as Anthropic's turns, tool results as user blocks: the API refuses two
+    messages of one role in a row, and wants every result of an assistant's tool calls in the
+    one user message after it, so consecutive turns are merged."""
     wire: list[types.MessageParam] = []
     turn: list[types.ContentBlockParam] = []
     for message in messages:

@@ -87,12 +87,11 @@ class GeminiProvider:
         names = WireNames(tools)
         reply = _Reply(names, self._signatures)
         try:
-            chunks = await self._client.aio.models.generate_content_stream(
+            async for chunk in await self._client.aio.models.generate_content_stream(
                 model=self.model,
                 contents=_contents(messages, names, self._signatures),
                 config=_config(messages, tools, names, self._max_tokens),
-            )
-            async for chunk in chunks:
+            ):
                 for piece in reply.add(chunk):
                     yield piece
         except _FAILURES as exc:

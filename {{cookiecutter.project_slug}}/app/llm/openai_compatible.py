@@ -64,18 +64,17 @@ class OpenAICompatibleProvider:
         calls: dict[int, PartialCall] = {}
         usage = Usage()
         names = WireNames(tools)
-        request = self._client.chat.completions.with_streaming_response.create(
-            model=self.model,
-            messages=_to_wire(messages, names),
-            tools=_tools(tools, names),
-            max_completion_tokens=self._max_completion_tokens,
-            max_tokens=self._max_tokens,
-            stream=True,
-            # The last chunk then carries the call's token counts.
-            stream_options={"include_usage": True},
-        )
         try:
-            async with request as response:
+            async with self._client.chat.completions.with_streaming_response.create(
+                model=self.model,
+                messages=_to_wire(messages, names),
+                tools=_tools(tools, names),
+                max_completion_tokens=self._max_completion_tokens,
+                max_tokens=self._max_tokens,
+                stream=True,
+                # The last chunk then carries the call's token counts.
+                stream_options={"include_usage": True},
+            ) as response:
                 # Read here rather than through the SDK's chunk models: see the module's doc.
                 async for chunk in _chunks(response.http_response):
                     if counted := chunk.get("usage"):
