@@ -54,12 +54,11 @@ class FallbackProvider:
                             return
                         passed_on = True
                         yield piece
+                return
             except LLMUnavailableError as exc:
                 if passed_on or index == len(self._chain) - 1:
                     raise
                 _moving_on(provider, exc)
-            else:
-                return
 
     async def aclose(self) -> None:
         for provider in self._chain:
