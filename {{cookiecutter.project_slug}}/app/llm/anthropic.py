@@ -1,4 +1,4 @@
-"""A provider for Anthropic's Messages API, tools and prompt caching included."""
+"""Claude through Anthropic's official SDK, tools included, the tools and system prompt cached."""
 
 import json
 from collections.abc import AsyncIterator, Sequence
@@ -7,28 +7,16 @@ import anthropic
 import httpx2
 from anthropic import types
 
-from app.llm.base import (
-    ChatMessage,
-    Completion,
-    LLMError,
-    LLMUnavailableError,
-    ToolCall,
-    ToolSpec,
-    Usage,
-)
+from app.llm.base import ChatMessage, Completion, LLMUnavailableError, ToolCall, ToolSpec, Usage
 from app.llm.sdk import PartialCall, WireNames, json_object, sdk_error, whole_calls
 
 # A breakpoint: the API caches the prompt up to and including the block that carries it.
 _CACHE_HERE = types.CacheControlEphemeralParam(type="ephemeral")
-# The error types of an `event: error` that mean "not now" rather than "not this request".
-_NOT_NOW = frozenset({"overloaded_error", "api_error", "rate_limit_error", "timeout_error"})
 # A stream's transport errors reach us unwrapped; a stream that is not JSON, as a decode error.
 _FAILURES = (anthropic.AnthropicError, httpx2.TransportError, json.JSONDecodeError)
 
 
 class AnthropicProvider:
-    """Talk to Claude through the official SDK, caching the tools and system prompt."""
-
     name = "anthropic"
 
     def __init__(self, client: anthropic.AsyncAnthropic, model: str, *, max_tokens: int) -> None:
@@ -49,7 +37,7 @@ class AnthropicProvider:
                 tools=_tools(tools, names),
             )
         except _FAILURES as exc:
-            raise _as_llm_error(exc) from exc
+            raise sdk_error(exc, anthropic) from exc
         text = "".join(block.text for block in reply.content if block.type == "text")
         calls = tuple(
             ToolCall(block.id, names.ours(block.name), json.dumps(block.input))
@@ -69,15 +57,14 @@ class AnthropicProvider:
         try:
             # The raw events, not messages.stream(): that helper also rebuilds the whole
             # message after every event, which we never read.
-            events = await self._client.messages.create(
+            async with await self._client.messages.create(
                 model=self.model,
                 max_tokens=self._max_tokens,
                 system=_system(messages),
                 messages=_to_wire(messages, names),
                 tools=_tools(tools, names),
                 stream=True,
-            )
-            async with events:
+            ) as events:
                 async for event in events:
                     if event.type == "content_block_delta":
                         delta = event.delta
@@ -95,7 +82,7 @@ class AnthropicProvider:
                         counts.append(event.usage)
                     finished = finished or event.type == "message_stop"
         except _FAILURES as exc:
-            raise _as_llm_error(exc) from exc
+            raise sdk_error(exc, anthropic) from exc
         if not finished:
             # The connection ended cleanly but early: what came is not the whole answer.
             raise LLMUnavailableError("the language model provider stopped answering")
@@ -143,11 +130,9 @@ def _tools(tools: Sequence[ToolSpec], names: WireNames) -> list[types.ToolParam]
 
 
 def _to_wire(messages: Sequence[ChatMessage], names: WireNames) -> list[types.MessageParam]:
-    """The conversation as Anthropic's turns: one message a role, tool results as user blocks.
-
-    The API refuses two messages of one role in a row, and wants every result of an
-    assistant's tool calls in the one user message after it: consecutive turns are merged.
-    """
+    """The conversation as Anthropic's turns, tool results as user blocks: the API refuses two
+    messages of one role in a row, and wants every result of an assistant's tool calls in the
+    one user message after it, so consecutive turns are merged."""
     wire: list[types.MessageParam] = []
     turn: list[types.ContentBlockParam] = []
     for message in messages:
@@ -185,14 +170,3 @@ def _blocks(message: ChatMessage, names: WireNames) -> list[types.ContentBlockPa
         }
         for call in message.tool_calls
     ]
-
-
-def _as_llm_error(exc: Exception) -> LLMError:
-    if isinstance(exc, anthropic.APIStatusError) and exc.status_code < 400:
-        # An `event: error` in a stream that had begun with 200: its kind, not its text.
-        if exc.type in _NOT_NOW:
-            return LLMUnavailableError(f"the language model provider failed midway: {exc.type}")
-        return LLMError("the language model provider failed")
-    if isinstance(exc, json.JSONDecodeError):
-        return LLMError("the language model provider sent a malformed stream")
-    return sdk_error(exc, anthropic)

@@ -84,6 +84,5 @@ class LLMProvider(Protocol):
         self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec] = ()
     ) -> AsyncIterator[str | Completion]:
         """Yield the text piece by piece as the model produces it, then the whole Completion."""
-        ...
 
     async def aclose(self) -> None: ...

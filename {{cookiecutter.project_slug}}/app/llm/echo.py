@@ -1,12 +1,9 @@
 """An offline, deterministic provider: new projects and tests run with no key.
 
-It repeats the last user message. A line of that message of the form
-
-    /tool NAME {"argument": "value"}
-
-(the JSON is optional) makes it call the tool NAME, one such line per step, in order; once
-every line has its result it replies with the message and one `NAME: result` line per call.
-So a new project shows the tool loop, and tests drive it, without a network.
+It repeats the last user message. Each line of it like `/tool NAME {"argument": "value"}` (the
+JSON optional) makes it call the tool NAME, one such line per step, in order; once every line
+has its result it replies with the message and one `NAME: result` line per call. So a new
+project shows the tool loop, and tests drive it, without a network.
 """
 
 import re

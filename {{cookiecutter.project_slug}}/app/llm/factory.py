@@ -39,10 +39,9 @@ def _provider(settings: Settings, link: FallbackConfig) -> LLMProvider:
         return EchoProvider()
     import httpx2
 
-    # aiohttp's C parser reads a streamed reply for less CPU per token than the SDKs' default
-    # transport: more streams held per process. A connection for every model call a process
-    # admits at once (its streams, the requests with a body it reads, a worker's runs): none
-    # then waits for the pool, whose default (1,000) would have held back streams past it.
+    # aiohttp's C parser reads a stream for less CPU per token than the SDKs' default transport.
+    # A connection for every model call a process admits at once (its streams, the bodies it
+    # reads, a worker's runs): none waits for the pool, whose default (1,000) would hold some.
     config = settings.config
     calls = config.agent.max_streams + config.requests.max_bodies_in_flight
     limits = httpx2.Limits(max_connections=calls + config.worker.concurrency)

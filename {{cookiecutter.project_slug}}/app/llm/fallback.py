@@ -1,16 +1,10 @@
-"""The configured model, then its fallbacks: a call moves on when one cannot answer now.
+"""The configured model, then its fallbacks: a call moves on to the next only on
+LLMUnavailableError (the provider cannot answer now); any other error surfaces at once, since
+another provider would only hide it.
 
-A provider that is unreachable, times out, rate-limits (429) or is overloaded (5xx) raises
-LLMUnavailableError, and the next in the chain is asked the same. Any other error (a refused
-key, a request the provider rejects) is a configuration or input problem: it surfaces at
-once, since another provider would only hide it.
-
-A streamed answer moves on only while nothing of it has been passed on: once a token has
-reached the client, a failure ends the answer with an error (the client has the part it was
-shown; nothing of it is stored, and the turn ends as any failed model call does) instead of a
-second answer from another model spliced onto the first.
-
-Each provider's calls are counted on their own, by outcome, duration and tokens.
+A stream moves on only while none of it has reached the client: after a token, a failure ends
+the answer with an error (nothing of it is stored, as for any failed call) rather than splice a
+second model's answer onto the first. Each provider's calls are counted on their own.
 """
 
 import asyncio
@@ -60,12 +54,11 @@ class FallbackProvider:
                             return
                         passed_on = True
                         yield piece
+                return
             except LLMUnavailableError as exc:
                 if passed_on or index == len(self._chain) - 1:
                     raise
                 _moving_on(provider, exc)
-            else:
-                return
 
     async def aclose(self) -> None:
         for provider in self._chain:

@@ -1,4 +1,5 @@
-"""A provider for Google's Gemini models through the official Gen AI SDK (google-genai)."""
+"""Gemini through Google's official Gen AI SDK (google-genai): the Developer API or Vertex AI,
+as the client was built."""
 
 import json
 import uuid
@@ -23,9 +24,8 @@ from app.llm.base import (
 from app.llm.sdk import WireNames, json_object
 
 with warnings.catch_warnings():
-    # google-genai 3.3's types.py has a docstring with an invalid escape ("\\/"): Python warns
-    # as it compiles the module (each import, where no .pyc is written), and a suite that
-    # makes warnings errors (ours) could not import it.
+    # google-genai 3.3's types.py has an invalid escape ("\\/") in a docstring: Python warns as
+    # it compiles it (no .pyc written), and a suite that makes warnings errors could not import.
     warnings.simplefilter("ignore", SyntaxWarning)
     from google import genai
     from google.genai import errors, types
@@ -57,8 +57,6 @@ _FAILURES = (errors.APIError, *_MALFORMED, *_TIMEOUTS, *_TRANSPORT)
 
 
 class GeminiProvider:
-    """Talk to Gemini (the Developer API or Vertex AI, as the client was built)."""
-
     name = "gemini"
 
     def __init__(self, client: genai.Client, model: str, *, max_tokens: int | None = None) -> None:
@@ -89,12 +87,11 @@ class GeminiProvider:
         names = WireNames(tools)
         reply = _Reply(names, self._signatures)
         try:
-            chunks = await self._client.aio.models.generate_content_stream(
+            async for chunk in await self._client.aio.models.generate_content_stream(
                 model=self.model,
                 contents=_contents(messages, names, self._signatures),
                 config=_config(messages, tools, names, self._max_tokens),
-            )
-            async for chunk in chunks:
+            ):
                 for piece in reply.add(chunk):
                     yield piece
         except _FAILURES as exc:
@@ -189,28 +186,23 @@ def _contents(
 ) -> list[types.Content]:
     called = {call.id: call.name for message in messages for call in message.tool_calls}
     contents: list[types.Content] = []
-    answers: list[types.Part] | None = None
-    for message in messages:
-        if message.role == "tool":
+    for index, message in enumerate(messages):
+        if message.role == "user":
+            contents.append(types.Content(role="user", parts=[types.Part(text=message.content)]))
+        elif message.role == "assistant" and (parts := _model_parts(message, names, signatures)):
+            contents.append(types.Content(role="model", parts=parts))
+        elif message.role == "tool":
             name = names.wire(called.get(message.tool_call_id or "", "tool"))
             result = {"result": message.content}
             response = types.FunctionResponse(
                 id=_sent_id(message.tool_call_id), name=name, response=result
             )
             part = types.Part(function_response=response)
-            if answers is None:
-                # Gemini wants the answers to one step's calls together, in one user turn.
-                contents.append(types.Content(role="user", parts=[part]))
-                # The Content's own list: pydantic copied the one it was given.
-                answers = contents[-1].parts
-            else:
+            # Gemini wants the answers to one step's calls together, in one user turn.
+            if index and messages[index - 1].role == "tool" and (answers := contents[-1].parts):
                 answers.append(part)
-            continue
-        answers = None
-        if message.role == "user":
-            contents.append(types.Content(role="user", parts=[types.Part(text=message.content)]))
-        elif message.role == "assistant" and (parts := _model_parts(message, names, signatures)):
-            contents.append(types.Content(role="model", parts=parts))
+            else:
+                contents.append(types.Content(role="user", parts=[part]))
     return contents
 
 

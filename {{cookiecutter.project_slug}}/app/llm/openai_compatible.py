@@ -1,9 +1,9 @@
-"""A provider for any endpoint that speaks OpenAI's chat-completions API, tools included.
+"""OpenAI, Ollama, vLLM or any server of OpenAI's chat-completions API, tools included.
 
 The openai SDK sends the request (auth, retries, timeouts, status errors); a stream's chunks
-are read here. The SDK builds a pydantic model of every chunk, much of the api's CPU per
-relayed token; validating just the fields a turn uses, in pydantic-core, is a fraction of
-that, and a chunk of the wrong shape is still refused.
+are read here: the SDK's pydantic model of every chunk is much of the api's CPU per relayed
+token, while validating just the fields a turn uses, in pydantic-core, costs a fraction of
+that and still refuses a chunk of the wrong shape.
 """
 
 from collections.abc import AsyncIterator, Sequence
@@ -19,8 +19,6 @@ from app.llm.sdk import PartialCall, WireNames, sdk_error, whole_calls
 
 
 class OpenAICompatibleProvider:
-    """Talk to OpenAI, Ollama, vLLM or any compatible server through the official SDK."""
-
     name = "openai"
 
     def __init__(
@@ -66,18 +64,17 @@ class OpenAICompatibleProvider:
         calls: dict[int, PartialCall] = {}
         usage = Usage()
         names = WireNames(tools)
-        request = self._client.chat.completions.with_streaming_response.create(
-            model=self.model,
-            messages=_to_wire(messages, names),
-            tools=_tools(tools, names),
-            max_completion_tokens=self._max_completion_tokens,
-            max_tokens=self._max_tokens,
-            stream=True,
-            # The last chunk then carries the call's token counts.
-            stream_options={"include_usage": True},
-        )
         try:
-            async with request as response:
+            async with self._client.chat.completions.with_streaming_response.create(
+                model=self.model,
+                messages=_to_wire(messages, names),
+                tools=_tools(tools, names),
+                max_completion_tokens=self._max_completion_tokens,
+                max_tokens=self._max_tokens,
+                stream=True,
+                # The last chunk then carries the call's token counts.
+                stream_options={"include_usage": True},
+            ) as response:
                 # Read here rather than through the SDK's chunk models: see the module's doc.
                 async for chunk in _chunks(response.http_response):
                     if counted := chunk.get("usage"):

@@ -13,6 +13,8 @@ import httpx2
 from app.llm.base import LLMError, LLMUnavailableError, ToolCall, ToolSpec, answered
 
 _WIRE_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+# Anthropic's `event: error` types that mean "not now" rather than "not this request".
+_NOT_NOW = frozenset({"overloaded_error", "api_error", "rate_limit_error", "timeout_error"})
 
 
 def _wire_safe(name: str) -> str:
@@ -20,12 +22,10 @@ def _wire_safe(name: str) -> str:
 
 
 class WireNames:
-    """Our tool names as a provider's function names, and back, for one call.
-
-    OpenAI and Anthropic want ^[a-zA-Z0-9_-]{1,64}$ (Gemini allows a little more); an MCP
-    server's tool is "server.tool". Built from the tools one call offers, so that no two of
-    them share a wire name; our API, the stored steps and the events keep our names.
-    """
+    """Our tool names as a provider's function names, and back, for one call: OpenAI and
+    Anthropic want ^[a-zA-Z0-9_-]{1,64}$ (Gemini a little more), an MCP tool is "server.tool".
+    Built from the tools one call offers, so that no two share a wire name; our API, the
+    stored steps and the events keep our names."""
 
     def __init__(self, tools: Sequence[ToolSpec]) -> None:
         taken = {tool.name for tool in tools if _WIRE_NAME.fullmatch(tool.name)}
@@ -77,8 +77,13 @@ def sdk_error(exc: Exception, sdk: ModuleType) -> LLMError:
     """An error of the openai or anthropic SDK (generated alike: their errors share names and
     fields), or of its transport, which mid-stream reaches us unwrapped."""
     # Upstream error bodies may echo prompts or keys: clients get the kind and status only.
-    if isinstance(exc, sdk.APIStatusError):
+    if isinstance(exc, sdk.APIStatusError) and exc.status_code >= 400:
         return answered(exc.status_code)
+    if isinstance(exc, sdk.APIStatusError) and exc.type in _NOT_NOW:
+        # An `event: error` in a stream that had begun with 200: its kind, not its text.
+        return LLMUnavailableError(f"the language model provider failed midway: {exc.type}")
+    if isinstance(exc, json.JSONDecodeError):  # a stream that is not JSON
+        return LLMError("the language model provider sent a malformed stream")
     # aiohttp's transport reports a refused connection as a connect timeout: either way,
     # the provider was never reached.
     connecting = isinstance(exc.__cause__, httpx2.ConnectTimeout)

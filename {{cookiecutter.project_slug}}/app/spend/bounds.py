@@ -1,34 +1,19 @@
-"""What is left of a key's budget, and the statements that read it and hold on it.
-
-The statements are built once and take their values as parameters: a statement built per
-call is walked for its cache key on every call.
-"""
+"""What is left of a key's budget, and the statements that read it and hold on it, built once
+with parameters (a statement built per call is walked for its cache key on every call)."""
 
 import math
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import (
-    BigInteger,
-    DateTime,
-    Numeric,
-    Table,
-    Text,
-    Uuid,
-    bindparam,
-    delete,
-    func,
-    select,
-    true,
-)
+from sqlalchemy import BigInteger, DateTime, Numeric, Text, Uuid, bindparam, func, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.types import TypeEngine
 
 from app.agent.loop import Refusal
 from app.config.sections import BudgetConfig
 from app.spend.models import Hold, ModelCall
-from app.spend.schemas import BudgetLeft
+from app.spend.schemas import BudgetLeft, plain
 
 BOUNDS = ("tokens_per_day", "tokens_per_month", "usd_per_day", "usd_per_month")
 
@@ -60,34 +45,25 @@ _LEFT = select(_SPENT, _HELD).select_from(_SPENT.join(_HELD, true()))
 
 # The table itself, not the ORM class: these statements need none of the ORM's work
 # (synchronising a session, loading objects), which would cost more than the SQL.
-HOLDS = cast(Table, Hold.__table__)
+HOLDS = Hold.metadata.tables[Hold.__tablename__]
 
 
-# The hold, in one statement: the database function spend_hold (migration 0009) takes the
-# owner's lock, then inserts the holder's hold only if every bound has room for it beside what
-# the owner spent and its other calls hold (replacing an earlier hold of the holder's: a run's
-# attempt that died); it returns the hold's id, or NULL when a bound has none. A function, so
-# that its insert reads the sums only once the lock is this call's (each statement of a
-# function takes its own snapshot) and the whole costs one round trip.
-# Its arguments in order, typed as the function declares them (asyncpg sends each parameter
-# as its type).
-_INSTANT = DateTime(timezone=True)
+# The hold, in one statement: spend_hold (migration 0009) takes the owner's lock, then inserts
+# the holder's hold (replacing a dead attempt's) only if every bound has room for it beside what
+# the owner spent and holds; it returns the hold's id, or NULL. A function, so that its insert
+# reads the sums only once the lock is this call's (each of its statements takes its own
+# snapshot), in one round trip. Its arguments in order, typed as the function declares them
+# (asyncpg sends each parameter as its type).
 _HOLD_ARGUMENTS: dict[str, TypeEngine[Any]] = {
     "owner": Text(),
     "holder": Uuid(),
     "tokens": BigInteger(),
     "cost_usd": Numeric(),
-    "expires_at": _INSTANT,
-    "now": _INSTANT,
-    "day_start": _INSTANT,
-    "month_start": _INSTANT,
-    "tokens_per_day": BigInteger(),
-    "tokens_per_month": BigInteger(),
-    "usd_per_day": Numeric(),
-    "usd_per_month": Numeric(),
+    **dict.fromkeys(("expires_at", "now", "day_start", "month_start"), DateTime(timezone=True)),
+    **{bound: BigInteger() if bound.startswith("tokens") else Numeric() for bound in BOUNDS},
 }
 _HOLD = select(func.spend_hold(*(bindparam(n, type_=t) for n, t in _HOLD_ARGUMENTS.items())))
-RELEASE = delete(HOLDS).where(HOLDS.c.holder == bindparam("holder"))
+RELEASE = HOLDS.delete().where(HOLDS.c.holder == bindparam("holder"))
 
 
 async def take_hold(connection: AsyncConnection, values: dict[str, Any]) -> int | None:
@@ -106,8 +82,7 @@ async def budget_left(
     session: AsyncSession, owner: str, budget: BudgetConfig, *, now: datetime | None = None
 ) -> list[BudgetLeft]:
     """Each bound of the budget: its limit, what was spent and is held, what is left."""
-    now = now or datetime.now(UTC)
-    spans = windows(now)
+    spans = windows(now or datetime.now(UTC))
     row = (await session.execute(_LEFT, {"owner": owner, **spans})).one()
     day = spans["day_start"] + timedelta(days=1)
     month = (spans["month_start"] + timedelta(days=32)).replace(day=1)
@@ -136,14 +111,12 @@ def refusal(left: BudgetLeft, need: Decimal | None, now: datetime) -> Refusal:
     """Why a call is refused (need: what it may use; None: nothing is left), naming the
     budget, and when it starts again."""
     unit = "tokens" if left.name.startswith("tokens") else "US dollars"
-    spent = f"{_plain(left.spent)} spent and {_plain(left.held)} held by calls in progress"
-    why = (
-        f"is used up: {spent}"
-        if need is None
-        else (f"would be crossed: {spent}, and a model call may use up to {_plain(need)}")
-    )
+    spent = f"{plain(left.spent)} spent and {plain(left.held)} held by calls in progress"
+    why = f"is used up: {spent}"
+    if need is not None:
+        why = f"would be crossed: {spent}, and a model call may use up to {plain(need)}"
     detail = (
-        f"this key's budget {left.name} of {_plain(left.limit)} {unit} {why}; it starts "
+        f"this key's budget {left.name} of {plain(left.limit)} {unit} {why}; it starts "
         f"again at {left.resets_at:%Y-%m-%dT%H:%M:%SZ}"
     )
     return Refusal(detail, max(math.ceil((left.resets_at - now).total_seconds()), 1))
@@ -151,7 +124,3 @@ def refusal(left: BudgetLeft, need: Decimal | None, now: datetime) -> Refusal:
 
 def need(left: BudgetLeft, tokens: int, dollars: Decimal) -> Decimal:
     return Decimal(tokens) if left.name.startswith("tokens") else dollars
-
-
-def _plain(value: Decimal) -> str:
-    return format(value.normalize(), "f")

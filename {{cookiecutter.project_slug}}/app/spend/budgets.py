@@ -1,18 +1,16 @@
 """Budgets per key: a model call that could cross one is refused before it is made.
 
-Before each call a turn holds an upper bound of what the call can cost, under a lock on its
-owner, if what the owner spent and holds leaves room for it: one statement (the database
-function spend_hold), in the transaction a run already opens before each model call, or in
-one of its own for an interactive turn. The step that stores the answer replaces the hold
-with the ledger row, in its own transaction; a call that fails lets its hold go; a hold whose
-process died stops counting after spend.hold_seconds, and a run's next attempt drops its dead
-attempt's hold when it takes its own. With no budget for an owner, its calls take no hold and
-cost no query.
+Before each call a turn holds the most the call can cost, under its owner's lock, if what the
+owner spent and holds leaves room (one statement, spend_hold, in the transaction a run opens
+before each call anyway, or in its own for an interactive turn). The step that stores the
+answer swaps the hold for the ledger row; a failed call lets its hold go; a dead process's hold
+stops counting after spend.hold_seconds, or when the run's next attempt takes its own. An owner
+with no budget takes no hold and costs no query.
 """
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -57,25 +55,21 @@ class Spending:
         return Account(self, owner, holder or uuid.uuid4(), self.budget(owner))
 
     def ledger_row(self, owner: str, completion: Completion) -> ModelCall:
-        """The ledger row of one answered call, for the caller to add to the transaction that
-        stores the step: a run resumed after its worker died neither records a call twice
-        nor loses one it kept. A call whose answer was never stored (its process died first)
-        is not in the ledger, though the provider may have charged it; a call that failed
-        reported no usage and is not recorded either."""
-        usage = completion.usage
-        cost = self.prices.cost(completion.provider, completion.model, usage)
+        """The ledger row of one answered call, added in the transaction that stores the step:
+        a resumed run neither records a call twice nor loses one it kept. A call whose answer
+        was never stored (its process died) is missing, though the provider may have charged
+        it; a failed call reported no usage and is not recorded."""
+        cost = self.prices.cost(completion.provider, completion.model, completion.usage)
         if cost is not None:
             self.metrics.llm_cost.labels(completion.provider, completion.model).inc(float(cost))
+        # The ledger's token columns are named as Usage's fields.
         return ModelCall(
             owner=owner,
             provider=completion.provider,
             model=completion.model,
-            prompt_tokens=usage.prompt_tokens,
-            completion_tokens=usage.completion_tokens,
-            cache_read_tokens=usage.cache_read_tokens,
-            cache_write_tokens=usage.cache_write_tokens,
             cost_usd=cost,
             created_at=utcnow(),
+            **asdict(completion.usage),
         )
 
     def bound(self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]) -> Usage:
@@ -139,8 +133,7 @@ class Account:
     async def admit(
         self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]
     ) -> Refusal | None:
-        """hold, in a transaction of its own (a turn whose steps have no transaction before
-        each model call)."""
+        """hold, in a transaction of its own (for a turn that opens none before each call)."""
         if self.budget is None:
             return None
         async with self.spending.sessionmaker() as session:
@@ -160,13 +153,12 @@ class Account:
         tokens = bound.prompt_tokens + bound.completion_tokens
         dollars = self.spending.dearest(bound) if self.budget.in_dollars else Decimal(0)
         now = datetime.now(UTC)
-        hold_for = timedelta(seconds=self.spending.settings.config.spend.hold_seconds)
         values = {
             "owner": self.owner,
             "holder": self.holder,
             "tokens": tokens,
             "cost_usd": dollars,
-            "expires_at": now + hold_for,
+            "expires_at": now + timedelta(seconds=self.spending.settings.config.spend.hold_seconds),
             **bounds.windows(now),
             **{name: getattr(self.budget, name) for name in bounds.BOUNDS},
         }
@@ -197,9 +189,8 @@ class Account:
             await session.commit()
 
     async def release(self) -> None:
-        if not self.holding:
-            return
-        async with self.spending.sessionmaker() as session:
-            await (await session.connection()).execute(bounds.RELEASE, {"holder": self.holder})
-            await session.commit()
-        self.holding = False
+        if self.holding:
+            async with self.spending.sessionmaker() as session:
+                await (await session.connection()).execute(bounds.RELEASE, {"holder": self.holder})
+                await session.commit()
+            self.holding = False

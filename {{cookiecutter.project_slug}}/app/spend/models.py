@@ -19,8 +19,7 @@ class ModelCall(OwnedMixin, Base):
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     provider: Mapped[str] = mapped_column(String(32))
     model: Mapped[str] = mapped_column(String(200))
-    # prompt_tokens counts every input token; the cache ones are the part of it read from,
-    # and written to, the provider's prompt cache.
+    # As in Usage: prompt_tokens counts every input token, the cached ones included.
     prompt_tokens: Mapped[int] = mapped_column(Integer)
     completion_tokens: Mapped[int] = mapped_column(Integer)
     cache_read_tokens: Mapped[int] = mapped_column(Integer)

@@ -34,8 +34,7 @@ class Prices:
 
     def cost(self, provider: str, model: str, usage: Usage) -> Decimal | None:
         """The call's cost in US dollars, or None when the model has no price."""
-        price = self.price(provider, model)
-        if price is None:
+        if (price := self.price(provider, model)) is None:
             return None
         priced = PricedUsage(
             input_tokens=usage.prompt_tokens,

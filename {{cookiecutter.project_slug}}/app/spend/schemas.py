@@ -8,10 +8,14 @@ from pydantic import BaseModel, PlainSerializer
 
 # The longest span one report covers, in days.
 MAX_DAYS = 92
-# "0.00000285", "0": no exponent, no trailing zeros of the column's scale.
-Dollars = Annotated[
-    Decimal, PlainSerializer(lambda value: format(value.normalize(), "f"), return_type=str)
-]
+
+
+def plain(value: Decimal) -> str:
+    """As "0.00000285" or "0": no exponent, no trailing zeros of the column's scale."""
+    return format(value.normalize(), "f")
+
+
+Dollars = Annotated[Decimal, PlainSerializer(plain, return_type=str)]
 
 
 class ModelDay(BaseModel):
