@@ -9,6 +9,7 @@ servers) is built once, in the lane that uses it. Pass `-n 0` to run in one proc
 """
 
 import itertools
+import os
 import time
 from collections.abc import Sequence
 from pathlib import PurePosixPath
@@ -18,6 +19,13 @@ import pytest
 
 # Real PostgreSQL and Redis servers, for the tiers that run a project's code (boot, update).
 pytest_plugins = ["tests.harness.fixtures"]
+
+# The rendered projects live in temporary directories, and every api, worker, alembic and
+# pytest process the tests start in one imports the same packages: let the first write their
+# bytecode for the others. With PYTHONDONTWRITEBYTECODE set (as some machines' environments
+# do), each process compiled them all again (docs/performance.md). A step that must not leave
+# __pycache__ behind sets it itself (tests/update).
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 TIERS = {
     "render": "render",

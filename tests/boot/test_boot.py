@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.boot.conftest import BOOTED
 from tests.harness.api import Service
 from tests.harness.browser import chromium_page
 from tests.harness.postgres_server import PostgresServer
@@ -174,6 +175,9 @@ def test_redis_outage_gives_503_fast_and_recovers_without_restart(
     assert back.json()["redis"] == "connected"
 
 
+# The default combination's whole suite runs inside its image (tests/compose/test_stack.py): the
+# same code on the same Python. On the host, with `uv run`, the other combination's does.
+@pytest.mark.parametrize("service", BOOTED[1:], indirect=True)
 def test_generated_test_suite_passes(
     service: Service,
     postgres: PostgresServer,

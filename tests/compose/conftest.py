@@ -12,6 +12,11 @@ from tests.project import render
 
 # The combinations the compose tier runs (tests/combinations.py says why these).
 VARIANTS = for_tier("compose")
+# The later variant differs from the first in its Redis flavor (another image, CLI, data
+# directory and entrypoint) and its project's name. A test in which neither can matter runs on
+# the first only, saying why where it is used: on the second it repeated the same steps on
+# the same code (docs/performance.md has what that cost).
+FIRST_VARIANT_ONLY = pytest.mark.parametrize("rendered", VARIANTS[:1], indirect=True)
 
 
 @pytest.fixture(scope="session", params=VARIANTS)

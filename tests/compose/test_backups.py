@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.compose.conftest import FIRST_VARIANT_ONLY
 from tests.harness.environment import free_port
 from tests.harness.stack import Rendered, Stack, run_script, script_env
 from tests.project import ROOT
@@ -25,6 +26,9 @@ SCRIPTS = (
     "doctor",
 )
 TABLES = ("conversations", "messages", "files")
+# The scripts are copied as they are and back up PostgreSQL and the uploads alike whichever
+# Redis flavor the stack runs: the tests of pg_dump's backups and of the scripts' own rules run
+# on the first variant only. The volume archives test runs on each: it takes redis_data too.
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +100,7 @@ def _only(result: subprocess.CompletedProcess[str], stack: Stack) -> Path:
     return next(iter(written.values()))
 
 
+@FIRST_VARIANT_ONLY
 def test_backup_all_then_restore_brings_back_every_row_and_upload(hyphenated: Stack) -> None:
     stack = hyphenated
     _seed_rows(stack, 3000)
@@ -117,6 +122,7 @@ def test_backup_all_then_restore_brings_back_every_row_and_upload(hyphenated: St
     assert _downloaded(stack, list(uploads)) == uploads
 
 
+@FIRST_VARIANT_ONLY
 def test_a_damaged_dump_is_refused_and_the_live_data_stays_as_it_was(
     hyphenated: Stack, tmp_path: Path
 ) -> None:
@@ -144,6 +150,7 @@ def test_a_damaged_dump_is_refused_and_the_live_data_stays_as_it_was(
     assert health.status_code == 200
 
 
+@FIRST_VARIANT_ONLY
 def test_verify_backup_passes_on_a_fresh_dump_and_fails_once_the_data_changed(
     hyphenated: Stack,
 ) -> None:
@@ -168,6 +175,7 @@ def test_verify_backup_passes_on_a_fresh_dump_and_fails_once_the_data_changed(
     assert scratch == "0"
 
 
+@FIRST_VARIANT_ONLY
 def test_scripts_run_from_any_directory_for_a_hyphenated_project_name(
     hyphenated: Stack, tmp_path: Path
 ) -> None:
@@ -199,6 +207,7 @@ def test_scripts_run_from_any_directory_for_a_hyphenated_project_name(
     assert sorted(dump.parent.iterdir()) == backups
 
 
+@FIRST_VARIANT_ONLY
 def test_prune_keeps_the_newest_two_of_each_kind(rendered: Rendered, tmp_path: Path) -> None:
     # A copy of the scripts with a backups/ of their own: pruning needs no stack.
     project = tmp_path / "project"

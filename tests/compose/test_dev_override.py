@@ -3,9 +3,8 @@
 import time
 
 import httpx
-import pytest
 
-from tests.compose.conftest import VARIANTS
+from tests.compose.conftest import FIRST_VARIANT_ONLY
 from tests.harness.stack import DEV_FILES, Stack
 
 RELOAD_SECONDS = 30.0
@@ -13,7 +12,7 @@ RELOAD_SECONDS = 30.0
 # The default answers only: compose.override.yaml takes no answer, and a valkey stack boots in
 # every other module (tests/render/test_compose_file.py checks that the override is the same for
 # each variant).
-pytestmark = pytest.mark.parametrize("rendered", VARIANTS[:1], indirect=True)
+pytestmark = FIRST_VARIANT_ONLY
 
 
 def _reply(stack: Stack) -> str:

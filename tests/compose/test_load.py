@@ -6,10 +6,9 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-import pytest
 import yaml
 
-from tests.compose.conftest import VARIANTS
+from tests.compose.conftest import FIRST_VARIANT_ONLY
 from tests.harness import docker as lab
 from tests.harness.stack import Stack
 
@@ -18,7 +17,7 @@ MEMORY_LIMIT_BYTES = 512 * 1024 * 1024
 UNITS = {"B": 1, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3, "kB": 1000, "MB": 1000**2}
 
 # The default answers only: one stack is enough to show the bound.
-pytestmark = pytest.mark.parametrize("rendered", VARIANTS[:1], indirect=True)
+pytestmark = FIRST_VARIANT_ONLY
 
 
 class Watcher:

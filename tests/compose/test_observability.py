@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.compose.conftest import VARIANTS
+from tests.compose.conftest import FIRST_VARIANT_ONLY
 from tests.harness import docker as lab
 from tests.harness.environment import free_port
 from tests.harness.stack import Rendered, Stack, new_stack
@@ -20,7 +20,7 @@ SCRAPE_SECONDS = 60
 # The default answers only: the profile (its compose service, deploy/prometheus/) and the
 # metrics it scrapes take no answer, and a valkey stack boots in every other module
 # (tests/render/test_compose_file.py checks that the profile is the same for each variant).
-pytestmark = pytest.mark.parametrize("rendered", VARIANTS[:1], indirect=True)
+pytestmark = FIRST_VARIANT_ONLY
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from cookiecutter.generate import generate_context
 from cookiecutter.main import cookiecutter
 from cookiecutter.prompt import prompt_for_config
 
-from tests.compose.conftest import VARIANTS
+from tests.compose.conftest import FIRST_VARIANT_ONLY
 from tests.harness import docker as lab
 from tests.harness.environment import free_port
 from tests.harness.rootless import RootlessEngine, rootless_engine
@@ -27,7 +27,7 @@ from tests.harness.stack import Images, Rendered, Stack, script_settings
 from tests.project import ROOT, Project
 
 # The default answers' images, built by the rootful engine (tests that need no stack use none).
-DEFAULT_IMAGES = pytest.mark.parametrize("rendered", VARIANTS[:1], indirect=True)
+DEFAULT_IMAGES = FIRST_VARIANT_ONLY
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 

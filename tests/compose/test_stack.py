@@ -174,9 +174,10 @@ def test_migrate_ran_once_and_restarting_the_api_does_not_migrate_again(stack: S
 
 def test_generated_test_suite_passes_inside_its_image(stack: Stack) -> None:
     """The first variant's image runs the whole suite (the image's own command, with its
-    coverage bound). A later variant's renders the same app/ and tests/ (names differ, and the
-    boot tier runs the whole suite under other names); it runs REDIS_MODULES against its Redis
-    flavor, which must be sent every command and Lua script the whole suite sent the first."""
+    coverage bound): the one run of the default answers' whole suite (the boot tier runs
+    another combination's on the host). A later variant's renders the same app/ and tests/
+    (names differ); it runs REDIS_MODULES against its Redis flavor, which must be sent every
+    command and Lua script the whole suite sent the first."""
     whole = not _whole_suite_sent
     command = () if whole else ("pytest", "-p", "no:cacheprovider", *REDIS_MODULES)
     with redis_commands(stack, _test_redis_db(stack)) as sent:

@@ -11,10 +11,16 @@ import httpx
 import pytest
 import yaml
 
+from tests.compose.conftest import FIRST_VARIANT_ONLY
 from tests.harness import docker as lab
 from tests.harness.runs import RUN_SECONDS, start_run, wait_for_run
 from tests.harness.scratch import Scratch
 from tests.harness.stack import Rendered, Stack, running_stack
+
+# The first variant only: what a worker sends Redis is run against each flavor by the generated
+# suite's Redis modules inside each variant's image (test_stack.py); the queue shared by
+# replicas, a killed worker's run and its messages are PostgreSQL's leases and the same code.
+pytestmark = FIRST_VARIANT_ONLY
 
 # A host for the http_get tool whose first answer waits 30 s: time to kill the worker mid-step.
 SLOW_PAGE = """

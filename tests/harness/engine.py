@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from .environment import need
 
@@ -101,14 +104,21 @@ def require_engine() -> None:
         need(reason is None, reason or "")
 
 
-def wait_until_healthy(container: str, timeout: float = 90) -> None:
-    """Wait until a container's health check passes; raise with its logs if it does not."""
+def wait_until_healthy(
+    container: str, timeout: float = 90, *, checked_after: datetime | None = None
+) -> None:
+    """Wait until a container's health check passes; raise with its logs if it does not.
+
+    With checked_after, wait for a passing check that started after that moment: a container
+    still "healthy" when its network came back can have a failing check in flight, and
+    turn unhealthy a moment later (its failures so far below the retries)."""
     deadline = time.monotonic() + timeout
     status = "unknown"
     while time.monotonic() < deadline:
         state = json.loads(docker("inspect", "--format", "{{json .State}}", container).stdout)
-        status = (state.get("Health") or {}).get("Status", "no health check")
-        if status == "healthy":
+        health = state.get("Health") or {}
+        status = health.get("Status", "no health check")
+        if status == "healthy" and (checked_after is None or _passed_after(health, checked_after)):
             return
         if not state.get("Running"):
             status = f"exited with code {state.get('ExitCode')}"
@@ -116,3 +126,12 @@ def wait_until_healthy(container: str, timeout: float = 90) -> None:
         time.sleep(0.5)
     logs = docker("logs", "--tail", "40", container, check=False)
     raise RuntimeError(f"{container} is not healthy ({status}):\n{logs.stdout}{logs.stderr}")
+
+
+def _passed_after(health: dict[str, Any], moment: datetime) -> bool:
+    """Whether the newest check in a container's health log passed and started after moment."""
+    newest = (health.get("Log") or [{}])[-1]
+    # The engine writes nanoseconds; Python reads at most microseconds.
+    started = re.sub(r"(\.\d{6})\d+", r"\1", newest.get("Start", ""))
+    passed = newest.get("ExitCode") == 0
+    return passed and bool(started) and datetime.fromisoformat(started) > moment

@@ -275,8 +275,9 @@ def test_the_updated_project_passes_its_checks_and_tests(
     project.uv("run", "--locked", "ruff", "format", "--check")
     project.uv("run", "--locked", "mypy")
     # The project is a fresh render plus the team's edits, byte for byte (the test above), and
-    # a fresh render's whole suite passes in the boot tier: here the team's own test, and those
-    # that read what the edits touch (the layers, config.yaml, the app's routes and health).
+    # a fresh render's whole suite passes inside its image (the compose tier): here the team's
+    # own test, and those that read what the edits touch (the layers, config.yaml, the app's
+    # routes and health).
     touched = ["tests/test_ping.py", "tests/test_layers.py", "tests/test_config.py"]
     touched += ["tests/test_health.py", "tests/test_ownership.py"]
     result = project.uv(
