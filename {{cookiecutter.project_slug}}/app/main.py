@@ -10,6 +10,7 @@ from fastapi import Depends, FastAPI
 
 from app.api import conversations, errors, files, health, runs, usage
 from app.api.agui import router as agui
+from app.api.openai import errors as openai_errors
 from app.api.openai import router as openai
 from app.config.errors import ConfigError
 from app.config.loading import get_settings
@@ -72,6 +73,7 @@ def create_app(
         keys=keys,
         protected_prefix=API_PREFIX,
         metrics=metrics,
+        error_body=openai_errors.body_for,
     )
     # After the middleware above, so that the request log (and count) has their answers too.
     if settings.config.metrics.enabled:
@@ -92,4 +94,5 @@ def create_app(
     # OpenAI clients take http://host:port/v1 as their base URL, and this key as theirs.
     app.include_router(openai.router, prefix=API_PREFIX, dependencies=api_dependencies)
     errors.install(app)
+    openai_errors.install(app)
     return app

@@ -131,11 +131,24 @@ async def test_the_stream_ends_with_done(client: AsyncClient) -> None:
     assert response.text.rstrip().endswith("data: [DONE]")
 
 
-async def test_a_wrong_key_gets_401(client: AsyncClient) -> None:
-    with pytest.raises(openai.AuthenticationError) as refused:
-        await sdk(client, api_key="not-a-key").models.list()
+async def test_a_wrong_key_gets_openais_401(client: AsyncClient) -> None:
+    wrong = sdk(client, api_key="not-a-key")
+    with pytest.raises(openai.AuthenticationError) as listing:
+        await wrong.models.list()
+    # A request with a body is refused before it is read, by the admission middleware.
+    with pytest.raises(openai.AuthenticationError) as chatting:
+        await wrong.chat.completions.create(model="agent", messages=[user("hi")])
 
-    assert refused.value.status_code == 401
+    for refused in (listing.value, chatting.value):
+        assert (refused.status_code, refused.type, refused.code) == (
+            401,
+            "invalid_request_error",
+            "invalid_api_key",
+        )
+        # What the SDK shows: the status, and OpenAI's message (not the body's JSON).
+        assert refused.message == (
+            "Error code: 401 - missing or invalid API key; send Authorization: Bearer <key>"
+        )
 
 
 async def test_another_model_gets_openais_404(client: AsyncClient) -> None:
@@ -148,19 +161,19 @@ async def test_another_model_gets_openais_404(client: AsyncClient) -> None:
 
 
 @pytest.mark.parametrize(
-    ("messages", "field"),
+    ("messages", "param"),
     [
-        ([user("hi")] * 101, ["body", "messages"]),
-        ([user("x" * (MAX_MESSAGE_CHARS + 1))], ["body", "messages", 0, "content"]),
+        ([user("hi")] * 101, "messages"),
+        ([user("x" * (MAX_MESSAGE_CHARS + 1))], "messages[0].content"),
         ([user([{"type": "image_url", "image_url": {"url": "http://x/y.png"}}])], None),
-        ([], ["body", "messages"]),
-        ([{"role": "tool", "content": "noon"}], ["body", "messages", 0]),
+        ([], "messages"),
+        ([{"role": "tool", "content": "noon"}], "messages[0]"),
         (
             [
                 user("fetch it"),
                 {"role": "assistant", "tool_calls": [CALL]},
             ],
-            ["body", "messages", 1, "tool_calls"],
+            "messages[1].tool_calls",
         ),
     ],
     ids=[
@@ -173,17 +186,18 @@ async def test_another_model_gets_openais_404(client: AsyncClient) -> None:
     ],
 )
 async def test_bad_chats_get_422_naming_the_field(
-    client: AsyncClient, messages: list[ChatCompletionMessageParam], field: list[Any] | None
+    client: AsyncClient, messages: list[ChatCompletionMessageParam], param: str | None
 ) -> None:
     with pytest.raises(openai.UnprocessableEntityError) as refused:
         await sdk(client).chat.completions.create(model="agent", messages=messages)
 
-    errors = refused.value.response.json()["detail"]
-    locations = [error["loc"] for error in errors]
-    if field is None:  # the part's type, under either form content may take
-        assert all(loc[:4] == ["body", "messages", 0, "content"] for loc in locations)
+    error = refused.value
+    assert (error.type, error.code is not None) == ("invalid_request_error", True)
+    if param is None:  # the part's type, under either form content may take
+        assert str(error.param).startswith("messages[0].content")
     else:
-        assert field in locations
+        assert error.param == param
+    assert error.message.startswith(f"Error code: 422 - {error.param}: ")
 
 
 @pytest.mark.parametrize("config_overrides", [{"rate_limit": {"requests": 2}}])
@@ -195,6 +209,29 @@ async def test_completions_spend_the_keys_rate_limit(client: AsyncClient) -> Non
         await sdk(client).chat.completions.create(model="agent", messages=[user("hi")])
 
     assert int(refused.value.response.headers["Retry-After"]) > 0
+    assert (refused.value.type, refused.value.code) == ("requests", "rate_limit_exceeded")
+    assert refused.value.message.startswith("Error code: 429 - rate limit exceeded: 2 requests")
+
+
+@pytest.mark.parametrize("config_overrides", [{"requests": {"max_json_bytes": 1024}}])
+async def test_a_body_past_the_bound_gets_openais_413(client: AsyncClient) -> None:
+    with pytest.raises(openai.APIStatusError) as refused:
+        await sdk(client).chat.completions.create(model="agent", messages=[user("x" * 2000)])
+
+    assert (refused.value.status_code, refused.value.code) == (413, "request_too_large")
+    assert "1024" in refused.value.message
+
+
+async def test_other_paths_keep_fastapis_shape(client: AsyncClient) -> None:
+    """Only the paths OpenAI clients call answer in OpenAI's shape."""
+    wrong = {"Authorization": "Bearer not-a-key"}
+    listing = await client.get("/v1/conversations", headers=wrong)
+    creating = await client.post("/v1/conversations", json={"title": 1})
+
+    assert listing.json() == {
+        "detail": "missing or invalid API key; send Authorization: Bearer <key>"
+    }
+    assert creating.json()["detail"][0]["loc"] == ["body", "title"]
 
 
 async def test_a_failing_provider_gives_502_in_openais_shape(

@@ -118,7 +118,10 @@ async def test_a_keys_streamed_turns_past_its_share_get_429_and_store_nothing(
 
     assert [r.status_code for r in refused] == [429, 429, 429]
     assert {r.headers["Retry-After"] for r in refused} == {"1"}
-    assert {r.json()["detail"] for r in refused} == {KEY_FULL}
+    # A chat completion's refusal in OpenAI's shape, the others in FastAPI's.
+    chat = {"message": KEY_FULL, "type": "requests", "param": None, "code": "rate_limit_exceeded"}
+    assert refused[0].json()["error"] == chat
+    assert {r.json()["detail"] for r in refused[1:]} == {KEY_FULL}
     assert theirs.status_code == 200
     assert [r.text.rstrip().endswith("data: [DONE]") for r in ended] == [True, True]
     assert after.status_code == 200  # the streams that ended gave their slots back
@@ -141,7 +144,10 @@ async def test_streamed_turns_past_the_process_bound_get_503(
     await asyncio.gather(*held)
 
     assert (refused.status_code, refused.headers["Retry-After"]) == (503, "1")
-    assert refused.json()["detail"] == "too many streamed turns open (limit 2); retry shortly"
+    assert refused.json()["error"]["message"] == (
+        "too many streamed turns open (limit 2); retry shortly"
+    )
+    assert refused.json()["error"]["code"] == "overloaded"
     assert not_streamed.status_code == 200
     assert admission_refusals(await scrape(client)) == {"turn_streams": 1}
 

@@ -6,8 +6,9 @@ api hold more memory, disk or time than the configuration allows.
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from fastapi.security.utils import get_authorization_scheme_param
 from starlette.datastructures import Headers
@@ -21,6 +22,13 @@ from app.core.security import KeyRing, unauthorized
 MULTIPART_OVERHEAD_BYTES = 16 * 1024
 # Slots free within seconds: a short, honest hint for clients that back off.
 RETRY_AFTER = {"Retry-After": "1"}
+# The body of a refusal, from the request's path, status and message.
+type ErrorBody = Callable[[str, int, str], dict[str, Any]]
+
+
+def detail_body(path: str, status: int, detail: str) -> dict[str, Any]:
+    """FastAPI's own shape, {"detail": ...}: what the api's routes answer too."""
+    return {"detail": detail}
 
 
 @dataclass(slots=True)
@@ -92,8 +100,9 @@ class AdmissionMiddleware:
         keys: KeyRing,
         protected_prefix: str,
         metrics: Metrics,
+        error_body: ErrorBody = detail_body,
     ) -> None:
-        self.app, self.keys, self.metrics = app, keys, metrics
+        self.app, self.keys, self.metrics, self.error_body = app, keys, metrics, error_body
         self.protected_prefix = protected_prefix
         requests, uploads = config.requests, config.uploads
         self.max_json_bytes, self.timeout = requests.max_json_bytes, requests.body_timeout_seconds
@@ -118,14 +127,14 @@ class AdmissionMiddleware:
         if scope["path"].startswith(self.protected_prefix) and owner is None:
             # Before a byte of the body is read: a caller without a key holds no slot.
             refusal = unauthorized()
-            await _answer(scope, send, refusal.status_code, refusal.detail, refusal.headers)
+            await self._answer(scope, send, refusal.status_code, refusal.detail, refusal.headers)
             return
         upload = headers.get("content-type", "").lower().startswith("multipart/form-data")
         max_bytes = self.max_upload_bytes if upload else self.max_json_bytes
         body = _Body(max_bytes, self.timeout, receive)
         if _declared_length(headers) > max_bytes:
             self.metrics.admission_refused("too_large")
-            await _answer(scope, send, 413, body.too_large())
+            await self._answer(scope, send, 413, body.too_large())
             return
         taken = [self.bodies]
         if upload:
@@ -139,7 +148,7 @@ class AdmissionMiddleware:
                 # and time limits.
                 await body.discard()
                 self.metrics.admission_refused(full.reason)
-                await _answer(scope, send, full.status, full.detail, RETRY_AFTER)
+                await self._answer(scope, send, full.status, full.detail, RETRY_AFTER)
             else:
                 await self._admit(scope, send, body, taken)
         finally:
@@ -171,7 +180,18 @@ class AdmissionMiddleware:
                 raise
         if body.refused is not None and not started:
             self.metrics.admission_refused(body.refused.reason)
-            await _answer(scope, send, body.refused.status, body.refused.detail)
+            await self._answer(scope, send, body.refused.status, body.refused.detail)
+
+    async def _answer(
+        self,
+        scope: Scope,
+        send: Send,
+        status: int,
+        detail: str,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        body = self.error_body(scope["path"], status, detail)
+        await JSONResponse(body, status_code=status, headers=headers)(scope, _no_receive, send)
 
 
 class _Body:
@@ -213,13 +233,6 @@ class _Body:
                 await self.receive()
         except _BodyRefusedError:
             pass
-
-
-async def _answer(
-    scope: Scope, send: Send, status: int, detail: str, headers: Mapping[str, str] | None = None
-) -> None:
-    response = JSONResponse({"detail": detail}, status_code=status, headers=headers)
-    await response(scope, _no_receive, send)
 
 
 async def _no_receive() -> Message:

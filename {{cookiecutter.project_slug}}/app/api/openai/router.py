@@ -1,16 +1,15 @@
 """OpenAI-compatible endpoints: the agent as one model, for OpenAI clients and SDKs."""
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter
 from sse_starlette import EventSourceResponse
 from starlette.responses import JSONResponse
 
 from app.agent.loop import ErrorEvent
 from app.api import sse
-from app.api.openai import wire
+from app.api.openai import errors, wire
 from app.api.openai.schemas import (
     ChatCompletion,
     ChatCompletionRequest,
-    ErrorBody,
     ModelCard,
     ModelList,
 )
@@ -20,7 +19,7 @@ from app.deps import OwnerDep, ResourcesDep, SettingsDep, TurnsDep
 router = APIRouter(tags=["openai"])
 
 
-@router.get("/models")
+@router.get("/models", responses=errors.documented(401, 429, 503))
 async def list_models(settings: SettingsDep) -> ModelList:
     """The agent, as the one model this endpoint serves (OpenAI's list format)."""
     card = ModelCard(id=settings.config.openai_api.model_name, owned_by=project_metadata()[0])
@@ -30,11 +29,15 @@ async def list_models(settings: SettingsDep) -> ModelList:
 @router.post(
     "/chat/completions",
     response_model=ChatCompletion,
-    responses={
-        **sse.documented('With "stream": true, chat.completion.chunk events, then [DONE]'),
-        status.HTTP_404_NOT_FOUND: {"model": ErrorBody, "description": "Another model"},
-        status.HTTP_502_BAD_GATEWAY: {"model": ErrorBody, "description": "The model failed"},
-    },
+    responses=errors.documented(
+        401,
+        404,
+        422,
+        429,
+        502,
+        503,
+        stream=sse.documented('With "stream": true, chat.completion.chunk events, then [DONE]'),
+    ),
 )
 async def chat_completions(
     body: ChatCompletionRequest, owner: OwnerDep, turns: TurnsDep, resources: ResourcesDep

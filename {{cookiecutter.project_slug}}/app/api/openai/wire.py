@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse
 
 from app.agent.loop import DoneEvent, ErrorEvent, Event, StopReason, TokenEvent, ToolResultEvent
 from app.api.errors import field_error
+from app.api.openai import errors
 from app.api.openai.schemas import (
     AssistantMessage,
     ChatCompletion,
@@ -91,10 +92,8 @@ def failed(event: ErrorEvent) -> JSONResponse:
 def model_not_found(asked: str, served: str) -> JSONResponse:
     """OpenAI's answer to a model it does not have (404), which clients show as it is."""
     message = f"The model `{asked}` does not exist; this endpoint serves `{served}`"
-    error = ErrorDetail(
-        message=message, type="invalid_request_error", param="model", code="model_not_found"
-    )
-    return JSONResponse(ErrorBody(error=error).model_dump(), status_code=404)
+    body = errors.error(404, message, code="model_not_found", param="model")
+    return JSONResponse(body, status_code=404)
 
 
 @dataclass(frozen=True, slots=True)
