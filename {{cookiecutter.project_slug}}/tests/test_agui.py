@@ -110,7 +110,7 @@ async def test_a_run_stores_its_last_user_message_and_its_steps(client: AsyncCli
     earlier = {"id": "a1", "role": "assistant", "content": "Hello, how can I help?"}
 
     await _run(client, conversation, user("hi", "u1"), earlier, user("time?\n/tool current_time"))
-    again = await _run(client, conversation, user("and you?"))
+    again = await _run(client, conversation, user("and you?", "u3"))
 
     stored = (await client.get(f"/v1/conversations/{conversation}")).json()["messages"]
     # The thread's earlier messages did not come through this api: they are not its history.
@@ -123,6 +123,27 @@ async def test_a_run_stores_its_last_user_message_and_its_steps(client: AsyncCli
         ("assistant", f"[{SYSTEM_PROMPT}] and you?"),
     ]
     assert parsed(again.text)[-1].type == EventType.RUN_FINISHED
+
+
+async def test_a_re_run_with_no_new_user_message_stores_it_once(client: AsyncClient) -> None:
+    """A regenerate, or a run after a frontend tool's result, sends the thread again with no
+    new user message: the message is found by its id, and only the new answer is stored."""
+    conversation = await new_conversation_id(client)
+    reply = f"[{SYSTEM_PROMPT}] hi"
+
+    await _run(client, conversation, user("hi", "u1"))
+    again = await _run(client, conversation, user("hi", "u1"), {"id": "a1", "role": "assistant"})
+    new = await _run(client, conversation, user("hi", "u1"), user("hi", "u3"))
+
+    stored = (await client.get(f"/v1/conversations/{conversation}")).json()["messages"]
+    assert [(m["role"], m["content"]) for m in stored] == [
+        ("user", "hi"),
+        ("assistant", reply),
+        ("assistant", reply),
+        ("user", "hi"),  # another id: another message, though its text is the same
+        ("assistant", reply),
+    ]
+    assert [parsed(r.text)[-1].type for r in (again, new)] == [EventType.RUN_FINISHED] * 2
 
 
 @pytest.fixture
@@ -165,8 +186,9 @@ async def test_another_keys_conversation_is_not_found(client: AsyncClient) -> No
         (None, [{"id": "a1", "role": "assistant", "content": "hello"}], ["body", "messages"]),
         (None, [user("")], ["body", "messages", 0, "content"]),
         (str(uuid.uuid4()), [user("hi")], ["body", "threadId"]),
+        (None, [user("hi", "u" * 201)], ["body", "messages", 0, "id"]),
     ],
-    ids=["no-user-message", "empty-user-message", "another-thread"],
+    ids=["no-user-message", "empty-user-message", "another-thread", "an-id-too-long"],
 )
 async def test_a_bad_run_gets_422_naming_the_field_and_stores_nothing(
     client: AsyncClient, thread: str | None, messages: list[dict[str, Any]], field: list[Any]

@@ -10,6 +10,9 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from app.core.db import Base, CreatedAtMixin, IdMixin, OwnedMixin
 from app.llm.base import ToolCall, Usage
 
+# The longest message id a client may give (AG-UI's are UUIDs or nanoids).
+CLIENT_ID_CHARS = 200
+
 
 class Conversation(IdMixin, CreatedAtMixin, OwnedMixin, Base):
     __tablename__ = "conversations"
@@ -31,7 +34,16 @@ class Message(IdMixin, CreatedAtMixin, Base):
     """A message is reached only through its conversation, which carries the owner."""
 
     __tablename__ = "messages"
-    __table_args__ = (CheckConstraint("role IN ('user', 'assistant', 'tool')", name="role"),)
+    __table_args__ = (
+        CheckConstraint("role IN ('user', 'assistant', 'tool')", name="role"),
+        Index(
+            "uq_messages_conversation_client_id",
+            "conversation_id",
+            "client_id",
+            unique=True,
+            postgresql_where=text("client_id IS NOT NULL"),
+        ),
+    )
 
     conversation_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("conversations.id", ondelete="CASCADE"), index=True
@@ -45,6 +57,8 @@ class Message(IdMixin, CreatedAtMixin, Base):
         JSONB, default=list, server_default=text("'[]'::jsonb")
     )
     tool_call_id: Mapped[str | None] = mapped_column(String(100))
+    # The id the client gave a user message (AG-UI's): sent again, it is found, not stored twice.
+    client_id: Mapped[str | None] = mapped_column(String(CLIENT_ID_CHARS))
     # The background run that wrote it, if any (its steps count toward its max_steps).
     run_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("runs.id", ondelete="SET NULL"), index=True

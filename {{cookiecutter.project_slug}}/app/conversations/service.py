@@ -82,7 +82,11 @@ async def delete_conversation(*, session: AsyncSession, conversation: Conversati
 
 
 async def add_user_message(
-    *, session: AsyncSession, conversation: Conversation, data: MessageCreate
+    *,
+    session: AsyncSession,
+    conversation: Conversation,
+    data: MessageCreate,
+    client_id: str | None = None,
 ) -> Message:
     """Store the user's message, after checking that every referenced file is the owner's."""
     found = await files_service.get_files(
@@ -92,9 +96,25 @@ async def add_user_message(
     if missing := [(i, id_) for i, id_ in enumerate(data.file_ids) if id_ not in owned]:
         raise UnknownFilesError(missing)
     message = Message(
-        conversation_id=conversation.id, role="user", content=data.content, file_ids=data.file_ids
+        conversation_id=conversation.id,
+        role="user",
+        content=data.content,
+        file_ids=data.file_ids,
+        client_id=client_id,
     )
     return await _add(session, message)
+
+
+async def has_client_message(
+    *, session: AsyncSession, conversation_id: uuid.UUID, client_id: str
+) -> bool:
+    """Whether the conversation holds the message a client gave this id."""
+    found = await session.scalar(
+        select(Message.id).where(
+            Message.conversation_id == conversation_id, Message.client_id == client_id
+        )
+    )
+    return found is not None
 
 
 def model_step(completion: Completion) -> dict[str, Any]:
