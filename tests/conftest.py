@@ -10,6 +10,7 @@ servers) is built once, in the lane that uses it. Pass `-n 0` to run in one proc
 
 import itertools
 import os
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import PurePosixPath
@@ -24,8 +25,11 @@ pytest_plugins = ["tests.harness.fixtures"]
 # pytest process the tests start in one imports the same packages: let the first write their
 # bytecode for the others. With PYTHONDONTWRITEBYTECODE set (as some machines' environments
 # do), each process compiled them all again (docs/performance.md). A step that must not leave
-# __pycache__ behind sets it itself (tests/update).
+# __pycache__ behind sets it itself (tests/update). The tests' own processes write none: they
+# import the template's files (scripts/init_secrets.py), and a __pycache__ beside them would
+# be copied into every project rendered after.
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+sys.dont_write_bytecode = True
 
 TIERS = {
     "render": "render",
