@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ import pytest
 from tests.boot.conftest import BOOTED
 from tests.harness.api import Service
 from tests.harness.browser import chromium_page
+from tests.harness.environment import need
 from tests.harness.postgres_server import PostgresServer
 from tests.harness.redis_server import RedisServer
 from tests.project import assert_only_passes, project_env
@@ -303,3 +305,52 @@ def test_concurrent_migration_runs_migrate_once(
     assert postgres.query("SELECT version_num FROM alembic_version", database=database) == head
     # The first migration ran once: the other runs found the head reached.
     assert sum("Running upgrade  -> 0001" in output for output in outputs) == 1
+
+
+# AG-UI's own client (`@ag-ui/client`'s HttpAgent, on Node), as a frontend drives the endpoint.
+AGUI_CLIENT = Path(__file__).parent / "agui"
+
+
+@pytest.fixture(scope="module")
+def agui_client(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The client's package, installed from its lock file into a directory of its own."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    need(node is not None and npm is not None, "Node.js and npm (bash .ci/run installs them)")
+    assert npm is not None
+    directory = tmp_path_factory.mktemp("agui-client")
+    for name in ("package.json", "package-lock.json", "rerun.mjs"):
+        shutil.copy(AGUI_CLIENT / name, directory / name)
+    subprocess.run(
+        [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+        cwd=directory,
+        env={**os.environ, "NODE_ENV": "production"},
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    return directory
+
+
+@pytest.mark.parametrize("service", BOOTED[:1], indirect=True)
+def test_a_thread_run_twice_by_httpagent_stores_its_user_message_once(
+    service: Service, agui_client: Path
+) -> None:
+    with service.client() as client:
+        conversation = client.post("/v1/conversations", json={"title": "ag-ui"}).json()["id"]
+    ran = subprocess.run(
+        ["node", "rerun.mjs", service.base_url, service.api_key, conversation],
+        cwd=agui_client,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    with service.client() as client:
+        stored = client.get(f"/v1/conversations/{conversation}").json()["messages"]
+
+    assert ran.returncode == 0, ran.stderr
+    runs = json.loads(ran.stdout)
+    reply = "[You are a helpful assistant.] hi"
+    assert runs["first"] == runs["second"] == [["assistant", reply]]
+    assert runs["thread"] == [["user", "hi"], ["assistant", reply], ["assistant", reply]]
+    assert [[m["role"], m["content"]] for m in stored] == runs["thread"]
