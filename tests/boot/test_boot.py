@@ -92,20 +92,31 @@ def test_agent_calls_a_tool_and_feeds_its_result_back_over_http(service: Service
     assert events[-1][1]["stop_reason"] == "completed"
 
 
-def test_the_playground_shows_a_tool_call_its_result_and_the_reply(service: Service) -> None:
+@pytest.mark.parametrize("width", [1000, 390], ids=["desktop", "phone"])
+def test_the_playground_shows_a_tool_call_its_result_and_the_reply(
+    service: Service, width: int
+) -> None:
     # PLAYGROUND_SCREENSHOT=docs/playground.png writes the picture the template's docs show.
-    with chromium_page() as page:
+    with chromium_page(width) as page:
         page.goto(f"{service.base_url}/playground")
         page.fill("#key", service.api_key)
-        page.fill("#message", "What time is it?\n/tool current_time")
-        page.click("#send")
+        # Shift+Enter starts a new line; Enter sends.
+        page.type("#message", "What time is it?")
+        page.keyboard.press("Shift+Enter")
+        page.type("#message", "/tool current_time")
+        page.keyboard.press("Enter")
         page.wait_for_selector("#status:has-text('done')", timeout=20_000)
+        # Every control of the header within the screen's width, none cut off.
+        boxes = [page.locator(selector).bounding_box() for selector in ("#key", "#new")]
+        icon = page.request.get(f"{service.base_url}/favicon.ico")
         call = page.inner_text(".tool-call")
         result = page.inner_text(".tool-result")
         reply = page.locator(".reply").last.inner_text()
-        if target := os.environ.get("PLAYGROUND_SCREENSHOT"):
+        if (target := os.environ.get("PLAYGROUND_SCREENSHOT")) and width == 1000:
             page.screenshot(path=target)
 
+    assert all(box is not None and box["x"] + box["width"] <= width for box in boxes), boxes
+    assert (icon.status, icon.headers["content-type"]) == (200, "image/svg+xml")
     assert call.startswith("→ current_time")
     stamp = datetime.fromisoformat(result.removeprefix("← current_time: "))
     assert abs(stamp - datetime.now(UTC)) < timedelta(minutes=1)
@@ -113,6 +124,55 @@ def test_the_playground_shows_a_tool_call_its_result_and_the_reply(service: Serv
     if service.project.answers.get("llm_provider", "echo") == "echo":
         # The echo model's reply lists each tool's result; the fake OpenAI one does not.
         assert stamp.isoformat(timespec="seconds") in reply
+
+
+# AG-UI's own client (`@ag-ui/client`'s HttpAgent, on Node), as a frontend drives the endpoint.
+AGUI_CLIENT = Path(__file__).parent / "agui"
+
+
+@pytest.fixture(scope="module")
+def agui_client(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The client's package, installed from its lock file into a directory of its own."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    need(node is not None and npm is not None, "Node.js and npm (bash .ci/run installs them)")
+    assert npm is not None
+    directory = tmp_path_factory.mktemp("agui-client")
+    for name in ("package.json", "package-lock.json", "rerun.mjs"):
+        shutil.copy(AGUI_CLIENT / name, directory / name)
+    subprocess.run(
+        [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+        cwd=directory,
+        env={**os.environ, "NODE_ENV": "production"},
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    return directory
+
+
+@pytest.mark.parametrize("service", BOOTED[:1], indirect=True)
+def test_a_thread_run_twice_by_httpagent_stores_its_user_message_once(
+    service: Service, agui_client: Path
+) -> None:
+    with service.client() as client:
+        conversation = client.post("/v1/conversations", json={"title": "ag-ui"}).json()["id"]
+    ran = subprocess.run(
+        ["node", "rerun.mjs", service.base_url, service.api_key, conversation],
+        cwd=agui_client,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    with service.client() as client:
+        stored = client.get(f"/v1/conversations/{conversation}").json()["messages"]
+
+    assert ran.returncode == 0, ran.stderr
+    runs = json.loads(ran.stdout)
+    reply = "[You are a helpful assistant.] hi"
+    assert runs["first"] == runs["second"] == [["assistant", reply]]
+    assert runs["thread"] == [["user", "hi"], ["assistant", reply], ["assistant", reply]]
+    assert [[m["role"], m["content"]] for m in stored] == runs["thread"]
 
 
 def test_requests_without_a_key_are_refused(service: Service) -> None:
@@ -305,52 +365,3 @@ def test_concurrent_migration_runs_migrate_once(
     assert postgres.query("SELECT version_num FROM alembic_version", database=database) == head
     # The first migration ran once: the other runs found the head reached.
     assert sum("Running upgrade  -> 0001" in output for output in outputs) == 1
-
-
-# AG-UI's own client (`@ag-ui/client`'s HttpAgent, on Node), as a frontend drives the endpoint.
-AGUI_CLIENT = Path(__file__).parent / "agui"
-
-
-@pytest.fixture(scope="module")
-def agui_client(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The client's package, installed from its lock file into a directory of its own."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    need(node is not None and npm is not None, "Node.js and npm (bash .ci/run installs them)")
-    assert npm is not None
-    directory = tmp_path_factory.mktemp("agui-client")
-    for name in ("package.json", "package-lock.json", "rerun.mjs"):
-        shutil.copy(AGUI_CLIENT / name, directory / name)
-    subprocess.run(
-        [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-        cwd=directory,
-        env={**os.environ, "NODE_ENV": "production"},
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    return directory
-
-
-@pytest.mark.parametrize("service", BOOTED[:1], indirect=True)
-def test_a_thread_run_twice_by_httpagent_stores_its_user_message_once(
-    service: Service, agui_client: Path
-) -> None:
-    with service.client() as client:
-        conversation = client.post("/v1/conversations", json={"title": "ag-ui"}).json()["id"]
-    ran = subprocess.run(
-        ["node", "rerun.mjs", service.base_url, service.api_key, conversation],
-        cwd=agui_client,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    with service.client() as client:
-        stored = client.get(f"/v1/conversations/{conversation}").json()["messages"]
-
-    assert ran.returncode == 0, ran.stderr
-    runs = json.loads(ran.stdout)
-    reply = "[You are a helpful assistant.] hi"
-    assert runs["first"] == runs["second"] == [["assistant", reply]]
-    assert runs["thread"] == [["user", "hi"], ["assistant", reply], ["assistant", reply]]
-    assert [[m["role"], m["content"]] for m in stored] == runs["thread"]

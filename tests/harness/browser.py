@@ -23,14 +23,15 @@ FLAGS = [
 
 
 @contextmanager
-def chromium_page() -> Iterator[Page]:
-    """A page of a headless Chromium; skip without one (fail under CI=true)."""
+def chromium_page(width: int = 1000, height: int = 640) -> Iterator[Page]:
+    """A page of a headless Chromium, its viewport width x height; skip without one (fail
+    under CI=true)."""
     need(CHROMIUM.exists(), f"{CHROMIUM} not found (apt-get install chromium)")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=FLAGS
         )
         try:
-            yield browser.new_page(viewport={"width": 1000, "height": 640})
+            yield browser.new_page(viewport={"width": width, "height": height})
         finally:
             browser.close()

@@ -30,6 +30,7 @@ async def test_the_page_its_script_and_style_are_served_with_a_strict_policy(
         page = await client.get("/playground", headers={"Authorization": ""})
         script = await client.get("/playground/app.js")
         style = await client.get("/playground/style.css")
+        icon = await client.get("/favicon.ico")
 
     assert page.status_code == 200
     assert "<h1>Agent playground</h1>" in page.text
@@ -40,6 +41,10 @@ async def test_the_page_its_script_and_style_are_served_with_a_strict_policy(
     assert script.status_code == style.status_code == 200
     assert "text/event-stream" in script.text
     assert script.headers["content-type"].startswith("text/javascript")
+    # What browsers ask every site for: the page's own icon, not a 404.
+    assert (icon.status_code, icon.headers["content-type"]) == (200, "image/svg+xml")
+    assert icon.content == (STATIC / "favicon.svg").read_bytes()
+    assert 'rel="icon" href="/playground/favicon.svg"' in page.text
 
 
 async def test_other_names_under_the_playground_are_404(
@@ -73,12 +78,16 @@ async def test_the_setting_and_the_environment_decide_whether_it_is_served(
     settings = settings.model_copy(update={"environment": environment})
     async for client in _client(settings, connection):
         response = await client.get("/playground")
-    assert response.status_code == (200 if served else 404)
+        icon = await client.get("/favicon.ico")
+    expected = 200 if served else 404
+    assert (response.status_code, icon.status_code) == (expected, expected)
 
 
 def test_the_files_load_nothing_from_another_host_and_insert_no_markup() -> None:
     texts = {path.name: path.read_text() for path in STATIC.iterdir()}
     for name, text in texts.items():
+        # The icon's SVG namespace is a name, not something loaded.
+        text = text.replace('xmlns="http://www.w3.org/2000/svg"', "")
         assert not re.search(r"(https?:)?//[a-z]", text, re.IGNORECASE), name
     assert "innerHTML" not in texts["app.js"]
     assert "<script>" not in texts["index.html"]

@@ -1,4 +1,5 @@
-"""Serves the playground's three files; included only when the playground is on."""
+"""Serves the playground's files, and its icon as the site's; included only when the
+playground is on."""
 
 from pathlib import Path
 
@@ -6,7 +7,12 @@ from fastapi import APIRouter, HTTPException, status
 from fastapi.responses import FileResponse
 
 STATIC = Path(__file__).resolve().parent / "static"
-FILES = {"": "index.html", "app.js": "app.js", "style.css": "style.css"}
+FILES = {
+    "": "index.html",
+    "app.js": "app.js",
+    "style.css": "style.css",
+    "favicon.svg": "favicon.svg",
+}
 # Scripts and styles from this origin only, no inline code, nothing framed, no other host:
 # model output is inserted as text, and a key pasted here can reach only this api.
 HEADERS = {
@@ -19,14 +25,21 @@ HEADERS = {
     "Cache-Control": "no-store",
 }
 
-router = APIRouter(prefix="/playground", tags=["playground"], include_in_schema=False)
+router = APIRouter(tags=["playground"], include_in_schema=False)
 
 
-@router.get("")
-@router.get("/{name}")
+@router.get("/playground")
+@router.get("/playground/{name}")
 async def playground(name: str = "") -> FileResponse:
-    """The page, its script or its style sheet."""
+    """The page, its script, its style sheet or its icon."""
     file = FILES.get(name)
     if file is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "not found")
     return FileResponse(STATIC / file, headers=HEADERS)
+
+
+@router.get("/favicon.ico")
+async def favicon() -> FileResponse:
+    """What a browser asks every site for: the playground's icon (an SVG, which browsers
+    take under this name too), not a 404 in its console."""
+    return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml", headers=HEADERS)

@@ -99,6 +99,15 @@ $("form").addEventListener("submit", async (event) => {
   }
 });
 
+// Enter sends, as in a chat; Shift+Enter starts a new line (and Enter that ends an input
+// method's composition only ends it).
+$("message").addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+    event.preventDefault();
+    if (!$("send").disabled) $("form").requestSubmit();
+  }
+});
+
 $("new").addEventListener("click", () => {
   conversation = null;
   $("log").replaceChildren();
