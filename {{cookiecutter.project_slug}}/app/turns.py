@@ -147,20 +147,34 @@ class TurnBuilder:
         turn = self._turn(conversation.owner, conversation.id, recorder, steps_taken)
         return ReadyTurn(turn, await self._history(session, conversation))
 
-    def unstored(self, *, account: Account, messages: Sequence[ChatMessage]) -> ReadyTurn[Step]:
-        """A turn over a request's messages, on the account's key: stores nothing, reads no file."""
-        turn = self._turn(account.owner, None, Unstored(account), steps_taken=0)
+    def unstored(
+        self,
+        *,
+        account: Account,
+        messages: Sequence[ChatMessage],
+        client_tools: Sequence[ToolSpec] = (),
+    ) -> ReadyTurn[Step]:
+        """A turn over a request's messages, on the account's key: stores nothing, reads no
+        file; the model may also call client_tools, which end the turn for the client to run."""
+        turn = self._turn(account.owner, None, Unstored(account), 0, tuple(client_tools))
         return ReadyTurn(turn, self._prompt(messages))
 
     def _turn[S](
-        self, owner: str, conversation_id: uuid.UUID | None, recorder: Recorder[S], steps_taken: int
+        self,
+        owner: str,
+        conversation_id: uuid.UUID | None,
+        recorder: Recorder[S],
+        steps_taken: int,
+        client_tools: tuple[ToolSpec, ...] = (),
     ) -> Turn[S]:
         config = self.settings.config.agent
         tools = ToolContext(owner, conversation_id, config, self._attached(owner, conversation_id))
         # Per turn: the MCP servers' tools are listed again in the background.
         registry = registry_for(config, self.metrics, self.mcp.listing)
         steps = max(config.max_steps - steps_taken, 0)
-        return Turn(self.llm, registry, tools, recorder, steps, config.require_approval)
+        return Turn(
+            self.llm, registry, tools, recorder, steps, config.require_approval, client_tools
+        )
 
     def _attached(
         self, owner: str, conversation_id: uuid.UUID | None

@@ -4,6 +4,7 @@ The echo provider calls one tool per `/tool NAME` line of the last user message 
 replies with the message and one `NAME: result` line per call.
 """
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,10 +13,13 @@ import pytest
 from httpx import AsyncClient
 from openai import AsyncOpenAI
 from openai.types.chat import (
+    ChatCompletionFunctionToolParam,
+    ChatCompletionMessageFunctionToolCall,
     ChatCompletionMessageFunctionToolCallParam,
     ChatCompletionMessageParam,
     ChatCompletionUserMessageParam,
 )
+from openai.types.chat.chat_completion_message_function_tool_call import Function
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -29,6 +33,23 @@ CALL: ChatCompletionMessageFunctionToolCallParam = {
     "type": "function",
     "function": {"name": "current_time", "arguments": ""},
 }
+
+
+# A function the client declares and runs itself, and a message that makes the echo model
+# call it.
+WEATHER: ChatCompletionFunctionToolParam = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The weather in a city.",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
+ASK_WEATHER = '/tool get_weather {"city": "Paris"}'
 
 
 def sdk(client: AsyncClient, api_key: str = API_KEY) -> AsyncOpenAI:
@@ -80,6 +101,96 @@ async def test_a_completion_runs_a_tool_shows_its_result_and_stores_nothing(
     usage = completion.usage
     assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens > 0
     assert await _stored(connection) == before
+
+
+async def test_a_client_tool_call_comes_back_for_the_client_to_run(
+    client: AsyncClient, connection: AsyncConnection
+) -> None:
+    api = sdk(client)
+    before = await _stored(connection)
+
+    asked = await api.chat.completions.create(
+        model="agent", messages=[user(ASK_WEATHER)], tools=[WEATHER]
+    )
+    (call,) = asked.choices[0].message.tool_calls or []
+    assert isinstance(call, ChatCompletionMessageFunctionToolCall)
+    answered = await api.chat.completions.create(
+        model="agent",
+        tools=[WEATHER],
+        messages=[
+            user(ASK_WEATHER),
+            {
+                "role": "assistant",
+                "tool_calls": [
+                    {
+                        "id": call.id,
+                        "type": "function",
+                        "function": {
+                            "name": call.function.name,
+                            "arguments": call.function.arguments,
+                        },
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": call.id, "content": "18 C, sunny"},
+        ],
+    )
+
+    assert (asked.choices[0].finish_reason, asked.choices[0].message.content) == (
+        "tool_calls",
+        None,
+    )
+    assert call.function.name == "get_weather"
+    assert json.loads(call.function.arguments) == {"city": "Paris"}
+    assert answered.choices[0].finish_reason == "stop"
+    assert str(answered.choices[0].message.content).endswith("\nget_weather: 18 C, sunny")
+    assert await _stored(connection) == before
+
+
+async def test_the_agents_own_tools_run_here_and_only_the_clients_come_back(
+    client: AsyncClient,
+) -> None:
+    asked = await sdk(client).chat.completions.create(
+        model="agent", messages=[user(f"/tool current_time\n{ASK_WEATHER}")], tools=[WEATHER]
+    )
+
+    calls = asked.choices[0].message.tool_calls or []
+    assert [(call.type, getattr(call, "function", None)) for call in calls] == [
+        ("function", Function(name="get_weather", arguments='{"city": "Paris"}'))
+    ]
+    assert asked.choices[0].finish_reason == "tool_calls"
+
+
+async def test_a_streamed_client_tool_call_ends_the_stream_with_tool_calls(
+    client: AsyncClient,
+) -> None:
+    stream = await sdk(client).chat.completions.create(
+        model="agent", messages=[user(ASK_WEATHER)], tools=[WEATHER], stream=True
+    )
+    chunks = [chunk async for chunk in stream]
+
+    choices = [choice for chunk in chunks for choice in chunk.choices]
+    calls = [call for choice in choices for call in choice.delta.tool_calls or []]
+    assert [(c.index, c.function and c.function.name) for c in calls] == [(0, "get_weather")]
+    assert json.loads(str(calls[0].function and calls[0].function.arguments)) == {"city": "Paris"}
+    assert [c.finish_reason for c in choices if c.finish_reason] == ["tool_calls"]
+
+
+@pytest.mark.parametrize(
+    ("name", "code"),
+    [("current_time", "tool_name_taken"), ("docs.search", "string_pattern_mismatch")],
+)
+async def test_a_client_tool_named_as_the_agents_or_badly_gets_422(
+    client: AsyncClient, name: str, code: str
+) -> None:
+    tool: ChatCompletionFunctionToolParam = {"type": "function", "function": {"name": name}}
+
+    with pytest.raises(openai.UnprocessableEntityError) as refused:
+        await sdk(client).chat.completions.create(
+            model="agent", messages=[user("hi")], tools=[tool]
+        )
+
+    assert (refused.value.param, refused.value.code) == ("tools[0].function.name", code)
 
 
 async def test_a_whole_chat_is_taken_with_text_parts_and_earlier_tool_calls(

@@ -16,8 +16,11 @@ from app.llm.base import ChatMessage, Completion, LLMError, LLMProvider, ToolCal
 
 # completed: the model answered without asking for tools; max_steps: it still asked;
 # cancelled: a client cancelled the run; interrupted: its worker is stopping (run re-queued);
-# awaiting_approval: a call of a tool in agent.require_approval waits for a person.
-StopReason = Literal["completed", "max_steps", "cancelled", "interrupted", "awaiting_approval"]
+# awaiting_approval: a call of a tool in agent.require_approval waits for a person;
+# client_tools: the model asked for tools the client runs (a chat completion's `tools`).
+StopReason = Literal[
+    "completed", "max_steps", "cancelled", "interrupted", "awaiting_approval", "client_tools"
+]
 # What a person decided about a call that needs approval. unattended: nobody can be asked
 # during this turn (a client waits for it), so the call does not run.
 Decision = Literal["approved", "denied", "unattended"]
@@ -46,7 +49,8 @@ class DoneEvent[S]:
     steps: list[S]
     stop_reason: StopReason
     usage: Usage
-    # With awaiting_approval: the calls waiting for a decision.
+    # With awaiting_approval: the calls waiting for a decision; with client_tools: the calls
+    # the client is to run.
     pending: tuple[ToolCall, ...] = ()
 
 
@@ -104,6 +108,9 @@ class Turn[S]:
     max_steps: int
     # Tool names whose calls need a person's approval (agent.require_approval).
     require_approval: frozenset[str] = frozenset()
+    # Tools the client declared and runs itself: offered to the model beside the registry's;
+    # a call of one ends the turn (client_tools), the agent's own calls of that step run first.
+    client_tools: tuple[ToolSpec, ...] = ()
 
     async def run(self, history: list[ChatMessage], *, stream: bool) -> AsyncIterator[Event[S]]:
         """Call the model up to max_steps times, running the tools it asks for in between."""
@@ -120,7 +127,8 @@ class Turn[S]:
             if step == self.max_steps:
                 yield DoneEvent(steps, "max_steps", usage)
                 return
-            stop = await self.recorder.halt(history, self.registry.specs)
+            specs = [*self.registry.specs, *self.client_tools]
+            stop = await self.recorder.halt(history, specs)
             if isinstance(stop, Refusal):
                 yield ErrorEvent(stop.detail, stop)
                 return
@@ -130,13 +138,13 @@ class Turn[S]:
             completion: Completion | None = None
             try:
                 if stream:
-                    async for piece in self.provider.stream(history, self.registry.specs):
+                    async for piece in self.provider.stream(history, specs):
                         if isinstance(piece, Completion):
                             completion = piece
                         else:
                             yield TokenEvent(piece)
                 else:
-                    completion = await self.provider.complete(history, self.registry.specs)
+                    completion = await self.provider.complete(history, specs)
                 if completion is None:
                     raise LLMError("the language model ended its answer early")
             except LLMError as exc:
@@ -154,7 +162,15 @@ class Turn[S]:
             if not completion.tool_calls:
                 yield DoneEvent(steps, "completed", usage)
                 return
-            calls = list(completion.tool_calls)
+            theirs = {spec.name for spec in self.client_tools}
+            calls = [call for call in completion.tool_calls if call.name not in theirs]
+            if clients := tuple(c for c in completion.tool_calls if c.name in theirs):
+                async for event in self._answer(calls, history, steps, usage):
+                    yield event
+                    if isinstance(event, DoneEvent):
+                        return
+                yield DoneEvent(steps, "client_tools", usage, clients)
+                return
 
     async def _answer(
         self, calls: Sequence[ToolCall], history: list[ChatMessage], steps: list[S], usage: Usage

@@ -43,15 +43,21 @@ async def chat_completions(
     body: ChatCompletionRequest, owner: OwnerDep, turns: TurnsDep, resources: ResourcesDep
 ) -> ChatCompletion | JSONResponse | EventSourceResponse:
     """One turn of the agent, its tools included, over the messages sent; nothing is stored
-    (OpenAI's chat completions; "stream": true streams it)."""
+    (OpenAI's chat completions; "stream": true streams it). A call of one of the client's
+    `tools` ends the turn: it comes back as tool_calls, finish_reason "tool_calls"."""
     config = turns.settings.config.openai_api
     if body.model != config.model_name:
         return wire.model_not_found(body.model, config.model_name)
     wire.check_chat(body, config.max_messages)
+    client_tools = wire.client_tools(body)
     account = turns.spending.account(owner)
     if refusal := await account.check():
         return wire.failed(ErrorEvent(refusal.detail, refusal))
-    turn = turns.unstored(account=account, messages=[wire.chat_message(m) for m in body.messages])
+    turn = turns.unstored(
+        account=account,
+        messages=[wire.chat_message(m) for m in body.messages],
+        client_tools=client_tools,
+    )
     reply = wire.Reply.to(config.model_name)
     if body.stream:
         usage = bool(body.stream_options and body.stream_options.include_usage)

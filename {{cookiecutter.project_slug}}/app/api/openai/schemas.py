@@ -1,9 +1,11 @@
 """The part of OpenAI's chat-completions format this endpoint reads, and what it answers.
 
-Requests: what OpenAI clients send, extra fields (temperature, top_p, tools...) accepted and
-ignored: the agent's model settings and tools are the server's. Answers: the fields the
-openai SDK, Open WebUI and LibreChat read."""
+Requests: what OpenAI clients send, extra fields (temperature, top_p...) accepted and
+ignored: the agent's model settings are the server's. `tools` are the client's own functions:
+the model may call them beside the agent's tools, and such a call comes back to the client to
+run. Answers: the fields the openai SDK, Open WebUI and LibreChat read."""
 
+import json
 from typing import Any, Literal, Self
 
 from pydantic import (
@@ -18,10 +20,14 @@ from pydantic import (
 
 from app.conversations.schemas import MAX_MESSAGE_CHARS
 
-FinishReason = Literal["stop", "length"]
+FinishReason = Literal["stop", "length", "tool_calls"]
 # Far beyond what a model asks for in one message.
 MAX_TOOL_CALLS_PER_MESSAGE = 64
 MAX_ID_CHARS = 200
+# A client's tools: OpenAI's own limit on their number, and on a name (which every provider
+# takes as it is); a description and a schema as large as a long message.
+MAX_CLIENT_TOOLS = 128
+FUNCTION_NAME = r"^[a-zA-Z0-9_-]{1,64}$"
 
 
 class TextPart(BaseModel):
@@ -81,6 +87,27 @@ class StreamOptions(BaseModel):
     include_usage: bool | None = None
 
 
+class FunctionDefinition(BaseModel):
+    name: str = Field(pattern=FUNCTION_NAME)
+    description: str = Field(default="", max_length=MAX_MESSAGE_CHARS)
+    # A JSON schema of the arguments; no schema: the function takes none.
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object"})
+
+    @field_validator("parameters")
+    @classmethod
+    def _bounded(cls, parameters: dict[str, Any]) -> dict[str, Any]:
+        if len(json.dumps(parameters)) > MAX_MESSAGE_CHARS:
+            raise ValueError(f"must be at most {MAX_MESSAGE_CHARS} characters as JSON")
+        return parameters
+
+
+class ToolIn(BaseModel):
+    """A function the client declares and runs itself."""
+
+    type: Literal["function"] = "function"
+    function: FunctionDefinition
+
+
 class ChatCompletionRequest(BaseModel):
     # Unknown fields are ignored (pydantic's default, said here because clients rely on it).
     model_config = ConfigDict(extra="ignore")
@@ -90,6 +117,7 @@ class ChatCompletionRequest(BaseModel):
     messages: list[MessageIn] = Field(min_length=1)
     stream: bool | None = None
     stream_options: StreamOptions | None = None
+    tools: list[ToolIn] = Field(default_factory=list, max_length=MAX_CLIENT_TOOLS)
 
 
 class ModelCard(BaseModel):
@@ -113,7 +141,9 @@ class UsageOut(BaseModel):
 
 class AssistantMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
-    content: str
+    # None when the answer is only calls of the client's tools, as OpenAI sends it.
+    content: str | None
+    tool_calls: list[ToolCallIn] | None = None
 
 
 class Choice(BaseModel):
@@ -131,11 +161,18 @@ class ChatCompletion(BaseModel):
     usage: UsageOut
 
 
+class ToolCallDelta(ToolCallIn):
+    """A call of a client's tool in a chunk: whole, with its place in the message's calls."""
+
+    index: int
+
+
 class Delta(BaseModel):
     """What one chunk adds to the message: only the fields it sets are sent."""
 
     role: Literal["assistant"] | None = None
     content: str | None = None
+    tool_calls: list[ToolCallDelta] | None = None
 
     @model_serializer(mode="wrap")
     def _only_what_it_adds(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.responses import JSONResponse
 
 from app.agent.loop import DoneEvent, ErrorEvent, Event, StopReason, TokenEvent, ToolResultEvent
+from app.agent.registry import TOOLS
 from app.api.errors import field_error
 from app.api.openai import errors
 from app.api.openai.schemas import (
@@ -23,10 +24,13 @@ from app.api.openai.schemas import (
     ErrorBody,
     ErrorDetail,
     FinishReason,
+    FunctionCall,
     MessageIn,
+    ToolCallDelta,
+    ToolCallIn,
     UsageOut,
 )
-from app.llm.base import ChatMessage, Completion, ToolCall, Usage
+from app.llm.base import ChatMessage, Completion, ToolCall, ToolSpec, Usage
 from app.turns import Step
 
 # OpenAI's error type and code for a spent quota: clients know not to retry it soon.
@@ -37,6 +41,7 @@ FINISH: dict[StopReason, FinishReason] = {
     "max_steps": "length",
     "cancelled": "stop",
     "interrupted": "stop",
+    "client_tools": "tool_calls",
 }
 # Between the texts of two model calls (before and after tools), so they do not run together.
 STEP_BREAK = "\n\n"
@@ -110,8 +115,12 @@ class Reply:
 
     def completion(self, done: DoneEvent[Step]) -> ChatCompletion:
         texts = [s.content for s in done.steps if isinstance(s, Completion) and s.content]
+        content = STEP_BREAK.join(texts)
+        calls = client_calls(done)
         choice = Choice(
-            message=AssistantMessage(content=STEP_BREAK.join(texts)),
+            message=AssistantMessage(
+                content=content or None if calls else content, tool_calls=calls
+            ),
             finish_reason=FINISH[done.stop_reason],
         )
         return ChatCompletion(
@@ -152,12 +161,39 @@ async def chunks(
             case ToolResultEvent():
                 pending_break = said
             case DoneEvent(stop_reason=reason, usage=usage):
+                if calls := client_calls(event):
+                    deltas = [ToolCallDelta(index=i, **c.model_dump()) for i, c in enumerate(calls)]
+                    yield reply.chunk(Delta(tool_calls=deltas))
                 yield reply.chunk(Delta(), FINISH[reason])
                 if include_usage:
                     yield reply.chunk(None, usage=usage)
             case ErrorEvent():
                 yield failure(event).model_dump_json()
     yield DONE
+
+
+def client_tools(body: ChatCompletionRequest) -> list[ToolSpec]:
+    """The client's functions as the model is offered them; a name of the agent's own tools
+    is refused (422): its calls run here, never on the client."""
+    ours = {tool.name for tool in TOOLS}
+    for index, tool in enumerate(body.tools):
+        if tool.function.name in ours:
+            detail = f"{tool.function.name} is a tool of the agent's own; name yours otherwise"
+            location = ("tools", index, "function", "name")
+            raise RequestValidationError([field_error("tool_name_taken", location, detail)])
+    return [
+        ToolSpec(t.function.name, t.function.description, t.function.parameters) for t in body.tools
+    ]
+
+
+def client_calls(done: DoneEvent[Step]) -> list[ToolCallIn] | None:
+    """The calls of the client's tools a turn ended with, as OpenAI's tool_calls; else None."""
+    if done.stop_reason != "client_tools":
+        return None
+    return [
+        ToolCallIn(id=call.id, function=FunctionCall(name=call.name, arguments=call.arguments))
+        for call in done.pending
+    ]
 
 
 def _usage(usage: Usage) -> UsageOut:
