@@ -119,11 +119,18 @@ class Turn[S]:
         usage = Usage()
         # A turn resumed after its tools were asked for first runs the calls that got no result.
         calls = _unanswered(history)
+        # Calls of the client's tools the last step asked for: the turn ends with them, once
+        # the agent's own calls of that step have run.
+        theirs = {spec.name for spec in self.client_tools}
+        clients: tuple[ToolCall, ...] = ()
         for step in itertools.count():
             async for event in self._answer(calls, history, steps, usage):
                 yield event
                 if isinstance(event, DoneEvent):
                     return
+            if clients:
+                yield DoneEvent(steps, "client_tools", usage, clients)
+                return
             if step == self.max_steps:
                 yield DoneEvent(steps, "max_steps", usage)
                 return
@@ -162,15 +169,8 @@ class Turn[S]:
             if not completion.tool_calls:
                 yield DoneEvent(steps, "completed", usage)
                 return
-            theirs = {spec.name for spec in self.client_tools}
             calls = [call for call in completion.tool_calls if call.name not in theirs]
-            if clients := tuple(c for c in completion.tool_calls if c.name in theirs):
-                async for event in self._answer(calls, history, steps, usage):
-                    yield event
-                    if isinstance(event, DoneEvent):
-                        return
-                yield DoneEvent(steps, "client_tools", usage, clients)
-                return
+            clients = tuple(call for call in completion.tool_calls if call.name in theirs)
 
     async def _answer(
         self, calls: Sequence[ToolCall], history: list[ChatMessage], steps: list[S], usage: Usage
