@@ -32,7 +32,7 @@ from app.core.metrics import Metrics
 from app.files import service as files
 from app.files import storage
 from app.files.models import StoredFile
-from app.llm.base import ChatMessage, Completion, LLMProvider, ToolCall, ToolSpec
+from app.llm.base import ChatMessage, Completion, LLMProvider, OutputFormat, ToolCall, ToolSpec
 from app.resources import SharedResources
 from app.spend.budgets import Account, Spending
 
@@ -141,11 +141,18 @@ class TurnBuilder:
         recorder: Recorder[S],
         *,
         steps_taken: int = 0,
+        client_tools: Sequence[ToolSpec] = (),
+        output: OutputFormat | None = None,
+        instructions: str | None = None,
     ) -> ReadyTurn[S]:
         """A turn on the conversation's stored history, its steps going to recorder; a resumed
-        run passes the steps its earlier attempts took, so it does not get max_steps anew."""
-        turn = self._turn(conversation.owner, conversation.id, recorder, steps_taken)
-        return ReadyTurn(turn, await self._history(session, conversation))
+        run passes the steps its earlier attempts took, so it does not get max_steps anew.
+        A client's tools, its output schema and its instructions (added to the system
+        prompt for this turn only) are those of the request the turn answers."""
+        turn = self._turn(
+            conversation.owner, conversation.id, recorder, steps_taken, client_tools, output
+        )
+        return ReadyTurn(turn, await self._history(session, conversation, instructions))
 
     def unstored(
         self,
@@ -153,10 +160,11 @@ class TurnBuilder:
         account: Account,
         messages: Sequence[ChatMessage],
         client_tools: Sequence[ToolSpec] = (),
+        output: OutputFormat | None = None,
     ) -> ReadyTurn[Step]:
         """A turn over a request's messages, on the account's key: stores nothing, reads no
         file; the model may also call client_tools, which end the turn for the client to run."""
-        turn = self._turn(account.owner, None, Unstored(account), 0, tuple(client_tools))
+        turn = self._turn(account.owner, None, Unstored(account), 0, client_tools, output)
         return ReadyTurn(turn, self._prompt(messages))
 
     def _turn[S](
@@ -165,7 +173,8 @@ class TurnBuilder:
         conversation_id: uuid.UUID | None,
         recorder: Recorder[S],
         steps_taken: int,
-        client_tools: tuple[ToolSpec, ...] = (),
+        client_tools: Sequence[ToolSpec] = (),
+        output: OutputFormat | None = None,
     ) -> Turn[S]:
         config = self.settings.config.agent
         tools = ToolContext(owner, conversation_id, config, self._attached(owner, conversation_id))
@@ -173,7 +182,14 @@ class TurnBuilder:
         registry = registry_for(config, self.metrics, self.mcp.listing)
         steps = max(config.max_steps - steps_taken, 0)
         return Turn(
-            self.llm, registry, tools, recorder, steps, config.require_approval, client_tools
+            self.llm,
+            registry,
+            tools,
+            recorder,
+            steps,
+            config.require_approval,
+            tuple(client_tools),
+            output,
         )
 
     def _attached(
@@ -205,7 +221,7 @@ class TurnBuilder:
         return read_attached
 
     async def _history(
-        self, session: AsyncSession, conversation: Conversation
+        self, session: AsyncSession, conversation: Conversation, instructions: str | None
     ) -> list[ChatMessage]:
         """The system prompt and the conversation's recent messages, files inlined."""
         llm = self.settings.config.llm
@@ -216,7 +232,7 @@ class TurnBuilder:
         file_ids = [file_id for message in recent for file_id in message.file_ids]
         found = await files.get_files(session=session, owner=conversation.owner, file_ids=file_ids)
         by_id = {record.id: record for record in found}
-        history = self._prompt([])
+        history = self._prompt([], instructions)
         for message in recent:
             attached = [by_id[file_id] for file_id in message.file_ids if file_id in by_id]
             content = message.content + "".join([await self._inlined(f) for f in attached])
@@ -228,8 +244,11 @@ class TurnBuilder:
                 history.append(ChatMessage("user", content))
         return history
 
-    def _prompt(self, messages: Sequence[ChatMessage]) -> list[ChatMessage]:
-        system = self.settings.config.llm.system_prompt
+    def _prompt(
+        self, messages: Sequence[ChatMessage], instructions: str | None = None
+    ) -> list[ChatMessage]:
+        parts = (self.settings.config.llm.system_prompt, instructions)
+        system = "\n\n".join(part for part in parts if part)
         return [ChatMessage("system", system), *messages] if system else list(messages)
 
     async def _inlined(self, record: StoredFile) -> str:

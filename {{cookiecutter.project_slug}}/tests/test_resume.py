@@ -25,7 +25,7 @@ from app.config.settings import Settings
 from app.core.metrics import Metrics
 from app.core.queue import create_broker
 from app.flows.execution import Executor
-from app.llm.base import ChatMessage, Completion, ToolSpec
+from app.llm.base import ChatMessage, Completion, OutputFormat, ToolSpec
 from app.llm.echo import EchoProvider
 from app.turns import TurnBuilder
 from tests.conftest import start_run
@@ -61,16 +61,22 @@ class CountingEcho:
     calls: list[list[ChatMessage]] = field(default_factory=list)
 
     async def complete(
-        self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec] = ()
+        self,
+        messages: Sequence[ChatMessage],
+        tools: Sequence[ToolSpec] = (),
+        output: OutputFormat | None = None,
     ) -> Completion:
         self.calls.append(list(messages))
-        return await EchoProvider().complete(messages, tools)
+        return await EchoProvider().complete(messages, tools, output)
 
     async def stream(
-        self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec] = ()
+        self,
+        messages: Sequence[ChatMessage],
+        tools: Sequence[ToolSpec] = (),
+        output: OutputFormat | None = None,
     ) -> AsyncIterator[str | Completion]:
         self.calls.append(list(messages))
-        async for piece in EchoProvider().stream(messages, tools):
+        async for piece in EchoProvider().stream(messages, tools, output):
             yield piece
 
     async def aclose(self) -> None:

@@ -12,7 +12,16 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from app.agent.tools import Registry, ToolContext, ToolResult
-from app.llm.base import ChatMessage, Completion, LLMError, LLMProvider, ToolCall, ToolSpec, Usage
+from app.llm.base import (
+    ChatMessage,
+    Completion,
+    LLMError,
+    LLMProvider,
+    OutputFormat,
+    ToolCall,
+    ToolSpec,
+    Usage,
+)
 
 # completed: the model answered without asking for tools; max_steps: it still asked;
 # cancelled: a client cancelled the run; interrupted: its worker is stopping (run re-queued);
@@ -111,6 +120,8 @@ class Turn[S]:
     # Tools the client declared and runs itself: offered to the model beside the registry's;
     # a call of one ends the turn (client_tools), the agent's own calls of that step run first.
     client_tools: tuple[ToolSpec, ...] = ()
+    # A JSON schema the answer's text must hold to (a client's structured output).
+    output: OutputFormat | None = None
 
     async def run(self, history: list[ChatMessage], *, stream: bool) -> AsyncIterator[Event[S]]:
         """Call the model up to max_steps times, running the tools it asks for in between."""
@@ -145,13 +156,13 @@ class Turn[S]:
             completion: Completion | None = None
             try:
                 if stream:
-                    async for piece in self.provider.stream(history, specs):
+                    async for piece in self.provider.stream(history, specs, self.output):
                         if isinstance(piece, Completion):
                             completion = piece
                         else:
                             yield TokenEvent(piece)
                 else:
-                    completion = await self.provider.complete(history, specs)
+                    completion = await self.provider.complete(history, specs, self.output)
                 if completion is None:
                     raise LLMError("the language model ended its answer early")
             except LLMError as exc:

@@ -7,7 +7,15 @@ import anthropic
 import httpx2
 from anthropic import types
 
-from app.llm.base import ChatMessage, Completion, LLMUnavailableError, ToolCall, ToolSpec, Usage
+from app.llm.base import (
+    ChatMessage,
+    Completion,
+    LLMUnavailableError,
+    OutputFormat,
+    ToolCall,
+    ToolSpec,
+    Usage,
+)
 from app.llm.sdk import PartialCall, WireNames, json_object, sdk_error, whole_calls
 
 # A breakpoint: the API caches the prompt up to and including the block that carries it.
@@ -25,7 +33,10 @@ class AnthropicProvider:
         self._max_tokens = max_tokens
 
     async def complete(
-        self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec] = ()
+        self,
+        messages: Sequence[ChatMessage],
+        tools: Sequence[ToolSpec] = (),
+        output: OutputFormat | None = None,
     ) -> Completion:
         names = WireNames(tools)
         try:
@@ -47,7 +58,10 @@ class AnthropicProvider:
         return Completion(text, calls, _usage(reply.usage))
 
     async def stream(
-        self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec] = ()
+        self,
+        messages: Sequence[ChatMessage],
+        tools: Sequence[ToolSpec] = (),
+        output: OutputFormat | None = None,
     ) -> AsyncIterator[str | Completion]:
         names = WireNames(tools)
         parts: list[str] = []

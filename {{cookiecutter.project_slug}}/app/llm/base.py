@@ -31,6 +31,16 @@ class ToolSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class OutputFormat:
+    """A JSON schema the answer's text must be valid for (a client's structured output)."""
+
+    name: str
+    schema: Mapping[str, Any]
+    # Strict: the provider is asked to hold to the schema exactly, where it can.
+    strict: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class Usage:
     """Tokens of a model call (or a sum). prompt_tokens counts every input token, the cached
     ones included; the cache fields say how many were read or written (priced differently)."""
@@ -77,11 +87,17 @@ class LLMProvider(Protocol):
     model: str
 
     async def complete(
-        self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec] = ()
+        self,
+        messages: Sequence[ChatMessage],
+        tools: Sequence[ToolSpec] = (),
+        output: OutputFormat | None = None,
     ) -> Completion: ...
 
     def stream(
-        self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec] = ()
+        self,
+        messages: Sequence[ChatMessage],
+        tools: Sequence[ToolSpec] = (),
+        output: OutputFormat | None = None,
     ) -> AsyncIterator[str | Completion]:
         """Yield the text piece by piece as the model produces it, then the whole Completion."""
 

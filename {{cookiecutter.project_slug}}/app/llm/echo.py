@@ -9,7 +9,7 @@ project shows the tool loop, and tests drive it, without a network.
 import re
 from collections.abc import AsyncIterator, Sequence
 
-from app.llm.base import ChatMessage, Completion, ToolCall, ToolSpec, Usage
+from app.llm.base import ChatMessage, Completion, OutputFormat, ToolCall, ToolSpec, Usage
 
 _TOKENS = re.compile(r"\S+\s*|\s+")
 _TOOL_LINE = re.compile(r"^/tool\s+(?P<name>\S+)\s*(?P<arguments>.*)$")
@@ -20,12 +20,18 @@ class EchoProvider:
     model = "echo"
 
     async def complete(
-        self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec] = ()
+        self,
+        messages: Sequence[ChatMessage],
+        tools: Sequence[ToolSpec] = (),
+        output: OutputFormat | None = None,
     ) -> Completion:
         return answer_to(messages)
 
     async def stream(
-        self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec] = ()
+        self,
+        messages: Sequence[ChatMessage],
+        tools: Sequence[ToolSpec] = (),
+        output: OutputFormat | None = None,
     ) -> AsyncIterator[str | Completion]:
         completion = answer_to(messages)
         for token in _TOKENS.findall(completion.content):

@@ -16,7 +16,15 @@ from contextlib import contextmanager
 from typing import get_args
 
 from app.core.metrics import Metrics, Outcome, TokenKind
-from app.llm.base import ChatMessage, Completion, LLMProvider, LLMUnavailableError, ToolSpec, Usage
+from app.llm.base import (
+    ChatMessage,
+    Completion,
+    LLMProvider,
+    LLMUnavailableError,
+    OutputFormat,
+    ToolSpec,
+    Usage,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -30,24 +38,30 @@ class FallbackProvider:
         self.name, self.model = chain[0].name, chain[0].model
 
     async def complete(
-        self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec] = ()
+        self,
+        messages: Sequence[ChatMessage],
+        tools: Sequence[ToolSpec] = (),
+        output: OutputFormat | None = None,
     ) -> Completion:
         *firsts, last = self._chain
         for provider in firsts:
             try:
-                return await self._complete(provider, messages, tools)
+                return await self._complete(provider, messages, tools, output)
             except LLMUnavailableError as exc:
                 _moving_on(provider, exc)
-        return await self._complete(last, messages, tools)
+        return await self._complete(last, messages, tools, output)
 
     async def stream(
-        self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec] = ()
+        self,
+        messages: Sequence[ChatMessage],
+        tools: Sequence[ToolSpec] = (),
+        output: OutputFormat | None = None,
     ) -> AsyncIterator[str | Completion]:
         for index, provider in enumerate(self._chain):
             passed_on = False
             try:
                 with self._counted(provider) as answer:
-                    async for piece in provider.stream(messages, tools):
+                    async for piece in provider.stream(messages, tools, output):
                         if isinstance(piece, Completion):
                             answer.append(piece)
                             yield _signed(piece, provider)
@@ -65,10 +79,14 @@ class FallbackProvider:
             await provider.aclose()
 
     async def _complete(
-        self, provider: LLMProvider, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]
+        self,
+        provider: LLMProvider,
+        messages: Sequence[ChatMessage],
+        tools: Sequence[ToolSpec],
+        output: OutputFormat | None,
     ) -> Completion:
         with self._counted(provider) as answer:
-            answer.append(await provider.complete(messages, tools))
+            answer.append(await provider.complete(messages, tools, output))
         return _signed(answer[0], provider)
 
     @contextmanager

@@ -16,6 +16,7 @@ from app.llm.base import (
     Completion,
     LLMError,
     LLMUnavailableError,
+    OutputFormat,
     ToolCall,
     ToolSpec,
     Usage,
@@ -66,7 +67,10 @@ class GeminiProvider:
         self._signatures: dict[str, bytes] = {}
 
     async def complete(
-        self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec] = ()
+        self,
+        messages: Sequence[ChatMessage],
+        tools: Sequence[ToolSpec] = (),
+        output: OutputFormat | None = None,
     ) -> Completion:
         names = WireNames(tools)
         reply = _Reply(names, self._signatures)
@@ -82,7 +86,10 @@ class GeminiProvider:
         return reply.done()
 
     async def stream(
-        self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec] = ()
+        self,
+        messages: Sequence[ChatMessage],
+        tools: Sequence[ToolSpec] = (),
+        output: OutputFormat | None = None,
     ) -> AsyncIterator[str | Completion]:
         names = WireNames(tools)
         reply = _Reply(names, self._signatures)

@@ -14,7 +14,7 @@ import openai
 from openai.types import CompletionUsage, chat
 from pydantic import TypeAdapter, ValidationError
 
-from app.llm.base import ChatMessage, Completion, LLMError, ToolCall, ToolSpec, Usage
+from app.llm.base import ChatMessage, Completion, LLMError, OutputFormat, ToolCall, ToolSpec, Usage
 from app.llm.sdk import PartialCall, WireNames, sdk_error, whole_calls
 
 
@@ -33,7 +33,10 @@ class OpenAICompatibleProvider:
         self._max_tokens: int | openai.Omit = openai.omit if own_api else max_tokens
 
     async def complete(
-        self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec] = ()
+        self,
+        messages: Sequence[ChatMessage],
+        tools: Sequence[ToolSpec] = (),
+        output: OutputFormat | None = None,
     ) -> Completion:
         names = WireNames(tools)
         try:
@@ -58,7 +61,10 @@ class OpenAICompatibleProvider:
         return Completion(message.content or "", calls, usage)
 
     async def stream(
-        self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec] = ()
+        self,
+        messages: Sequence[ChatMessage],
+        tools: Sequence[ToolSpec] = (),
+        output: OutputFormat | None = None,
     ) -> AsyncIterator[str | Completion]:
         parts: list[str] = []
         calls: dict[int, PartialCall] = {}
