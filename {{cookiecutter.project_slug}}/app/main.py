@@ -12,6 +12,7 @@ from app.api import conversations, errors, files, health, runs, usage
 from app.api.agui import router as agui
 from app.api.openai import errors as openai_errors
 from app.api.openai import router as openai
+from app.api.responses import router as responses
 from app.config.errors import ConfigError
 from app.config.loading import get_settings
 from app.config.settings import Settings
@@ -93,6 +94,7 @@ def create_app(
     app.include_router(agui.router, prefix=API_PREFIX, dependencies=api_dependencies)
     # OpenAI clients take http://host:port/v1 as their base URL, and this key as theirs.
     app.include_router(openai.router, prefix=API_PREFIX, dependencies=api_dependencies)
+    app.include_router(responses.router, prefix=API_PREFIX, dependencies=api_dependencies)
     errors.install(app)
     openai_errors.install(app)
     return app

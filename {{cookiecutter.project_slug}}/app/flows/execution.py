@@ -111,7 +111,15 @@ class Executor:
                 # the run ends with that answer, and the model is not asked again.
                 return DoneEvent([answer], "completed", Usage())
             conversation = await session.get_one(Conversation, run.conversation_id)
-            turn = await self.turns.prepare(session, conversation, recorder, steps_taken=steps)
+            turn = await self.turns.prepare(
+                session,
+                conversation,
+                recorder,
+                steps_taken=steps,
+                client_tools=run.client_specs,
+                output=run.output,
+                instructions=run.instructions,
+            )
         return await turn.outcome()
 
     async def _keep_lease(self, recorder: RunRecorder, work: "asyncio.Task[None]") -> None:

@@ -21,7 +21,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base, CreatedAtMixin, IdMixin, OwnedMixin
-from app.llm.base import ToolCall, Usage
+from app.llm.base import OutputFormat, ToolCall, ToolSpec, Usage
 
 # awaiting_approval: stopped at tool calls a person must decide on (no lease, no worker).
 STATUSES = ("queued", "running", "awaiting_approval", "succeeded", "failed", "cancelled")
@@ -60,10 +60,33 @@ class Run(IdMixin, CreatedAtMixin, OwnedMixin, Base):
     approvals: Mapped[dict[str, dict[str, Any]]] = mapped_column(
         JSONB, default=dict, server_default=text("'{}'::jsonb")
     )
+    # Set by an OpenAI Responses request: the functions the client runs itself ({"name",
+    # "description", "parameters"} each), the JSON schema its answer holds to ({"name",
+    # "schema", "strict"}), instructions added to the system prompt for this run only, the
+    # run whose response it continues, and whether the client waits for it (background false).
+    client_tools: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONB, default=list, server_default=text("'[]'::jsonb")
+    )
+    output_format: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    instructions: Mapped[str | None] = mapped_column(Text)
+    previous_run_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("runs.id", ondelete="SET NULL")
+    )
+    background: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
 
     @property
     def usage(self) -> Usage:
         return Usage(self.prompt_tokens, self.completion_tokens)
+
+    @property
+    def client_specs(self) -> list[ToolSpec]:
+        return [ToolSpec(t["name"], t["description"], t["parameters"]) for t in self.client_tools]
+
+    @property
+    def output(self) -> OutputFormat | None:
+        if self.output_format is None:
+            return None
+        return OutputFormat(**self.output_format)
 
     @property
     def pending_approvals(self) -> list[ToolCall]:

@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response
 from app.api.openai.schemas import ErrorBody, ErrorDetail
 
 # The paths of the OpenAI-compatible api, under the /v1 that clients take as their base URL.
-PATHS = ("/v1/chat/", "/v1/models")
+PATHS = ("/v1/chat/", "/v1/models", "/v1/responses")
 # OpenAI's error type and code for each status this api answers on those paths.
 KINDS: dict[int, tuple[str, str | None]] = {
     401: ("invalid_request_error", "invalid_api_key"),
@@ -35,7 +35,8 @@ KINDS: dict[int, tuple[str, str | None]] = {
 # What each status means on these paths, for the OpenAPI document.
 MEANINGS = {
     401: "No valid API key",
-    404: "Another model",
+    404: "Another model, or no such response of this key",
+    409: "The response to continue is not the latest of its conversation, or has not ended",
     422: "An invalid request; `param` names the field",
     429: "The key's request rate, streams or budget are spent; see Retry-After",
     502: "The model failed",
