@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import agents
 import openai
 import openresponses_types as spec
 import pytest
@@ -429,3 +430,26 @@ async def test_a_waiting_response_takes_only_every_approval_response(api: AsyncC
     assert missing.value.body["code"] == "missing_approval"
     still = await client.responses.retrieve(waiting.id)
     assert [i.type for i in still.output] == ["mcp_approval_request"]
+
+
+async def test_the_openai_agents_sdk_runs_its_function_against_the_service(
+    api: AsyncClient,
+) -> None:
+    """The OpenAI Agents SDK, its Responses model pointed at the service: the model's call of
+    the agent's function comes back to the SDK, which runs it and sends its output."""
+    ran: list[str] = []
+
+    @agents.function_tool
+    def get_weather(city: str) -> str:
+        """The weather in a city."""
+        ran.append(city)
+        return "18C, clear"
+
+    model = agents.OpenAIResponsesModel(model="agent", openai_client=sdk(api))
+    agent = agents.Agent(name="forecaster", model=model, tools=[get_weather])
+    result = await agents.Runner.run(
+        agent, ASK_WEATHER, run_config=agents.RunConfig(tracing_disabled=True)
+    )
+
+    assert ran == ["Paris"]
+    assert result.final_output == SAID + "weather?\nget_weather: 18C, clear"
