@@ -1,7 +1,8 @@
 """Background runs with real worker processes (`python -m app.worker`) on real PostgreSQL and
 Redis: a run end to end, its event stream resumed, cancel, kill -9 of a worker mid-run,
 SIGTERM letting the current step finish, and a run awaiting approval outliving its worker.
-And a streamed turn whose client goes away."""
+And a streamed turn whose client goes away; the playground approving, denying and stopping
+in a browser."""
 
 import json
 import signal
@@ -25,6 +26,7 @@ from tests.harness.api import (
     running_api,
     start_worker,
 )
+from tests.harness.browser import chromium_page
 from tests.harness.environment import free_port
 from tests.harness.postgres_server import PostgresServer
 from tests.harness.redis_server import RedisServer
@@ -97,11 +99,20 @@ class Stack:
         self.workers.append(process)
         return process
 
-    def a_worker(self) -> Process:
-        """A running worker: one an earlier test left running, or a new one (so that each
-        test holds alone, whatever ran before it)."""
+    def a_worker(self, *, gated: bool = False) -> Process:
+        """A running worker, with the gated settings or not: one an earlier test left running,
+        or a new one, the others stopped (so that each test holds alone, whatever ran before
+        it, and no worker of the other settings takes its run)."""
         running = [w for w in self.workers if w.popen is not None and w.popen.poll() is None]
-        return running[0] if running else self.worker()
+        wanted = [
+            w for w in running if (w.env.get("CONFIG_FILE") == str(self.gated_config)) == gated
+        ]
+        for worker in running:
+            if worker not in wanted:
+                worker.stop()
+        if wanted:
+            return wanted[0]
+        return self.worker(**({"CONFIG_FILE": str(self.gated_config)} if gated else {}))
 
     def stop_workers(self) -> None:
         for worker in self.workers:
@@ -123,10 +134,19 @@ def stack(
         "rate_limit": {"requests": 10_000},
         "agent": {"http_allowed_hosts": [page.host], "tool_timeout_seconds": RUN_SECONDS},
         # Short, so a killed worker's run is retried within the test's patience.
-        "worker": {"visibility_timeout_seconds": 3, "sweep_seconds": 0.5},
+        # A run's events stream ends after a second (a client follows it again from its last
+        # event) and finds new events within a tenth.
+        "worker": {
+            "visibility_timeout_seconds": 3,
+            "sweep_seconds": 0.5,
+            "events_stream_seconds": 1,
+            "events_poll_seconds": 0.1,
+        },
         # Not the shipped 0.0.0.0:9101: this machine runs other tiers beside this one (the
         # workers here run one at a time, so one free port serves them all).
         "metrics": {"worker_host": "127.0.0.1", "worker_port": free_port()},
+        # The browser test's page (off by default outside development).
+        "playground": {"enabled": True},
     }
     config = config_file(default_project, work / "config.yaml", overrides)
     overrides["agent"] = {**overrides["agent"], "require_approval": ["http_get"]}
@@ -312,3 +332,68 @@ def test_a_client_that_disconnects_stops_the_turn_in_progress(stack: Stack, page
     assert stopped in stack.api.output()
     # The tool call was cut off with the stream: no result, no further model call.
     assert [m["role"] for m in messages] == ["user", "assistant"]
+
+
+def test_the_playground_approves_denies_and_stops_a_background_run(
+    stack: Stack, page: SlowPage
+) -> None:
+    stack.a_worker(gated=True)
+    # The api's own settings need no approval: a direct message runs http_get at once.
+    with chromium_page(390) as browser:
+        browser.goto(f"{stack.base_url}/playground")
+        browser.fill("#key", KEY)
+        # Stop on a direct message: its stream is cut off while the tool call holds it.
+        browser.fill("#message", "fetch" + _get_page(page))
+        browser.press("#message", "Enter")
+        assert page.hit.wait(RUN_SECONDS)
+        browser.click("#stop")
+        browser.wait_for_selector(".stopped")
+        stopped_message = browser.locator(".stopped").last.inner_text()
+        page.release.set()
+
+        # A run whose two gated calls wait, one after the other: the first approved, the
+        # second denied.
+        browser.check("#background")
+        browser.fill("#message", "fetch twice" + _get_page(page) + _get_page(page))
+        browser.press("#message", "Enter")
+        asked = browser.locator(".approval").first
+        asked.get_by_role("button", name="Approve").wait_for()
+        question = asked.inner_text()
+        # Past the events stream's second: the page must follow the run on a new stream.
+        time.sleep(1.2)
+        buttons = [asked.get_by_role("button", name=n).bounding_box() for n in ("Approve", "Deny")]
+        asked.get_by_role("button", name="Approve").click()
+        browser.locator(".approval").nth(1).get_by_role("button", name="Deny").click()
+        browser.wait_for_selector("#status:has-text('done')", timeout=RUN_SECONDS * 1000)
+        decisions = browser.locator(".approval").all_inner_texts()
+        results = browser.locator(".tool-result").all_inner_texts()
+        reply = browser.locator(".reply").last.inner_text()
+
+        # Stop on a run: cancelled while its call waits for approval.
+        browser.fill("#message", "fetch again" + _get_page(page))
+        browser.press("#message", "Enter")
+        browser.locator(".approval").nth(2).get_by_role("button", name="Approve").wait_for()
+        browser.click("#stop")
+        browser.wait_for_selector("#status:has-text('cancelled')", timeout=RUN_SECONDS * 1000)
+        stopped_run = browser.locator(".stopped").last.inner_text()
+        decisions += browser.locator(".approval").all_inner_texts()[2:]
+
+    assert stopped_message == "Stopped."
+    url = f'{{"url": "http://{page.host}/"}}'
+    assert question.startswith(f"Approve http_get {url}?")
+    assert all(box is not None and box["x"] + box["width"] <= 390 for box in buttons), buttons
+    assert decisions == [
+        f"http_get {url}: approved",
+        f"http_get {url}: denied",
+        f"http_get {url}: not decided (the run ended)",
+    ]
+    assert results == [
+        "← http_get: HTTP 200\nslow page",
+        "← http_get: error: http_get: the user denied this call",
+    ]
+    assert reply.endswith("http_get: error: http_get: the user denied this call")
+    assert "http_get: HTTP 200\nslow page" in reply
+    assert stopped_run == "Stopped: the run was cancelled."
+    # The direct message's call and the approved one reached the page; the denied and the
+    # cancelled ones did not.
+    assert page.hits == 2
