@@ -1,7 +1,9 @@
 """Background runs with real worker processes (`python -m app.worker`) on real PostgreSQL and
 Redis: a run end to end, its event stream resumed, cancel, kill -9 of a worker mid-run,
 SIGTERM letting the current step finish, and a run awaiting approval outliving its worker.
-And a streamed turn whose client goes away; the playground approving, denying and stopping
+A background response of the Responses API streamed on after its worker is killed, and one
+waiting on approval outliving its worker. And a streamed turn whose client goes away; the
+playground approving, denying and stopping
 in a browser."""
 
 import json
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import openai
 import pytest
 
 from tests.harness.api import (
@@ -397,3 +400,91 @@ def test_the_playground_approves_denies_and_stops_a_background_run(
     # The direct message's call and the approved one reached the page; the denied and the
     # cancelled ones did not.
     assert page.hits == 2
+
+
+def _sdk(stack: Stack) -> openai.OpenAI:
+    """The openai SDK, its base URL the api's /v1, with no retries."""
+    return openai.OpenAI(api_key=KEY, base_url=f"{stack.base_url}/v1", max_retries=0)
+
+
+def _followed(client: openai.OpenAI, response_id: str, after: int = -1) -> list[Any]:
+    """The response's events after `after` until its last, as a client that follows it again
+    from the last event it saw whenever a stream ends first (each lasts a second here)."""
+    seen: list[Any] = []
+    deadline = time.monotonic() + RUN_SECONDS
+    while not seen or seen[-1].type not in ("response.completed", "response.failed"):
+        assert time.monotonic() < deadline, [e.type for e in seen]
+        with client.responses.retrieve(response_id, stream=True, starting_after=after) as stream:
+            for event in stream:
+                seen.append(event)
+                after = event.sequence_number
+    return seen
+
+
+def _settled(client: openai.OpenAI, response_id: str) -> Any:
+    deadline = time.monotonic() + RUN_SECONDS
+    while (response := client.responses.retrieve(response_id)).status in ("queued", "in_progress"):
+        assert time.monotonic() < deadline, response.status
+        time.sleep(0.1)
+    return response
+
+
+def test_a_background_responses_stream_resumes_after_its_worker_is_killed(
+    stack: Stack, page: SlowPage
+) -> None:
+    stack.stop_workers()
+    doomed = stack.worker()
+    client = _sdk(stack)
+    started = client.responses.create(
+        model="agent", input="fetch" + _get_page(page) + "\n/tool current_time", background=True
+    )
+    assert page.hit.wait(RUN_SECONDS)
+    with client.responses.retrieve(started.id, stream=True) as stream:
+        events = iter(stream)
+        first = [next(events), next(events)]
+    doomed.kill()
+    stack.worker()
+    resumed = _followed(client, started.id, after=first[-1].sequence_number)
+    whole = _followed(client, started.id)
+
+    assert [e.type for e in first] == ["response.created", "response.in_progress"]
+    # Exactly the events after the last one seen, none twice, as a fresh read has them.
+    assert [e.model_dump() for e in first + resumed] == [e.model_dump() for e in whole]
+    assert [e.sequence_number for e in whole] == list(range(len(whole)))
+    items = [e.item for e in resumed if e.type == "response.output_item.done"]
+    assert [i.type for i in items] == ["mcp_call", "mcp_call", "message"]
+    assert (items[0].name, items[0].output) == ("http_get", "HTTP 200\nslow page")
+    assert whole[-1].type == "response.completed"
+    # The killed worker's call, and the call of the attempt that finished the run.
+    assert page.hits == 2
+
+
+def test_a_response_waiting_on_approval_outlives_its_worker(stack: Stack, page: SlowPage) -> None:
+    doomed = stack.a_worker(gated=True)
+    page.release.set()
+    client = _sdk(stack)
+    started = client.responses.create(
+        model="agent", input="fetch" + _get_page(page), background=True
+    )
+    waiting = _settled(client, started.id)
+    doomed.kill()
+    (request,) = waiting.output
+    decided = client.responses.create(
+        model="agent",
+        previous_response_id=waiting.id,
+        input=[
+            {"type": "mcp_approval_response", "approval_request_id": request.id, "approve": True}
+        ],
+        background=True,
+    )
+    stack.a_worker(gated=True)
+    finished = _settled(client, decided.id)
+
+    assert (waiting.status, request.type, request.name) == (
+        "completed",
+        "mcp_approval_request",
+        "http_get",
+    )
+    assert [i.type for i in finished.output] == ["mcp_call", "message"]
+    assert finished.output[0].output == "HTTP 200\nslow page"
+    assert page.hits == 1

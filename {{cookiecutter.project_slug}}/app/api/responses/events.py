@@ -209,7 +209,9 @@ class Replay:
         return STATUS[run.status]
 
     def _snapshot(self, status: Status) -> ResponseObject:
-        return self._object(status, [])
+        # As it was then: no output, no usage (what the run has used since is not part of
+        # an event that must read the same on every replay).
+        return self._object(status, []).model_copy(update={"usage": None})
 
     def _object(self, status: Status, items: list[OutputItem]) -> ResponseObject:
         run = self.stored.run
