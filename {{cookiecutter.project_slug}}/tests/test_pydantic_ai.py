@@ -90,9 +90,10 @@ async def test_tool_output_comes_from_the_final_result_call_the_prompt_asks_for(
     echo model calls it when a line of the prompt says so, after the other tools."""
     agent = agent_on(client, City)
     asked = with_population(agent)
-    prompt = f'{ASK_POPULATION}\n/tool final_result {{"name": "Paris", "country": "France"}}'
+    france = City(name="Paris", country="France")
+    prompt = f"{ASK_POPULATION}\n/tool final_result {france.model_dump_json()}"
 
     city = (await agent.run(prompt)).output
 
     assert asked == ["Paris"]
-    assert city == City(name="Paris", country="France")
+    assert city == france
