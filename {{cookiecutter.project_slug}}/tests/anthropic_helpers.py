@@ -6,7 +6,7 @@ import anthropic
 import pytest
 
 from app.llm.anthropic import AnthropicProvider
-from app.llm.base import ChatMessage, Completion, ToolSpec
+from app.llm.base import ChatMessage, Completion, OutputFormat, ToolSpec
 
 KEY = "test-anthropic-key"
 LOOKUP = ToolSpec("lookup", "Look a word up.", {"type": "object", "properties": {}})
@@ -22,10 +22,13 @@ def provider_at(base_url: str, timeout: float | None = None) -> AnthropicProvide
 
 
 async def stream_pieces(
-    provider: AnthropicProvider, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec] = ()
+    provider: AnthropicProvider,
+    messages: Sequence[ChatMessage],
+    tools: Sequence[ToolSpec] = (),
+    output: OutputFormat | None = None,
 ) -> tuple[list[str], Completion]:
     """The streamed text pieces, and the one Completion that must come last."""
-    pieces: list[str | Completion] = [p async for p in provider.stream(messages, tools)]
+    pieces: list[str | Completion] = [p async for p in provider.stream(messages, tools, output)]
     *texts, last = pieces
     assert isinstance(last, Completion)
     assert all(isinstance(text, str) for text in texts)
@@ -38,7 +41,8 @@ async def answer(
     tools: Sequence[ToolSpec] = (),
     *,
     stream: bool,
+    output: OutputFormat | None = None,
 ) -> Completion:
     if stream:
-        return (await stream_pieces(provider, messages, tools))[1]
-    return await provider.complete(messages, tools)
+        return (await stream_pieces(provider, messages, tools, output))[1]
+    return await provider.complete(messages, tools, output)

@@ -6,7 +6,7 @@ from contextlib import asynccontextmanager
 import httpx2
 import pytest
 
-from app.llm.base import ChatMessage, Completion, ToolSpec
+from app.llm.base import ChatMessage, Completion, OutputFormat, ToolSpec
 from app.llm.gemini import GeminiProvider
 
 KEY = "test-gemini-key"
@@ -52,12 +52,13 @@ async def answer(
     *,
     stream: bool,
     pieces: list[str] | None = None,
+    output: OutputFormat | None = None,
 ) -> tuple[list[str], Completion]:
     """The text pieces (into `pieces` as they come) and the Completion, by one call."""
     if not stream:
-        return [], await provider.complete(messages, tools)
+        return [], await provider.complete(messages, tools, output)
     pieces = [] if pieces is None else pieces
-    async for item in provider.stream(messages, tools):
+    async for item in provider.stream(messages, tools, output):
         if isinstance(item, Completion):
             return pieces, item
         pieces.append(item)

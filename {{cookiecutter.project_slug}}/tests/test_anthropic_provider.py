@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from app.llm.anthropic import AnthropicProvider
-from app.llm.base import ChatMessage, ToolCall, ToolSpec, Usage
+from app.llm.base import ChatMessage, OutputFormat, ToolCall, ToolSpec, Usage
 from tests.anthropic_helpers import BOTH, CLOCK, KEY, LOOKUP, answer, provider_at, stream_pieces
 from tests.fake_anthropic import FakeAnthropic, api_key_of
 
@@ -93,6 +93,39 @@ async def test_no_system_prompt_and_no_tools_leave_the_fields_out(
 
     assert "system" not in fake.requests[-1]
     assert "tools" not in fake.requests[-1]
+    assert "output_config" not in fake.requests[-1]
+
+
+@BOTH
+async def test_a_strict_output_format_goes_out_made_to_fit_anthropics_schemas(
+    provider: AnthropicProvider, fake: FakeAnthropic, stream: bool
+) -> None:
+    schema = {"type": "object", "properties": {"n": {"type": "integer", "minimum": 1}}}
+
+    await answer(
+        provider, [ChatMessage("user", "hi")], output=OutputFormat("n", schema), stream=stream
+    )
+
+    # As the SDK's messages.parse sends it: the object closed, the bound in the description.
+    closed = {
+        "type": "object",
+        "properties": {"n": {"type": "integer", "description": "{minimum: 1}"}},
+        "additionalProperties": False,
+    }
+    assert fake.requests[-1]["output_config"] == {
+        "format": {"type": "json_schema", "schema": closed}
+    }
+
+
+async def test_a_format_that_is_not_strict_is_left_to_the_prompt(
+    provider: AnthropicProvider, fake: FakeAnthropic
+) -> None:
+    # OpenAI's json_object: any object, which Anthropic's always strict outputs would narrow.
+    loose = OutputFormat("json_object", {"type": "object"}, strict=False)
+
+    await provider.complete([ChatMessage("user", "answer in JSON")], output=loose)
+
+    assert "output_config" not in fake.requests[-1]
 
 
 async def test_empty_text_is_left_out_and_the_turns_around_it_merged(

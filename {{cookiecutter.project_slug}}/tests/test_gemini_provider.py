@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from app.llm.base import ChatMessage, ToolCall, ToolSpec
+from app.llm.base import ChatMessage, OutputFormat, ToolCall, ToolSpec
 from app.llm.gemini import GeminiProvider
 from tests.fake_gemini import THOUGHTS_TOKENS, FakeGemini
 from tests.fake_gemini_model import signature_for
@@ -117,6 +117,22 @@ async def test_tools_are_declared_with_our_json_schemas_unchanged(
     assert "$defs" in _schema(declarations[0])
     assert _schema(declarations[1]) == {"type": "object"}
     assert "parameters" not in declarations[0]
+
+
+@STREAMS
+async def test_an_output_format_asks_for_json_of_its_schema_unchanged(
+    gemini: GeminiProvider, fake_gemini: FakeGemini, stream: bool
+) -> None:
+    output = OutputFormat("where", _Where.model_json_schema())
+
+    await answer(gemini, [user("where?")], stream=stream, output=output)
+    await answer(gemini, [user("where?")], stream=stream)
+
+    with_format, without = (request.get("generationConfig", {}) for request in fake_gemini.requests)
+    assert with_format["responseMimeType"] == "application/json"
+    assert with_format["responseJsonSchema"] == output.schema
+    assert "responseMimeType" not in without
+    assert "responseJsonSchema" not in without
 
 
 @STREAMS

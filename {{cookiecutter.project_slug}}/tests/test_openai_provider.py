@@ -2,10 +2,13 @@
 
 from pathlib import Path
 
+import openai
 import pytest
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.llm.base import ChatMessage, OutputFormat
+from app.llm.openai_compatible import OpenAICompatibleProvider
 from tests.conftest import make_settings, new_conversation_id, serve
 from tests.fake_openai import FakeOpenAI
 from tests.sse import named
@@ -165,3 +168,27 @@ async def test_tool_calls_go_over_the_tools_api_and_results_come_back(
         "cache_read_tokens": 0,
         "cache_write_tokens": 0,
     }
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+async def test_an_output_format_goes_out_as_response_format_and_none_leaves_it_out(
+    fake_openai: FakeOpenAI, stream: bool
+) -> None:
+    client = openai.AsyncOpenAI(api_key="k", base_url=fake_openai.base_url, max_retries=0)
+    provider = OpenAICompatibleProvider(client, "test-model", max_tokens=256)
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+    messages = [ChatMessage("user", "count")]
+
+    for output in (OutputFormat("count", schema), None):
+        if stream:
+            _ = [piece async for piece in provider.stream(messages, (), output)]
+        else:
+            await provider.complete(messages, (), output)
+    await provider.aclose()
+
+    with_format, without = fake_openai.requests
+    assert with_format["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "count", "schema": schema, "strict": True},
+    }
+    assert "response_format" not in without

@@ -1,4 +1,5 @@
-"""Claude through Anthropic's official SDK, tools included, the tools and system prompt cached."""
+"""Claude through Anthropic's official SDK, tools and structured output included, the tools and
+system prompt cached."""
 
 import json
 from collections.abc import AsyncIterator, Sequence
@@ -46,6 +47,7 @@ class AnthropicProvider:
                 system=_system(messages),
                 messages=_to_wire(messages, names),
                 tools=_tools(tools, names),
+                output_config=_output_config(output),
             )
         except _FAILURES as exc:
             raise sdk_error(exc, anthropic) from exc
@@ -77,6 +79,7 @@ class AnthropicProvider:
                 system=_system(messages),
                 messages=_to_wire(messages, names),
                 tools=_tools(tools, names),
+                output_config=_output_config(output),
                 stream=True,
             ) as events:
                 async for event in events:
@@ -141,6 +144,17 @@ def _tools(tools: Sequence[ToolSpec], names: WireNames) -> list[types.ToolParam]
     # Tools come first in the prompt: they change less often than the system prompt after them.
     wire[-1]["cache_control"] = _CACHE_HERE
     return wire
+
+
+def _output_config(output: OutputFormat | None) -> types.OutputConfigParam | anthropic.Omit:
+    """Anthropic's structured outputs for a strict format, its schema made to fit their JSON
+    Schema subset by the SDK's own transform (as messages.parse does: objects closed, bounds
+    moved into descriptions). They are always strict: a format that is not, such as OpenAI's
+    json_object (any object), would be narrowed, so it is left to the prompt, as there."""
+    if output is None or not output.strict:
+        return anthropic.omit
+    schema = anthropic.transform_schema(dict(output.schema))
+    return {"format": {"type": "json_schema", "schema": schema}}
 
 
 def _to_wire(messages: Sequence[ChatMessage], names: WireNames) -> list[types.MessageParam]:

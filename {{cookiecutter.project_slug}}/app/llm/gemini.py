@@ -1,5 +1,5 @@
 """Gemini through Google's official Gen AI SDK (google-genai): the Developer API or Vertex AI,
-as the client was built."""
+as the client was built; tools and structured output included."""
 
 import json
 import uuid
@@ -78,7 +78,7 @@ class GeminiProvider:
             response = await self._client.aio.models.generate_content(
                 model=self.model,
                 contents=_contents(messages, names, self._signatures),
-                config=_config(messages, tools, names, self._max_tokens),
+                config=_config(messages, tools, names, self._max_tokens, output),
             )
         except _FAILURES as exc:
             raise _as_llm_error(exc) from exc
@@ -97,7 +97,7 @@ class GeminiProvider:
             async for chunk in await self._client.aio.models.generate_content_stream(
                 model=self.model,
                 contents=_contents(messages, names, self._signatures),
-                config=_config(messages, tools, names, self._max_tokens),
+                config=_config(messages, tools, names, self._max_tokens, output),
             ):
                 for piece in reply.add(chunk):
                     yield piece
@@ -166,7 +166,11 @@ class _Reply:
 
 
 def _config(
-    messages: Sequence[ChatMessage], tools: Sequence[ToolSpec], names: WireNames, limit: int | None
+    messages: Sequence[ChatMessage],
+    tools: Sequence[ToolSpec],
+    names: WireNames,
+    limit: int | None,
+    output: OutputFormat | None,
 ) -> types.GenerateContentConfig:
     system = "\n\n".join(m.content for m in messages if m.role == "system")
     declarations = [
@@ -185,6 +189,10 @@ def _config(
         # The agent loop runs the tools (approvals, limits, events); the SDK must not.
         automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
         max_output_tokens=limit,
+        # Structured output: response_json_schema takes JSON Schema as it is, like
+        # parameters_json_schema above (response_schema wants the OpenAPI subset).
+        response_mime_type="application/json" if output else None,
+        response_json_schema=dict(output.schema) if output else None,
     )
 
 

@@ -1,4 +1,5 @@
-"""OpenAI, Ollama, vLLM or any server of OpenAI's chat-completions API, tools included.
+"""OpenAI, Ollama, vLLM or any server of OpenAI's chat-completions API, tools and structured
+output (response_format) included.
 
 The openai SDK sends the request (auth, retries, timeouts, status errors); a stream's chunks
 are read here: the SDK's pydantic model of every chunk is much of the api's CPU per relayed
@@ -11,7 +12,7 @@ from typing import NotRequired, TypedDict, cast
 
 import httpx2
 import openai
-from openai.types import CompletionUsage, chat
+from openai.types import CompletionUsage, chat, shared_params
 from pydantic import TypeAdapter, ValidationError
 
 from app.llm.base import ChatMessage, Completion, LLMError, OutputFormat, ToolCall, ToolSpec, Usage
@@ -44,6 +45,7 @@ class OpenAICompatibleProvider:
                 model=self.model,
                 messages=_to_wire(messages, names),
                 tools=_tools(tools, names),
+                response_format=_response_format(output),
                 max_completion_tokens=self._max_completion_tokens,
                 max_tokens=self._max_tokens,
             )
@@ -75,6 +77,7 @@ class OpenAICompatibleProvider:
                 model=self.model,
                 messages=_to_wire(messages, names),
                 tools=_tools(tools, names),
+                response_format=_response_format(output),
                 max_completion_tokens=self._max_completion_tokens,
                 max_tokens=self._max_tokens,
                 stream=True,
@@ -122,6 +125,20 @@ def _tools(
         }
         for tool in tools
     ]
+
+
+def _response_format(
+    output: OutputFormat | None,
+) -> shared_params.ResponseFormatJSONSchema | openai.Omit:
+    # Left out when there is none: some servers refuse a field they do not know.
+    if output is None:
+        return openai.omit
+    schema: shared_params.response_format_json_schema.JSONSchema = {
+        "name": output.name,
+        "schema": dict(output.schema),
+        "strict": output.strict,
+    }
+    return {"type": "json_schema", "json_schema": schema}
 
 
 def _to_wire(

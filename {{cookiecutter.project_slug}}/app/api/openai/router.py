@@ -44,7 +44,8 @@ async def chat_completions(
 ) -> ChatCompletion | JSONResponse | EventSourceResponse:
     """One turn of the agent, its tools included, over the messages sent; nothing is stored
     (OpenAI's chat completions; "stream": true streams it). A call of one of the client's
-    `tools` ends the turn: it comes back as tool_calls, finish_reason "tool_calls"."""
+    `tools` ends the turn: it comes back as tool_calls, finish_reason "tool_calls". A
+    `response_format` asks the model for JSON of that schema."""
     config = turns.settings.config.openai_api
     if body.model != config.model_name:
         return wire.model_not_found(body.model, config.model_name)
@@ -57,6 +58,7 @@ async def chat_completions(
         account=account,
         messages=[wire.chat_message(m) for m in body.messages],
         client_tools=client_tools,
+        output=wire.output_format(body),
     )
     reply = wire.Reply.to(config.model_name)
     if body.stream:

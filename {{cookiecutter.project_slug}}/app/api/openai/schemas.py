@@ -3,12 +3,14 @@
 Requests: what OpenAI clients send, extra fields (temperature, top_p...) accepted and
 ignored: the agent's model settings are the server's. `tools` are the client's own functions:
 the model may call them beside the agent's tools, and such a call comes back to the client to
-run. Answers: the fields the openai SDK, Open WebUI and LibreChat read."""
+run. `response_format` asks for structured output: the answer's text is JSON of that schema.
+Answers: the fields the openai SDK, Open WebUI and LibreChat read."""
 
 import json
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -87,18 +89,22 @@ class StreamOptions(BaseModel):
     include_usage: bool | None = None
 
 
+def _within_a_message(schema: dict[str, Any]) -> dict[str, Any]:
+    # It goes to the model with every call: no larger than a long message.
+    if len(json.dumps(schema)) > MAX_MESSAGE_CHARS:
+        raise ValueError(f"must be at most {MAX_MESSAGE_CHARS} characters as JSON")
+    return schema
+
+
+# A client's JSON schema (a tool's arguments, an answer's shape), bounded.
+JSONSchema = Annotated[dict[str, Any], AfterValidator(_within_a_message)]
+
+
 class FunctionDefinition(BaseModel):
     name: str = Field(pattern=FUNCTION_NAME)
     description: str = Field(default="", max_length=MAX_MESSAGE_CHARS)
     # A JSON schema of the arguments; no schema: the function takes none.
-    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object"})
-
-    @field_validator("parameters")
-    @classmethod
-    def _bounded(cls, parameters: dict[str, Any]) -> dict[str, Any]:
-        if len(json.dumps(parameters)) > MAX_MESSAGE_CHARS:
-            raise ValueError(f"must be at most {MAX_MESSAGE_CHARS} characters as JSON")
-        return parameters
+    parameters: JSONSchema = Field(default_factory=lambda: {"type": "object"})
 
 
 class ToolIn(BaseModel):
@@ -106,6 +112,38 @@ class ToolIn(BaseModel):
 
     type: Literal["function"] = "function"
     function: FunctionDefinition
+
+
+class TextFormat(BaseModel):
+    """Plain text, the default."""
+
+    type: Literal["text"]
+
+
+class JSONObjectFormat(BaseModel):
+    """Any JSON object (OpenAI's JSON mode)."""
+
+    type: Literal["json_object"]
+
+
+class JSONSchemaSpec(BaseModel):
+    name: str = Field(pattern=FUNCTION_NAME)
+    # "schema" as a field name would shadow BaseModel.schema(): the alias keeps the wire name.
+    schema_: JSONSchema = Field(default_factory=lambda: {"type": "object"}, alias="schema")
+    # OpenAI's default: the model tries for the schema without being held to it.
+    strict: bool | None = None
+
+
+class JSONSchemaFormat(BaseModel):
+    """JSON valid for the client's schema (structured output)."""
+
+    type: Literal["json_schema"]
+    json_schema: JSONSchemaSpec
+
+
+ResponseFormat = Annotated[
+    TextFormat | JSONObjectFormat | JSONSchemaFormat, Field(discriminator="type")
+]
 
 
 class ChatCompletionRequest(BaseModel):
@@ -118,6 +156,7 @@ class ChatCompletionRequest(BaseModel):
     stream: bool | None = None
     stream_options: StreamOptions | None = None
     tools: list[ToolIn] = Field(default_factory=list, max_length=MAX_CLIENT_TOOLS)
+    response_format: ResponseFormat | None = None
 
 
 class ModelCard(BaseModel):

@@ -25,12 +25,14 @@ from app.api.openai.schemas import (
     ErrorDetail,
     FinishReason,
     FunctionCall,
+    JSONObjectFormat,
+    JSONSchemaFormat,
     MessageIn,
     ToolCallDelta,
     ToolCallIn,
     UsageOut,
 )
-from app.llm.base import ChatMessage, Completion, ToolCall, ToolSpec, Usage
+from app.llm.base import ChatMessage, Completion, OutputFormat, ToolCall, ToolSpec, Usage
 from app.turns import Step
 
 # OpenAI's error type and code for a spent quota: clients know not to retry it soon.
@@ -184,6 +186,17 @@ def client_tools(body: ChatCompletionRequest) -> list[ToolSpec]:
     return [
         ToolSpec(t.function.name, t.function.description, t.function.parameters) for t in body.tools
     ]
+
+
+def output_format(body: ChatCompletionRequest) -> OutputFormat | None:
+    """The JSON the answer must be, as response_format asks: json_object's is any object,
+    which no provider can hold to strictly."""
+    match body.response_format:
+        case JSONSchemaFormat(json_schema=spec):
+            return OutputFormat(spec.name, spec.schema_, strict=bool(spec.strict))
+        case JSONObjectFormat():
+            return OutputFormat("json_object", {"type": "object"}, strict=False)
+    return None
 
 
 def client_calls(done: DoneEvent[Step]) -> list[ToolCallIn] | None:
