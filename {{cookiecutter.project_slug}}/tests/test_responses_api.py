@@ -453,3 +453,39 @@ async def test_the_openai_agents_sdk_runs_its_function_against_the_service(
 
     assert ran == ["Paris"]
     assert result.final_output == SAID + "weather?\nget_weather: 18C, clear"
+
+
+class City(BaseModel):
+    name: str
+    country: str
+
+
+async def test_a_response_answers_json_valid_for_its_text_format(api: AsyncClient) -> None:
+    raw = await sdk(api).responses.with_raw_response.parse(
+        model="agent", input="Paris?", text_format=City
+    )
+    parsed = raw.parse()
+
+    conforms(raw.http_response.json())
+    assert parsed.output_parsed == City(name=SAID + "Paris?", country=SAID + "Paris?")
+    assert parsed.text is not None
+    assert parsed.text.format is not None
+    assert parsed.text.format.type == "json_schema"
+
+
+async def test_the_openai_agents_sdk_gets_structured_output_after_its_function_ran(
+    api: AsyncClient,
+) -> None:
+    @agents.function_tool
+    def get_weather(city: str) -> str:
+        """The weather in a city."""
+        return f"18C in {city}"
+
+    model = agents.OpenAIResponsesModel(model="agent", openai_client=sdk(api))
+    agent = agents.Agent(name="geo", model=model, tools=[get_weather], output_type=City)
+    result = await agents.Runner.run(
+        agent, ASK_WEATHER, run_config=agents.RunConfig(tracing_disabled=True)
+    )
+
+    said = SAID + "weather?\nget_weather: 18C in Paris"
+    assert result.final_output == City(name=said, country=said)
