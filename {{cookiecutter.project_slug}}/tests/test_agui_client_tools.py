@@ -8,6 +8,7 @@ replies with the message and one `NAME: result` line per call.
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,12 @@ from ag_ui.core import (
 )
 from httpx import AsyncClient
 from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.conversations import service
+from app.conversations.models import Conversation
+from app.conversations.schemas import MessageCreate, tool_call_data
+from app.llm.base import ToolCall
 from tests.conftest import make_settings, new_conversation_id, serve
 from tests.test_agui import SYSTEM_PROMPT, parsed, run_input, user
 
@@ -250,6 +256,53 @@ async def test_a_bad_tool_result_gets_422_naming_it_and_stores_nothing(
     errors = response.json()["detail"]
     assert [(e["loc"], e["type"]) for e in errors] == [(["body", "messages", 2, field], kind)]
     assert await _stored(client, conversation) == [("user", ASK), ("assistant", "")]
+
+
+async def test_a_result_for_an_undeclared_tools_call_is_refused(client: AsyncClient) -> None:
+    """The run that brings a result declares the tool again, as HttpAgent's runs do."""
+    conversation = await new_conversation_id(client)
+    await _run(client, conversation, user(ASK, "u1"))
+    thread = [user(ASK, "u1"), called("echo_call_1"), answered("echo_call_1", "sunny")]
+
+    response = await _run(client, conversation, *thread, tools=[])
+
+    assert response.status_code == 422
+    error = response.json()["detail"][0]
+    assert (error["loc"], error["type"]) == (
+        ["body", "messages", 2, "toolCallId"],
+        "unknown_tool_call",
+    )
+    assert await _stored(client, conversation) == [("user", ASK), ("assistant", "")]
+
+
+async def test_a_client_cannot_answer_a_call_of_the_agents_own_tools(
+    client: AsyncClient, maker: async_sessionmaker[AsyncSession]
+) -> None:
+    """A turn cut short leaves the agent's call unanswered: it runs here, on the next turn."""
+    conversation = await new_conversation_id(client)
+    ask = "time?\n/tool current_time"
+    call = ToolCall("echo_call_1", "current_time", "{}")
+    async with maker() as session:
+        owned = await session.get(Conversation, uuid.UUID(conversation))
+        assert owned is not None
+        await service.add_user_message(
+            session=session, conversation=owned, data=MessageCreate(content=ask)
+        )
+        await service.add_step(
+            session=session,
+            conversation_id=owned.id,
+            role="assistant",
+            content="",
+            tool_calls=[tool_call_data(call)],
+        )
+    faked = answered("echo_call_1", "1999-12-31T23:59:59+00:00")
+    thread = [user(ask, "u1"), called("echo_call_1", "current_time", "{}"), faked]
+
+    response = await _run(client, conversation, *thread)
+
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "messages", 2, "toolCallId"]
+    assert await _stored(client, conversation) == [("user", ask), ("assistant", "")]
 
 
 async def test_a_result_for_a_call_no_longer_waiting_is_refused(client: AsyncClient) -> None:

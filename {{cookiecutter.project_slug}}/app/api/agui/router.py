@@ -36,7 +36,7 @@ async def run_agent(
     thread.check_thread(body, conversation.id)
     message_id, message = thread.user_message(body)
     client_tools = thread.client_tools(body)
-    results = await thread.tool_results(session, conversation.id, body)
+    results = await thread.tool_results(session, conversation.id, body, client_tools)
     run = Translation(body.thread_id, body.run_id, turns.llm.name)
     account = turns.spending.account(owner)
     # The slot is taken before anything is stored: a refused run changes nothing.

@@ -4,6 +4,7 @@ takes its last user message, the results of the client's tools that the conversa
 for, and the client's tools to offer; each refused with a 422 naming the field."""
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from ag_ui.core import RunAgentInput, TextPart, ToolMessage, UserMessage
@@ -68,15 +69,26 @@ def client_tools(body: RunAgentInput) -> list[ToolSpec]:
 
 
 async def tool_results(
-    session: AsyncSession, conversation_id: uuid.UUID, body: RunAgentInput
+    session: AsyncSession,
+    conversation_id: uuid.UUID,
+    body: RunAgentInput,
+    client_tools: Sequence[ToolSpec],
 ) -> list[ClientResult]:
-    """The results the run brings for the calls the conversation waits for, in the order of
-    the calls. A tool message answering a call already answered is the thread's history
-    (stored); one answering a call the conversation never made, or not waiting, is refused."""
+    """The results the run brings for the calls of its tools that the conversation waits for,
+    in the order of the calls. A tool message answering a call already answered is the
+    thread's history (stored); one answering any other call is refused: a client answers only
+    its own tools' calls, never the agent's."""
     answers = [(i, m) for i, m in enumerate(body.messages) if isinstance(m, ToolMessage)]
     if not answers:
         return []
-    pending = await conversations.pending_calls(session=session, conversation_id=conversation_id)
+    theirs = {spec.name for spec in client_tools}
+    pending = [
+        call
+        for call in await conversations.pending_calls(
+            session=session, conversation_id=conversation_id
+        )
+        if call.name in theirs
+    ]
     waiting = {call.id for call in pending}
     others = {m.tool_call_id for _, m in answers if m.tool_call_id not in waiting}
     stored = await conversations.answered_calls(
@@ -88,7 +100,10 @@ async def tool_results(
             # The last answer wins: a model may give a call the id of an earlier one.
             taken[message.tool_call_id] = _result(index, message)
         elif message.tool_call_id not in stored:
-            detail = f"tool call {message.tool_call_id} is not one this conversation waits for"
+            detail = (
+                f"tool call {message.tool_call_id} is not a call of your tools (`tools`) "
+                "that this conversation waits for"
+            )
             location = ("messages", index, "toolCallId")
             raise RequestValidationError([field_error("unknown_tool_call", location, detail)])
     return [taken[call.id] for call in pending if call.id in taken]
