@@ -137,7 +137,7 @@ def agui_client(tmp_path_factory: pytest.TempPathFactory) -> Path:
     need(node is not None and npm is not None, "Node.js and npm (bash .ci/run installs them)")
     assert npm is not None
     directory = tmp_path_factory.mktemp("agui-client")
-    for name in ("package.json", "package-lock.json", "rerun.mjs"):
+    for name in ("package.json", "package-lock.json", "rerun.mjs", "frontend_tool.mjs"):
         shutil.copy(AGUI_CLIENT / name, directory / name)
     subprocess.run(
         [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
@@ -173,6 +173,47 @@ def test_a_thread_run_twice_by_httpagent_stores_its_user_message_once(
     assert runs["first"] == runs["second"] == [["assistant", reply]]
     assert runs["thread"] == [["user", "hi"], ["assistant", reply], ["assistant", reply]]
     assert [[m["role"], m["content"]] for m in stored] == runs["thread"]
+
+
+@pytest.mark.parametrize("service", BOOTED[:1], indirect=True)
+def test_a_frontend_tool_of_httpagent_is_run_by_it_and_its_result_answered(
+    service: Service, agui_client: Path
+) -> None:
+    with service.client() as client:
+        conversation = client.post("/v1/conversations", json={"title": "ag-ui"}).json()["id"]
+    ran = subprocess.run(
+        ["node", "frontend_tool.mjs", service.base_url, service.api_key, conversation],
+        cwd=agui_client,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    with service.client() as client:
+        stored = client.get(f"/v1/conversations/{conversation}").json()["messages"]
+
+    assert ran.returncode == 0, ran.stderr
+    runs = json.loads(ran.stdout)
+    ask = 'weather?\n/tool weather {"city": "Paris"}'
+    reply = "[You are a helpful assistant.] weather?\nweather: sunny in Paris"
+    # The client ran the one call left to it, with the model's arguments.
+    assert runs["ran"] == [{"id": "echo_call_1", "name": "weather", "args": {"city": "Paris"}}]
+    assert runs["owedAfter"] == []
+    assert runs["first"] == [["assistant", "", ["weather"]]]
+    assert runs["second"] == [["assistant", reply, []]]
+    assert runs["thread"] == [
+        ["user", ask, []],
+        ["assistant", "", ["weather"]],
+        ["tool", "sunny in Paris", []],
+        ["assistant", reply, []],
+    ]
+    assert [[m["role"], m["content"]] for m in stored] == [
+        ["user", ask],
+        ["assistant", ""],
+        ["tool", "sunny in Paris"],
+        ["assistant", reply],
+    ]
+    assert [call["name"] for call in stored[1]["tool_calls"]] == ["weather"]
 
 
 def test_requests_without_a_key_are_refused(service: Service) -> None:

@@ -1,14 +1,14 @@
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from httpx import AsyncClient
-from sqlalchemy import String, select
+from sqlalchemy import Index, String, Table, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from app.conversations import service
-from app.core.db import CreatedAtMixin, IdMixin, insert_new
+from app.core.db import CreatedAtMixin, IdMixin, insert_new, insert_once
 from tests.sse import events
 
 SYSTEM_PROMPT = "You are a helpful assistant."
@@ -212,8 +212,12 @@ class _Probe(IdMixin, CreatedAtMixin, _ProbeBase):
     """A table as a team would add one, or a column to one: defaults in Python and in SQL."""
 
     __tablename__ = "write_path_probe"
+    __table_args__ = (
+        Index("uq_write_path_probe_key", "key", unique=True, postgresql_where=text("key > ''")),
+    )
     note: Mapped[str] = mapped_column(String(20), default="python default")
     kind: Mapped[str] = mapped_column(String(20), server_default="server default")
+    key: Mapped[str | None] = mapped_column(String(20))
 
 
 async def test_a_column_default_reaches_rows_written_either_way(
@@ -237,3 +241,24 @@ async def test_a_column_default_reaches_rows_written_either_way(
         tracked.id: ("python default", "server default", True),
     }
     assert (fast.note, fast.kind) == ("python default", "server default")
+
+
+async def test_a_row_inserted_once_gets_its_defaults_and_its_twin_is_not_written(
+    maker: async_sessionmaker[AsyncSession], connection: AsyncConnection
+) -> None:
+    await connection.run_sync(_ProbeBase.metadata.create_all)
+    (unique,) = cast(Table, _Probe.__table__).indexes
+    async with maker() as session:
+        first = await insert_once(session, _Probe(key="k"), unique)
+        twin = await insert_once(session, _Probe(key="k", note="twin"), unique)
+        # Outside the index's WHERE: no conflict, both written.
+        blanks = [await insert_once(session, _Probe(key=""), unique) for _ in "ab"]
+        await session.commit()
+        stored = {row.id: (row.note, row.kind) for row in await session.scalars(select(_Probe))}
+
+    assert first is not None
+    assert twin is None
+    assert stored == {
+        row.id: ("python default", "server default") for row in (first, *blanks) if row
+    }
+    assert len(stored) == 3

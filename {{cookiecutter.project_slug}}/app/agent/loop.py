@@ -128,12 +128,14 @@ class Turn[S]:
         history = list(history)
         steps: list[S] = []
         usage = Usage()
-        # A turn resumed after its tools were asked for first runs the calls that got no result.
-        calls = _unanswered(history)
         # Calls of the client's tools the last step asked for: the turn ends with them, once
         # the agent's own calls of that step have run.
         theirs = {spec.name for spec in self.client_tools}
-        clients: tuple[ToolCall, ...] = ()
+        # A turn resumed after its tools were asked for first runs the calls that got no
+        # result; the client's still unanswered are handed back to it again.
+        unanswered = _unanswered(history)
+        calls = [call for call in unanswered if call.name not in theirs]
+        clients = tuple(call for call in unanswered if call.name in theirs)
         for step in itertools.count():
             async for event in self._answer(calls, history, steps, usage):
                 yield event

@@ -1,7 +1,9 @@
 """4xx answers the api builds itself, as clients parse them: 422s naming a field (in
-FastAPI's own shape), the 429 of a spent budget, and the documented 404 of a row."""
+FastAPI's own shape; a client tool named as the agent's among them), the 429 of a spent
+budget, and the documented 404 of a row."""
 
 import re
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request, status
@@ -11,6 +13,7 @@ from pydantic import BaseModel
 from starlette.responses import Response
 
 from app.agent.loop import Refusal
+from app.agent.registry import TOOLS
 from app.conversations.service import UnknownFilesError
 
 
@@ -19,6 +22,18 @@ def field_error(kind: str, location: tuple[str | int, ...], message: str) -> dic
     models cannot check alone (a setting, another field, another row); raise
     RequestValidationError with a list of them, so clients parse one format."""
     return {"type": kind, "loc": ("body", *location), "msg": message}
+
+
+def refuse_taken_tool_names(
+    names: Sequence[str], location: Callable[[int], tuple[str | int, ...]]
+) -> None:
+    """Refuse (422 tool_name_taken, at location(index)) a client tool named as one of the
+    agent's own tools: a call of that name runs here, never on the client."""
+    ours = {tool.name for tool in TOOLS}
+    for index, name in enumerate(names):
+        if name in ours:
+            detail = f"{name} is a tool of the agent's own; name yours otherwise"
+            raise RequestValidationError([field_error("tool_name_taken", location(index), detail)])
 
 
 def over_budget(refusal: Refusal) -> HTTPException:

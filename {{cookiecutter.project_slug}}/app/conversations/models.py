@@ -1,9 +1,20 @@
 """Conversation and message tables."""
 
 import uuid
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ARRAY, CheckConstraint, ForeignKey, Index, Integer, String, Text, Uuid, text
+from sqlalchemy import (
+    ARRAY,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    Uuid,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -57,7 +68,8 @@ class Message(IdMixin, CreatedAtMixin, Base):
         JSONB, default=list, server_default=text("'[]'::jsonb")
     )
     tool_call_id: Mapped[str | None] = mapped_column(String(100))
-    # The id the client gave a user message (AG-UI's): sent again, it is found, not stored twice.
+    # The id a client gave a message it sent (AG-UI's user and tool messages): sent again, it
+    # is not stored twice (uq_messages_conversation_client_id).
     client_id: Mapped[str | None] = mapped_column(String(CLIENT_ID_CHARS))
     # The background run that wrote it, if any (its steps count toward its max_steps).
     run_id: Mapped[uuid.UUID | None] = mapped_column(
@@ -83,3 +95,11 @@ class Message(IdMixin, CreatedAtMixin, Base):
             return None
         cached = (self.cache_read_tokens or 0, self.cache_write_tokens or 0)
         return Usage(self.prompt_tokens, self.completion_tokens, *cached)
+
+
+# A message a client sends again is found by this index, not stored twice (insert_once).
+CLIENT_ID_UNIQUE = next(
+    index
+    for index in cast(Table, Message.__table__).indexes
+    if index.name == "uq_messages_conversation_client_id"
+)

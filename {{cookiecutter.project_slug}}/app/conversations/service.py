@@ -1,17 +1,19 @@
 """Conversation operations; each write commits explicitly."""
 
 import uuid
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from app.conversations.models import Conversation, Message
+from app.conversations.models import CLIENT_ID_UNIQUE, Conversation, Message
 from app.conversations.schemas import ConversationCreate, MessageCreate, tool_call_data
-from app.core.db import insert_new
+from app.core.db import insert_new, insert_once
 from app.files import service as files_service
-from app.llm.base import Completion
+from app.llm.base import Completion, ToolCall
 
 
 class UnknownFilesError(Exception):
@@ -20,6 +22,15 @@ class UnknownFilesError(Exception):
     def __init__(self, missing: list[tuple[int, uuid.UUID]]) -> None:
         super().__init__(", ".join(str(file_id) for _, file_id in missing))
         self.missing = missing
+
+
+@dataclass(frozen=True, slots=True)
+class ClientResult:
+    """A client's result for a call of one of its tools, and the id it gave the message."""
+
+    call_id: str
+    content: str
+    client_id: str
 
 
 async def create_conversation(
@@ -82,39 +93,96 @@ async def delete_conversation(*, session: AsyncSession, conversation: Conversati
 
 
 async def add_user_message(
-    *,
+    *, session: AsyncSession, conversation: Conversation, data: MessageCreate
+) -> Message:
+    """Store the user's message, after checking that every referenced file is the owner's."""
+    return await _add(session, await _user_message(session, conversation, data))
+
+
+async def add_client_message(
+    *, session: AsyncSession, conversation: Conversation, data: MessageCreate, client_id: str
+) -> Message | None:
+    """Store the user's message a client gave this id, as add_user_message, once: None when
+    the conversation holds it already (a re-run sent it again). The unique index decides, not
+    a look first: two runs racing with one message both find it stored once."""
+    message = await _user_message(session, conversation, data, client_id)
+    return await _add_once(session, message)
+
+
+async def add_client_results(
+    *, session: AsyncSession, conversation_id: uuid.UUID, results: Sequence[ClientResult]
+) -> None:
+    """Store the results a client sends for the calls of its tools, each once by the id the
+    client gave it (as add_client_message), in one transaction."""
+    for result in results:
+        row = Message(
+            conversation_id=conversation_id,
+            role="tool",
+            content=result.content,
+            tool_call_id=result.call_id,
+            client_id=result.client_id,
+        )
+        await insert_once(session, row, CLIENT_ID_UNIQUE)
+    await session.commit()
+
+
+async def pending_calls(*, session: AsyncSession, conversation_id: uuid.UUID) -> list[ToolCall]:
+    """The tool calls of the conversation's last model step that have no result yet (a
+    client's, which the turn ended with); none once a user message came after it."""
+    last = await session.scalar(
+        select(Message)
+        .where(Message.conversation_id == conversation_id, Message.role != "tool")
+        .order_by(Message.created_at.desc(), Message.id.desc())
+        .limit(1)
+    )
+    if last is None or not last.tool_calls:
+        return []
+    answered = set(
+        await session.scalars(
+            select(Message.tool_call_id).where(
+                Message.conversation_id == conversation_id,
+                Message.role == "tool",
+                Message.created_at > last.created_at,
+            )
+        )
+    )
+    return [call for call in last.calls if call.id not in answered]
+
+
+async def answered_calls(
+    *, session: AsyncSession, conversation_id: uuid.UUID, call_ids: Collection[str]
+) -> set[str]:
+    """Which of these tool call ids the conversation holds a result for."""
+    found = await session.scalars(
+        select(Message.tool_call_id).where(
+            Message.conversation_id == conversation_id,
+            Message.role == "tool",
+            Message.tool_call_id.in_(call_ids),
+        )
+    )
+    return {call_id for call_id in found if call_id is not None}
+
+
+async def _user_message(
     session: AsyncSession,
     conversation: Conversation,
     data: MessageCreate,
     client_id: str | None = None,
 ) -> Message:
-    """Store the user's message, after checking that every referenced file is the owner's."""
+    """The user's message to store (UnknownFilesError: a file id is not the owner's)."""
     found = await files_service.get_files(
         session=session, owner=conversation.owner, file_ids=data.file_ids
     )
     owned = {file.id for file in found}
     if missing := [(i, id_) for i, id_ in enumerate(data.file_ids) if id_ not in owned]:
         raise UnknownFilesError(missing)
-    message = Message(
+    return Message(
         conversation_id=conversation.id,
         role="user",
         content=data.content,
         file_ids=data.file_ids,
         client_id=client_id,
     )
-    return await _add(session, message)
-
-
-async def has_client_message(
-    *, session: AsyncSession, conversation_id: uuid.UUID, client_id: str
-) -> bool:
-    """Whether the conversation holds the message a client gave this id."""
-    found = await session.scalar(
-        select(Message.id).where(
-            Message.conversation_id == conversation_id, Message.client_id == client_id
-        )
-    )
-    return found is not None
 
 
 def model_step(completion: Completion) -> dict[str, Any]:
@@ -143,6 +211,12 @@ async def _add(session: AsyncSession, message: Message) -> Message:
     await insert_new(session, message)
     await session.commit()
     return message
+
+
+async def _add_once(session: AsyncSession, message: Message) -> Message | None:
+    stored = await insert_once(session, message, CLIENT_ID_UNIQUE)
+    await session.commit()
+    return stored
 
 
 async def recent_messages(

@@ -5,7 +5,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import DateTime, Insert, MetaData, String, Table, Uuid, event, insert
+from sqlalchemy import DateTime, Index, Insert, MetaData, String, Table, Uuid, event, insert
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -93,10 +94,29 @@ async def insert_new[R: DeclarativeBase](session: AsyncSession, row: R) -> R:
     as on the ORM path (a test holds them alike), so one with a default cannot be NULL here.
     """
     table = cast(Table, row.__table__)
+    stored = await _inserted(session, _insert_into(table), row)
+    assert stored is not None
+    return stored
+
+
+async def insert_once[R: DeclarativeBase](session: AsyncSession, row: R, unique: Index) -> R | None:
+    """insert_new, unless the table holds a row with the same values in the unique index:
+    then nothing is written and None comes back. ON CONFLICT DO NOTHING on that index alone:
+    racing inserts of one row store it once, neither fails, and any other violation still
+    raises."""
+    return await _inserted(session, _insert_unless(cast(Table, row.__table__), unique), row)
+
+
+async def _inserted[R: DeclarativeBase](
+    session: AsyncSession, statement: Insert, row: R
+) -> R | None:
+    table = cast(Table, row.__table__)
     # Parameters of a statement built once per table: values() would put them into the
     # statement, which SQLAlchemy then walks for its cache key on every call.
     values = {c.key: value for c in table.c if (value := getattr(row, c.key)) is not None}
-    stored = (await session.execute(_insert_into(table), values)).one()
+    stored = (await session.execute(statement, values)).one_or_none()
+    if stored is None:
+        return None
     for column in table.c:
         setattr(row, column.key, stored._mapping[column])
     return row
@@ -105,6 +125,15 @@ async def insert_new[R: DeclarativeBase](session: AsyncSession, row: R) -> R:
 @functools.cache
 def _insert_into(table: Table) -> Insert:
     return insert(table).returning(*table.c)
+
+
+@functools.cache
+def _insert_unless(table: Table, unique: Index) -> Insert:
+    where = unique.dialect_options["postgresql"]["where"]
+    statement = postgresql.insert(table).on_conflict_do_nothing(
+        index_elements=list(unique.expressions), index_where=where
+    )
+    return statement.returning(*table.c)
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -1,7 +1,9 @@
 """A turn's events as AG-UI events, encoded by AG-UI's own encoder.
 
 A text message opens with the first token of a model call and closes at the next other
-event; tool calls (run here, by the agent) stream as start, args and end, then their result."""
+event; tool calls run here, by the agent, stream as start, args and end, then their result;
+calls of the client's own tools (RunAgentInput.tools) stream alike with no result, last,
+and RUN_FINISHED's outcome names them (pendingToolCallIds) for the client to run."""
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -12,6 +14,7 @@ from ag_ui.core import (
     BaseEvent,
     RunErrorEvent,
     RunFinishedEvent,
+    RunFinishedSuccessOutcome,
     RunStartedEvent,
     TextMessageContentEvent,
     TextMessageEndEvent,
@@ -33,6 +36,7 @@ from app.agent.loop import (
     ToolCallEvent,
     ToolResultEvent,
 )
+from app.llm.base import ToolCall
 
 
 async def encoded(events: AsyncIterator[Event[Any]], run: "Translation") -> AsyncIterator[bytes]:
@@ -76,11 +80,7 @@ class Translation:
             self.text_id = None
         match event:
             case ToolCallEvent(call=call):
-                yield ToolCallStartEvent(
-                    tool_call_id=call.id, tool_call_name=call.name, parent_message_id=self.parent_id
-                )
-                yield ToolCallArgsEvent(tool_call_id=call.id, delta=call.arguments)
-                yield ToolCallEndEvent(tool_call_id=call.id)
+                yield from self._call(call)
             case ToolResultEvent(call=call, result=result):
                 self.parent_id = None
                 yield ToolCallResultEvent(
@@ -89,7 +89,12 @@ class Translation:
                     content=result.content,
                     role="tool",
                 )
-            case DoneEvent(stop_reason=reason, usage=usage):
+            case DoneEvent(stop_reason=reason, usage=usage, pending=pending):
+                # The client's own calls: no TOOL_CALL_RESULT follows them, and the run's
+                # outcome names them, for the client to run and answer in the next run.
+                theirs = pending if reason == "client_tools" else ()
+                for call in theirs:
+                    yield from self._call(call)
                 tokens = TokenUsage(
                     provider=self.provider,
                     input_tokens=usage.prompt_tokens,
@@ -100,8 +105,20 @@ class Translation:
                     thread_id=self.thread_id,
                     run_id=self.run_id,
                     result={"stop_reason": reason},
+                    outcome=RunFinishedSuccessOutcome(
+                        pending_tool_call_ids=[call.id for call in theirs]
+                    )
+                    if theirs
+                    else None,
                     usage=[tokens],
                 )
             case ErrorEvent(detail=detail, refusal=refusal):
                 code = "provider_error" if refusal is None else "budget_exceeded"
                 yield RunErrorEvent(message=detail, code=code)
+
+    def _call(self, call: ToolCall) -> Iterator[BaseEvent]:
+        yield ToolCallStartEvent(
+            tool_call_id=call.id, tool_call_name=call.name, parent_message_id=self.parent_id
+        )
+        yield ToolCallArgsEvent(tool_call_id=call.id, delta=call.arguments)
+        yield ToolCallEndEvent(tool_call_id=call.id)

@@ -10,8 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.responses import JSONResponse
 
 from app.agent.loop import DoneEvent, ErrorEvent, Event, StopReason, TokenEvent, ToolResultEvent
-from app.agent.registry import TOOLS
-from app.api.errors import field_error
+from app.api.errors import field_error, refuse_taken_tool_names
 from app.api.openai import errors
 from app.api.openai.schemas import (
     AssistantMessage,
@@ -177,12 +176,8 @@ async def chunks(
 def client_tools(body: ChatCompletionRequest) -> list[ToolSpec]:
     """The client's functions as the model is offered them; a name of the agent's own tools
     is refused (422): its calls run here, never on the client."""
-    ours = {tool.name for tool in TOOLS}
-    for index, tool in enumerate(body.tools):
-        if tool.function.name in ours:
-            detail = f"{tool.function.name} is a tool of the agent's own; name yours otherwise"
-            location = ("tools", index, "function", "name")
-            raise RequestValidationError([field_error("tool_name_taken", location, detail)])
+    names = [tool.function.name for tool in body.tools]
+    refuse_taken_tool_names(names, lambda index: ("tools", index, "function", "name"))
     return [
         ToolSpec(t.function.name, t.function.description, t.function.parameters) for t in body.tools
     ]
