@@ -242,7 +242,7 @@ class TurnBuilder:
                 history.append(ChatMessage("assistant", content, message.calls))
             else:
                 history.append(ChatMessage("user", content))
-        return history
+        return _closed(history)
 
     def _prompt(
         self, messages: Sequence[ChatMessage], instructions: str | None = None
@@ -259,3 +259,24 @@ class TurnBuilder:
     async def _text(self, record: StoredFile) -> str:
         path = storage.blob_path(self.settings.uploads_dir, record.id)
         return await storage.read_text(path, self.settings.config.llm.max_file_chars)
+
+
+# The result a call gets in the history when the conversation went on without one.
+NO_RESULT = "error: this call got no result (its turn was stopped before it finished)"
+
+
+def _closed(history: list[ChatMessage]) -> list[ChatMessage]:
+    """The history with a result for every call the conversation went on past without one (a
+    stream the client cut off mid-call, a client's call never answered): providers refuse a
+    call with no result before the next message. The last message's calls stay open: a
+    resumed run runs them, a client's come back to it."""
+    closed: list[ChatMessage] = []
+    waiting: list[str] = []
+    for message in history:
+        if message.role == "tool":
+            waiting = [call_id for call_id in waiting if call_id != message.tool_call_id]
+        else:
+            closed.extend(ChatMessage("tool", NO_RESULT, tool_call_id=c) for c in waiting)
+            waiting = [call.id for call in message.tool_calls]
+        closed.append(message)
+    return closed

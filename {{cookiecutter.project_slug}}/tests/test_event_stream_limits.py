@@ -107,16 +107,16 @@ async def test_every_streaming_route_documents_its_refusals(client: AsyncClient)
         if "text/event-stream" in operation["responses"].get("200", {}).get("content", {})
     }
 
-    assert len(streaming) == 4, sorted(streaming)
+    assert len(streaming) == 6, sorted(streaming)
     assert {
         route: {code: responses.get(code, {}).get("description") for code in ("429", "503")}
         for route, responses in streaming.items()
     } == {
         route: {
-            # A turn's stream (not a run's events) is refused too while the key's budget is
-            # used up.
+            # A turn's stream (not the events of a run or a response, read with GET) is
+            # refused too while the key's budget is used up.
             "429": "Too many streams of this key open"
-            + ("" if route.endswith("/events") else ", or its budget used up"),
+            + ("" if route.startswith("GET ") else ", or its budget used up"),
             "503": "Too many streams open",
         }
         for route in streaming

@@ -1,14 +1,19 @@
 """The openai provider against a real local HTTP server speaking the OpenAI wire format."""
 
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import openai
 import pytest
 from httpx import AsyncClient
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.conversations.models import Message
 from app.llm.base import ChatMessage, OutputFormat
 from app.llm.openai_compatible import OpenAICompatibleProvider
+from app.turns import NO_RESULT
 from tests.conftest import make_settings, new_conversation_id, serve
 from tests.fake_openai import FakeOpenAI
 from tests.sse import named
@@ -34,6 +39,39 @@ async def test_reply_comes_from_the_endpoint_with_prompt_history_and_key(
         ("user", "second"),
     ]
     assert fake_openai.headers_seen[-1]["authorization"] == "Bearer test-openai-key"
+
+
+async def test_a_call_left_without_a_result_gets_one_before_the_next_message(
+    openai_client: AsyncClient, fake_openai: FakeOpenAI, connection: AsyncConnection
+) -> None:
+    """A message stream the client cut off mid-call leaves a call with no result; OpenAI
+    refuses such a history, so the next message's history says the call got none."""
+    conversation = await new_conversation_id(openai_client)
+    url = f"/v1/conversations/{conversation}/messages"
+    await openai_client.post(url, json={"content": "first"})
+    cut = [{"id": "cut_1", "name": "current_time", "arguments": "{}"}]
+    await connection.execute(
+        insert(Message).values(
+            id=uuid.uuid4(),
+            conversation_id=uuid.UUID(conversation),
+            role="assistant",
+            content="",
+            tool_calls=cut,
+            file_ids=[],
+            created_at=datetime.now(UTC),
+        )
+    )
+
+    response = await openai_client.post(url, json={"content": "second"})
+
+    assert response.status_code == 201
+    sent = fake_openai.requests[-1]["messages"]
+    assert [(m["role"], m.get("tool_call_id")) for m in sent[-3:]] == [
+        ("assistant", None),
+        ("tool", "cut_1"),
+        ("user", None),
+    ]
+    assert sent[-2]["content"] == NO_RESULT
 
 
 # With pings: comments and events without data between the chunks are skipped, as the SSE

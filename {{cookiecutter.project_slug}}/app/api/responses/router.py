@@ -122,7 +122,11 @@ async def create_response(
     "/responses/{response_id}",
     response_model=ResponseObject,
     responses=errors.documented(
-        401, 404, 429, 503, stream=sse.documented("With stream=true, the response's events")
+        401,
+        404,
+        429,
+        503,
+        stream=sse.documented("With stream=true, the response's events", budgeted=False),
     ),
 )
 async def get_response(
