@@ -150,20 +150,28 @@ def agui_client(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
-@pytest.mark.parametrize("service", BOOTED[:1], indirect=True)
-def test_a_thread_run_twice_by_httpagent_stores_its_user_message_once(
-    service: Service, agui_client: Path
-) -> None:
+def _agui_script(
+    service: Service, agui_client: Path, script: str
+) -> tuple[str, subprocess.CompletedProcess[str]]:
+    """Run one of tests/boot/agui's scripts on a new conversation: its id, and how it ran."""
     with service.client() as client:
         conversation = client.post("/v1/conversations", json={"title": "ag-ui"}).json()["id"]
     ran = subprocess.run(
-        ["node", "rerun.mjs", service.base_url, service.api_key, conversation],
+        ["node", script, service.base_url, service.api_key, conversation],
         cwd=agui_client,
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
+    return conversation, ran
+
+
+@pytest.mark.parametrize("service", BOOTED[:1], indirect=True)
+def test_a_thread_run_twice_by_httpagent_stores_its_user_message_once(
+    service: Service, agui_client: Path
+) -> None:
+    conversation, ran = _agui_script(service, agui_client, "rerun.mjs")
     with service.client() as client:
         stored = client.get(f"/v1/conversations/{conversation}").json()["messages"]
 
@@ -179,16 +187,7 @@ def test_a_thread_run_twice_by_httpagent_stores_its_user_message_once(
 def test_a_frontend_tool_of_httpagent_is_run_by_it_and_its_result_answered(
     service: Service, agui_client: Path
 ) -> None:
-    with service.client() as client:
-        conversation = client.post("/v1/conversations", json={"title": "ag-ui"}).json()["id"]
-    ran = subprocess.run(
-        ["node", "frontend_tool.mjs", service.base_url, service.api_key, conversation],
-        cwd=agui_client,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    conversation, ran = _agui_script(service, agui_client, "frontend_tool.mjs")
     with service.client() as client:
         stored = client.get(f"/v1/conversations/{conversation}").json()["messages"]
 

@@ -37,6 +37,7 @@ from app.spend.models import ModelCall
 from app.turns import TurnBuilder
 from tests.conftest import make_settings, serve
 from tests.sse import events
+from tests.test_openai_api import sdk as openai_sdk
 
 # Keys of this module only (named: their rows' owner is the name): what they write is
 # committed, and deleted after each test.
@@ -99,10 +100,8 @@ def event_conforms(event: dict[str, Any]) -> None:
 
 
 def sdk(client: AsyncClient, key: str = KEY) -> AsyncOpenAI:
-    """The SDK over the app's client, with no retries; its key is sent on each request."""
-    http_client: Any = client
-    base_url = str(client.base_url.join("/v1"))
-    return AsyncOpenAI(api_key=key, base_url=base_url, http_client=http_client, max_retries=0)
+    """The openai SDK over the app's client, on this module's key unless told otherwise."""
+    return openai_sdk(client, key)
 
 
 async def _work(executor: Executor, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
