@@ -6,21 +6,15 @@ grow: the events are the same on every read, so `starting_after=N` always means 
 whichever worker wrote the steps and however often the client reconnects. A step's text comes
 whole, in one delta: a run stores steps, not tokens."""
 
-import asyncio
-import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sse_starlette import ServerSentEvent
 
-from app.api import sse
 from app.api.responses.items import APPROVAL_PREFIX
-from app.api.responses.schemas import (
+from app.api.responses.objects import (
     ApprovalRequestOut,
     FunctionCallOut,
     FunctionToolOut,
@@ -60,7 +54,6 @@ TERMINAL_EVENT: dict[Status, str] = {
 }
 # How a failed run's error is coded: a budget's refusal as OpenAI codes a spent quota.
 ERROR_CODES = {"budget_exceeded": "insufficient_quota"}
-DONE = "[DONE]"
 
 
 def response_id(run_id: uuid.UUID) -> str:
@@ -85,22 +78,6 @@ class Stored:
     run: Run
     messages: Sequence[Message]
     inherited: dict[str, ToolCall] = field(default_factory=dict)
-
-    @classmethod
-    async def load(cls, session: AsyncSession, run: Run) -> "Stored":
-        messages = await session.scalars(
-            select(Message).where(Message.run_id == run.id).order_by(Message.created_at, Message.id)
-        )
-        inherited: dict[str, ToolCall] = {}
-        if run.previous_run_id is not None:
-            before = await session.scalar(
-                select(Message)
-                .where(Message.run_id == run.previous_run_id, Message.role == "assistant")
-                .order_by(Message.created_at.desc(), Message.id.desc())
-                .limit(1)
-            )
-            inherited = {call.id: call for call in before.calls} if before else {}
-        return cls(run, list(messages), inherited)
 
 
 @dataclass(slots=True)
@@ -251,53 +228,3 @@ class Replay:
 
 def _dump(model: BaseModel) -> dict[str, Any]:
     return model.model_dump(mode="json", by_alias=True)
-
-
-async def replayed(
-    sessionmaker: async_sessionmaker[AsyncSession], run_id: uuid.UUID, model: str
-) -> Replay:
-    """The response as stored now, read with a session of its own."""
-    async with sessionmaker() as session:
-        run = await session.get_one(Run, run_id)
-        return Replay.of(await Stored.load(session, run), model)
-
-
-async def settled(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    run_id: uuid.UUID,
-    model: str,
-    *,
-    seconds: float,
-    poll_seconds: float,
-) -> Replay:
-    """The response once its run has settled, or as it is after `seconds`."""
-    deadline = time.monotonic() + seconds
-    while True:
-        replay = await replayed(sessionmaker, run_id, model)
-        if replay.settled or time.monotonic() >= deadline:
-            return replay
-        await asyncio.sleep(poll_seconds)
-
-
-async def follow(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    run_id: uuid.UUID,
-    model: str,
-    *,
-    after: int,
-    seconds: float,
-    poll_seconds: float,
-) -> AsyncIterator[ServerSentEvent]:
-    """The response's events after sequence number `after`, as its run writes them, then the
-    specification's `[DONE]`; a stream cut by `seconds` ends without it (resume it with
-    starting_after). Each read takes a connection and gives it back before the next poll."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        replay = await replayed(sessionmaker, run_id, model)
-        for event in replay.events[after + 1 :]:
-            yield sse.encode(event["type"], event)
-            after = event["sequence_number"]
-        if replay.settled:
-            yield ServerSentEvent(data=DONE, sep=sse.LINE_END)
-            return
-        await asyncio.sleep(poll_seconds)

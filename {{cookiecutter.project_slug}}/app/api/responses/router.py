@@ -15,18 +15,13 @@ from sse_starlette import EventSourceResponse
 from starlette.responses import JSONResponse
 
 from app.agent.loop import ErrorEvent
-from app.agent.registry import TOOLS
 from app.api import sse
-from app.api.errors import field_error
+from app.api.errors import field_error, refuse_taken_tool_names
 from app.api.openai import errors, wire
-from app.api.responses import events, starting
+from app.api.responses import events, reading, starting
 from app.api.responses.items import Input
-from app.api.responses.schemas import (
-    CreateResponse,
-    JsonObjectFormat,
-    JsonSchemaFormat,
-    ResponseObject,
-)
+from app.api.responses.objects import ResponseObject
+from app.api.responses.schemas import CreateResponse, JsonObjectFormat, JsonSchemaFormat
 from app.core.queue import enqueue
 from app.deps import OwnerDep, ResourcesDep, SessionDep, SessionmakerDep, SettingsDep, TurnsDep
 from app.llm.base import OutputFormat, ToolSpec
@@ -94,7 +89,7 @@ async def create_response(
         # The request's connection goes back to the pool: the waiting polls with its own.
         await session.close()
         if body.stream:
-            stream = events.follow(
+            stream = reading.follow(
                 sessionmaker,
                 run.id,
                 config.model_name,
@@ -106,7 +101,7 @@ async def create_response(
         try:
             if body.background:
                 return events.Replay.of(events.Stored(run, []), config.model_name).response()
-            replay = await events.settled(
+            replay = await reading.settled(
                 sessionmaker,
                 run.id,
                 config.model_name,
@@ -144,11 +139,11 @@ async def get_response(
     run = await _owned(session, owner, response_id)
     model = settings.config.openai_api.model_name
     if not stream:
-        return events.Replay.of(await events.Stored.load(session, run), model).response()
+        return events.Replay.of(await reading.stored(session, run), model).response()
     await session.close()
     worker = settings.config.worker
     with resources.event_streams.holding(owner) as give_back:
-        follow = events.follow(
+        follow = reading.follow(
             sessionmaker,
             run.id,
             model,
@@ -168,7 +163,7 @@ async def cancel_response(
         session=session, run=await _owned(session, owner, response_id, lock=True)
     )
     model = settings.config.openai_api.model_name
-    return events.Replay.of(await events.Stored.load(session, run), model).response()
+    return events.Replay.of(await reading.stored(session, run), model).response()
 
 
 async def _owned(session: SessionDep, owner: str, response_id: str, *, lock: bool = False) -> Run:
@@ -184,13 +179,8 @@ async def _owned(session: SessionDep, owner: str, response_id: str, *, lock: boo
 
 
 def _client_tools(body: CreateResponse) -> list[ToolSpec]:
-    ours = {tool.name for tool in TOOLS}
-    for index, tool in enumerate(body.tools):
-        if tool.name in ours:
-            detail = f"{tool.name} is a tool of the agent's own; name yours otherwise"
-            raise RequestValidationError(
-                [field_error("tool_name_taken", ("tools", index, "name"), detail)]
-            )
+    """The client's functions as the model is offered them (none named as the agent's own)."""
+    refuse_taken_tool_names([t.name for t in body.tools], lambda index: ("tools", index, "name"))
     return [
         ToolSpec(t.name, t.description or "", t.parameters or {"type": "object"})
         for t in body.tools
