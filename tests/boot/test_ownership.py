@@ -63,11 +63,20 @@ def _alphas_rows(client: httpx.Client) -> dict[str, str]:
         f"/v1/conversations/{conversation_id}/messages",
         json={"content": "summarise", "file_ids": [file_id]},
     )
-    # No worker runs here: the run stays queued, which is all its endpoints need.
+    # No worker runs here: the run and the background response stay queued, which is all
+    # their endpoints need.
     run = client.post(f"/v1/conversations/{conversation_id}/runs", json={"content": "later"})
-    statuses = [r.status_code for r in (uploaded, created, sent, run)]
-    assert statuses == [201, 201, 201, 202], sent.text
-    return {"conversation_id": conversation_id, "file_id": file_id, "run_id": run.json()["id"]}
+    response = client.post(
+        "/v1/responses", json={"model": "agent", "input": "later", "background": True}
+    )
+    statuses = [r.status_code for r in (uploaded, created, sent, run, response)]
+    assert statuses == [201, 201, 201, 202, 200], sent.text
+    return {
+        "conversation_id": conversation_id,
+        "file_id": file_id,
+        "run_id": run.json()["id"],
+        "response_id": response.json()["id"],
+    }
 
 
 # Bodies the endpoints need to get past validation to the owner check; the rest send none.
@@ -151,6 +160,7 @@ def test_a_foreign_id_and_an_unknown_id_get_identical_answers(
     service: Api, keys: dict[str, str]
 ) -> None:
     unknown = {name: str(uuid.uuid4()) for name in ("conversation_id", "file_id", "run_id")}
+    unknown["response_id"] = f"resp_{uuid.uuid4().hex}"
     with service.client(keys["alpha"]) as alpha, service.client(keys["beta"]) as beta:
         owned = _alphas_rows(alpha)
         pairs = [

@@ -454,6 +454,36 @@ async def test_the_openai_agents_sdk_runs_its_function_against_the_service(
     assert result.final_output == SAID + "weather?\nget_weather: 18C, clear"
 
 
+async def test_the_openai_agents_sdk_replays_the_agents_own_calls_with_its_own(
+    api: AsyncClient,
+) -> None:
+    """A step that calls the agent's tool and the SDK's function: the SDK gets the agent's call
+    as an mcp_call item (run here, not by it), runs its own, and sends both back."""
+    ran: list[str] = []
+
+    @agents.function_tool
+    def get_weather(city: str) -> str:
+        """The weather in a city."""
+        ran.append(city)
+        return "rain"
+
+    model = agents.OpenAIResponsesModel(model="agent", openai_client=sdk(api))
+    agent = agents.Agent(name="forecaster", model=model, tools=[get_weather])
+    result = await agents.Runner.run(
+        agent,
+        "time and weather?\n/tool current_time\n" + ASK_WEATHER.splitlines()[1],
+        run_config=agents.RunConfig(tracing_disabled=True),
+    )
+
+    assert ran == ["Paris"]
+    kinds = [item.type for item in result.new_items]
+    assert kinds[:2] == ["tool_call_item", "tool_call_item"]
+    lines = str(result.final_output).splitlines()
+    assert lines[0] == SAID + "time and weather?"
+    assert lines[1].startswith("current_time: ")
+    assert lines[2] == "get_weather: rain"
+
+
 class City(BaseModel):
     name: str
     country: str
