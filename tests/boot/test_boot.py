@@ -278,7 +278,9 @@ def test_redis_outage_gives_503_fast_and_recovers_without_restart(
 
 
 # The default combination's whole suite runs inside its image (tests/compose/test_stack.py): the
-# same code on the same Python. On the host, with `uv run`, the other combination's does.
+# same code on the same Python, its coverage bound checked there. On the host, with `uv run`,
+# the other combination's does, without coverage (it measures the same app/ again, and costs a
+# fifth of the run).
 @pytest.mark.parametrize("service", BOOTED[1:], indirect=True)
 def test_generated_test_suite_passes(
     service: Service,
@@ -290,11 +292,10 @@ def test_generated_test_suite_passes(
     env = project_env(TEST_DATABASE_URL=database, TEST_REDIS_URL=redis_server.url_for(1), CI="true")
 
     result = service.project.uv(
-        "run", "--locked", "pytest", "--cov", "-q", "-p", "no:cacheprovider", env=env
+        "run", "--locked", "pytest", "-q", "-p", "no:cacheprovider", env=env
     )
 
     assert_only_passes(result.stdout)
-    assert "Required test coverage of 90.0% reached" in result.stdout
 
 
 def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(
