@@ -2,6 +2,7 @@
 "type", "code", "param"}}. The openai SDKs, and the clients built on them, read the message and
 the code from there; from FastAPI's {"detail": ...} they show only "Error code: 401"."""
 
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -31,6 +32,9 @@ KINDS: dict[int, tuple[str, str | None]] = {
     503: ("server_error", "overloaded"),
 }
 
+
+# The names pydantic gives a union's branches in an error's location: types, not fields.
+UNION_BRANCH = re.compile(r"^(str|int|float|bool|list|dict|none)$|^[\w-]+\[.*\]$")
 
 # What each status means on these paths, for the OpenAPI document.
 MEANINGS = {
@@ -99,6 +103,10 @@ async def _invalid(request: Request, exc: Exception) -> Response:
 def _param(location: tuple[str | int, ...]) -> str:
     path = ""
     for part in location[1:] if location[:1] == ("body",) else location:
+        if isinstance(part, str) and UNION_BRANCH.match(part):
+            # pydantic names the branch of a union it tried (content.str); OpenAI names
+            # the field.
+            continue
         path += f"[{part}]" if isinstance(part, int) else f".{part}" if path else str(part)
     return path
 
