@@ -165,9 +165,7 @@ async def test_another_keys_run_is_not_found(connect: Connect) -> None:
         assert refused == f"run {mine['run_id']} not found"
 
 
-@pytest.mark.parametrize(
-    "config_overrides", [{"agent": {"require_approval": ["current_time"]}}]
-)
+@pytest.mark.parametrize("config_overrides", [{"agent": {"require_approval": ["current_time"]}}])
 async def test_a_call_is_approved_through_approve(connect: Connect, executor: Executor) -> None:
     async with connect() as client:
         started = await _call(client, "start_run", message="the time?\n/tool current_time")
@@ -215,9 +213,7 @@ async def test_the_rate_limit_covers_mcp(app: ASGIApp) -> None:
     assert "rate limit exceeded" in answers[2].json()["detail"]
 
 
-@pytest.mark.parametrize(
-    "config_overrides", [{"requests": {"max_json_bytes": 2048}}]
-)
+@pytest.mark.parametrize("config_overrides", [{"requests": {"max_json_bytes": 2048}}])
 async def test_the_body_size_bound_covers_mcp(app: ASGIApp) -> None:
     call = {
         "jsonrpc": "2.0",
@@ -291,6 +287,15 @@ async def test_a_session_is_held_and_kept_to_its_key(app: ASGIApp, connect: Conn
         own = await http.post(URL, json=ping, headers=ACCEPT | session)
     assert foreign.status_code == 404
     assert own.status_code == 200
+
+
+async def test_no_stream_is_offered(app: ASGIApp) -> None:
+    # Each call is answered in one JSON body; the notification stream is not offered.
+    async with _http(app, API_KEY) as http:
+        answered = await http.get(URL, headers={"Accept": "text/event-stream"})
+        called = await http.post(URL, json=INITIALIZE, headers=ACCEPT)
+    assert answered.status_code == 405
+    assert called.headers["content-type"] == "application/json"
 
 
 @pytest.mark.parametrize("config_overrides", [{"mcp_server": {"enabled": False}}])
