@@ -159,6 +159,7 @@ async def test_another_keys_run_is_not_found(connect: Connect) -> None:
             f"run {mine['run_id']} not found"
         )
         assert await _refused(other, "get_run", run_id=unknown) == f"run {unknown} not found"
+        assert "Input should be a valid UUID" in await _refused(other, "get_run", run_id="r1")
         refused = await _refused(
             other, "approve", run_id=mine["run_id"], tool_call_id="x", approved=True
         )
