@@ -129,11 +129,15 @@ async def test_ask_answers_with_a_stored_turn(connect: Connect, client: AsyncCli
 
 
 async def test_ask_refuses_what_rest_refuses(connect: Connect, client: AsyncClient) -> None:
+    # Counted before and after: tests that commit (their own engine) leave conversations.
+    before = (await client.get("/v1/conversations")).json()["total"]
     async with connect() as mcp:
         empty = await _refused(mcp, "ask", message="")
+        started = await _refused(mcp, "start_run", message="")
     assert "at least 1 character" in empty
-    listing = (await client.get("/v1/conversations")).json()
-    assert listing["total"] == 0
+    assert started == empty
+    # Nothing stored: not even the conversation.
+    assert (await client.get("/v1/conversations")).json()["total"] == before
 
 
 async def test_a_run_is_started_and_read(connect: Connect, executor: Executor) -> None:
