@@ -10,6 +10,8 @@ from fastapi import Depends, FastAPI
 
 from app.api import conversations, errors, files, health, runs, usage
 from app.api.agui import router as agui
+from app.api.mcp_server.router import PATH as MCP_PATH
+from app.api.mcp_server.router import McpEndpoint
 from app.api.openai import errors as openai_errors
 from app.api.openai import router as openai
 from app.api.responses import router as responses
@@ -57,10 +59,16 @@ def create_app(
     metrics = Metrics()
     traced = span_exporter is not None or wanted()
     tracing = Tracing(name, version, span_exporter) if traced else None
+    mcp = (
+        McpEndpoint(settings.config, name, version) if settings.config.mcp_server.enabled else None
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        async with open_resources(settings, metrics) as resources:
+        async with (
+            open_resources(settings, metrics) as resources,
+            mcp.running() if mcp else nullcontext(),
+        ):
             turns = TurnBuilder.over(settings, resources)
             with tracing.instrumented(resources.engine) if tracing else nullcontext():
                 logger.info("started", extra={"version": version, "llm": resources.llm.name})
@@ -72,7 +80,7 @@ def create_app(
         AdmissionMiddleware,
         config=settings.config,
         keys=keys,
-        protected_prefix=API_PREFIX,
+        protected_prefix=(API_PREFIX, MCP_PATH),
         metrics=metrics,
         error_body=openai_errors.body_for,
     )
@@ -95,6 +103,9 @@ def create_app(
     # OpenAI clients take http://host:port/v1 as their base URL, and this key as theirs.
     app.include_router(openai.router, prefix=API_PREFIX, dependencies=api_dependencies)
     app.include_router(responses.router, prefix=API_PREFIX, dependencies=api_dependencies)
+    if mcp is not None:
+        # Its route resolves the key itself (it hands the caller to the MCP tools).
+        app.include_router(mcp.router)
     errors.install(app)
     openai_errors.install(app)
     return app

@@ -21,6 +21,7 @@ from httpx import ASGITransport, AsyncClient
 from opentelemetry.sdk.trace.export import SpanExporter
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from starlette.types import ASGIApp
 
 from app.agent.mcp import McpTools
 from app.config.loading import PROJECT_ROOT, read_config_file
@@ -176,6 +177,23 @@ async def serve(
 ) -> AsyncIterator[AsyncClient]:
     """Run the app's lifespan and yield an authenticated client bound to the test transaction
     (with connection=None, to the app's own engine: its writes are committed)."""
+    async for app in running_app(settings, connection, span_exporter=span_exporter):
+        async with AsyncClient(
+            transport=ASGITransport(app=app),
+            base_url="http://testserver",
+            headers={"Authorization": f"Bearer {api_key}"},
+        ) as client:
+            yield client
+
+
+async def running_app(
+    settings: Settings,
+    connection: AsyncConnection | None,
+    *,
+    span_exporter: SpanExporter | None = None,
+) -> AsyncIterator[ASGIApp]:
+    """The app, its lifespan running, bound to the test transaction as serve's is: for clients
+    that bring their own transport (the MCP SDK's)."""
     app = create_app(settings, span_exporter=span_exporter)
     if connection is not None:
         maker = async_sessionmaker(
@@ -187,15 +205,8 @@ async def serve(
             return replace(await get_turns(request), sessionmaker=maker)
 
         app.dependency_overrides[get_turns] = turns_in_transaction
-    async with (
-        LifespanManager(app) as manager,
-        AsyncClient(
-            transport=ASGITransport(app=manager.app),
-            base_url="http://testserver",
-            headers={"Authorization": f"Bearer {api_key}"},
-        ) as client,
-    ):
-        yield client
+    async with LifespanManager(app) as manager:
+        yield manager.app
 
 
 @pytest.fixture

@@ -88,6 +88,18 @@ class OpenAIApiConfig(_Section):
     max_messages: PositiveInt = Field(default=100, le=10_000)
 
 
+class McpServerConfig(_Section):
+    enabled: bool = True
+    # Stateless by default: a session lives in one process's memory, so behind several api
+    # processes (the Helm chart and the Swarm stack run two) a client's next request could
+    # reach one that never saw its session; these tools need none.
+    stateless: bool = True
+    # Stateful only: sessions held at once (each a task and its buffers), and how long one
+    # may sit idle before it is closed.
+    max_sessions: PositiveInt = Field(default=1000, le=100_000)
+    session_idle_seconds: PositiveFloat = Field(default=1800.0, le=86_400)
+
+
 class UploadsConfig(_Section):
     max_bytes: PositiveInt = 10 * 1024 * 1024
     max_total_bytes_per_key: PositiveInt = 1000 * 1024 * 1024
@@ -229,6 +241,7 @@ class AppConfig(_Section):
     agent: AgentConfig = AgentConfig()
     worker: WorkerConfig = WorkerConfig()
     openai_api: OpenAIApiConfig = OpenAIApiConfig()
+    mcp_server: McpServerConfig = McpServerConfig()
     uploads: UploadsConfig = UploadsConfig()
     requests: RequestsConfig = RequestsConfig()
     rate_limit: RateLimitConfig = RateLimitConfig()

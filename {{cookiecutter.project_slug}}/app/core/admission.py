@@ -98,7 +98,7 @@ class AdmissionMiddleware:
         app: ASGIApp,
         config: AppConfig,
         keys: KeyRing,
-        protected_prefix: str,
+        protected_prefix: str | tuple[str, ...],
         metrics: Metrics,
         error_body: ErrorBody = detail_body,
     ) -> None:
