@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 from fastapi import Depends, FastAPI
 
 from app.api import conversations, errors, files, health, runs, usage
+from app.api.a2a import card as a2a_card
+from app.api.a2a import router as a2a
 from app.api.agui import router as agui
 from app.api.openai import errors as openai_errors
 from app.api.openai import router as openai
@@ -95,6 +97,10 @@ def create_app(
     # OpenAI clients take http://host:port/v1 as their base URL, and this key as theirs.
     app.include_router(openai.router, prefix=API_PREFIX, dependencies=api_dependencies)
     app.include_router(responses.router, prefix=API_PREFIX, dependencies=api_dependencies)
+    if settings.config.a2a.enabled:
+        # The card is public (it tells a client how to authenticate); the endpoint is not.
+        app.include_router(a2a_card.router)
+        app.include_router(a2a.router, prefix=API_PREFIX, dependencies=api_dependencies)
     errors.install(app)
     openai_errors.install(app)
     return app
