@@ -38,6 +38,7 @@ from httpx import AsyncClient
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.api.a2a.tasks import EVENT_ID
 from app.conversations.models import Conversation
 from app.core.metadata import project_metadata
 from tests.conftest import make_settings, served_with_worker
@@ -180,6 +181,13 @@ async def test_a_streamed_task_sends_its_runs_events_then_the_answer(api: AsyncC
     assert answer.endswith(result["content"])
     updates = [getattr(e, kind) for e, kind in zip(events[1:], kinds[1:], strict=True)]
     assert {u.task_id for u in updates} == {events[0].task.id}
+    # Each update names the run event it stands for: all of the run's, in order.
+    stored = await api.get(f"/v1/runs/{events[0].task.id}/events")
+    ids = [int(line[4:]) for line in stored.text.splitlines() if line.startswith("id: ")]
+    named = [int(u.metadata[EVENT_ID]) for u in updates]
+    assert named == sorted(named)
+    assert sorted(set(named)) == ids
+    assert int(events[0].task.metadata[EVENT_ID]) < ids[0]
 
 
 @pytest.mark.parametrize("config_overrides", [GATED])

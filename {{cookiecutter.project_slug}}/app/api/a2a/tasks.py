@@ -37,6 +37,9 @@ STATES: dict[str, TaskState] = {
 # Where a task's stream ends: A2A closes it on a terminal or an interrupted state.
 ENDS = frozenset({"awaiting_approval", "succeeded", "failed", "cancelled"})
 ANSWER = "answer"
+# In each event's metadata: the run event it stands for (in a task's, the last one it holds),
+# as GET /v1/runs/{id}/events numbers them.
+EVENT_ID = "run_event_id"
 HOW_TO_DECIDE = (
     'Reply in this task with "yes" to approve every call or "no" to deny them, or with data '
     'parts {"tool_call_id": ..., "approved": true|false}.'
@@ -62,6 +65,7 @@ class Snapshot:
             context_id=str(run.conversation_id),
             status=status,
             artifacts=artifacts if run.status == "succeeded" else [],
+            metadata={EVENT_ID: self.last_event},
         )
 
 
@@ -72,24 +76,22 @@ def artifact(answer: str) -> Artifact:
 def updates(run: Run, event: RunEvent, answer: str | None) -> list[Update]:
     """The A2A events one run event of the run stands for (none for the worker's own
     bookkeeping); answer: the run's, read once its "done" event was."""
-    data = event.data
+    data, message_id = event.data, event_message_id(event)
     match event.name:
         case "running":
-            return [_status(run, "running", None)]
+            return [_status(run, event, "running", None)]
         case "tool_call" | "tool_result" | "approvals":
-            return [_status(run, "running", _agent(event_message_id(event), [], event.data))]
+            return [_status(run, event, "running", _agent(message_id, [], event.data))]
         case "approval_required":
             calls = [ToolCall(c["id"], c["name"], c["arguments"]) for c in data["calls"]]
-            message = approval_message(event_message_id(event), calls)
-            return [_status(run, "awaiting_approval", message)]
+            return [_status(run, event, "awaiting_approval", approval_message(message_id, calls))]
         case "error":
-            message = _agent(event_message_id(event), [data["detail"]])
-            return [_status(run, "failed", message)]
+            return [_status(run, event, "failed", _agent(message_id, [data["detail"]]))]
         case "done":
             state = data["status"]
-            ended = [_status(run, state, None)]
+            ended = [_status(run, event, state, None)]
             if state == "succeeded" and answer is not None:
-                return [_artifact_update(run, answer), *ended]
+                return [_artifact_update(run, event, answer), *ended]
             return ended
     return []
 
@@ -120,20 +122,24 @@ def _status_message(run: Run) -> Message | None:
     return None
 
 
-def _status(run: Run, status: str, message: Message | None) -> TaskStatusUpdateEvent:
+def _status(
+    run: Run, event: RunEvent, status: str, message: Message | None
+) -> TaskStatusUpdateEvent:
     return TaskStatusUpdateEvent(
         task_id=str(run.id),
         context_id=str(run.conversation_id),
         status=TaskStatus(state=STATES[status], message=message),
+        metadata={EVENT_ID: event.id},
     )
 
 
-def _artifact_update(run: Run, answer: str) -> TaskArtifactUpdateEvent:
+def _artifact_update(run: Run, event: RunEvent, answer: str) -> TaskArtifactUpdateEvent:
     return TaskArtifactUpdateEvent(
         task_id=str(run.id),
         context_id=str(run.conversation_id),
         artifact=artifact(answer),
         last_chunk=True,
+        metadata={EVENT_ID: event.id},
     )
 
 
