@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from a2a.client import A2ACardResolver, Client, ClientConfig, ClientFactory
+from a2a.client import A2ACardResolver, A2AClientError, Client, ClientConfig, ClientFactory
 from a2a.helpers.proto_helpers import (
     get_artifact_text,
     get_data_parts,
@@ -299,6 +299,33 @@ async def test_bad_requests_are_json_rpc_errors_and_store_nothing(
         "bad params": ("bad params", -32602),
     }
     assert unauthorized.status_code == 401
+    assert stored == 0
+
+
+@pytest.mark.parametrize(
+    "config_overrides", [{"spend": {"budgets": {"default": {"usd_per_month": 0}}}}]
+)
+async def test_a_used_up_budget_refuses_a_message_before_anything_is_stored(
+    api: AsyncClient, engine: AsyncEngine
+) -> None:
+    client = await agent(api)
+    with pytest.raises(A2AClientError, match="429"):
+        await sent(client, said("hi"))
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "SendMessage",
+        "params": {"message": {"messageId": "x", "role": "ROLE_USER", "parts": [{"text": "hi"}]}},
+    }
+    refused = await api.post("/v1/a2a", json=body, headers={"A2A-Version": "1.0"})
+    async with engine.connect() as connection:
+        stored = await connection.scalar(
+            select(func.count()).select_from(Conversation).where(Conversation.owner == OWNER)
+        )
+
+    assert refused.status_code == 429, refused.text
+    assert "usd_per_month of 0 US dollars is used up" in refused.json()["detail"]
+    assert int(refused.headers["Retry-After"]) > 0
     assert stored == 0
 
 
