@@ -7,6 +7,7 @@ and each test deletes what its keys wrote. The echo provider calls one tool per
 `/tool NAME {json}` line of the message, then replies with the message and one `NAME: result`
 line per call."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.api.a2a.tasks import EVENT_ID
 from app.conversations.models import Conversation
 from app.core.metadata import project_metadata
+from app.runs.models import Run
 from tests.conftest import make_settings, served_with_worker
 
 OWNER, KEY = "a2a-tests", "a2a-test-key"
@@ -190,6 +192,19 @@ async def test_a_streamed_task_sends_its_runs_events_then_the_answer(api: AsyncC
     assert int(events[0].task.metadata[EVENT_ID]) < ids[0]
 
 
+async def test_a_0_3_client_is_answered_with_0_3_names_and_shapes(api: AsyncClient) -> None:
+    message = {"role": "user", "messageId": "m1", "parts": [{"kind": "text", "text": "hi"}]}
+    send = {"jsonrpc": "2.0", "id": 1, "method": "message/send", "params": {"message": message}}
+    task = (await api.post("/v1/a2a", json=send)).json()["result"]
+    get = {"jsonrpc": "2.0", "id": 2, "method": "tasks/get", "params": {"id": task["id"]}}
+    read = (await api.post("/v1/a2a", json=get)).json()["result"]
+
+    assert (task["kind"], task["status"]["state"]) == ("task", "completed")
+    assert task["artifacts"][0]["parts"] == [{"kind": "text", "text": SAID + "hi"}]
+    assert read["id"] == task["id"]
+    assert read["status"]["state"] == "completed"
+
+
 @pytest.mark.parametrize("config_overrides", [GATED])
 async def test_a_call_waiting_for_approval_is_input_required_until_the_reply(
     api: AsyncClient,
@@ -327,6 +342,59 @@ async def test_a_used_up_budget_refuses_a_message_before_anything_is_stored(
     assert "usd_per_month of 0 US dollars is used up" in refused.json()["detail"]
     assert int(refused.headers["Retry-After"]) > 0
     assert stored == 0
+
+
+def _stream(text: str) -> dict[str, Any]:
+    message = {"messageId": "x", "role": "ROLE_USER", "parts": [{"text": text}]}
+    return {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "SendStreamingMessage",
+        "params": {"message": message},
+    }
+
+
+ONE_STREAM = {
+    "worker": {
+        "max_event_streams_per_key": 1,
+        "events_stream_seconds": 1,
+        "events_poll_seconds": 0.02,
+    },
+    "requests": {"max_json_bytes": 2000},
+}
+
+
+@pytest.mark.parametrize("working", [False])
+@pytest.mark.parametrize("config_overrides", [ONE_STREAM])
+async def test_streams_hold_the_keys_slots_and_bodies_their_bound_before_anything_is_stored(
+    api: AsyncClient, engine: AsyncEngine
+) -> None:
+    headers = {"A2A-Version": "1.0"}
+    first = asyncio.create_task(api.post("/v1/a2a", json=_stream("hi"), headers=headers))
+    for _ in range(500):
+        if await _runs(engine):
+            break
+        await asyncio.sleep(0.01)
+    second = await api.post("/v1/a2a", json=_stream("hi"), headers=headers)
+    too_large = await api.post("/v1/a2a", json=_stream("x" * 3000), headers=headers)
+    stored = await _runs(engine)
+    followed = await first
+
+    assert second.status_code == 429, second.text
+    assert "event streams of this key open" in second.json()["detail"]
+    assert too_large.status_code == 413
+    assert stored == 1
+    # The first stream ran its course (a second here): the task as submitted, no more.
+    assert followed.status_code == 200
+    assert '"state":"TASK_STATE_SUBMITTED"' in followed.text.replace(" ", "")
+
+
+async def _runs(engine: AsyncEngine) -> int:
+    async with engine.connect() as connection:
+        count = await connection.scalar(
+            select(func.count()).select_from(Run).where(Run.owner == OWNER)
+        )
+    return count or 0
 
 
 def _data(event: StreamResponse) -> list[dict[str, Any]]:

@@ -45,7 +45,8 @@ from app.api.errors import over_budget
 from app.config.sections import WorkerConfig
 from app.conversations import service as conversations
 from app.conversations.models import Conversation
-from app.conversations.schemas import ConversationCreate, MessageCreate
+from app.conversations.schemas import MessageCreate
+from app.core.db import insert_new
 from app.resources import Resources
 from app.runs import service as runs
 from app.runs.models import FINISHED
@@ -161,11 +162,10 @@ class RunTasks(RequestHandler):
         self, session: AsyncSession, context_id: str, text: str
     ) -> Conversation:
         if not context_id:
-            title = ConversationCreate(title=text[:TITLE_CHARS])
-            return await conversations.create_conversation(
-                session=session, owner=self.owner, data=title
-            )
-        known = tasks.task_id_of(context_id)
+            # Written with the run and its message, in start_run's one transaction.
+            new = Conversation(owner=self.owner, title=text[:TITLE_CHARS])
+            return await insert_new(session, new)
+        known = tasks.uuid_of(context_id)
         found = None
         if known is not None:
             found = await conversations.get_conversation(
@@ -179,7 +179,7 @@ class RunTasks(RequestHandler):
 
     async def _owned(self, session: AsyncSession, task_id: str, *, lock: bool = False) -> Snapshot:
         """The caller's task, or TaskNotFoundError: another key's is answered as unknown."""
-        run_id = tasks.task_id_of(task_id)
+        run_id = tasks.uuid_of(task_id)
         found = None
         if run_id is not None:
             found = await reading.snapshot(session, self.owner, run_id, lock=lock)

@@ -150,8 +150,8 @@ def _agent(message_id: str, texts: list[str], data: dict[str, Any] | None = None
     return Message(message_id=message_id, role=Role.ROLE_AGENT, parts=parts)
 
 
-def task_id_of(value: str) -> uuid.UUID | None:
-    """The run a task id names; None for anything else (answered as an unknown task)."""
+def uuid_of(value: str) -> uuid.UUID | None:
+    """The id a task or context id names; None for anything else (answered as unknown)."""
     try:
         return uuid.UUID(value)
     except ValueError:
