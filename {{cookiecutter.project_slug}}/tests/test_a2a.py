@@ -73,7 +73,12 @@ async def api(
     config_overrides: dict[str, Any],
     working: bool,
 ) -> AsyncIterator[AsyncClient]:
-    overrides = {"worker": {"events_poll_seconds": 0.02}, **config_overrides}
+    # The keys are this module's, and the limiter counts in Redis across runs: not bounded here.
+    overrides = {
+        "worker": {"events_poll_seconds": 0.02},
+        "rate_limit": {"requests": 10_000},
+        **config_overrides,
+    }
     settings = make_settings(
         tmp_path, migrated, redis_url, api_keys=f"{OWNER}:{KEY},{OTHER}:{OTHER_KEY}", **overrides
     )
