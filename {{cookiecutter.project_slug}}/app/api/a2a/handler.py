@@ -114,7 +114,9 @@ class RunTasks(RequestHandler):
             if found.run.status in FINISHED:
                 raise TaskNotCancelableError(f"task {params.id} has already ended")
             await runs.cancel_run(session=session, run=found.run)
-            return Snapshot(found.run, None, found.last_event).task
+            cancelled = await reading.snapshot(session, self.owner, found.run.id)
+            assert cancelled is not None
+            return cancelled.task
 
     async def _send(self, message: Message) -> uuid.UUID:
         """The run a message starts, or the waiting run it answers."""
