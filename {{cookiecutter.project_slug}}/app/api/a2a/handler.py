@@ -27,6 +27,7 @@ from a2a.types.a2a_pb2 import (
     SubscribeToTaskRequest,
     Task,
     TaskPushNotificationConfig,
+    TaskState,
 )
 from a2a.utils.errors import (
     ExtendedAgentCardNotConfiguredError,
@@ -96,9 +97,15 @@ class RunTasks(RequestHandler):
     async def on_subscribe_to_task(
         self, params: SubscribeToTaskRequest, context: ServerCallContext
     ) -> AsyncGenerator[Event]:
-        """The task as it is now, then its events after that, until it ends or waits."""
+        """The task as it is now, then its events after that, until it ends or waits; a task
+        that has ended has nothing more to stream (A2A: UnsupportedOperationError)."""
         async with self._sessionmaker() as session:
             found = await self._owned(session, params.id)
+        if found.run.status in FINISHED:
+            state = TaskState.Name(tasks.STATES[found.run.status])
+            raise UnsupportedOperationError(
+                f"task {params.id} has ended ({state}): read it with GetTask"
+            )
         async for event in self._follow(found):
             yield event
 
