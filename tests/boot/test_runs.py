@@ -547,6 +547,8 @@ async def _a2a_task_across_a_killed_worker(
         assert time.monotonic() < deadline, [_state(e) for e in subscriptions[-1]]
         subscriptions.append(await _subscribed(follower, sent.task.id))
     final = await follower.get_task(GetTaskRequest(id=sent.task.id))
+    await sender.close()
+    await follower.close()
     return [events for events in subscriptions if events], final
 
 
