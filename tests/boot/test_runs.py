@@ -2,10 +2,12 @@
 Redis: a run end to end, its event stream resumed, cancel, kill -9 of a worker mid-run,
 SIGTERM letting the current step finish, and a run awaiting approval outliving its worker.
 A background response of the Responses API streamed on after its worker is killed, and one
-waiting on approval outliving its worker. And a streamed turn whose client goes away; the
+waiting on approval outliving its worker; an A2A task followed again (SubscribeToTask) after
+its worker is killed. And a streamed turn whose client goes away; the
 playground approving, denying and stopping
 in a browser."""
 
+import asyncio
 import json
 import signal
 import threading
@@ -19,6 +21,20 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from a2a.client import Client, ClientConfig, ClientFactory
+from a2a.helpers.proto_helpers import get_artifact_text
+from a2a.types.a2a_pb2 import (
+    GetTaskRequest,
+    Message,
+    Part,
+    Role,
+    SendMessageConfiguration,
+    SendMessageRequest,
+    StreamResponse,
+    SubscribeToTaskRequest,
+    TaskState,
+)
+from a2a.utils.errors import UnsupportedOperationError
 
 from tests.harness.api import (
     Api,
@@ -488,3 +504,102 @@ def test_a_response_waiting_on_approval_outlives_its_worker(stack: Stack, page: 
     assert [i.type for i in finished.output] == ["mcp_call", "message"]
     assert finished.output[0].output == "HTTP 200\nslow page"
     assert page.hits == 1
+
+
+async def _a2a(stack: Stack, http: httpx.AsyncClient, *, streaming: bool) -> Client:
+    """a2a-sdk's client, from the card it resolves, over http (which sends the key)."""
+    config = ClientConfig(httpx_client=http, streaming=streaming)
+    return await ClientFactory(config).create_from_url(stack.base_url)
+
+
+async def _subscribed(client: Client, task_id: str) -> list[StreamResponse]:
+    """One subscription's events: the task as it is, then its updates until the stream ends
+    (a second here), or the task ends; none once it has ended (there is nothing to follow)."""
+    try:
+        return [e async for e in client.subscribe(SubscribeToTaskRequest(id=task_id))]
+    except UnsupportedOperationError:
+        return []
+
+
+async def _a2a_task_across_a_killed_worker(
+    stack: Stack, page: SlowPage, doomed: Process
+) -> tuple[list[list[StreamResponse]], Any]:
+    headers = {"Authorization": f"Bearer {KEY}"}
+    async with httpx.AsyncClient(headers=headers, timeout=RUN_SECONDS) as http:
+        sender = await _a2a(stack, http, streaming=False)
+        follower = await _a2a(stack, http, streaming=True)
+        return await _followed_across_a_kill(stack, page, doomed, sender, follower)
+
+
+async def _followed_across_a_kill(
+    stack: Stack, page: SlowPage, doomed: Process, sender: Client, follower: Client
+) -> tuple[list[list[StreamResponse]], Any]:
+    message = Message(
+        message_id="fetch", role=Role.ROLE_USER, parts=[Part(text="fetch" + _get_page(page))]
+    )
+    immediately = SendMessageConfiguration(return_immediately=True)
+    [sent] = [
+        e
+        async for e in sender.send_message(
+            SendMessageRequest(message=message, configuration=immediately)
+        )
+    ]
+    assert await asyncio.to_thread(page.hit.wait, RUN_SECONDS)
+    subscriptions = [await _subscribed(follower, sent.task.id)]
+    doomed.kill()
+    stack.worker()
+    deadline = time.monotonic() + RUN_SECONDS
+    ended = {TaskState.TASK_STATE_COMPLETED, TaskState.TASK_STATE_FAILED}
+    while subscriptions[-1] and _state(subscriptions[-1][-1]) not in ended:
+        assert time.monotonic() < deadline, [_state(e) for e in subscriptions[-1]]
+        subscriptions.append(await _subscribed(follower, sent.task.id))
+    final = await follower.get_task(GetTaskRequest(id=sent.task.id))
+    return [events for events in subscriptions if events], final
+
+
+def _state(event: StreamResponse) -> int:
+    if event.HasField("task"):
+        return event.task.status.state
+    if event.HasField("status_update"):
+        return event.status_update.status.state
+    return TaskState.TASK_STATE_WORKING
+
+
+def _event_id(event: StreamResponse) -> int:
+    kind = event.WhichOneof("payload")
+    assert kind is not None
+    return int(getattr(event, kind).metadata["run_event_id"])
+
+
+def test_an_a2a_task_is_followed_again_after_its_worker_is_killed(
+    stack: Stack, page: SlowPage
+) -> None:
+    stack.stop_workers()
+    doomed = stack.worker()
+    subscriptions, final = asyncio.run(_a2a_task_across_a_killed_worker(stack, page, doomed))
+
+    # The first stream ended (after a second here) before the kill: the task was followed again.
+    assert len(subscriptions) >= 2
+    # Each subscription opens with the task as it is, then only what came after it: no run
+    # event is told twice, within one subscription or across them.
+    told: list[int] = []
+    for events in subscriptions:
+        assert events[0].HasField("task")
+        snapshot = _event_id(events[0])
+        assert not told or snapshot >= told[-1]
+        updates = [_event_id(e) for e in events[1:]]
+        assert all(event_id > snapshot for event_id in updates)
+        told += [snapshot, *updates]
+    updates = [_event_id(e) for events in subscriptions for e in events[1:]]
+    # The answer's artifact and the final status stand for the one "done" event.
+    assert len(updates) == len(set(updates)) + sum(
+        e.HasField("artifact_update") for events in subscriptions for e in events
+    )
+    assert subscriptions[0][0].task.status.state == TaskState.TASK_STATE_WORKING
+    assert final.status.state == TaskState.TASK_STATE_COMPLETED
+    answers = [get_artifact_text(a) for a in final.artifacts]
+    assert len(answers) == 1
+    assert answers[0].startswith("[You are a helpful assistant.] fetch")
+    assert answers[0].endswith("http_get: HTTP 200\nslow page")
+    # The killed worker's call, and the call of the attempt that finished the run.
+    assert page.hits == 2

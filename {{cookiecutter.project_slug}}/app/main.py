@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 from fastapi import Depends, FastAPI
 
 from app.api import conversations, errors, files, health, runs, usage
+from app.api.a2a import card as a2a_card
+from app.api.a2a import router as a2a
 from app.api.agui import router as agui
 from app.api.mcp_server.router import PATH as MCP_PATH
 from app.api.mcp_server.router import McpEndpoint
@@ -106,6 +108,10 @@ def create_app(
     if mcp is not None:
         # Its route resolves the key itself (it hands the caller to the MCP tools).
         app.include_router(mcp.router)
+    if settings.config.a2a.enabled:
+        # The card is public (it tells a client how to authenticate); the endpoint is not.
+        app.include_router(a2a_card.router)
+        app.include_router(a2a.router, prefix=API_PREFIX, dependencies=api_dependencies)
     errors.install(app)
     openai_errors.install(app)
     return app

@@ -5,9 +5,12 @@ migrations applied; every test runs inside an outer transaction that is rolled b
 Redis database is flushed before each test, so use throwaway servers, not production ones.
 """
 
+import asyncio
+import contextlib
 import os
 import socket
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,7 @@ from fastapi import Request
 from httpx import ASGITransport, AsyncClient
 from opentelemetry.sdk.trace.export import SpanExporter
 from redis.asyncio import Redis
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp
 
@@ -27,6 +31,7 @@ from app.agent.mcp import McpTools
 from app.config.loading import PROJECT_ROOT, read_config_file
 from app.config.sections import AppConfig
 from app.config.settings import Settings, async_database_url, with_password
+from app.conversations.models import Conversation
 from app.core.db import create_engine
 from app.core.metrics import Metrics
 from app.core.queue import create_broker
@@ -34,6 +39,8 @@ from app.deps import get_sessionmaker, get_turns
 from app.flows.execution import Executor
 from app.llm.echo import EchoProvider
 from app.main import create_app
+from app.runs.models import Run
+from app.spend.models import ModelCall
 from app.turns import TurnBuilder
 from tests.fake_openai import FakeOpenAI
 
@@ -239,6 +246,40 @@ async def executor(
     mcp = McpTools((), settings.config.agent)
     yield Executor(TurnBuilder(settings, maker, EchoProvider(), Metrics(), mcp), broker)
     await broker.shutdown()
+
+
+@asynccontextmanager
+async def served_with_worker(
+    settings: Settings, engine: AsyncEngine, *, api_key: str, owners: tuple[str, ...], working: bool
+) -> AsyncIterator[AsyncClient]:
+    """The api and (if working) a worker over committed rows, as separate processes would be;
+    what the owners wrote is deleted afterwards."""
+    sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+    broker = create_broker(settings.redis_url.get_secret_value(), timeout=1.0)
+    mcp = McpTools((), settings.config.agent)
+    executor = Executor(TurnBuilder(settings, sessionmaker, EchoProvider(), Metrics(), mcp), broker)
+    worker = asyncio.create_task(_work(executor, sessionmaker)) if working else None
+    try:
+        async for client in serve(settings, None, api_key=api_key):
+            yield client
+    finally:
+        if worker is not None:
+            worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+        async with engine.begin() as connection:
+            await connection.execute(delete(Conversation).where(Conversation.owner.in_(owners)))
+            await connection.execute(delete(ModelCall).where(ModelCall.owner.in_(owners)))
+
+
+async def _work(executor: Executor, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    """The worker's loop, fed from the table instead of the Redis queue."""
+    while True:
+        async with sessionmaker() as session:
+            queued = list(await session.scalars(select(Run.id).where(Run.status == "queued")))
+        for run_id in queued:
+            await executor.execute(run_id)
+        await asyncio.sleep(0.02)
 
 
 async def new_conversation_id(client: AsyncClient, **request: Any) -> str:

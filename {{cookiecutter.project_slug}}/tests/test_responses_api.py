@@ -8,7 +8,6 @@ message, then replies with the message and one `NAME: result` line per call.
 """
 
 import asyncio
-import contextlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,19 +22,11 @@ from openai import AsyncOpenAI
 from openai.types.responses import FunctionToolParam, ResponseInputParam
 from openai.types.responses.response_input_param import FunctionCallOutput, McpApprovalResponse
 from pydantic import BaseModel
-from sqlalchemy import delete, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.agent.mcp import McpTools
 from app.conversations.models import Conversation
-from app.core.metrics import Metrics
-from app.core.queue import create_broker
-from app.flows.execution import Executor
-from app.llm.echo import EchoProvider
-from app.runs.models import Run
-from app.spend.models import ModelCall
-from app.turns import TurnBuilder
-from tests.conftest import make_settings, serve
+from tests.conftest import make_settings, served_with_worker
 from tests.sse import events
 from tests.test_openai_api import sdk as openai_sdk
 
@@ -104,16 +95,6 @@ def sdk(client: AsyncClient, key: str = KEY) -> AsyncOpenAI:
     return openai_sdk(client, key)
 
 
-async def _work(executor: Executor, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-    """The worker's loop, fed from the table instead of the Redis queue."""
-    while True:
-        async with sessionmaker() as session:
-            queued = list(await session.scalars(select(Run.id).where(Run.status == "queued")))
-        for run_id in queued:
-            await executor.execute(run_id)
-        await asyncio.sleep(0.02)
-
-
 @pytest.fixture
 def config_overrides() -> dict[str, Any]:
     return {}
@@ -139,23 +120,10 @@ async def api(
     settings = make_settings(
         tmp_path, migrated, redis_url, api_keys=f"{OWNER}:{KEY},{OTHER}:{OTHER_KEY}", **overrides
     )
-    sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
-    broker = create_broker(settings.redis_url.get_secret_value(), timeout=1.0)
-    mcp = McpTools((), settings.config.agent)
-    executor = Executor(TurnBuilder(settings, sessionmaker, EchoProvider(), Metrics(), mcp), broker)
-    worker = asyncio.create_task(_work(executor, sessionmaker)) if working else None
-    try:
-        async for client in serve(settings, None, api_key=KEY):
-            yield client
-    finally:
-        if worker is not None:
-            worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await worker
-        async with engine.begin() as connection:
-            owners = (OWNER, OTHER)
-            await connection.execute(delete(Conversation).where(Conversation.owner.in_(owners)))
-            await connection.execute(delete(ModelCall).where(ModelCall.owner.in_(owners)))
+    async with served_with_worker(
+        settings, engine, api_key=KEY, owners=(OWNER, OTHER), working=working
+    ) as client:
+        yield client
 
 
 async def test_a_response_runs_the_agents_tool_and_answers(api: AsyncClient) -> None:

@@ -100,6 +100,19 @@ class McpServerConfig(_Section):
     session_idle_seconds: PositiveFloat = Field(default=1800.0, le=86_400)
 
 
+class A2AConfig(_Section):
+    enabled: bool = True
+    # The agent card's description of the agent; its name and version are the project's.
+    description: str = Field(
+        default="An AI agent that answers with the help of its tools.",
+        min_length=1,
+        max_length=2000,
+    )
+    # Where clients reach the api, as the card advertises it (behind a proxy: its public URL);
+    # unset: the scheme, host and port the card was fetched with.
+    public_url: HttpUrl | None = None
+
+
 class UploadsConfig(_Section):
     max_bytes: PositiveInt = 10 * 1024 * 1024
     max_total_bytes_per_key: PositiveInt = 1000 * 1024 * 1024
@@ -242,6 +255,7 @@ class AppConfig(_Section):
     worker: WorkerConfig = WorkerConfig()
     openai_api: OpenAIApiConfig = OpenAIApiConfig()
     mcp_server: McpServerConfig = McpServerConfig()
+    a2a: A2AConfig = A2AConfig()
     uploads: UploadsConfig = UploadsConfig()
     requests: RequestsConfig = RequestsConfig()
     rate_limit: RateLimitConfig = RateLimitConfig()

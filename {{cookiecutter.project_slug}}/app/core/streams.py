@@ -49,3 +49,9 @@ class StreamSlots:
         except BaseException:
             release()
             raise
+
+
+@contextmanager
+def no_slot() -> Iterator[Callable[[], None]]:
+    """What a request that does not wait holds instead of a slot: nothing to give back."""
+    yield lambda: None

@@ -5,8 +5,6 @@ background false: the request waits for the run (its events streamed with "strea
 background true: it answers at once, queued; read it later, follow its events from any
 sequence number, cancel it. previous_response_id continues the conversation of a response."""
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
@@ -23,6 +21,7 @@ from app.api.responses.items import Input
 from app.api.responses.objects import ResponseObject
 from app.api.responses.schemas import CreateResponse, JsonObjectFormat, JsonSchemaFormat
 from app.core.queue import enqueue
+from app.core.streams import no_slot
 from app.deps import OwnerDep, ResourcesDep, SessionDep, SessionmakerDep, SettingsDep, TurnsDep
 from app.llm.base import OutputFormat, ToolSpec
 from app.runs import service as runs
@@ -74,7 +73,7 @@ async def create_response(
     worker = settings.config.worker
     waits = body.stream or not body.background
     # The slot is taken before anything is stored: a refused request changes nothing.
-    with resources.event_streams.holding(owner) if waits else _no_slot() as give_back:
+    with resources.event_streams.holding(owner) if waits else no_slot() as give_back:
         run = await starting.start(
             session=session,
             owner=owner,
@@ -194,9 +193,3 @@ def _output(body: CreateResponse) -> OutputFormat | None:
         case JsonObjectFormat():
             return OutputFormat("json_object", {"type": "object"}, strict=False)
     return None
-
-
-@contextmanager
-def _no_slot() -> Iterator[Callable[[], None]]:
-    """A background request that does not wait holds no stream slot."""
-    yield lambda: None
