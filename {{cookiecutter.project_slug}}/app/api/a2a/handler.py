@@ -4,7 +4,6 @@ of tasks: the SDK's task stores and event queues are not used."""
 
 import asyncio
 import time
-import uuid
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
@@ -72,7 +71,7 @@ class RunTasks(RequestHandler):
     async def on_message_send(self, params: SendMessageRequest, context: ServerCallContext) -> Task:
         """Start a run (or answer a waiting one); unless told to return at once, wait until
         it has ended or waits on approval (or events_stream_seconds have passed)."""
-        run_id = await self._send(params.message)
+        run_id = (await self._send(params.message)).run.id
         deadline = time.monotonic() + self.worker.events_stream_seconds
         while True:
             async with self._sessionmaker() as session:
@@ -87,11 +86,7 @@ class RunTasks(RequestHandler):
         self, params: SendMessageRequest, context: ServerCallContext
     ) -> AsyncGenerator[Event]:
         """Start a run (or answer a waiting one), and follow it."""
-        run_id = await self._send(params.message)
-        async with self._sessionmaker() as session:
-            found = await reading.snapshot(session, self.owner, run_id)
-        assert found is not None
-        async for event in self._follow(found):
+        async for event in self._follow(await self._send(params.message)):
             yield event
 
     async def on_subscribe_to_task(
@@ -125,8 +120,10 @@ class RunTasks(RequestHandler):
             assert cancelled is not None
             return cancelled.task
 
-    async def _send(self, message: Message) -> uuid.UUID:
-        """The run a message starts, or the waiting run it answers."""
+    async def _send(self, message: Message) -> Snapshot:
+        """The run a message starts, or the waiting run it answers, as the message left it:
+        a stream starts from there, whatever a worker has done since (it may have taken the
+        run already), so it sends every event of the run after that."""
         if message.task_id:
             return await self._answer(message)
         text = replies.text_of(message)
@@ -146,12 +143,14 @@ class RunTasks(RequestHandler):
                 queue=self.resources.queue,
                 metrics=self.resources.metrics,
             )
-            return run.id
+            # A new run: no event yet.
+            return Snapshot(run, None, 0)
 
-    async def _answer(self, message: Message) -> uuid.UUID:
+    async def _answer(self, message: Message) -> Snapshot:
         """Decide on the calls a waiting task asks about; its run is queued again."""
         async with self._sessionmaker() as session:
-            run = (await self._owned(session, message.task_id, lock=True)).run
+            waiting = await self._owned(session, message.task_id, lock=True)
+            run = waiting.run
             if run.status != "awaiting_approval":
                 raise InvalidParamsError(
                     f"task {message.task_id} is {tasks.STATES[run.status]} and waits on no "
@@ -165,7 +164,8 @@ class RunTasks(RequestHandler):
                 queue=self.resources.queue,
                 metrics=self.resources.metrics,
             )
-            return run.id
+            # Its events from the decisions on (read before them, under the run's lock).
+            return Snapshot(run, None, waiting.last_event)
 
     async def _conversation(
         self, session: AsyncSession, context_id: str, text: str
