@@ -91,8 +91,8 @@ class OpenAIApiConfig(_Section):
 class McpServerConfig(_Section):
     enabled: bool = True
     # Stateless by default: a session lives in one process's memory, so behind several api
-    # processes (the Helm chart and the Swarm stack run two) a client's next request could
-    # reach one that never saw its session; these tools need none.
+    # processes (the replicas of a deployment) a client's next request could reach one that
+    # never saw its session; these tools need none.
     stateless: bool = True
     # Stateful only: sessions held at once (each a task and its buffers), and how long one
     # may sit idle before it is closed.
