@@ -248,6 +248,13 @@ async def executor(
     await broker.shutdown()
 
 
+@pytest.fixture
+def working() -> bool:
+    """Whether a worker takes the queued runs in served_with_worker (a test that must find
+    one queued parametrizes it to False)."""
+    return True
+
+
 @asynccontextmanager
 async def served_with_worker(
     settings: Settings, engine: AsyncEngine, *, api_key: str, owners: tuple[str, ...], working: bool

@@ -59,17 +59,6 @@ GATED = {"agent": {"require_approval": ["current_time"]}}
 
 
 @pytest.fixture
-def config_overrides() -> dict[str, Any]:
-    return {}
-
-
-@pytest.fixture
-def working() -> bool:
-    """Whether a worker takes the queued runs (a test that must find one queued says no)."""
-    return True
-
-
-@pytest.fixture
 async def api(
     tmp_path: Path,
     migrated: str,

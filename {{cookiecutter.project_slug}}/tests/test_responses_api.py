@@ -96,17 +96,6 @@ def sdk(client: AsyncClient, key: str = KEY) -> AsyncOpenAI:
 
 
 @pytest.fixture
-def config_overrides() -> dict[str, Any]:
-    return {}
-
-
-@pytest.fixture
-def working() -> bool:
-    """Whether a worker takes the queued runs (a test that must find one queued says no)."""
-    return True
-
-
-@pytest.fixture
 async def api(
     tmp_path: Path,
     migrated: str,
