@@ -547,12 +547,15 @@ async def _followed_across_a_kill(
     assert await asyncio.to_thread(page.hit.wait, RUN_SECONDS)
     subscriptions = [await _subscribed(follower, sent.task.id)]
     doomed.kill()
-    stack.worker()
+    # The new worker boots while the task is followed: waiting for it first let a slow boot
+    # (a loaded CI machine) outlast the retry, and the task ended before it was followed again.
+    replacing = asyncio.create_task(asyncio.to_thread(stack.worker))
     deadline = time.monotonic() + RUN_SECONDS
     ended = {TaskState.TASK_STATE_COMPLETED, TaskState.TASK_STATE_FAILED}
     while subscriptions[-1] and _state(subscriptions[-1][-1]) not in ended:
         assert time.monotonic() < deadline, [_state(e) for e in subscriptions[-1]]
         subscriptions.append(await _subscribed(follower, sent.task.id))
+    await replacing
     final = await follower.get_task(GetTaskRequest(id=sent.task.id))
     return [events for events in subscriptions if events], final
 
