@@ -13,9 +13,10 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from taskiq_redis import ListQueueBroker
 
-from app.agent.loop import DoneEvent, ErrorEvent
+from app.agent.loop import DoneEvent
 from app.config.settings import Settings
 from app.conversations.models import Conversation, Message
 from app.core.queue import enqueue
@@ -23,7 +24,7 @@ from app.llm.base import Usage
 from app.runs import leases, service
 from app.runs.models import Run
 from app.runs.recorder import LeaseLostError, RunRecorder
-from app.turns import TurnBuilder
+from app.turns import ReadyTurn, TurnBuilder
 
 logger = logging.getLogger(__name__)
 
@@ -58,30 +59,68 @@ class Executor:
         self.in_flight += 1
         self.idle.clear()
         try:
-            run = await self._claim(run_id)
-            if run is not None:
-                await self._execute(run)
+            async with self.turns.sessionmaker() as session:
+                # The claim and the reading of where the run resumes: one transaction.
+                run = await leases.claim(session, run_id, self.lease)
+                resumed = None if run is None else await self._resumed(session, run)
+                await session.commit()
+            if run is not None and resumed is not None:
+                logger.info("run claimed", extra={"run_id": str(run.id), "attempt": run.attempts})
+                await self._carry_out(run, *resumed)
         finally:
             self.in_flight -= 1
             if not self.in_flight:
                 self.idle.set()
 
     async def _claim(self, run_id: uuid.UUID) -> Run | None:
+        """Claim a run in a transaction of its own (tests: a worker that claims, then dies)."""
         async with self.turns.sessionmaker() as session:
             run = await leases.claim(session, run_id, self.lease)
             await session.commit()
-        if run is not None:
-            logger.info("run claimed", extra={"run_id": str(run.id), "attempt": run.attempts})
         return run
 
     async def _execute(self, run: Run) -> None:
+        """Carry out a run claimed apart (_claim)."""
+        async with self.turns.sessionmaker() as session:
+            resumed = await self._resumed(session, run)
+        await self._carry_out(run, *resumed)
+
+    async def _resumed(
+        self, session: AsyncSession, run: Run
+    ) -> tuple[RunRecorder, DoneEvent[Message] | ReadyTurn[Message]]:
+        """The claimed run's recorder, and its turn resumed after the last step its earlier
+        attempts stored; or, if that step was its answer, the end it comes to."""
         # The run's id names its holds: a later attempt drops those of one that died.
         account = self.turns.spending.account(run.owner, run.id)
         recorder = RunRecorder(
             self.turns.sessionmaker, run.id, run.attempts, self.lease, self.stopping, account
         )
+        recorder.claimed_now = not run.cancel_requested
+        steps, answer = await service.progress(session=session, run_id=run.id)
+        if answer is not None:
+            # An earlier attempt stored the answer and died before it ended the run:
+            # the run ends with that answer, and the model is not asked again.
+            return recorder, DoneEvent([answer], "completed", Usage())
+        conversation = await session.get_one(Conversation, run.conversation_id)
+        turn = await self.turns.prepare(
+            session,
+            conversation,
+            recorder,
+            steps_taken=steps,
+            client_tools=run.client_specs,
+            output=run.output,
+            instructions=run.instructions,
+        )
+        return recorder, turn
+
+    async def _carry_out(
+        self,
+        run: Run,
+        recorder: RunRecorder,
+        resumed: DoneEvent[Message] | ReadyTurn[Message],
+    ) -> None:
         try:
-            work = asyncio.create_task(self._finish(run, recorder))
+            work = asyncio.create_task(self._finish(recorder, resumed))
             keeper = asyncio.create_task(self._keep_lease(recorder, work))
             try:
                 await work
@@ -95,32 +134,15 @@ class Executor:
         if recorder.requeue:
             await enqueue(self.broker, run.id, self.turns.metrics)
 
-    async def _finish(self, run: Run, recorder: RunRecorder) -> None:
-        ended = await self._outcome(run, recorder)
+    @staticmethod
+    async def _finish(
+        recorder: RunRecorder, resumed: DoneEvent[Message] | ReadyTurn[Message]
+    ) -> None:
+        ended = resumed if isinstance(resumed, DoneEvent) else await resumed.outcome()
         if isinstance(ended, DoneEvent):
             await recorder.finish(ended)
         else:
             await recorder.fail(ended.detail, refused=ended.refusal is not None)
-
-    async def _outcome(self, run: Run, recorder: RunRecorder) -> DoneEvent[Message] | ErrorEvent:
-        """The run's turn, resumed after the last step its earlier attempts stored."""
-        async with self.turns.sessionmaker() as session:
-            steps, answer = await service.progress(session=session, run_id=run.id)
-            if answer is not None:
-                # An earlier attempt stored the answer and died before it ended the run:
-                # the run ends with that answer, and the model is not asked again.
-                return DoneEvent([answer], "completed", Usage())
-            conversation = await session.get_one(Conversation, run.conversation_id)
-            turn = await self.turns.prepare(
-                session,
-                conversation,
-                recorder,
-                steps_taken=steps,
-                client_tools=run.client_specs,
-                output=run.output,
-                instructions=run.instructions,
-            )
-        return await turn.outcome()
 
     async def _keep_lease(self, recorder: RunRecorder, work: "asyncio.Task[None]") -> None:
         """Renew the lease during a long step; stop the work if another worker took the run."""

@@ -4,7 +4,7 @@ while the run is still the claim's that runs it."""
 import asyncio
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -16,6 +16,7 @@ from app.agent.tools import ToolResult
 from app.conversations.models import Message
 from app.conversations.schemas import MessageOut, tool_call_data, tool_result_data
 from app.conversations.service import model_step
+from app.core.db import utcnow
 from app.llm.base import ChatMessage, Completion, ToolCall, ToolSpec, Usage
 from app.runs import service
 from app.runs.models import Run
@@ -57,8 +58,32 @@ class LeaseLostError(Exception):
 
 
 @dataclass
+class _Staged:
+    """What waits for the run's next write: tool results (the transaction before the next
+    model call stores them with its lease check), and the answer (stored as the run ends)."""
+
+    messages: list[Message] = field(default_factory=list)
+    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    # Calls whose stored approval their result uses up.
+    answered: list[str] = field(default_factory=list)
+    # The model step whose answer waits, with its tokens and ledger row.
+    step: Completion | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.messages)
+
+
+@dataclass
 class RunRecorder:
-    """Steps of a background run: each written only while the run is still this claim's."""
+    """Steps of a background run: each written only while the run is still this claim's.
+
+    Round trips are what a busy worker spends its time on, so a step's writes share
+    transactions where no guarantee needs one of their own. A model step that asks for tools
+    is written at once, before any tool runs: a resumed run never calls them for a step it
+    did not store. A tool result waits for the transaction that renews the lease before the
+    next model call (a worker that dies in between runs that call again, as one that dies
+    during the call does), and the answer for the run's end. Every write checks the claim:
+    a worker that lost its run writes none of it."""
 
     sessionmaker: async_sessionmaker[AsyncSession]
     run_id: uuid.UUID
@@ -66,9 +91,13 @@ class RunRecorder:
     lease: timedelta
     stopping: asyncio.Event
     account: Account
+    # Set by a claim that found no cancel asked: the first model call, right after it, needs
+    # no transaction of its own to renew the lease and look again (unless it takes a hold).
+    claimed_now: bool = False
     requeue: bool = False
     # Set when the lease was found taken over: the run's work is cancelled.
     lost: bool = False
+    _staged: _Staged = field(default_factory=_Staged)
 
     async def renew(self) -> None:
         async with self.sessionmaker() as session:
@@ -76,33 +105,37 @@ class RunRecorder:
             await session.commit()
 
     async def step(self, completion: Completion) -> Message:
+        message = self._message(**model_step(completion))
+        if not completion.tool_calls:
+            # The answer: stored with the run's end, in the same transaction.
+            self._staged.messages.append(message)
+            self._staged.step = completion
+            return message
         async with self.sessionmaker() as session:
-            # The lease's statement also drops the call's hold (the run's id is its holder).
-            run = await self._renew(session, completion, releasing=self.account.holding)
-            message = _add(session, run, **model_step(completion))
+            run = await self._write(session, completion)
+            self._add(session, run, message)
             for call in completion.tool_calls:
                 service.add_event(session, run, "tool_call", tool_call_data(call))
-            self.account.settle_released(session, completion)
             await session.commit()
-            return message
+        return message
 
     async def result(self, call: ToolCall, result: ToolResult) -> Message:
-        async with self.sessionmaker() as session:
-            run = await self._renew(session)
-            message = _add(session, run, role="tool", content=result.content, tool_call_id=call.id)
-            service.add_event(session, run, "tool_result", tool_result_data(call, result))
-            if call.id in run.approvals:
-                # Used up with its answer: a later call with the same id is asked about anew.
-                run.approvals = {k: v for k, v in run.approvals.items() if k != call.id}
-            await session.commit()
-            return message
+        message = self._message(role="tool", content=result.content, tool_call_id=call.id)
+        self._staged.messages.append(message)
+        self._staged.events.append(("tool_result", tool_result_data(call, result)))
+        self._staged.answered.append(call.id)
+        return message
 
     async def halt(
         self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec]
     ) -> StopReason | Refusal | None:
-        # One transaction: the lease renewed, and the call's hold on the key's budget taken.
+        claimed_now, self.claimed_now = self.claimed_now, False
+        if claimed_now and not self._staged and self.account.budget is None:
+            return "interrupted" if self.stopping.is_set() else None
+        # One transaction: the results so far stored, the lease renewed, and the call's hold
+        # on the key's budget taken.
         async with self.sessionmaker() as session:
-            run = await self._renew(session)
+            run = await self._write(session)
             stop: StopReason | None = None
             if run.cancel_requested:
                 stop = "cancelled"
@@ -123,7 +156,7 @@ class RunRecorder:
 
     async def finish(self, done: DoneEvent[Message]) -> None:
         async with self.sessionmaker() as session:
-            run = await self._renew(session)
+            run = await self._write(session)
             run.lease_until = None
             if done.stop_reason == "interrupted":
                 # Back to the queue without counting the attempt: nothing went wrong.
@@ -155,13 +188,31 @@ class RunRecorder:
     async def fail(self, detail: str, *, refused: bool = False) -> None:
         """End the run failed; refused: a budget refused its next model call."""
         async with self.sessionmaker() as session:
-            run = await self._renew(session)
+            run = await self._write(session)
             run.status, run.error = "failed", detail
             run.stop_reason = "budget_exceeded" if refused else None
             run.lease_until, run.finished_at = None, func.clock_timestamp()
             data = {"detail": detail, **({"stop_reason": run.stop_reason} if refused else {})}
             service.add_event(session, run, "error", data)
             await session.commit()
+
+    async def _write(self, session: AsyncSession, step: Completion | None = None) -> Run:
+        """In the caller's transaction: renew the lease if the claim is still ours, and add
+        what was staged for this write; a model step's tokens and its hold's settling too."""
+        staged, self._staged = self._staged, _Staged()
+        step = step or staged.step
+        # The lease's statement also drops the call's hold (the run's id is its holder).
+        run = await self._renew(session, step, releasing=step is not None and self.account.holding)
+        for message in staged.messages:
+            self._add(session, run, message)
+        for name, data in staged.events:
+            service.add_event(session, run, name, data)
+        if used := set(staged.answered) & run.approvals.keys():
+            # Used up with its answer: a later call with the same id is asked about anew.
+            run.approvals = {k: v for k, v in run.approvals.items() if k not in used}
+        if step is not None:
+            self.account.settle_released(session, step)
+        return run
 
     async def _renew(
         self, session: AsyncSession, step: Completion | None = None, *, releasing: bool = False
@@ -183,10 +234,16 @@ class RunRecorder:
             raise LeaseLostError(str(self.run_id))
         return run
 
+    def _message(self, **values: Any) -> Message:
+        """A message of the run, every column a reader needs set now (it may be stored later,
+        and the run's done event describes the answer before the flush)."""
+        values.setdefault("tool_calls", [])
+        return Message(
+            id=uuid.uuid4(), run_id=self.run_id, file_ids=[], created_at=utcnow(), **values
+        )
 
-def _add(session: AsyncSession, run: Run, **values: Any) -> Message:
-    """A message of the run's conversation, written by the run (no files of its own: the
-    columns' defaults, as on the conversation's own write path)."""
-    message = Message(conversation_id=run.conversation_id, run_id=run.id, **values)
-    session.add(message)
-    return message
+    @staticmethod
+    def _add(session: AsyncSession, run: Run, message: Message) -> None:
+        """A message of the run's conversation (no files of its own: written by the run)."""
+        message.conversation_id = run.conversation_id
+        session.add(message)
