@@ -26,6 +26,7 @@ from app.config.errors import ConfigError
 from app.config.loading import get_settings
 from app.config.sections import MetricsConfig
 from app.config.settings import Settings
+from app.core.db import autocommit_sessionmaker
 from app.core.logging import setup_logging
 from app.core.metrics import Metrics
 from app.core.queue import QUEUE_NAME, TASK_NAME, create_broker
@@ -48,7 +49,8 @@ async def serve(settings: Settings) -> None:
     ):
         broker = create_broker(settings.redis_url.get_secret_value(), timeout=None)
         broker.is_worker_process = True
-        executor = Executor(TurnBuilder.over(settings, resources), broker)
+        alone = autocommit_sessionmaker(resources.engine)
+        executor = Executor(TurnBuilder.over(settings, resources), broker, alone)
 
         async def execute_run(run_id: str) -> None:
             """The task the queue's messages name: the id of a queued run."""

@@ -12,7 +12,7 @@ from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.agent import registry
-from app.agent.tools import ToolContext, tool
+from app.agent.tools import ToolContext, ToolResult, tool
 from app.core.queue import QUEUE_NAME
 from app.flows.execution import Executor
 from app.llm.base import ChatMessage
@@ -212,6 +212,41 @@ async def test_a_run_whose_worker_died_mid_step_is_retried_without_repeating_a_s
     assert messages[1]["tool_calls"][0]["id"] == messages[2]["tool_call_id"]
     with pytest.raises(LeaseLostError):
         await dead.step(completion)
+
+
+async def test_a_tool_result_is_stored_only_while_the_claim_holds(
+    client: AsyncClient,
+    executor: Executor,
+    maker: async_sessionmaker[AsyncSession],
+    redis: Redis,
+) -> None:
+    run = await start_run(client, "time?\n/tool current_time")
+    run_id = uuid.UUID(run["id"])
+    # Worker A stores the step asking for the tool and gets its result; before it stores the
+    # result (with its next model call's check), the run is taken from it.
+    claimed = await executor._claim(run_id)
+    assert claimed is not None
+    account = executor.turns.spending.account(claimed.owner, run_id)
+    late = RunRecorder(maker, run_id, claimed.attempts, executor.lease, executor.stopping, account)
+    specs = registry.registry_for(executor.settings.config.agent, executor.turns.metrics).specs
+    completion = await EchoProvider().complete(await _history(client, run), specs)
+    await late.step(completion)
+    [call] = completion.tool_calls
+    await late.result(call, ToolResult("from the worker that lost the run"))
+    await _expire(maker, run["id"])
+    await redis.delete(QUEUE_NAME)
+    await executor.sweep()
+
+    with pytest.raises(LeaseLostError):
+        await late.halt([], specs)
+    stored_then = await _messages(client, run)
+    await executor.execute(run_id)
+    messages = await _messages(client, run)
+
+    assert [m["role"] for m in stored_then] == ["user", "assistant"]
+    assert [m["role"] for m in messages] == ["user", "assistant", "tool", "assistant"]
+    assert "lost the run" not in messages[2]["content"]
+    assert (await client.get(f"/v1/runs/{run['id']}")).json()["status"] == "succeeded"
 
 
 async def _history(client: AsyncClient, run: dict[str, Any]) -> list[ChatMessage]:

@@ -138,3 +138,12 @@ def _insert_unless(table: Table, unique: Index) -> Insert:
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def autocommit_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions whose every statement commits on its own (commit() does nothing): for writes
+    that are one statement, one round trip where BEGIN and COMMIT around it make three. The
+    engine's pool is shared."""
+    return async_sessionmaker(
+        engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+    )

@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from taskiq_redis import ListQueueBroker
 
 from app.agent.loop import DoneEvent
@@ -33,6 +33,9 @@ logger = logging.getLogger(__name__)
 class Executor:
     turns: TurnBuilder
     broker: ListQueueBroker
+    # Sessions for the runs' writes that are one statement each (autocommit sessions, in a
+    # worker); by default the turns' own.
+    alone: async_sessionmaker[AsyncSession] | None = None
     # Set on SIGTERM: runs stop after their current step and go back to the queue.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     # Set while no run is in progress: a stopping worker waits for it.
@@ -93,9 +96,15 @@ class Executor:
         # The run's id names its holds: a later attempt drops those of one that died.
         account = self.turns.spending.account(run.owner, run.id)
         recorder = RunRecorder(
-            self.turns.sessionmaker, run.id, run.attempts, self.lease, self.stopping, account
+            self.turns.sessionmaker,
+            run.id,
+            run.attempts,
+            self.lease,
+            self.stopping,
+            account,
+            alone=self.alone,
         )
-        recorder.claimed_now = not run.cancel_requested
+        recorder.claimed_now, recorder.usage = not run.cancel_requested, run.usage
         steps, answer = await service.progress(session=session, run_id=run.id)
         if answer is not None:
             # An earlier attempt stored the answer and died before it ended the run:

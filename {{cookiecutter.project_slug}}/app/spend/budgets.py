@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from genai_prices.types import TieredPrices
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -175,12 +176,14 @@ class Account:
         """In the transaction that stores the call's answer: its ledger row for its hold."""
         if self.holding:
             await (await session.connection()).execute(bounds.RELEASE, {"holder": self.holder})
-        self.settle_released(session, completion)
-
-    def settle_released(self, session: AsyncSession, completion: Completion) -> None:
-        """settle, when the caller's transaction deletes the hold itself (a run's step)."""
         session.add(self.spending.ledger_row(self.owner, completion))
         self.holding = False
+
+    def ledger_values(self, completion: Completion) -> dict[str, Any]:
+        """The ledger row's columns, for a write that stores it and drops the hold itself
+        (a run's step: runs/writing.py)."""
+        row = self.spending.ledger_row(self.owner, completion)
+        return {c.key: getattr(row, c.key) for c in ModelCall.__table__.c if c.key != "id"}
 
     async def record(self, completion: Completion) -> None:
         """settle, in a transaction of its own (a turn that stores no steps)."""
