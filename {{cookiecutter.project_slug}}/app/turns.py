@@ -26,7 +26,7 @@ from app.agent.registry import registry_for
 from app.agent.tools import ToolContext, ToolError, ToolResult
 from app.config.settings import Settings
 from app.conversations import service as conversations
-from app.conversations.models import Conversation, Message
+from app.conversations.models import Message
 from app.conversations.service import model_step
 from app.core.metrics import Metrics
 from app.files import service as files
@@ -137,7 +137,8 @@ class TurnBuilder:
     async def prepare[S](
         self,
         session: AsyncSession,
-        conversation: Conversation,
+        owner: str,
+        conversation_id: uuid.UUID,
         recorder: Recorder[S],
         *,
         steps_taken: int = 0,
@@ -149,10 +150,9 @@ class TurnBuilder:
         run passes the steps its earlier attempts took, so it does not get max_steps anew.
         A client's tools, its output schema and its instructions (added to the system
         prompt for this turn only) are those of the request the turn answers."""
-        turn = self._turn(
-            conversation.owner, conversation.id, recorder, steps_taken, client_tools, output
-        )
-        return ReadyTurn(turn, await self._history(session, conversation, instructions))
+        turn = self._turn(owner, conversation_id, recorder, steps_taken, client_tools, output)
+        history = await self._history(session, owner, conversation_id, instructions)
+        return ReadyTurn(turn, history)
 
     def unstored(
         self,
@@ -221,16 +221,20 @@ class TurnBuilder:
         return read_attached
 
     async def _history(
-        self, session: AsyncSession, conversation: Conversation, instructions: str | None
+        self,
+        session: AsyncSession,
+        owner: str,
+        conversation_id: uuid.UUID,
+        instructions: str | None,
     ) -> list[ChatMessage]:
         """The system prompt and the conversation's recent messages, files inlined."""
         llm = self.settings.config.llm
         recent = await conversations.recent_messages(
-            session=session, conversation_id=conversation.id, limit=llm.history_limit
+            session=session, conversation_id=conversation_id, limit=llm.history_limit
         )
         # Every attachment of the history in one query.
         file_ids = [file_id for message in recent for file_id in message.file_ids]
-        found = await files.get_files(session=session, owner=conversation.owner, file_ids=file_ids)
+        found = await files.get_files(session=session, owner=owner, file_ids=file_ids)
         by_id = {record.id: record for record in found}
         history = self._prompt([], instructions)
         for message in recent:

@@ -18,7 +18,7 @@ from taskiq_redis import ListQueueBroker
 
 from app.agent.loop import DoneEvent
 from app.config.settings import Settings
-from app.conversations.models import Conversation, Message
+from app.conversations.models import Message
 from app.core.queue import enqueue
 from app.llm.base import Usage
 from app.runs import leases, service
@@ -62,8 +62,9 @@ class Executor:
         self.in_flight += 1
         self.idle.clear()
         try:
-            async with self.turns.sessionmaker() as session:
-                # The claim and the reading of where the run resumes: one transaction.
+            async with (self.alone or self.turns.sessionmaker)() as session:
+                # The claim, then the reading of where the run resumes (what earlier
+                # attempts stored, which the claim does not change).
                 run = await leases.claim(session, run_id, self.lease)
                 resumed = None if run is None else await self._resumed(session, run)
                 await session.commit()
@@ -110,10 +111,10 @@ class Executor:
             # An earlier attempt stored the answer and died before it ended the run:
             # the run ends with that answer, and the model is not asked again.
             return recorder, DoneEvent([answer], "completed", Usage())
-        conversation = await session.get_one(Conversation, run.conversation_id)
         turn = await self.turns.prepare(
             session,
-            conversation,
+            run.owner,
+            run.conversation_id,
             recorder,
             steps_taken=steps,
             client_tools=run.client_specs,

@@ -72,7 +72,9 @@ async def answer(
 ) -> ReadyTurn[Message]:
     """The turn answering the conversation as stored."""
     stored = Stored(account, turns.sessionmaker, conversation.id)
-    turn = await turns.prepare(session, conversation, stored, client_tools=client_tools)
+    turn = await turns.prepare(
+        session, conversation.owner, conversation.id, stored, client_tools=client_tools
+    )
     # Hand the connection back now rather than hold it through the model's calls; each
     # step is stored with a session of its own.
     await session.close()

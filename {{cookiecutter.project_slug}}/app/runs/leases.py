@@ -5,7 +5,7 @@ out, and re-sends queued runs whose queue message was lost."""
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config.sections import AppConfig
@@ -13,22 +13,30 @@ from app.runs.models import Run
 from app.runs.service import add_event
 from app.spend.models import Hold
 
+# The claim, built once: queued -> running, attempts + 1, a lease; and its "running" event,
+# inserted from the UPDATE's result (nothing when the run was not queued).
+_CLAIM = select(Run).from_statement(
+    text("""
+    WITH claimed AS (
+        UPDATE runs SET
+            status = 'running',
+            attempts = attempts + 1,
+            lease_until = clock_timestamp() + CAST(:lease AS interval)
+        WHERE id = CAST(:run_id AS uuid) AND status = 'queued'
+        RETURNING *
+    ), told AS (
+        INSERT INTO run_events (run_id, name, data, created_at)
+        SELECT id, 'running', jsonb_build_object('attempt', attempts), clock_timestamp()
+        FROM claimed
+    )
+    SELECT * FROM claimed
+    """)
+)
+
 
 async def claim(session: AsyncSession, run_id: uuid.UUID, lease: timedelta) -> Run | None:
     """The run, running on a new attempt's lease; None if not queued (another's, or ended)."""
-    run = await session.scalar(
-        update(Run)
-        .where(Run.id == run_id, Run.status == "queued")
-        .values(
-            status="running",
-            attempts=Run.attempts + 1,
-            lease_until=func.clock_timestamp() + lease,
-        )
-        .returning(Run)
-        .execution_options(synchronize_session=False)
-    )
-    if run is not None:
-        add_event(session, run, "running", {"attempt": run.attempts})
+    run: Run | None = await session.scalar(_CLAIM, {"run_id": run_id, "lease": lease})
     return run
 
 

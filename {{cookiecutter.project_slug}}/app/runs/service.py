@@ -6,7 +6,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from taskiq_redis import ListQueueBroker
 
@@ -156,22 +156,29 @@ async def follow(
             await asyncio.sleep(poll_seconds)
 
 
+# The run's model steps so far and its last message, in one statement built once.
+_STEPS = (
+    select(func.count())
+    .where(Message.run_id == bindparam("run_id"), Message.role == "assistant")
+    .scalar_subquery()
+)
+_PROGRESS = (
+    select(Message, _STEPS)
+    .where(Message.run_id == bindparam("run_id"))
+    .order_by(Message.created_at.desc(), Message.id.desc())
+    .limit(1)
+)
+
+
 async def progress(*, session: AsyncSession, run_id: uuid.UUID) -> tuple[int, Message | None]:
     """Where a run resumes, after what its earlier attempts stored: how many model calls, and
     the run's answer if the last thing stored is one (a model step that asked for no tool)."""
-    steps = await session.scalar(
-        select(func.count())
-        .select_from(Message)
-        .where(Message.run_id == run_id, Message.role == "assistant")
-    )
-    last = await session.scalar(
-        select(Message)
-        .where(Message.run_id == run_id)
-        .order_by(Message.created_at.desc(), Message.id.desc())
-        .limit(1)
-    )
-    answered = last is not None and last.role == "assistant" and not last.tool_calls
-    return steps or 0, last if answered else None
+    row = (await session.execute(_PROGRESS, {"run_id": run_id})).first()
+    if row is None:
+        return 0, None
+    last, steps = row
+    answered = last.role == "assistant" and not last.tool_calls
+    return steps, last if answered else None
 
 
 async def count_by_status(session: AsyncSession) -> dict[str, int]:
