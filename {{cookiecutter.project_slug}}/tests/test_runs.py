@@ -15,7 +15,7 @@ from app.agent import registry
 from app.agent.tools import ToolContext, ToolResult, tool
 from app.core.queue import QUEUE_NAME
 from app.flows.execution import Executor
-from app.llm.base import ChatMessage
+from app.llm.base import ChatMessage, Completion, ToolCall
 from app.llm.echo import EchoProvider
 from app.runs.models import Run
 from app.runs.recorder import LeaseLostError, RunRecorder
@@ -247,6 +247,37 @@ async def test_a_tool_result_is_stored_only_while_the_claim_holds(
     assert [m["role"] for m in messages] == ["user", "assistant", "tool", "assistant"]
     assert "lost the run" not in messages[2]["content"]
     assert (await client.get(f"/v1/runs/{run['id']}")).json()["status"] == "succeeded"
+
+
+async def test_a_result_is_stored_before_another_call_of_its_step_runs(
+    client: AsyncClient, executor: Executor, maker: async_sessionmaker[AsyncSession]
+) -> None:
+    run = await start_run(client, "two calls in one step")
+    claimed = await executor._claim(uuid.UUID(run["id"]))
+    assert claimed is not None
+    account = executor.turns.spending.account(claimed.owner, claimed.id)
+    recorder = RunRecorder(
+        maker, claimed.id, claimed.attempts, executor.lease, executor.stopping, account
+    )
+    first, second = ToolCall("a", "current_time", "{}"), ToolCall("b", "current_time", "{}")
+    await recorder.step(Completion("", (first, second)))
+
+    await recorder.result(first, ToolResult("first"))
+    after_first = await _answered(client, run)
+    await recorder.result(second, ToolResult("second"))
+    after_second = await _answered(client, run)
+    assert await recorder.halt([], []) is None
+    after_halt = await _answered(client, run)
+
+    # A worker dying while the second call runs would not run the first again.
+    assert after_first == ["a"]
+    # The step's last result rides on the write before the next model call.
+    assert after_second == ["a"]
+    assert after_halt == ["a", "b"]
+
+
+async def _answered(client: AsyncClient, run: dict[str, Any]) -> list[str]:
+    return [m["tool_call_id"] for m in await _messages(client, run) if m["role"] == "tool"]
 
 
 async def _history(client: AsyncClient, run: dict[str, Any]) -> list[ChatMessage]:

@@ -35,9 +35,10 @@ class RunRecorder:
     Round trips are what a busy worker spends its time on, so each write is one statement
     (runs/writing.py), and writes are shared where no guarantee needs one of their own. A model
     step that asks for tools is written at once, before any tool runs: a resumed run never
-    runs the calls of a step it did not store. A tool result waits for the write that renews
-    the lease before the next model call (a worker that dies in between runs that call again,
-    as one that dies during the call does), and the answer for the run's end. Every write
+    runs the calls of a step it did not store. The result of a step's last call waits for
+    the write that renews the lease before the next model call (a worker that dies in between
+    runs that call again, as one that dies during the call does; no other tool runs in
+    between), and the answer for the run's end. Every write
     checks the claim: a worker that lost its run writes none of it."""
 
     sessionmaker: async_sessionmaker[AsyncSession]
@@ -59,6 +60,9 @@ class RunRecorder:
     alone: async_sessionmaker[AsyncSession] | None = None
     # What the next write carries.
     _next: Write = field(default_factory=Write)
+    # The calls of the step this attempt stored last that have no result yet; None before
+    # it stored one.
+    _unanswered: set[str] | None = None
 
     async def renew(self) -> None:
         await self._alone(Write())
@@ -78,6 +82,7 @@ class RunRecorder:
         for call in completion.tool_calls:
             write.event("tool_call", tool_call_data(call))
         await self._send()
+        self._unanswered = {call.id for call in completion.tool_calls}
         return message
 
     async def result(self, call: ToolCall, result: ToolResult) -> Message:
@@ -86,6 +91,12 @@ class RunRecorder:
         self._next.event("tool_result", tool_result_data(call, result))
         # Used up with its answer: a later call with the same id is asked about anew.
         self._next.answered.append(call.id)
+        if self._unanswered is not None:
+            self._unanswered.discard(call.id)
+        if self._unanswered is None or self._unanswered:
+            # Another call of the step may run before the next write (or which may is not
+            # known: a resumed run's): this result is not left to be lost with it.
+            await self._send()
         return message
 
     async def halt(
