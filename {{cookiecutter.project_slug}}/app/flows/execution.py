@@ -65,12 +65,14 @@ class Executor:
             async with (self.alone or self.turns.sessionmaker)() as session:
                 # The claim, then the reading of where the run resumes (what earlier
                 # attempts stored, which the claim does not change).
-                run = await leases.claim(session, run_id, self.lease)
-                resumed = None if run is None else await self._resumed(session, run)
+                claimed = await leases.claim(session, run_id, self.lease)
+                if claimed is None:
+                    return
+                run = claimed.run
+                resumed = await self._resumed(session, run, claimed.steps_taken)
                 await session.commit()
-            if run is not None and resumed is not None:
-                logger.info("run claimed", extra={"run_id": str(run.id), "attempt": run.attempts})
-                await self._carry_out(run, *resumed)
+            logger.info("run claimed", extra={"run_id": str(run.id), "attempt": run.attempts})
+            await self._carry_out(run, *resumed)
         finally:
             self.in_flight -= 1
             if not self.in_flight:
@@ -79,9 +81,9 @@ class Executor:
     async def _claim(self, run_id: uuid.UUID) -> Run | None:
         """Claim a run in a transaction of its own (tests: a worker that claims, then dies)."""
         async with self.turns.sessionmaker() as session:
-            run = await leases.claim(session, run_id, self.lease)
+            claimed = await leases.claim(session, run_id, self.lease)
             await session.commit()
-        return run
+        return None if claimed is None else claimed.run
 
     async def _execute(self, run: Run) -> None:
         """Carry out a run claimed apart (_claim)."""
@@ -90,10 +92,11 @@ class Executor:
         await self._carry_out(run, *resumed)
 
     async def _resumed(
-        self, session: AsyncSession, run: Run
+        self, session: AsyncSession, run: Run, steps_taken: int | None = None
     ) -> tuple[RunRecorder, DoneEvent[Message] | ReadyTurn[Message]]:
         """The claimed run's recorder, and its turn resumed after the last step its earlier
-        attempts stored; or, if that step was its answer, the end it comes to."""
+        attempts stored (steps_taken, if the claim counted them); or, if that step was its
+        answer, the end it comes to."""
         # The run's id names its holds: a later attempt drops those of one that died.
         account = self.turns.spending.account(run.owner, run.id)
         recorder = RunRecorder(
@@ -106,7 +109,9 @@ class Executor:
             alone=self.alone,
         )
         recorder.claimed_now, recorder.usage = not run.cancel_requested, run.usage
-        steps, answer = await service.progress(session=session, run_id=run.id)
+        steps, answer = steps_taken or 0, None
+        if steps_taken != 0:
+            steps, answer = await service.progress(session=session, run_id=run.id)
         if answer is not None:
             # An earlier attempt stored the answer and died before it ended the run:
             # the run ends with that answer, and the model is not asked again.

@@ -3,41 +3,65 @@ lease with every write (runs/recorder.py), and the sweep takes back the runs who
 out, and re-sends queued runs whose queue message was lost."""
 
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete, func, or_, select, text, update
+from sqlalchemy import Interval, bindparam, delete, func, insert, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from app.config.sections import AppConfig
-from app.runs.models import Run
+from app.conversations.models import Message
+from app.runs.models import Run, RunEvent
 from app.runs.service import add_event
 from app.spend.models import Hold
 
-# The claim, built once: queued -> running, attempts + 1, a lease; and its "running" event,
-# inserted from the UPDATE's result (nothing when the run was not queued).
-_CLAIM = select(Run).from_statement(
-    text("""
-    WITH claimed AS (
-        UPDATE runs SET
-            status = 'running',
-            attempts = attempts + 1,
-            lease_until = clock_timestamp() + CAST(:lease AS interval)
-        WHERE id = CAST(:run_id AS uuid) AND status = 'queued'
-        RETURNING *
-    ), told AS (
-        INSERT INTO run_events (run_id, name, data, created_at)
-        SELECT id, 'running', jsonb_build_object('attempt', attempts), clock_timestamp()
-        FROM claimed
+# The claim, built once: queued -> running, attempts + 1, a lease; its "running" event,
+# inserted from the UPDATE's result (nothing when the run was not queued); and how many model
+# steps earlier attempts stored (most runs: none, and nothing more to read of them).
+_CLAIMED = (
+    update(Run)
+    .where(Run.id == bindparam("run_id"), Run.status == "queued")
+    .values(
+        status="running",
+        attempts=Run.attempts + 1,
+        lease_until=func.clock_timestamp() + bindparam("lease", type_=Interval),
     )
-    SELECT * FROM claimed
-    """)
+    .returning(*Run.__table__.c)
+    .cte("claimed")
 )
+_TOLD = (
+    insert(RunEvent)
+    .from_select(
+        ["run_id", "name", "data", "created_at"],
+        select(
+            _CLAIMED.c.id,
+            literal("running"),
+            func.jsonb_build_object("attempt", _CLAIMED.c.attempts),
+            func.clock_timestamp(),
+        ),
+    )
+    .cte("told")
+)
+_STEPS_TAKEN = (
+    select(func.count())
+    .where(Message.run_id == _CLAIMED.c.id, Message.role == "assistant")
+    .scalar_subquery()
+)
+_CLAIM = select(aliased(Run, _CLAIMED), _STEPS_TAKEN).add_cte(_TOLD)
 
 
-async def claim(session: AsyncSession, run_id: uuid.UUID, lease: timedelta) -> Run | None:
+@dataclass(frozen=True, slots=True)
+class Claim:
+    run: Run
+    # The model steps the run's earlier attempts stored.
+    steps_taken: int
+
+
+async def claim(session: AsyncSession, run_id: uuid.UUID, lease: timedelta) -> Claim | None:
     """The run, running on a new attempt's lease; None if not queued (another's, or ended)."""
-    run: Run | None = await session.scalar(_CLAIM, {"run_id": run_id, "lease": lease})
-    return run
+    row = (await session.execute(_CLAIM, {"run_id": run_id, "lease": lease})).first()
+    return None if row is None else Claim(*row)
 
 
 async def expire(session: AsyncSession, config: AppConfig, lease: timedelta) -> list[uuid.UUID]:
