@@ -1,7 +1,7 @@
 """The provider interface every language model backend implements."""
 
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 
@@ -51,7 +51,13 @@ class Usage:
     cache_write_tokens: int = 0
 
     def __add__(self, other: "Usage") -> "Usage":
-        return Usage(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
+        # Field by field: astuple copies each value deeply, a busy worker's hot spot.
+        return Usage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+            self.cache_read_tokens + other.cache_read_tokens,
+            self.cache_write_tokens + other.cache_write_tokens,
+        )
 
 
 @dataclass(frozen=True, slots=True)
