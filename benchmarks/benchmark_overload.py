@@ -268,12 +268,7 @@ def measure(
         if kind == "creates":
             targets = [("/v1/conversations", keys[0])]
             return lua_script(work / "creates.lua", targets, '{"title": "b"}', "")
-        with httpx.Client(base_url=base, timeout=60) as client:
-            targets = [
-                (f"/v1/conversations/{_conversation(client, key)}/messages", key)
-                for _ in range(CONVERSATIONS_PER_KEY)
-                for key in keys
-            ]
+        targets = _conversations(base, keys)
         body = '{"content": "hello there"}'
         return lua_script(work / "turns.lua", targets, body, "text/event-stream")
 
@@ -299,10 +294,17 @@ def measure(
     return table(kind, rounds)
 
 
-def _conversation(client: httpx.Client, key: str) -> str:
-    answer = client.post("/v1/conversations", json={}, headers={"Authorization": f"Bearer {key}"})
-    answer.raise_for_status()
-    return str(answer.json()["id"])
+def _conversations(base: str, keys: list[str]) -> list[tuple[str, str]]:
+    """CONVERSATIONS_PER_KEY new conversations of each key: (the path of their messages, key)."""
+    targets = []
+    with httpx.Client(base_url=base, timeout=60) as client:
+        for _ in range(CONVERSATIONS_PER_KEY):
+            for key in keys:
+                auth = {"Authorization": f"Bearer {key}"}
+                answer = client.post("/v1/conversations", json={}, headers=auth)
+                answer.raise_for_status()
+                targets.append((f"/v1/conversations/{answer.json()['id']}/messages", key))
+    return targets
 
 
 def table(kind: str, rounds: list[list[Level]]) -> str:
