@@ -1,7 +1,8 @@
 """Admission of request bodies: how large, how slow, and how many at once.
 
-Every bound answers at once with a 4xx or a 503 with Retry-After, so no client can make the
-api hold more memory, disk or time than the configuration allows.
+Every bound answers with a 4xx or a 503 with Retry-After, at once or, when every body slot is
+taken, after a short wait in a bounded line (app.core.waiters), so no client can make the api
+hold more memory, disk or time than the configuration allows.
 """
 
 import asyncio
