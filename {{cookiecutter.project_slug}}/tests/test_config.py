@@ -61,8 +61,18 @@ def test_the_shipped_config_file_is_valid(config_file: Path) -> None:
         ("rate_limit:\n  requests: many\n", "config.yaml: rate_limit.requests"),
         ("llm: [unclosed\n", "cannot be read"),
         ("- a list\n", "must hold a mapping of sections"),
+        ("requests:\n  max_wait_seconds: 60\n", "config.yaml: requests.max_wait_seconds: Input"),
+        ("requests:\n  max_waiting: -1\n", "config.yaml: requests.max_waiting: Input should be"),
     ],
-    ids=["unknown-key", "negative-timeout", "wrong-type", "bad-yaml", "not-a-mapping"],
+    ids=[
+        "unknown-key",
+        "negative-timeout",
+        "wrong-type",
+        "bad-yaml",
+        "not-a-mapping",
+        "wait-too-long",
+        "negative-waiting",
+    ],
 )
 def test_bad_config_names_the_key(config_file: Path, yaml_text: str, fragment: str) -> None:
     config_file.write_text(yaml_text)

@@ -16,7 +16,7 @@ from app.config.settings import Settings
 from app.files import storage
 from app.main import create_app
 from tests.conftest import OTHER_API_KEY
-from tests.metrics import admission_refusals, scrape
+from tests.metrics import admission_refusals, sample, scrape
 
 AS_OTHER = {"Authorization": f"Bearer {OTHER_API_KEY}"}
 MULTIPART_HEAD = (
@@ -177,6 +177,88 @@ async def test_bodies_past_the_in_flight_bound_get_503(client: AsyncClient) -> N
     assert listed.status_code == 200
     assert admitted.status_code == 201
     assert admission_refusals(await scrape(client)) == {"bodies_in_flight": 1}
+
+
+def _slow_create(client: AsyncClient) -> tuple[SlowBody, "asyncio.Task[Any]"]:
+    """A create whose body stops after its first chunk: it holds a body slot until released."""
+    body = SlowBody(b'{"title": "sl', b'ow"}')
+    headers = {"Content-Type": "application/json"}
+    return body, asyncio.create_task(
+        client.post("/v1/conversations", content=body, headers=headers)
+    )
+
+
+async def _waiting(client: AsyncClient, count: int) -> None:
+    """Until /metrics shows `count` requests waiting for a body slot."""
+    while True:
+        if sample(await scrape(client), "admission_waiting") == count:
+            return
+        await asyncio.sleep(0.01)
+
+
+@pytest.mark.parametrize(
+    "config_overrides", [{"requests": {"max_bodies_in_flight": 1, "max_wait_seconds": 10}}]
+)
+async def test_a_request_finding_every_body_slot_taken_is_admitted_when_one_frees(
+    client: AsyncClient,
+) -> None:
+    body, slow = _slow_create(client)
+    await body.reading.wait()
+    waiting = asyncio.create_task(client.post("/v1/conversations", json={"title": "next"}))
+    await _waiting(client, 1)
+    body.release.set()
+    first, second = await slow, await waiting
+
+    assert (first.status_code, second.status_code) == (201, 201)
+    assert second.json()["title"] == "next"
+    exposition = await scrape(client)
+    assert admission_refusals(exposition) == {}
+    assert sample(exposition, "admission_waiting") == 0
+
+
+@pytest.mark.parametrize(
+    "config_overrides", [{"requests": {"max_bodies_in_flight": 1, "max_wait_seconds": 0.2}}]
+)
+async def test_a_request_waiting_past_the_bound_gets_503_with_retry_after(
+    client: AsyncClient,
+) -> None:
+    body, slow = _slow_create(client)
+    await body.reading.wait()
+
+    refused = await client.post("/v1/conversations", json={"title": "fast"})
+    body.release.set()
+    admitted = await slow
+
+    assert refused.status_code == 503
+    assert refused.headers["retry-after"] == "1"
+    assert "too many requests with a body in progress (limit 1)" in refused.json()["detail"]
+    assert admitted.status_code == 201
+    exposition = await scrape(client)
+    assert admission_refusals(exposition) == {"bodies_in_flight": 1}
+    assert sample(exposition, "admission_waiting") == 0
+
+
+@pytest.mark.parametrize(
+    "config_overrides",
+    [{"requests": {"max_bodies_in_flight": 1, "max_waiting": 1, "max_wait_seconds": 10}}],
+)
+async def test_past_max_waiting_a_request_is_refused_without_waiting(
+    client: AsyncClient,
+) -> None:
+    body, slow = _slow_create(client)
+    await body.reading.wait()
+    waiting = asyncio.create_task(client.post("/v1/conversations", json={"title": "waits"}))
+    await _waiting(client, 1)
+    # Had it waited too, it would be answered only after the one ahead of it in line.
+    over = asyncio.create_task(client.post("/v1/conversations", json={"title": "over"}))
+    done, _ = await asyncio.wait({waiting, over}, return_when=asyncio.FIRST_COMPLETED)
+    body.release.set()
+
+    assert done == {over}
+    assert over.result().status_code == 503
+    assert over.result().headers["retry-after"] == "1"
+    assert (await waiting).status_code == 201
+    assert (await slow).status_code == 201
 
 
 @pytest.mark.parametrize("config_overrides", [{"requests": {"body_timeout_seconds": 0.5}}])

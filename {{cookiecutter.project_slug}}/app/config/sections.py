@@ -142,6 +142,10 @@ class RequestsConfig(_Section):
     # every character escaped as a surrogate pair (12 bytes).
     max_json_bytes: PositiveInt = 512 * 1024
     max_bodies_in_flight: PositiveInt = 64
+    # A request finding every body slot taken waits in line (config.yaml says why); 0 refuses
+    # at once. Bounded both ways: a waiting request holds its connection and unread body.
+    max_waiting: int = Field(default=1024, ge=0, le=100_000)
+    max_wait_seconds: float = Field(default=1.0, ge=0, le=10)
     body_timeout_seconds: PositiveFloat = 60.0
 
 

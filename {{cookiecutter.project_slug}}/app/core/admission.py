@@ -1,7 +1,8 @@
 """Admission of request bodies: how large, how slow, and how many at once.
 
-Every bound answers at once with a 4xx or a 503 with Retry-After, so no client can make the
-api hold more memory, disk or time than the configuration allows.
+Every bound answers with a 4xx or a 503 with Retry-After, at once or, when every body slot is
+taken, after a short wait in a bounded line (app.core.waiters), so no client can make the api
+hold more memory, disk or time than the configuration allows.
 """
 
 import asyncio
@@ -18,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.config.sections import AppConfig
 from app.core.metrics import AdmissionReason, Metrics
 from app.core.security import KeyRing, unauthorized
+from app.core.waiters import Waiters
 
 MULTIPART_OVERHEAD_BYTES = 16 * 1024
 # Slots free within seconds: a short, honest hint for clients that back off.
@@ -42,6 +44,9 @@ class Slots:
     # What a refusal counts as in the metrics.
     reason: AdmissionReason
     taken: int = 0
+    # Where a request may wait for a slot freed (bodies only): a slot given back goes to the
+    # first in line, not to whoever comes next.
+    waiters: Waiters | None = None
 
     @property
     def detail(self) -> str:
@@ -81,7 +86,9 @@ def take_all(slots: list[Slots]) -> Slots | None:
 def give_back(taken: list[Slots]) -> None:
     """Give back every slot taken, emptying the list: a second call gives back nothing."""
     while taken:
-        taken.pop().taken -= 1
+        slots = taken.pop()
+        if slots.waiters is None or not slots.waiters.hand_over():
+            slots.taken -= 1
 
 
 class _BodyRefusedError(Exception):
@@ -111,6 +118,9 @@ class AdmissionMiddleware:
         bodies, all_uploads = requests.max_bodies_in_flight, uploads.max_concurrent
         per_key = uploads.max_concurrent_per_key
         self.bodies = Slots(bodies, 503, "requests with a body in progress", "bodies_in_flight")
+        self.bodies.waiters = Waiters(
+            requests.max_waiting, requests.max_wait_seconds, metrics.admission_waiting
+        )
         self.uploads = Slots(all_uploads, 503, "uploads in progress", "uploads_in_flight")
         self.uploads_by_owner = SlotsByKey(
             Slots(per_key, 429, "uploads of this key in progress", "key_uploads_in_flight")
@@ -140,7 +150,7 @@ class AdmissionMiddleware:
         if upload:
             taken += [self.uploads_by_owner.of(owner), self.uploads] if owner else [self.uploads]
         try:
-            if full := take_all(taken):
+            if full := await self._take(taken):
                 taken.clear()
                 # Read and discard the body first: answering while the client is still
                 # sending makes the server close the connection, and most clients then lose
@@ -155,6 +165,20 @@ class AdmissionMiddleware:
             give_back(taken)
             if owner is not None:
                 self.uploads_by_owner.forget_idle(owner)
+
+    async def _take(self, taken: list[Slots]) -> Slots | None:
+        """take_all, but a request that finds every body slot taken first waits in line for
+        one (the body stays unread meanwhile): None, else the first that is full."""
+        full = take_all(taken)
+        waiters = self.bodies.waiters
+        if full is not self.bodies or waiters is None:
+            return full
+        if not await waiters.wait(lambda: give_back([self.bodies])):
+            return full
+        # The body slot was handed over; an upload takes its own slots now, or gives it back.
+        if full := take_all(taken[1:]):
+            give_back([self.bodies])
+        return full
 
     async def _admit(self, scope: Scope, send: Send, body: "_Body", taken: list[Slots]) -> None:
         started = False

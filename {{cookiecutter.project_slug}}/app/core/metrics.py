@@ -101,6 +101,11 @@ class Metrics:
             "Request bodies refused before their route ran (413, 408, or 503/429 when busy).",
             ("reason",),
         )
+        self.admission_waiting = gauge(
+            "admission_waiting",
+            "Requests waiting for a body slot before their route ran (requests.max_waiting).",
+            multiprocess_mode="livesum",
+        )
         self.llm_calls = counter(
             "llm_calls", "Model calls by provider, model and outcome.", (*_MODEL, "outcome")
         )
