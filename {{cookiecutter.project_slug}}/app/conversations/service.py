@@ -5,7 +5,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -219,19 +219,39 @@ async def _add_once(session: AsyncSession, message: Message) -> Message | None:
     return stored
 
 
+@dataclass(frozen=True, slots=True)
+class Said:
+    """A message as a turn's history reads it: no more columns than that needs."""
+
+    role: str
+    content: str
+    file_ids: list[uuid.UUID]
+    tool_calls: list[dict[str, Any]]
+    tool_call_id: str | None
+
+    @property
+    def calls(self) -> tuple[ToolCall, ...]:
+        return tuple(ToolCall(c["id"], c["name"], c["arguments"]) for c in self.tool_calls)
+
+
+# Built once: every turn reads its history (a worker, several times a second).
+_RECENT = (
+    select(
+        Message.role, Message.content, Message.file_ids, Message.tool_calls, Message.tool_call_id
+    )
+    .where(Message.conversation_id == bindparam("conversation_id"))
+    .order_by(Message.created_at.desc(), Message.id.desc())
+    .limit(bindparam("limit"))
+)
+
+
 async def recent_messages(
     *, session: AsyncSession, conversation_id: uuid.UUID, limit: int
-) -> list[Message]:
+) -> list[Said]:
     """The conversation's last `limit` messages, oldest first, starting after any tool
     results whose call was cut off (they would answer a call the model never sees)."""
-    recent = list(
-        await session.scalars(
-            select(Message)
-            .where(Message.conversation_id == conversation_id)
-            .order_by(Message.created_at.desc(), Message.id.desc())
-            .limit(limit)
-        )
-    )[::-1]
+    rows = await session.execute(_RECENT, {"conversation_id": conversation_id, "limit": limit})
+    recent = [Said(*row) for row in rows][::-1]
     while recent and recent[0].role == "tool":
         recent.pop(0)
     return recent
