@@ -188,14 +188,8 @@ async def test_a_run_whose_worker_died_mid_step_is_retried_without_repeating_a_s
     run = await start_run(client, "time?\n/tool current_time")
     run_id = uuid.UUID(run["id"])
     # Worker A claims the run and stores its first step (the tool call), then dies.
-    claimed = await executor._claim(run_id)
-    assert claimed is not None
-    account = executor.turns.spending.account(claimed.owner, run_id)
-    dead = RunRecorder(maker, run_id, claimed.attempts, executor.lease, executor.stopping, account)
-    completion = await EchoProvider().complete(
-        await _history(client, run),
-        registry.registry_for(executor.settings.config.agent, executor.turns.metrics).specs,
-    )
+    dead = await _claimed(executor, maker, run_id)
+    completion = await _echoed(client, executor, run)
     await dead.step(completion)
     await _expire(maker, run["id"])
     await redis.delete(QUEUE_NAME)
@@ -224,12 +218,8 @@ async def test_a_tool_result_is_stored_only_while_the_claim_holds(
     run_id = uuid.UUID(run["id"])
     # Worker A stores the step asking for the tool and gets its result; before it stores the
     # result (with its next model call's check), the run is taken from it.
-    claimed = await executor._claim(run_id)
-    assert claimed is not None
-    account = executor.turns.spending.account(claimed.owner, run_id)
-    late = RunRecorder(maker, run_id, claimed.attempts, executor.lease, executor.stopping, account)
-    specs = registry.registry_for(executor.settings.config.agent, executor.turns.metrics).specs
-    completion = await EchoProvider().complete(await _history(client, run), specs)
+    late = await _claimed(executor, maker, run_id)
+    completion = await _echoed(client, executor, run)
     await late.step(completion)
     [call] = completion.tool_calls
     await late.result(call, ToolResult("from the worker that lost the run"))
@@ -238,7 +228,7 @@ async def test_a_tool_result_is_stored_only_while_the_claim_holds(
     await executor.sweep()
 
     with pytest.raises(LeaseLostError):
-        await late.halt([], specs)
+        await late.halt([], [])
     stored_then = await _messages(client, run)
     await executor.execute(run_id)
     messages = await _messages(client, run)
@@ -253,12 +243,7 @@ async def test_a_result_is_stored_before_another_call_of_its_step_runs(
     client: AsyncClient, executor: Executor, maker: async_sessionmaker[AsyncSession]
 ) -> None:
     run = await start_run(client, "two calls in one step")
-    claimed = await executor._claim(uuid.UUID(run["id"]))
-    assert claimed is not None
-    account = executor.turns.spending.account(claimed.owner, claimed.id)
-    recorder = RunRecorder(
-        maker, claimed.id, claimed.attempts, executor.lease, executor.stopping, account
-    )
+    recorder = await _claimed(executor, maker, uuid.UUID(run["id"]))
     first, second = ToolCall("a", "current_time", "{}"), ToolCall("b", "current_time", "{}")
     await recorder.step(Completion("", (first, second)))
 
@@ -278,6 +263,22 @@ async def test_a_result_is_stored_before_another_call_of_its_step_runs(
 
 async def _answered(client: AsyncClient, run: dict[str, Any]) -> list[str]:
     return [m["tool_call_id"] for m in await _messages(client, run) if m["role"] == "tool"]
+
+
+async def _claimed(
+    executor: Executor, maker: async_sessionmaker[AsyncSession], run_id: uuid.UUID
+) -> RunRecorder:
+    """The recorder of a worker that claimed the run: one the test drives by hand."""
+    claimed = await executor._claim(run_id)
+    assert claimed is not None
+    account = executor.turns.spending.account(claimed.owner, run_id)
+    return RunRecorder(maker, run_id, claimed.attempts, executor.lease, executor.stopping, account)
+
+
+async def _echoed(client: AsyncClient, executor: Executor, run: dict[str, Any]) -> Completion:
+    """The echo model's first step of the run (its tool calls, for a message asking them)."""
+    specs = registry.registry_for(executor.settings.config.agent, executor.turns.metrics).specs
+    return await EchoProvider().complete(await _history(client, run), specs)
 
 
 async def _history(client: AsyncClient, run: dict[str, Any]) -> list[ChatMessage]:
