@@ -18,15 +18,18 @@ writing the same rows, the model over HTTP; its docstring says what it leaves ou
 stored directly and their ids sent with the generated api's own `enqueue`, spread evenly at
 ARRIVAL times what the level can take (concurrency / run time), so that they start and end one
 by one and the queue never runs dry. From the first finished run (the worker then holds all it
-can), after --settle seconds, a --seconds window: runs finished per second, the worker's CPU,
-and once a second the runs with status running, the PostgreSQL connections of the worker
-(pg_stat_activity: open, and in use, i.e. not idle) and its Redis connections (CLIENT LIST,
-this script's own left out). Then the queue is drained and every run must have ended succeeded
-with exactly the expected rows; a run that did not counts as an error, and so does an error
-line in the worker's log. Resident memory per held run is the worker's growth from idle to
-the window's end over the runs held. The delay added per step is each run's time from its
-`running` to its `done` event, less its three model calls, over three (the median and p99 of
-the runs).
+can), after --settle seconds, a --seconds window: the worker's CPU, and once a second the runs
+with status running, the PostgreSQL connections of the worker (pg_stat_activity: open, and in
+use, i.e. not idle) and its Redis connections (CLIENT LIST, this script's own left out). The
+runs per second a worker sustains are the runs it held over their run time (Little's law: the
+mean of the samples over the mean time from `running` to `done` of the runs claimed in the
+window). Counting the runs that end in the window would measure the arrivals instead: with a
+model of constant speed, the runs that end in it are those that arrived one run time earlier.
+The delay added per step is that run time less its three model calls, over three (the median
+and p99 of those runs). Then the queue is drained and every run must have ended succeeded with
+exactly the expected rows; a run that did not counts as an error, and so does an error line in
+the worker's log. Resident memory per held run is the worker's growth from idle to the
+window's end over the runs held.
 
 A level takes about three run times (fill, window, drain): by default about 15 minutes for
 the five levels of both workers. Prints a Markdown table for docs/performance.md. Speed is
@@ -77,13 +80,15 @@ SELECT (SELECT count(*) FROM runs WHERE owner = '{owner}' AND status = 'running'
 FROM pg_stat_activity
 WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
 """
-# Per run: the seconds from its running event to its done event.
+# Per run claimed in the window: the seconds from its running event to its done event.
 SPANS = """
 SELECT extract(epoch FROM max(e.created_at) FILTER (WHERE e.name = 'done')
                          - min(e.created_at) FILTER (WHERE e.name = 'running'))
 FROM runs r JOIN run_events e ON e.run_id = r.id
 WHERE r.owner = '{owner}' AND r.status = 'succeeded' GROUP BY r.id
+HAVING min(e.created_at) FILTER (WHERE e.name = 'running') BETWEEN {start} AND {end}
 """
+NOW = "SELECT to_timestamp(extract(epoch FROM clock_timestamp()))"
 ERROR_LINE = re.compile(r'"level": "(ERROR|CRITICAL)"|^Traceback', re.MULTILINE)
 
 
@@ -93,7 +98,7 @@ class Level:
     concurrency: int
     held: float  # runs running at once, mean of the samples
     held_max: int
-    rate: float  # runs finished per second in the window
+    rate: float  # runs the worker sustains per second: held / run time
     errors: int  # runs not ended as expected + error lines in the worker's log
     cpu: float  # the share of one core the worker used in the window
     mb_per_run: float
@@ -144,7 +149,7 @@ class SlowBench(Bench):
             )
             self.wait(worker, lambda: self.query(succeeded) != "0", "finished no run")
             time.sleep(parsed.settle)
-            window = self.sampled(worker, owner, succeeded)
+            window = self.sampled(worker, owner)
             memory = resident(worker)
             assert filler.popen is not None
             filler.popen.wait(timeout=fill + START_SECONDS)
@@ -157,8 +162,11 @@ class SlowBench(Bench):
         errors = int(total) - int(good) + (count - int(total))
         errors += len(ERROR_LINE.findall(worker.output()))
         held = statistics.mean(window["held"])
-        spans = [float(s) for s in self.query(SPANS.format(owner=owner)).split()]
+        window_runs = SPANS.format(owner=owner, start=window["start"], end=window["end"])
+        spans = [float(s) for s in self.query(window_runs).split()]
         delays = [(s - run_seconds) / RUN_CALLS * 1000 for s in spans]
+        # Little's law, in the window: what the worker sustains (see the module's doc).
+        window["rate"] = held / statistics.mean(spans)
         print(
             f"{owner}: {count} runs, {window['rate']:.2f} runs/s, held {held:.0f}", file=sys.stderr
         )
@@ -177,10 +185,11 @@ class SlowBench(Bench):
             (statistics.median(delays), statistics.quantiles(delays, n=100)[98]),
         )
 
-    def sampled(self, worker: Process, owner: str, succeeded: str) -> dict[str, Any]:
-        """Sample once a second for --seconds; the rates over the window and the samples."""
+    def sampled(self, worker: Process, owner: str) -> dict[str, Any]:
+        """Sample once a second for --seconds; the window's bounds, CPU and samples."""
         samples: dict[str, Any] = {"held": [], "pg_open": [], "pg_busy": [], "redis": []}
-        start, first, cpu = time.monotonic(), int(self.query(succeeded)), cpu_seconds(worker)
+        samples["start"] = f"'{self.query(NOW)}'::timestamptz"
+        start, cpu = time.monotonic(), cpu_seconds(worker)
         while time.monotonic() - start < self.options.seconds:
             held, pg_open, pg_busy = self.query(CONNECTIONS.format(owner=owner)).split("|")
             clients = self.redis.client_list()
@@ -190,7 +199,7 @@ class SlowBench(Bench):
             samples["redis"].append(sum(1 for c in clients if not c["name"].startswith("bench")))
             time.sleep(max(0.0, 1 - (time.monotonic() - start) % 1))
         seconds = time.monotonic() - start
-        samples["rate"] = (int(self.query(succeeded)) - first) / seconds
+        samples["end"] = f"'{self.query(NOW)}'::timestamptz"
         samples["cpu"] = (cpu_seconds(worker) - cpu) / seconds
         return samples
 

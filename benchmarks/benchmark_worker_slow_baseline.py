@@ -10,7 +10,7 @@ database the project's own migrations created, started by the benchmark as
 `work` is benchmark_worker_baseline's worker (the same broker, queue, task name, concurrency,
 rows and statements, written with asyncpg one transaction per step), except that each model
 step is an unstreamed chat completion from the model at MODEL_URL (OpenAI's wire format, the
-conversation's messages and the one tool, through httpx with a connection per run), and a run
+conversation's messages and the one tool, through aiohttp with a connection per run), and a run
 holds a pooled connection only while it writes, never while it waits on the model (a pool of
 POOL_SIZE: at hundreds of runs, one connection each would be more than PostgreSQL's 100).
 What it leaves out is what benchmark_worker_baseline's docstring lists (no lease renewal, no
@@ -32,8 +32,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
 import asyncpg
-import httpx
 from app.core.metrics import Metrics
 from app.core.queue import QUEUE_NAME, TASK_NAME, enqueue
 from app.llm.base import ChatMessage, Completion, ToolCall, Usage
@@ -63,8 +63,10 @@ TOOL = {
 
 
 class SlowWorker:
-    def __init__(self, pool: asyncpg.Pool, model: httpx.AsyncClient, system_prompt: str) -> None:
-        self.pool, self.model = pool, model
+    def __init__(
+        self, pool: asyncpg.Pool, model: aiohttp.ClientSession, url: str, system_prompt: str
+    ) -> None:
+        self.pool, self.model, self.url = pool, model, f"{url}/chat/completions"
         self.system = [ChatMessage("system", system_prompt)] if system_prompt else []
 
     async def execute(self, run_id: str) -> None:
@@ -108,9 +110,9 @@ class SlowWorker:
 
     async def _complete(self, history: list[ChatMessage]) -> Completion:
         body = {"model": "slow", "messages": [_wire(m) for m in history], "tools": [TOOL]}
-        response = await self.model.post("/chat/completions", json=body)
-        response.raise_for_status()
-        answer = response.json()
+        async with self.model.post(self.url, json=body) as response:
+            response.raise_for_status()
+            answer = await response.json()
         message, usage = answer["choices"][0]["message"], answer["usage"]
         calls = tuple(
             ToolCall(c["id"], c["function"]["name"], c["function"]["arguments"])
@@ -137,9 +139,10 @@ async def work(model_url: str) -> None:
     pool = await asyncpg.create_pool(
         os.environ["BASELINE_DATABASE_URL"], min_size=POOL_SIZE, max_size=POOL_SIZE
     )
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=model_url, limits=limits, timeout=60) as model:
-        worker = SlowWorker(pool, model, os.environ["BASELINE_SYSTEM_PROMPT"])
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as model:
+        worker = SlowWorker(pool, model, model_url, os.environ["BASELINE_SYSTEM_PROMPT"])
         broker = ListQueueBroker(os.environ["BASELINE_REDIS_URL"], queue_name=QUEUE_NAME)
         broker.is_worker_process = True
 
