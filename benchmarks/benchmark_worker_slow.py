@@ -265,12 +265,12 @@ def main() -> None:
             bench = prepared(
                 work, project, postgres, redis, redis_server.url, parsed, levels, model_url
             )
-            rows = [
-                bench.level(side, level)
-                for level in levels
-                for side in SIDES
-                if side in parsed.sides.split(",")
-            ]
+            rows = []
+            for level in levels:
+                for side in (side for side in SIDES if side in parsed.sides.split(",")):
+                    rows.append(bench.level(side, level))
+                    # Each row as it is measured: a level that fails keeps those before it.
+                    print(table(rows)[-1], file=sys.stderr)
         finally:
             model.stop()
     print(

@@ -61,13 +61,16 @@ class OwnedMixin:
 # is busiest. A request past the 15 waits for a free connection instead.
 POOL_SIZE = 15
 # A worker's run holds a connection only while it writes, never while it waits on the model:
-# this many runs share one, the rest of their time being the model's.
+# this many runs share one, the rest of their time being the model's. At most half of
+# PostgreSQL's default max_connections (100), so that an api and a worker fit beside it.
 RUNS_PER_CONNECTION = 10
+WORKER_POOL_MAX = 50
 
 
 def worker_pool_size(concurrency: int) -> int:
     """The pool of a worker running `concurrency` runs at once (an api process's at least)."""
-    return max(POOL_SIZE, math.ceil(concurrency / RUNS_PER_CONNECTION))
+    wanted = math.ceil(concurrency / RUNS_PER_CONNECTION)
+    return min(WORKER_POOL_MAX, max(POOL_SIZE, wanted))
 
 
 def create_engine(database_url: str, *, timeout: float, pool_size: int = POOL_SIZE) -> AsyncEngine:
