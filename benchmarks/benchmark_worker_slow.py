@@ -31,7 +31,7 @@ exactly the expected rows; a run that did not counts as an error, and so does an
 the worker's log. Resident memory per held run is the worker's growth from idle to the
 window's end over the runs held.
 
-A level takes about three run times (fill, window, drain): by default about 15 minutes for
+A level takes about three run times (fill, window, drain): by default about 18 minutes for
 the five levels of both workers. Prints a Markdown table for docs/performance.md. Speed is
 measured here, never asserted by a test.
 """
