@@ -67,13 +67,15 @@ def check_config(config: AppConfig) -> None:
 
 @asynccontextmanager
 async def open_shared_resources(
-    settings: Settings, metrics: Metrics
+    settings: Settings, metrics: Metrics, *, pool_size: int = POOL_SIZE
 ) -> AsyncIterator[SharedResources]:
     """Create the engine, session factory, Redis pool, LLM client (counting into `metrics`,
-    which reports the engine's pool) and MCP tool listing; close them on exit (a dead MCP
-    server is logged, it does not stop start-up)."""
+    which reports the engine's pool of pool_size) and MCP tool listing; close them on exit (a
+    dead MCP server is logged, it does not stop start-up)."""
     engine = create_engine(
-        settings.database_url.get_secret_value(), timeout=DB_CONNECT_TIMEOUT_SECONDS
+        settings.database_url.get_secret_value(),
+        timeout=DB_CONNECT_TIMEOUT_SECONDS,
+        pool_size=pool_size,
     )
     # Short timeouts and one retry, so that an outage is noticed fast.
     timeout = settings.config.redis.timeout_seconds
@@ -87,7 +89,7 @@ async def open_shared_resources(
     llm = create_provider(settings, metrics)
     try:
         async with open_mcp_tools(settings.config.agent) as mcp:
-            with metrics.serving(engine.sync_engine.pool, POOL_SIZE):
+            with metrics.serving(engine.sync_engine.pool, pool_size):
                 yield SharedResources(engine, create_sessionmaker(engine), redis, llm, metrics, mcp)
     finally:
         await llm.aclose()

@@ -26,7 +26,7 @@ from app.config.errors import ConfigError
 from app.config.loading import get_settings
 from app.config.sections import MetricsConfig
 from app.config.settings import Settings
-from app.core.db import autocommit_sessionmaker
+from app.core.db import autocommit_sessionmaker, worker_pool_size
 from app.core.logging import setup_logging
 from app.core.metrics import Metrics
 from app.core.queue import QUEUE_NAME, TASK_NAME, create_broker
@@ -44,7 +44,9 @@ async def serve(settings: Settings) -> None:
     config = settings.config.worker
     metrics = Metrics()
     async with (
-        open_shared_resources(settings, metrics) as resources,
+        open_shared_resources(
+            settings, metrics, pool_size=worker_pool_size(config.concurrency)
+        ) as resources,
         _metrics_served(settings.config.metrics, metrics),
     ):
         broker = create_broker(settings.redis_url.get_secret_value(), timeout=None)

@@ -73,7 +73,7 @@ class AgentConfig(_Section):
 
 
 class WorkerConfig(_Section):
-    concurrency: PositiveInt = Field(default=4, le=100)
+    concurrency: PositiveInt = Field(default=100, le=10_000)
     visibility_timeout_seconds: PositiveFloat = 60.0
     max_attempts: PositiveInt = Field(default=3, le=20)
     sweep_seconds: PositiveFloat = 5.0

@@ -1,6 +1,7 @@
 """Database engine, session factory and the declarative base."""
 
 import functools
+import math
 import uuid
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -59,13 +60,24 @@ class OwnedMixin:
 # would open and close a connection per request (TLS, authentication) just when the process
 # is busiest. A request past the 15 waits for a free connection instead.
 POOL_SIZE = 15
+# A worker's run holds a connection only while it writes, never while it waits on the model:
+# this many runs share one, the rest of their time being the model's. At most half of
+# PostgreSQL's default max_connections (100), so that an api and a worker fit beside it.
+RUNS_PER_CONNECTION = 10
+WORKER_POOL_MAX = 50
 
 
-def create_engine(database_url: str, *, timeout: float) -> AsyncEngine:
+def worker_pool_size(concurrency: int) -> int:
+    """The pool of a worker running `concurrency` runs at once (an api process's at least)."""
+    wanted = math.ceil(concurrency / RUNS_PER_CONNECTION)
+    return min(WORKER_POOL_MAX, max(POOL_SIZE, wanted))
+
+
+def create_engine(database_url: str, *, timeout: float, pool_size: int = POOL_SIZE) -> AsyncEngine:
     """Create the async engine; connections the server has closed are replaced at checkout."""
     engine = create_async_engine(
         database_url,
-        pool_size=POOL_SIZE,
+        pool_size=pool_size,
         max_overflow=0,
         connect_args={"timeout": timeout},
     )
