@@ -177,6 +177,9 @@ def options() -> argparse.Namespace:
         "--latency-rate", type=float, help="runs posted per second (default: half ours)"
     )
     parser.add_argument(
+        "--concurrency", type=int, help="worker.concurrency of both workers (default: config's)"
+    )
+    parser.add_argument(
         "--budgets",
         action="store_true",
         help="give every key a budget (never reached): each model call then holds on it",
@@ -240,6 +243,8 @@ def prepared(
     # The worker's metrics on a free loopback port: another project's worker may hold 9101.
     metrics = {"worker_host": "127.0.0.1", "worker_port": free_port()}
     overrides: dict[str, dict[str, Any]] = {**UNREACHED_LIMIT, "metrics": metrics}
+    if parsed.concurrency:
+        overrides["worker"] = {"concurrency": parsed.concurrency}
     if parsed.budgets:
         # Bounds no run reaches: every call still takes and settles its hold.
         never = {"tokens_per_day": 10**15, "usd_per_month": 10**9}
