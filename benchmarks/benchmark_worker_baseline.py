@@ -54,6 +54,7 @@ MESSAGE = (
     " VALUES ($1, $2, $3, $4, $5, '{}', $6, $7, $8, $9, $10)"
 )
 EVENT = "INSERT INTO run_events (run_id, name, data, created_at) VALUES ($1, $2, $3, $4)"
+POOL_CONNECTIONS = 15
 QUEUED = """
 WITH c AS (
     INSERT INTO conversations (id, owner, created_at)
@@ -194,8 +195,11 @@ def _call(call: ToolCall) -> dict[str, str]:
 
 async def work() -> None:
     concurrency = int(os.environ["BASELINE_CONCURRENCY"])
+    # A connection per run in flight, up to the 15 of the generated worker's pool at its
+    # default concurrency (100 would be all of PostgreSQL's default max_connections).
+    connections = min(concurrency, POOL_CONNECTIONS)
     pool = await asyncpg.create_pool(
-        os.environ["BASELINE_DATABASE_URL"], min_size=concurrency, max_size=concurrency
+        os.environ["BASELINE_DATABASE_URL"], min_size=connections, max_size=connections
     )
     worker = Worker(pool, os.environ["BASELINE_SYSTEM_PROMPT"])
     broker = ListQueueBroker(os.environ["BASELINE_REDIS_URL"], queue_name=QUEUE_NAME)
