@@ -106,9 +106,10 @@ class Executor:
             self.lease,
             self.stopping,
             account,
+            usage=run.usage,
+            claimed_now=not run.cancel_requested,
             alone=self.alone,
         )
-        recorder.claimed_now, recorder.usage = not run.cancel_requested, run.usage
         steps, answer = steps_taken or 0, None
         if steps_taken != 0:
             steps, answer = await service.progress(session=session, run_id=run.id)

@@ -11,9 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from app.config.sections import AppConfig
-from app.conversations.models import Message
 from app.runs.models import Run, RunEvent
-from app.runs.service import add_event
+from app.runs.service import add_event, steps_of
 from app.spend.models import Hold
 
 # The claim, built once: queued -> running, attempts + 1, a lease; its "running" event,
@@ -43,12 +42,7 @@ _TOLD = (
     )
     .cte("told")
 )
-_STEPS_TAKEN = (
-    select(func.count())
-    .where(Message.run_id == _CLAIMED.c.id, Message.role == "assistant")
-    .scalar_subquery()
-)
-_CLAIM = select(aliased(Run, _CLAIMED), _STEPS_TAKEN).add_cte(_TOLD)
+_CLAIM = select(aliased(Run, _CLAIMED), steps_of(_CLAIMED.c.id)).add_cte(_TOLD)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from app.conversations.schemas import MessageOut, tool_call_data, tool_result_da
 from app.conversations.service import model_step
 from app.core.db import utcnow
 from app.llm.base import ChatMessage, Completion, ToolCall, ToolSpec, Usage
-from app.runs import writing
+from app.runs import service, writing
 from app.runs.models import Run
 from app.runs.writing import Write
 from app.spend.budgets import Account
@@ -149,14 +149,7 @@ class RunRecorder:
             write.status = "cancelled" if done.stop_reason == "cancelled" else "succeeded"
             write.stop_reason = done.stop_reason
             usage = self.usage + write.usage
-            data: dict[str, Any] = {
-                "status": write.status,
-                "stop_reason": write.stop_reason,
-                "usage": {
-                    "prompt_tokens": usage.prompt_tokens,
-                    "completion_tokens": usage.completion_tokens,
-                },
-            }
+            data = service.done_data(write.status, write.stop_reason, usage)
             if answers := [s for s in done.steps if s.role == "assistant"]:
                 answer = MessageOut.model_validate(answers[-1])
                 data["assistant_message"] = answer.model_dump(mode="json")

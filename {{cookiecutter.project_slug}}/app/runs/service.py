@@ -6,7 +6,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import ColumnElement, ScalarSelect, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from taskiq_redis import ListQueueBroker
 
@@ -16,6 +16,7 @@ from app.conversations.schemas import MessageCreate
 from app.core.db import utcnow
 from app.core.metrics import Metrics
 from app.core.queue import enqueue
+from app.llm.base import Usage
 from app.runs.models import FINISHED, STATUSES, Run, RunEvent
 from app.runs.schemas import ApprovalDecision
 
@@ -64,7 +65,7 @@ async def cancel_run(*, session: AsyncSession, run: Run) -> Run:
     """A queued or waiting run is cancelled now; a running one before its next model call."""
     if run.status in {"queued", "awaiting_approval"}:
         run.status, run.stop_reason, run.finished_at = "cancelled", "cancelled", utcnow()
-        add_event(session, run, "done", done_data(run))
+        add_event(session, run, "done", done_data(run.status, run.stop_reason, run.usage))
     elif run.status == "running":
         run.cancel_requested = True
     await session.commit()
@@ -113,11 +114,15 @@ def add_event(session: AsyncSession, run: Run, name: str, data: dict[str, Any]) 
     session.add(RunEvent(run_id=run.id, name=name, data=data, created_at=utcnow()))
 
 
-def done_data(run: Run) -> dict[str, Any]:
+def done_data(status: str, stop_reason: str | None, usage: Usage) -> dict[str, Any]:
+    """A done event's data: how the run ended, and the tokens of all its steps."""
     return {
-        "status": run.status,
-        "stop_reason": run.stop_reason,
-        "usage": {"prompt_tokens": run.prompt_tokens, "completion_tokens": run.completion_tokens},
+        "status": status,
+        "stop_reason": stop_reason,
+        "usage": {
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+        },
     }
 
 
@@ -156,14 +161,18 @@ async def follow(
             await asyncio.sleep(poll_seconds)
 
 
+def steps_of(run_id: ColumnElement[uuid.UUID]) -> ScalarSelect[int]:
+    """How many model steps the run has stored (they count toward its max_steps)."""
+    return (
+        select(func.count())
+        .where(Message.run_id == run_id, Message.role == "assistant")
+        .scalar_subquery()
+    )
+
+
 # The run's model steps so far and its last message, in one statement built once.
-_STEPS = (
-    select(func.count())
-    .where(Message.run_id == bindparam("run_id"), Message.role == "assistant")
-    .scalar_subquery()
-)
 _PROGRESS = (
-    select(Message, _STEPS)
+    select(Message, steps_of(bindparam("run_id")))
     .where(Message.run_id == bindparam("run_id"))
     .order_by(Message.created_at.desc(), Message.id.desc())
     .limit(1)

@@ -162,7 +162,12 @@ async def _continue(
         "awaiting_approval",
         utcnow(),
     )
-    runs.add_event(session, previous, "done", runs.done_data(previous))
+    runs.add_event(
+        session,
+        previous,
+        "done",
+        runs.done_data(previous.status, previous.stop_reason, previous.usage),
+    )
     return {
         call.id: {
             "name": call.name,
