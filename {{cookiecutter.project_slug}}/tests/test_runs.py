@@ -191,10 +191,8 @@ async def test_a_run_whose_worker_died_mid_step_is_retried_without_repeating_a_s
     dead = await _claimed(executor, maker, run_id)
     completion = await _echoed(client, executor, run)
     await dead.step(completion)
-    await _expire(maker, run["id"])
-    await redis.delete(QUEUE_NAME)
 
-    requeued = await executor.sweep()
+    requeued = await _taken_back(executor, maker, redis, run)
     await executor.execute(run_id)
     finished = (await client.get(f"/v1/runs/{run['id']}")).json()
 
@@ -223,9 +221,7 @@ async def test_a_tool_result_is_stored_only_while_the_claim_holds(
     await late.step(completion)
     [call] = completion.tool_calls
     await late.result(call, ToolResult("from the worker that lost the run"))
-    await _expire(maker, run["id"])
-    await redis.delete(QUEUE_NAME)
-    await executor.sweep()
+    await _taken_back(executor, maker, redis, run)
 
     with pytest.raises(LeaseLostError):
         await late.halt([], [])
@@ -273,6 +269,19 @@ async def _claimed(
     assert claimed is not None
     account = executor.turns.spending.account(claimed.owner, run_id)
     return RunRecorder(maker, run_id, claimed.attempts, executor.lease, executor.stopping, account)
+
+
+async def _taken_back(
+    executor: Executor,
+    maker: async_sessionmaker[AsyncSession],
+    redis: Redis,
+    run: dict[str, Any],
+) -> int:
+    """The run's lease runs out and its queue message is gone: the sweep takes the run back
+    from the worker that holds it (return: how many runs the sweep re-queued)."""
+    await _expire(maker, run["id"])
+    await redis.delete(QUEUE_NAME)
+    return await executor.sweep()
 
 
 async def _echoed(client: AsyncClient, executor: Executor, run: dict[str, Any]) -> Completion:
