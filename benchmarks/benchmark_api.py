@@ -32,6 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -232,12 +233,16 @@ UNREACHED_LIMIT = {"rate_limit": {"requests": 10**9}}
 
 
 def migrated_env(
-    project: Project, work: Path, database_url: str, redis_url: str
+    project: Project,
+    work: Path,
+    database_url: str,
+    redis_url: str,
+    overrides: dict[str, dict[str, Any]] | None = None,
 ) -> tuple[str, dict[str, str]]:
-    """An API key, and the generated api's environment (its own config with UNREACHED_LIMIT)
-    on a database migrated to the head."""
+    """An API key, and the generated api's environment (its own config with UNREACHED_LIMIT,
+    and any other sections given) on a database migrated to the head."""
     key = new_secret()
-    config = config_file(project, work / "config.yaml", UNREACHED_LIMIT)
+    config = config_file(project, work / "config.yaml", {**UNREACHED_LIMIT, **(overrides or {})})
     env = api_env(
         work, database_url=database_url, redis_url=redis_url, API_KEYS=key, CONFIG_FILE=str(config)
     )

@@ -214,7 +214,10 @@ def test_runs_whose_worker_is_killed_store_every_message_once(stack: Stack) -> N
     steps = [m for messages in conversations for m in messages if m["role"] == "assistant"]
     tokens = sum(m["usage"]["prompt_tokens"] + m["usage"]["completion_tokens"] for m in steps)
     assert (after[0] - before[0], after[1] - before[1]) == (60, Decimal(tokens) / 1_000_000)
-    # The dead worker's holds went with the sweep and the runs' next attempts.
+    # The budget counts what the ledger lists (its totals per day follow the ledger's rows,
+    # whichever process wrote them); the dead worker's holds went with the sweep and the
+    # runs' next attempts.
+    assert Decimal(budget["spent"]) == after[1]
     assert (budget["name"], budget["held"]) == ("usd_per_day", "0")
     assert stack.psql("SELECT count(*) FROM spend_holds") == "0"
 

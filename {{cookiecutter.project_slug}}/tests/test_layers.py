@@ -1,16 +1,15 @@
 """The layers of app/: what each package may import, read from the source with ast."""
 
 import ast
-import importlib.util
 from pathlib import Path
 
 from pydantic import SecretStr
 
 from app.config.keys import ApiKey
 from app.core.security import owner_of
+from tests.revisions import REVISIONS, load_revision
 
 APP = Path(__file__).resolve().parents[1] / "app"
-REVISIONS = APP / "migrations" / "versions"
 
 
 def _imported_modules(path: Path) -> list[str]:
@@ -96,12 +95,7 @@ def test_every_floor_names_a_package_or_module_of_the_app() -> None:
 def test_the_frozen_owner_of_migration_0002_is_the_apps() -> None:
     # Rows migration 0002 gave the first key must stay that key's: the app's derivation of an
     # owner has to keep matching the copy frozen in the revision.
-    (path,) = REVISIONS.glob("*_0002_owners.py")
-    spec = importlib.util.spec_from_file_location("revision_0002", path)
-    assert spec is not None
-    assert spec.loader is not None
-    revision = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(revision)
+    revision = load_revision("0002")
     secret = SecretStr("a-secret")
     for name, value in (("alpha", "key-a"), (None, "key-b")):
         frozen = revision._owner_of(name, value, secret.get_secret_value())

@@ -12,23 +12,22 @@ from sqlalchemy.types import TypeEngine
 
 from app.agent.loop import Refusal
 from app.config.sections import BudgetConfig
-from app.spend.models import Hold, ModelCall
+from app.spend.models import Hold, SpendDay
 from app.spend.schemas import BudgetLeft, plain
 
 BOUNDS = ("tokens_per_day", "tokens_per_month", "usd_per_day", "usd_per_month")
 
 
-# What the owner's ledger holds for today and this month, by bound name.
-_TOKENS = ModelCall.prompt_tokens + ModelCall.completion_tokens
-_TODAY = ModelCall.created_at >= bindparam("day_start")
+# What the owner's ledger holds for today and this month, by bound name (its days' totals).
+_TODAY = SpendDay.day >= bindparam("today")
 _SPENT = (
     select(
-        func.coalesce(func.sum(_TOKENS).filter(_TODAY), 0).label("tokens_per_day"),
-        func.coalesce(func.sum(ModelCall.cost_usd).filter(_TODAY), 0).label("usd_per_day"),
-        func.coalesce(func.sum(_TOKENS), 0).label("tokens_per_month"),
-        func.coalesce(func.sum(ModelCall.cost_usd), 0).label("usd_per_month"),
+        func.coalesce(func.sum(SpendDay.tokens).filter(_TODAY), 0).label("tokens_per_day"),
+        func.coalesce(func.sum(SpendDay.cost_usd).filter(_TODAY), 0).label("usd_per_day"),
+        func.coalesce(func.sum(SpendDay.tokens), 0).label("tokens_per_month"),
+        func.coalesce(func.sum(SpendDay.cost_usd), 0).label("usd_per_month"),
     )
-    .where(ModelCall.owner == bindparam("owner"), ModelCall.created_at >= bindparam("month_start"))
+    .where(SpendDay.owner == bindparam("owner"), SpendDay.day >= bindparam("first_day"))
     .subquery()
 )
 # What the owner's calls in progress hold.
@@ -83,7 +82,13 @@ async def budget_left(
 ) -> list[BudgetLeft]:
     """Each bound of the budget: its limit, what was spent and is held, what is left."""
     spans = windows(now or datetime.now(UTC))
-    row = (await session.execute(_LEFT, {"owner": owner, **spans})).one()
+    values = {
+        "owner": owner,
+        "now": spans["now"],
+        "today": spans["day_start"].date(),
+        "first_day": spans["month_start"].date(),
+    }
+    row = (await session.execute(_LEFT, values)).one()
     day = spans["day_start"] + timedelta(days=1)
     month = (spans["month_start"] + timedelta(days=32)).replace(day=1)
     # A call in progress counts against today and this month alike.

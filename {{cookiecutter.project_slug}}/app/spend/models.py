@@ -1,11 +1,23 @@
-"""The ledger: one row per model call that answered, under the owner whose turn made it;
-and the holds of the calls in progress on their owner's budgets."""
+"""The ledger: one row per model call that answered, under the owner whose turn made it; its
+totals per owner and day, which budgets read; and the holds of the calls in progress on their
+owner's budgets."""
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, DateTime, Identity, Index, Integer, Numeric, String, Uuid
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    DateTime,
+    Identity,
+    Index,
+    Integer,
+    Numeric,
+    PrimaryKeyConstraint,
+    String,
+    Uuid,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base, OwnedMixin
@@ -27,6 +39,20 @@ class ModelCall(OwnedMixin, Base):
     # In US dollars; NULL when no price is known for the model (spend.prices can give one).
     cost_usd: Mapped[Decimal | None] = mapped_column(Numeric(20, 10))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SpendDay(OwnedMixin, Base):
+    """What an owner's ledger holds for one UTC day. The database keeps it (a trigger on
+    model_calls, migration 0012), equal to the ledger whatever writes, moves or deletes its
+    rows: nothing in the app writes it. A budget reads a month's 31 rows at most, where summing
+    the ledger's rows under the owner's lock grew with every call."""
+
+    __tablename__ = "spend_days"
+    __table_args__ = (PrimaryKeyConstraint("owner", "day"),)
+
+    day: Mapped[date] = mapped_column(Date)
+    tokens: Mapped[int] = mapped_column(BigInteger)
+    cost_usd: Mapped[Decimal] = mapped_column(Numeric(20, 10))
 
 
 class Hold(OwnedMixin, Base):

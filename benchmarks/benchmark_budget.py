@@ -1,0 +1,107 @@
+"""Measure what a key's budget costs its turns as its ledger grows: an empty ledger against
+1,000,000 model calls this month.
+
+    uv run --locked python -m benchmarks.benchmark_budget    # needs wrk, taskset (util-linux)
+
+Renders and installs the default project, starts real PostgreSQL and Redis, and the api as its
+image starts it (`python -m app`, pinned to CPU 0; wrk on CPU 1), with a budget on every key
+(tokens per day and per month, out of reach: each turn checks it and holds on it, as a budgeted
+turn does, without ever being refused). It loads a message turn on the echo model with the
+empty ledger; then stores CALLS ledger rows of the benchmark's key, spread over this month up
+to now (a busy service whose one key serves all its users), runs VACUUM ANALYZE, and loads the
+turn again on a new conversation. Prints a Markdown table for docs/performance.md with p50 and
+p99 latency before and after the fill and their ratio.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from benchmarks.benchmark_api import (
+    Result,
+    load,
+    migrated_env,
+    options,
+    our_api,
+    pinned,
+    rendered_with_servers,
+    wrk_script,
+)
+from tests.harness.postgres_server import PostgresServer
+
+CALLS = 1_000_000
+# Rows per INSERT statement: each stays well inside psql's timeout in the harness.
+CHUNK = 100_000
+OUT_OF_REACH = 10**15
+BUDGET = {"default": {"tokens_per_day": OUT_OF_REACH, "tokens_per_month": OUT_OF_REACH}}
+
+
+def main() -> None:
+    parsed = options(__doc__ or "", connections=4)
+    with rendered_with_servers() as (work, project, postgres, redis):
+        key, env = migrated_env(
+            project, work, postgres.url, redis.url, {"spend": {"budgets": BUDGET}}
+        )
+        api, port = our_api(project, env, work / "api.log")
+        try:
+            api.start()
+            pinned(api)
+            api.wait_for_http(f"http://127.0.0.1:{port}/health")
+            base = f"http://127.0.0.1:{port}"
+            auth = {"Authorization": f"Bearer {key}"}
+            empty = turns(base, auth, work, parsed.seconds, parsed.connections)
+            started = time.monotonic()
+            fill(postgres)
+            filled_in = time.monotonic() - started
+            full = turns(base, auth, work, parsed.seconds, parsed.connections)
+            count = postgres.query("SELECT count(*) FROM model_calls")
+        finally:
+            api.stop()
+
+    print(
+        f"## {datetime.now(UTC):%Y-%m-%d}, {parsed.seconds} s per run, "
+        f"{parsed.connections} connections; {count} model calls stored in {filled_in:.0f} s\n"
+    )
+    print("| budgeted message turn (echo) | p50 ms | p99 ms | requests/s |")
+    print("|---|---|---|---|")
+    for name, result in (("empty ledger", empty), (f"{CALLS:,} calls this month", full)):
+        latency = f"{result.p50_ms:.1f} | {result.p99_ms:.1f}"
+        print(f"| {name} | {latency} | {result.requests_per_second:.0f} |")
+    print(f"| ratio, p99 | | {full.p99_ms / empty.p99_ms:.2f} | |")
+
+
+def turns(base: str, auth: dict[str, str], work: Path, seconds: int, connections: int) -> Result:
+    """Load a message turn on a new conversation (a warm-up, then the measured run)."""
+    with httpx.Client(base_url=base, headers=auth) as client:
+        created = client.post("/v1/conversations", json={"title": "measured"})
+        created.raise_for_status()
+    path = f"/v1/conversations/{created.json()['id']}/messages"
+    script = wrk_script("POST", '{"content": "hello there"}', auth, work)
+    load(base + path, script, 3, connections)
+    return load(base + path, script, seconds, connections)
+
+
+def fill(postgres: PostgresServer) -> None:
+    """Store CALLS ledger rows of the benchmark's key, evenly from the month's start to now."""
+    ours = postgres.query("SELECT owner FROM conversations LIMIT 1")
+    for start in range(0, CALLS, CHUNK):
+        postgres.query(
+            f"""
+            INSERT INTO model_calls (owner, provider, model, prompt_tokens, completion_tokens,
+                                     cache_read_tokens, cache_write_tokens, cost_usd, created_at)
+            SELECT '{ours}', 'echo', 'echo', 50, 10, 0, 0, NULL,
+                   date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+                   + (n::float / {CALLS}) * (now() - (date_trunc('month', now() AT TIME ZONE
+                   'UTC') AT TIME ZONE 'UTC'))
+            FROM generate_series({start}, {start + CHUNK - 1}) AS n
+            """
+        )
+    postgres.query("VACUUM ANALYZE")
+
+
+if __name__ == "__main__":
+    main()
