@@ -68,7 +68,7 @@ class FakeOpenAI(ThreadingHTTPServer):
         self.requests: list[dict[str, Any]] = []
         self.headers_seen: list[dict[str, str]] = []
         # What each answer reports it used, from the request.
-        self.usage: Callable[[dict[str, Any]], dict[str, int]] = lambda _: USAGE
+        self.usage: Callable[[dict[str, Any]], dict[str, Any]] = lambda _: USAGE
 
     @property
     def base_url(self) -> str:

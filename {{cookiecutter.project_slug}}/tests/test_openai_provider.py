@@ -2,7 +2,9 @@
 
 import uuid
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import openai
 import pytest
@@ -10,9 +12,11 @@ from httpx import AsyncClient
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.config.sections import PriceConfig
 from app.conversations.models import Message
-from app.llm.base import ChatMessage, OutputFormat
+from app.llm.base import ChatMessage, Completion, OutputFormat, Usage
 from app.llm.openai_compatible import OpenAICompatibleProvider
+from app.spend.prices import Prices
 from app.turns import NO_RESULT
 from tests.conftest import make_settings, new_conversation_id, serve
 from tests.fake_openai import FakeOpenAI
@@ -206,6 +210,44 @@ async def test_tool_calls_go_over_the_tools_api_and_results_come_back(
         "cache_read_tokens": 0,
         "cache_write_tokens": 0,
     }
+
+
+# OpenAI reports the input read from its prompt cache in prompt_tokens_details; servers that
+# speak its format may send the field as null, or not at all.
+CACHED = {"cached_tokens": 1536, "audio_tokens": 0}
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+@pytest.mark.parametrize(
+    ("details", "cached"),
+    [(CACHED, 1536), (None, 0), ("absent", 0)],
+    ids=["cached", "null", "absent"],
+)
+async def test_cached_input_tokens_are_read_and_priced_as_cached(
+    fake_openai: FakeOpenAI, stream: bool, details: object, cached: int
+) -> None:
+    counted: dict[str, Any] = {"prompt_tokens": 2000, "completion_tokens": 10}
+    if details != "absent":
+        counted["prompt_tokens_details"] = details
+    fake_openai.usage = lambda _: counted
+    client = openai.AsyncOpenAI(api_key="k", base_url=fake_openai.base_url, max_retries=0)
+    provider = OpenAICompatibleProvider(client, "test-model", max_tokens=256)
+    messages = [ChatMessage("user", "a long prompt")]
+
+    if stream:
+        *_, answer = [piece async for piece in provider.stream(messages)]
+    else:
+        answer = await provider.complete(messages)
+    await provider.aclose()
+
+    assert isinstance(answer, Completion)
+    assert answer.usage == Usage(2000, 10, cache_read_tokens=cached)
+    # $1 per million input tokens, $0.10 cached, $2 out.
+    prices = Prices(
+        {"openai:test-model": PriceConfig(input=1, output=2, cache_read=Decimal("0.1"))}
+    )
+    cost = prices.cost("openai", "test-model", answer.usage)
+    assert cost == (Decimal(2000 - cached) + Decimal(cached) / 10 + 10 * 2) / 1_000_000
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])

@@ -12,7 +12,7 @@ from typing import NotRequired, TypedDict, cast
 
 import httpx2
 import openai
-from openai.types import CompletionUsage, chat, shared_params
+from openai.types import chat, shared_params
 from pydantic import TypeAdapter, ValidationError
 
 from app.llm.base import ChatMessage, Completion, LLMError, OutputFormat, ToolCall, ToolSpec, Usage
@@ -69,10 +69,7 @@ class OpenAICompatibleProvider:
             for call in message.get("tool_calls") or ()
             if call.get("type", "function") == "function"
         )
-        usage = (
-            Usage(counted["prompt_tokens"], counted["completion_tokens"]) if counted else Usage()
-        )
-        return Completion(message.get("content") or "", calls, usage)
+        return Completion(message.get("content") or "", calls, _usage(counted))
 
     async def stream(
         self,
@@ -99,7 +96,7 @@ class OpenAICompatibleProvider:
                 # Read here rather than through the SDK's chunk models: see the module's doc.
                 async for chunk in _chunks(response.http_response):
                     if counted := chunk.get("usage"):
-                        usage = Usage(counted.prompt_tokens, counted.completion_tokens)
+                        usage = _usage(counted)
                     if not (choices := chunk.get("choices")):
                         continue
                     delta = choices[0]["delta"]
@@ -200,9 +197,29 @@ class Choice(TypedDict):
     delta: Delta
 
 
+class PromptDetails(TypedDict, total=False):
+    # Input tokens read from the provider's prompt cache (OpenAI caches long prompts by
+    # itself), a part of prompt_tokens priced lower; other servers may send null or nothing.
+    cached_tokens: int | None
+
+
+class Counted(TypedDict):
+    prompt_tokens: int
+    completion_tokens: int
+    prompt_tokens_details: NotRequired[PromptDetails | None]
+
+
+def _usage(counted: Counted | None) -> Usage:
+    if not counted:
+        return Usage()
+    details = counted.get("prompt_tokens_details") or {}
+    cached = details.get("cached_tokens") or 0
+    return Usage(counted["prompt_tokens"], counted["completion_tokens"], cached)
+
+
 class Chunk(TypedDict, total=False):
     choices: list[Choice]
-    usage: CompletionUsage | None
+    usage: Counted | None
     # A server that fails after the stream began says so in a chunk.
     error: object
 
@@ -229,11 +246,6 @@ class AnswerMessage(TypedDict, total=False):
 
 class AnswerChoice(TypedDict):
     message: AnswerMessage
-
-
-class Counted(TypedDict):
-    prompt_tokens: int
-    completion_tokens: int
 
 
 class Answer(TypedDict):
