@@ -108,10 +108,6 @@ def _owned[R](
 OwnedConversation = Annotated[
     Conversation, Depends(_owned("conversation", conversations.get_conversation))
 ]
-OwnedConversationWithMessages = Annotated[
-    Conversation,
-    Depends(_owned("conversation", conversations.get_conversation, with_messages=True)),
-]
 OwnedRun = Annotated[Run, Depends(_owned("run", runs.get_run))]
 # Locked (SELECT ... FOR UPDATE) until the request's transaction ends: a cancel or a decision
 # and a worker's write of the same run do not interleave.

@@ -1,13 +1,15 @@
 """Conversation endpoints: create, list, read and delete conversations; send a message."""
 
+import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi.exceptions import RequestValidationError
 from sse_starlette import EventSourceResponse
 
 from app.agent.loop import ErrorEvent
 from app.api import sse
-from app.api.errors import over_budget
+from app.api.errors import field_error, over_budget
 from app.conversations import service
 from app.conversations.schemas import (
     ConversationCreate,
@@ -16,10 +18,10 @@ from app.conversations.schemas import (
     ConversationPage,
     Exchange,
     MessageCreate,
+    MessageOut,
 )
 from app.deps import (
     OwnedConversation,
-    OwnedConversationWithMessages,
     OwnerDep,
     ResourcesDep,
     SessionDep,
@@ -30,6 +32,8 @@ from app.flows import messages
 router = APIRouter(prefix="/conversations", tags=["conversations"])
 # Far beyond any real page, and well inside PostgreSQL's bigint.
 MAX_OFFSET = 1_000_000_000
+# The most messages one read of a conversation returns: a thread of months is read in pages.
+MAX_MESSAGES = 1_000
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -62,9 +66,33 @@ async def list_conversations(
 
 
 @router.get("/{conversation_id}")
-async def get_conversation(conversation: OwnedConversationWithMessages) -> ConversationDetail:
-    """Get a conversation with its messages."""
-    return ConversationDetail.model_validate(conversation)
+async def get_conversation(
+    conversation: OwnedConversation,
+    session: SessionDep,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_MESSAGES, description="The most messages, the newest kept")
+    ] = 100,
+    before: Annotated[
+        uuid.UUID | None,
+        Query(description="A message of this conversation: only messages before it"),
+    ] = None,
+) -> ConversationDetail:
+    """Get a conversation with its newest messages, oldest first. When has_earlier_messages
+    is true, ask again with before set to the first message's id for the ones before."""
+    try:
+        found, earlier = await service.message_page(
+            session=session, conversation_id=conversation.id, limit=limit, before=before
+        )
+    except service.UnknownMessageError:
+        detail = f"message {before} is not in this conversation"
+        raise RequestValidationError(
+            [field_error("unknown_message", ("before",), detail, part="query")]
+        ) from None
+    return ConversationDetail(
+        **ConversationOut.model_validate(conversation).model_dump(),
+        messages=[MessageOut.model_validate(message) for message in found],
+        has_earlier_messages=earlier,
+    )
 
 
 @router.delete("/{conversation_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -17,11 +17,14 @@ from app.agent.registry import TOOLS
 from app.conversations.service import UnknownFilesError
 
 
-def field_error(kind: str, location: tuple[str | int, ...], message: str) -> dict[str, Any]:
-    """One error naming a field of the body, shaped as FastAPI's own, for what a request's
-    models cannot check alone (a setting, another field, another row); raise
-    RequestValidationError with a list of them, so clients parse one format."""
-    return {"type": kind, "loc": ("body", *location), "msg": message}
+def field_error(
+    kind: str, location: tuple[str | int, ...], message: str, *, part: str = "body"
+) -> dict[str, Any]:
+    """One error naming a field of the body (or of another part: "query"), shaped as
+    FastAPI's own, for what a request's models cannot check alone (a setting, another field,
+    another row); raise RequestValidationError with a list of them, so clients parse one
+    format."""
+    return {"type": kind, "loc": (part, *location), "msg": message}
 
 
 def refuse_taken_tool_names(

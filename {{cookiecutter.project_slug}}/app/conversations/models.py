@@ -47,6 +47,9 @@ class Message(IdMixin, CreatedAtMixin, Base):
     __tablename__ = "messages"
     __table_args__ = (
         CheckConstraint("role IN ('user', 'assistant', 'tool')", name="role"),
+        # A conversation's messages in order: a turn's history and a page of them, newest
+        # first, read from it (a long thread costs no more than a short one).
+        Index("ix_messages_conversation_id_created_at", "conversation_id", "created_at", "id"),
         Index(
             "uq_messages_conversation_client_id",
             "conversation_id",
@@ -57,7 +60,7 @@ class Message(IdMixin, CreatedAtMixin, Base):
     )
 
     conversation_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+        ForeignKey("conversations.id", ondelete="CASCADE")
     )
     role: Mapped[str] = mapped_column(String(16))
     content: Mapped[str] = mapped_column(Text)

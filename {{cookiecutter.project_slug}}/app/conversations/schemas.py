@@ -98,7 +98,10 @@ class MessageOut(BaseModel):
 
 
 class ConversationDetail(ConversationOut):
+    # The newest messages asked for (limit), oldest first; earlier ones exist when
+    # has_earlier_messages is true: ask again with before set to the first message's id.
     messages: list[MessageOut]
+    has_earlier_messages: bool
 
 
 class ConversationPage(BaseModel):

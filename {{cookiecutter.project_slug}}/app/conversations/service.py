@@ -5,9 +5,8 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, select
+from sqlalchemy import Select, bindparam, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
 
 from app.conversations.models import CLIENT_ID_UNIQUE, Conversation, Message
 from app.conversations.schemas import ConversationCreate, MessageCreate, tool_call_data
@@ -72,19 +71,41 @@ def page_query(*, owner: str, limit: int, offset: int) -> Select[Conversation]:
 
 
 async def get_conversation(
-    *,
-    session: AsyncSession,
-    owner: str,
-    conversation_id: uuid.UUID,
-    with_messages: bool = False,
+    *, session: AsyncSession, owner: str, conversation_id: uuid.UUID
 ) -> Conversation | None:
     """Return the owner's conversation; another owner's is as absent as an unknown id."""
-    query = select(Conversation).where(
-        Conversation.id == conversation_id, Conversation.owner == owner
+    return await session.scalar(
+        select(Conversation).where(Conversation.id == conversation_id, Conversation.owner == owner)
     )
-    if with_messages:
-        query = query.options(selectinload(Conversation.messages))
-    return await session.scalar(query)
+
+
+class UnknownMessageError(Exception):
+    """A message id given to page from is not one of the conversation's messages."""
+
+
+async def message_page(
+    *, session: AsyncSession, conversation_id: uuid.UUID, limit: int, before: uuid.UUID | None
+) -> tuple[list[Message], bool]:
+    """The conversation's newest `limit` messages (those before the message `before`, if
+    given), oldest first, and whether it holds earlier ones. UnknownMessageError: `before`
+    is not a message of this conversation (another's is as unknown)."""
+    query = select(Message).where(Message.conversation_id == conversation_id)
+    if before is not None:
+        cursor = (
+            await session.execute(
+                select(Message.created_at, Message.id).where(
+                    Message.id == before, Message.conversation_id == conversation_id
+                )
+            )
+        ).one_or_none()
+        if cursor is None:
+            raise UnknownMessageError(before)
+        query = query.where(tuple_(Message.created_at, Message.id) < tuple_(*cursor))
+    # Newest first from ix_messages_conversation_id_created_at, read backwards; one more
+    # than the page says whether earlier messages exist.
+    newest = query.order_by(Message.created_at.desc(), Message.id.desc()).limit(limit + 1)
+    found = list(await session.scalars(newest))
+    return found[:limit][::-1], len(found) > limit
 
 
 async def delete_conversation(*, session: AsyncSession, conversation: Conversation) -> None:
