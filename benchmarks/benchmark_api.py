@@ -90,6 +90,25 @@ def load(
     return Result(rate, _percentile(output, "50%"), _percentile(output, "99%"))
 
 
+def load_each(
+    base: str,
+    endpoints: dict[str, tuple[str, str, str | None]],
+    auth: dict[str, str],
+    work: Path,
+    seconds: int,
+    connections: int,
+    timeout_seconds: int = 2,
+) -> dict[str, Result]:
+    """Load each endpoint (name: method, path, JSON body or None) in turn: a 3 s warm-up,
+    then the measured run."""
+    results = {}
+    for name, (method, path, body) in endpoints.items():
+        script = wrk_script(method, body, auth, work)
+        load(base + path, script, 3, connections, timeout_seconds)
+        results[name] = load(base + path, script, seconds, connections, timeout_seconds)
+    return results
+
+
 def _percentile(output: str, label: str) -> float:
     value, unit = _found(rf"{label}\s+([\d.]+)(us|ms|s)", output)
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]

@@ -26,13 +26,12 @@ import httpx
 
 from benchmarks.benchmark_api import (
     Result,
-    load,
+    load_each,
     migrated_env,
     options,
     our_api,
     pinned,
     rendered_with_servers,
-    wrk_script,
 )
 from tests.harness.postgres_server import PostgresServer
 
@@ -62,6 +61,7 @@ def main() -> None:
             filled_in = time.monotonic() - started
             full = measure(base, auth, work, parsed)
             count = postgres.query("SELECT count(*) FROM conversations")
+            one_by_one = alone(base, auth, postgres)
             long = measure(base, auth, work, parsed, grow=lambda id_: lengthen(postgres, id_))
         finally:
             api.stop()
@@ -86,6 +86,34 @@ def main() -> None:
             f"{after.p50_ms:.1f} / {after.p99_ms:.1f} | {after.p99_ms / before.p99_ms:.2f} "
             f"| <= {TARGET} |"
         )
+    print()
+    for name, seconds in one_by_one.items():
+        each = ", ".join(f"{value * 1000:.0f}" for value in seconds)
+        print(f"One {name} of a {LONG_MESSAGES:,}-message conversation, alone: {each} ms")
+
+
+def alone(
+    base: str, auth: dict[str, str], postgres: PostgresServer, times: int = 3
+) -> dict[str, list[float]]:
+    """Seconds each of a read and a turn of a new LONG_MESSAGES conversation takes, one
+    request at a time on an otherwise idle api (wrk's percentiles hold only the answers that
+    came within its run, and a slow one leaves the api busy into the next run)."""
+    with httpx.Client(base_url=base, headers=auth, timeout=600) as client:
+        created = client.post("/v1/conversations", json={"title": "alone"})
+        created.raise_for_status()
+        lengthen(postgres, created.json()["id"])
+        path = f"/v1/conversations/{created.json()['id']}"
+        requests = {
+            "read": client.build_request("GET", path),
+            "turn": client.build_request("POST", f"{path}/messages", json={"content": "hi"}),
+        }
+        timed: dict[str, list[float]] = {name: [] for name in requests}
+        for _ in range(times):
+            for name, request in requests.items():
+                started = time.perf_counter()
+                client.send(request).raise_for_status()
+                timed[name].append(time.perf_counter() - started)
+    return timed
 
 
 def measure(
@@ -116,12 +144,7 @@ def measure(
             '{"content": "hello there"}',
         ),
     }
-    results = {}
-    for name, (method, path, body) in endpoints.items():
-        script = wrk_script(method, body, auth, work)
-        load(base + path, script, 3, options.connections, WAIT)  # warm-up
-        results[name] = load(base + path, script, options.seconds, options.connections, WAIT)
-    return results
+    return load_each(base, endpoints, auth, work, options.seconds, options.connections, WAIT)
 
 
 def fill(postgres: PostgresServer) -> None:

@@ -1,5 +1,6 @@
-"""A budget reads its owner's totals per day (spend_days), which the database keeps equal to
-the ledger whatever writes, moves or deletes a call, on the call's UTC day."""
+"""Budgets and the usage report read the ledger summed per owner, day and model (spend_days),
+which the database keeps equal to the ledger whatever writes, moves or deletes a call, on the
+call's UTC day."""
 
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -18,11 +19,13 @@ from tests.revisions import load_revision
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
 
-def _call(owner: str, at: datetime, tokens: int, cost: str | None) -> dict[str, Any]:
+def _call(
+    owner: str, at: datetime, tokens: int, cost: str | None, model: str = "gpt-test"
+) -> dict[str, Any]:
     return {
         "owner": owner,
         "provider": "openai",
-        "model": "gpt-test",
+        "model": model,
         "prompt_tokens": tokens - 1,
         "completion_tokens": 1,
         "cache_read_tokens": 0,
@@ -33,22 +36,32 @@ def _call(owner: str, at: datetime, tokens: int, cost: str | None) -> dict[str, 
 
 
 async def _totals(connection: AsyncConnection, owners: tuple[str, ...]) -> tuple[set[Any], ...]:
-    """The ledger summed per owner and UTC day, and spend_days (its days that hold anything)."""
+    """The ledger summed per owner, UTC day and model, and spend_days (its rows that count
+    a call), each row as (owner, day, provider, model, calls, tokens, cost, unpriced calls)."""
     day = cast(func.timezone("UTC", ModelCall.created_at), Date)
+    key = (ModelCall.owner, day, ModelCall.provider, ModelCall.model)
     ledger = await connection.execute(
         select(
-            ModelCall.owner,
-            day,
+            *key,
+            func.count(),
             func.sum(ModelCall.prompt_tokens + ModelCall.completion_tokens),
             func.coalesce(func.sum(ModelCall.cost_usd), 0),
+            func.count().filter(ModelCall.cost_usd.is_(None)),
         )
         .where(ModelCall.owner.in_(owners))
-        .group_by(ModelCall.owner, day)
+        .group_by(*key)
     )
     days = await connection.execute(
-        select(SpendDay.owner, SpendDay.day, SpendDay.tokens, SpendDay.cost_usd).where(
-            SpendDay.owner.in_(owners), (SpendDay.tokens != 0) | (SpendDay.cost_usd != 0)
-        )
+        select(
+            SpendDay.owner,
+            SpendDay.day,
+            SpendDay.provider,
+            SpendDay.model,
+            SpendDay.calls,
+            SpendDay.prompt_tokens + SpendDay.completion_tokens,
+            SpendDay.cost_usd,
+            SpendDay.unpriced_calls,
+        ).where(SpendDay.owner.in_(owners), SpendDay.calls > 0)
     )
     return set(map(tuple, ledger)), set(map(tuple, days))
 
@@ -64,6 +77,7 @@ async def test_the_days_follow_the_ledger_whatever_writes_moves_or_deletes_a_cal
         [
             _call(alpha, NOW, 100, "0.5"),
             _call(alpha, NOW, 10, None),
+            _call(alpha, NOW, 5, "0.1", model="gpt-other"),
             _call(beta, yesterday, 7, "1"),
         ],
     )
@@ -73,7 +87,7 @@ async def test_the_days_follow_the_ledger_whatever_writes_moves_or_deletes_a_cal
         await session.commit()
     ledger, days = await _totals(connection, (alpha, beta))
     assert days == ledger
-    assert (alpha, NOW.date(), 110, Decimal("0.5")) in days
+    assert (alpha, NOW.date(), "openai", "gpt-test", 2, 110, Decimal("0.5"), 1) in days
 
     # A key's rows moved to another owner (app.keys) take their totals along.
     async with maker() as session:
@@ -91,7 +105,14 @@ async def test_the_days_follow_the_ledger_whatever_writes_moves_or_deletes_a_cal
         .values(cost_usd=Decimal("2"))
     )
     ledger, days = await _totals(connection, (alpha, beta))
-    assert days == ledger == {(beta, NOW.date(), 110, Decimal("2"))}
+    assert (
+        days
+        == ledger
+        == {
+            (beta, NOW.date(), "openai", "gpt-test", 2, 110, Decimal("2"), 1),
+            (beta, NOW.date(), "openai", "gpt-other", 1, 5, Decimal("0.1"), 0),
+        }
+    )
 
 
 async def test_a_budget_counts_a_call_on_its_utc_day_whatever_the_servers_time_zone(
@@ -142,4 +163,4 @@ async def test_the_migration_counts_the_calls_made_before_it(connection: AsyncCo
     await connection.execute(text(load_revision("0012").BACKFILL))
 
     ledger, days = await _totals(connection, (owner,))
-    assert days == ledger == {(owner, NOW.date(), 42, Decimal("0.4"))}
+    assert days == ledger == {(owner, NOW.date(), "openai", "gpt-test", 2, 42, Decimal("0.4"), 1)}

@@ -19,12 +19,13 @@ BOUNDS = ("tokens_per_day", "tokens_per_month", "usd_per_day", "usd_per_month")
 
 
 # What the owner's ledger holds for today and this month, by bound name (its days' totals).
+_TOKENS = SpendDay.prompt_tokens + SpendDay.completion_tokens
 _TODAY = SpendDay.day >= bindparam("today")
 _SPENT = (
     select(
-        func.coalesce(func.sum(SpendDay.tokens).filter(_TODAY), 0).label("tokens_per_day"),
+        func.coalesce(func.sum(_TOKENS).filter(_TODAY), 0).label("tokens_per_day"),
         func.coalesce(func.sum(SpendDay.cost_usd).filter(_TODAY), 0).label("usd_per_day"),
-        func.coalesce(func.sum(SpendDay.tokens), 0).label("tokens_per_month"),
+        func.coalesce(func.sum(_TOKENS), 0).label("tokens_per_month"),
         func.coalesce(func.sum(SpendDay.cost_usd), 0).label("usd_per_month"),
     )
     .where(SpendDay.owner == bindparam("owner"), SpendDay.day >= bindparam("first_day"))

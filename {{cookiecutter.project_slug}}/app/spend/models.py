@@ -42,17 +42,25 @@ class ModelCall(OwnedMixin, Base):
 
 
 class SpendDay(OwnedMixin, Base):
-    """What an owner's ledger holds for one UTC day. The database keeps it (a trigger on
-    model_calls, migration 0012), equal to the ledger whatever writes, moves or deletes its
-    rows: nothing in the app writes it. A budget reads a month's 31 rows at most, where summing
-    the ledger's rows under the owner's lock grew with every call."""
+    """An owner's ledger summed for one UTC day and model: what budgets and the usage report
+    read. The database keeps it (triggers on model_calls, migration 0012), equal to the
+    ledger whatever writes, moves or deletes its rows: nothing in the app writes it. A budget
+    reads a month's rows, at most 31 per model, where summing the ledger's rows under the
+    owner's lock grew with every call."""
 
     __tablename__ = "spend_days"
-    __table_args__ = (PrimaryKeyConstraint("owner", "day"),)
+    __table_args__ = (PrimaryKeyConstraint("owner", "day", "provider", "model"),)
 
     day: Mapped[date] = mapped_column(Date)
-    tokens: Mapped[int] = mapped_column(BigInteger)
+    provider: Mapped[str] = mapped_column(String(32))
+    model: Mapped[str] = mapped_column(String(200))
+    calls: Mapped[int] = mapped_column(BigInteger)
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger)
+    completion_tokens: Mapped[int] = mapped_column(BigInteger)
+    cache_read_tokens: Mapped[int] = mapped_column(BigInteger)
+    cache_write_tokens: Mapped[int] = mapped_column(BigInteger)
     cost_usd: Mapped[Decimal] = mapped_column(Numeric(20, 10))
+    unpriced_calls: Mapped[int] = mapped_column(BigInteger)
 
 
 class Hold(OwnedMixin, Base):

@@ -1,10 +1,12 @@
-"""Budgets read a day's total per owner, not every call: spend_days, kept by the database.
+"""The ledger summed per owner, UTC day and model (spend_days), kept by the database: what
+budgets and the usage report read, instead of every call.
 
 A budget's check summed the owner's ledger rows of the month, under the owner's lock: with a
-million calls in a month each hold took ~140 ms, and one key's calls queued behind it.
-spend_days holds each owner's tokens and dollars per UTC day; a trigger on model_calls keeps
-it equal to the ledger whatever writes it (a turn's step, a run's one-statement write, a key's
-rows moved to another owner, rows deleted), so a budget reads at most 31 rows.
+million calls in a month each hold took ~140 ms, and one key's calls queued behind it; the
+usage report grouped the same rows on every request. spend_days holds each owner's calls,
+tokens and dollars per UTC day and model; triggers on model_calls keep it equal to the ledger
+whatever writes it (a turn's step, a run's one-statement write, a key's rows moved to another
+owner, rows deleted), so a budget reads at most 31 days' rows per model.
 
 Revision ID: 0012
 Revises: 0011
@@ -21,40 +23,66 @@ down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# A ledger row counts on its owner's UTC day. Rows leaving (deleted, or moved by an UPDATE)
-# take their part off the days they counted on; rows arriving add theirs, creating a day's row.
-# Once per statement, over its rows summed per owner and day: a row-level trigger would update
-# one day's row once per ledger row, and a statement inserting many rows then slows down with
-# each (every update of a row in one transaction leaves another version of it to walk).
+# Ledger rows summed per owner, UTC day and model, each sum as the usage report names it; the
+# rows of {rows}: the ledger itself, or a statement's rows arriving or leaving.
+SUMS = """
+    SELECT owner, (created_at AT TIME ZONE 'UTC')::date AS day, provider, model,
+           count(*) AS calls,
+           sum(prompt_tokens) AS prompt_tokens,
+           sum(completion_tokens) AS completion_tokens,
+           sum(cache_read_tokens) AS cache_read_tokens,
+           sum(cache_write_tokens) AS cache_write_tokens,
+           coalesce(sum(cost_usd), 0) AS cost_usd,
+           count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced_calls
+    FROM {rows}
+    GROUP BY 1, 2, 3, 4
+"""
+COLUMNS = """owner, day, provider, model, calls, prompt_tokens, completion_tokens,
+    cache_read_tokens, cache_write_tokens, cost_usd, unpriced_calls"""
+BACKFILL = "INSERT INTO spend_days ({columns}) {sums}".format(
+    columns=COLUMNS, sums=SUMS.format(rows="model_calls")
+)
+
+# Rows leaving (deleted, or moved by an UPDATE) take their part off the days they counted on;
+# rows arriving add theirs, creating a day's row. Once per statement, over its rows summed: a
+# row-level trigger would update a day's row once per ledger row, and a statement inserting
+# many rows then slows down with each (every update of a row in one transaction leaves
+# another version of it to walk).
 FOLLOW = """
 CREATE FUNCTION spend_days_follow() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP IN ('DELETE', 'UPDATE') THEN
-        UPDATE spend_days AS d
-        SET tokens = d.tokens - gone.tokens, cost_usd = d.cost_usd - gone.cost_usd
-        FROM (
-            SELECT owner, (created_at AT TIME ZONE 'UTC')::date AS day,
-                   sum(prompt_tokens + completion_tokens) AS tokens,
-                   coalesce(sum(cost_usd), 0) AS cost_usd
-            FROM old_rows
-            GROUP BY 1, 2
-        ) AS gone
-        WHERE d.owner = gone.owner AND d.day = gone.day;
+        UPDATE spend_days AS d SET
+            calls = d.calls - gone.calls,
+            prompt_tokens = d.prompt_tokens - gone.prompt_tokens,
+            completion_tokens = d.completion_tokens - gone.completion_tokens,
+            cache_read_tokens = d.cache_read_tokens - gone.cache_read_tokens,
+            cache_write_tokens = d.cache_write_tokens - gone.cache_write_tokens,
+            cost_usd = d.cost_usd - gone.cost_usd,
+            unpriced_calls = d.unpriced_calls - gone.unpriced_calls
+        FROM ({leaving}) AS gone
+        WHERE (d.owner, d.day, d.provider, d.model)
+            = (gone.owner, gone.day, gone.provider, gone.model);
     END IF;
     IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        INSERT INTO spend_days AS d (owner, day, tokens, cost_usd)
-        SELECT owner, (created_at AT TIME ZONE 'UTC')::date,
-               sum(prompt_tokens + completion_tokens), coalesce(sum(cost_usd), 0)
-        FROM new_rows
-        GROUP BY 1, 2
-        ON CONFLICT (owner, day) DO UPDATE SET
-            tokens = d.tokens + excluded.tokens,
-            cost_usd = d.cost_usd + excluded.cost_usd;
+        INSERT INTO spend_days AS d ({columns}) {arriving}
+        ON CONFLICT (owner, day, provider, model) DO UPDATE SET
+            calls = d.calls + excluded.calls,
+            prompt_tokens = d.prompt_tokens + excluded.prompt_tokens,
+            completion_tokens = d.completion_tokens + excluded.completion_tokens,
+            cache_read_tokens = d.cache_read_tokens + excluded.cache_read_tokens,
+            cache_write_tokens = d.cache_write_tokens + excluded.cache_write_tokens,
+            cost_usd = d.cost_usd + excluded.cost_usd,
+            unpriced_calls = d.unpriced_calls + excluded.unpriced_calls;
     END IF;
     RETURN NULL;
 END
 $$
-"""
+""".format(
+    leaving=SUMS.format(rows="old_rows"),
+    columns=COLUMNS,
+    arriving=SUMS.format(rows="new_rows"),
+)
 # A trigger with transition tables serves one event: one each, all calling FOLLOW.
 TRIGGERS = {
     "spend_days_insert": "INSERT ON model_calls REFERENCING NEW TABLE AS new_rows",
@@ -71,24 +99,18 @@ BEGIN
 END
 $$
 """
-BACKFILL = """
-INSERT INTO spend_days (owner, day, tokens, cost_usd)
-SELECT owner, (created_at AT TIME ZONE 'UTC')::date,
-       sum(prompt_tokens + completion_tokens), coalesce(sum(cost_usd), 0)
-FROM model_calls
-GROUP BY 1, 2
-"""
+
 
 # spend_hold as in 0009, what was spent read from spend_days (SPENT) instead of the ledger's
 # rows (SPENT_0009, for downgrade). The day and month starts stay instants (UTC midnights), so
 # that callers are unchanged.
 SPENT = """
         SELECT
-            coalesce(sum(tokens)
+            coalesce(sum(prompt_tokens + completion_tokens)
                 FILTER (WHERE day >= (p_day_start AT TIME ZONE 'UTC')::date), 0) AS tokens_day,
             coalesce(sum(cost_usd)
                 FILTER (WHERE day >= (p_day_start AT TIME ZONE 'UTC')::date), 0) AS usd_day,
-            coalesce(sum(tokens), 0) AS tokens_month,
+            coalesce(sum(prompt_tokens + completion_tokens), 0) AS tokens_month,
             coalesce(sum(cost_usd), 0) AS usd_month
         FROM spend_days
         WHERE owner = p_owner AND day >= (p_month_start AT TIME ZONE 'UTC')::date
@@ -146,9 +168,16 @@ def upgrade() -> None:
         "spend_days",
         sa.Column("owner", sa.String(length=100), nullable=False),
         sa.Column("day", sa.Date(), nullable=False),
-        sa.Column("tokens", sa.BigInteger(), nullable=False),
+        sa.Column("provider", sa.String(length=32), nullable=False),
+        sa.Column("model", sa.String(length=200), nullable=False),
+        sa.Column("calls", sa.BigInteger(), nullable=False),
+        sa.Column("prompt_tokens", sa.BigInteger(), nullable=False),
+        sa.Column("completion_tokens", sa.BigInteger(), nullable=False),
+        sa.Column("cache_read_tokens", sa.BigInteger(), nullable=False),
+        sa.Column("cache_write_tokens", sa.BigInteger(), nullable=False),
         sa.Column("cost_usd", sa.Numeric(precision=20, scale=10), nullable=False),
-        sa.PrimaryKeyConstraint("owner", "day", name=op.f("pk_spend_days")),
+        sa.Column("unpriced_calls", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("owner", "day", "provider", "model", name=op.f("pk_spend_days")),
     )
     # No call is written between the trigger's start and the backfill (both in this
     # migration's transaction): none is counted twice or missed.
