@@ -2,7 +2,7 @@
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
 from sqlalchemy import (
     BigInteger,
@@ -24,7 +24,8 @@ from app.core.db import Base, CreatedAtMixin, IdMixin, OwnedMixin
 from app.llm.base import OutputFormat, ToolCall, ToolSpec, Usage
 
 # awaiting_approval: stopped at tool calls a person must decide on (no lease, no worker).
-STATUSES = ("queued", "running", "awaiting_approval", "succeeded", "failed", "cancelled")
+Status = Literal["queued", "running", "awaiting_approval", "succeeded", "failed", "cancelled"]
+STATUSES: tuple[str, ...] = get_args(Status)
 FINISHED = frozenset({"succeeded", "failed", "cancelled"})
 
 

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.agent.loop import StopReason
 from app.conversations.schemas import ToolCallOut, UsageOut
+from app.runs.models import Status
 
 # Decisions one request may carry; a run waiting on more takes several requests.
 MAX_DECISIONS = 100
@@ -18,7 +19,7 @@ class RunOut(BaseModel):
 
     id: uuid.UUID
     conversation_id: uuid.UUID
-    status: Literal["queued", "running", "awaiting_approval", "succeeded", "failed", "cancelled"]
+    status: Status
     # budget_exceeded: a model call was refused by the key's budget (status failed; the
     # steps stored before it stay).
     stop_reason: StopReason | Literal["budget_exceeded"] | None
