@@ -1,6 +1,7 @@
 """Install rendered projects and boot them as processes against real PostgreSQL and Redis."""
 
 import hashlib
+import http.client
 import json
 import os
 import shutil
@@ -213,6 +214,29 @@ def test_a_frontend_tool_of_httpagent_is_run_by_it_and_its_result_answered(
         ["assistant", reply],
     ]
     assert [call["name"] for call in stored[1]["tool_calls"]] == ["weather"]
+
+
+def test_an_idle_connection_stays_open_past_uvicorns_default_five_seconds(
+    service: Service,
+) -> None:
+    """A proxy in front reuses idle connections for up to its own timeout (60 s for
+    ingress-nginx and AWS load balancers): one closed by the api sooner answers a 502."""
+    url = httpx.URL(service.base_url)
+    # http.client keeps its one socket and never opens another while it holds it: a second
+    # request on a connection the api closed fails (RemoteDisconnected) instead of retrying.
+    connection = http.client.HTTPConnection(url.host, url.port, timeout=10)
+    answers = []
+    try:
+        for pause in (0, 7):
+            time.sleep(pause)
+            connection.request("GET", "/health/live")
+            answers.append(connection.getresponse().read())
+        reused = connection.sock is not None
+    finally:
+        connection.close()
+
+    assert answers == [b'{"status":"alive"}'] * 2
+    assert reused
 
 
 def test_requests_without_a_key_are_refused(service: Service) -> None:

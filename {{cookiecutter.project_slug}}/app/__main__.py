@@ -11,11 +11,17 @@ import uvicorn
 
 # The app factory, and how the server stops: in-flight requests get up to 20 s after SIGTERM
 # (compose's stop_grace_period leaves room for it). No Server header names the software.
+# An idle connection stays open 75 s, not uvicorn's 5: a proxy in front (ingress-nginx, an AWS
+# load balancer: 60 s) reuses its idle connections, and one the server has just closed under
+# it answers the client 502. The server must be the one that waits longer; a proxy that keeps
+# them past 75 s needs --timeout-keep-alive above its own.
 COMMAND_LINE = [
     "--factory",
     "app.main:create_app",
     "--timeout-graceful-shutdown",
     "20",
+    "--timeout-keep-alive",
+    "75",
     "--no-server-header",
 ]
 

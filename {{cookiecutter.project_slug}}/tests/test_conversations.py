@@ -45,6 +45,37 @@ async def test_list_is_paginated_newest_first(client: AsyncClient) -> None:
     assert [item["id"] for item in rest["items"]] == ids[::-1][2:4]
 
 
+async def test_the_list_pages_back_by_before_to_its_oldest_conversation(
+    client: AsyncClient,
+) -> None:
+    existing = (await client.get("/v1/conversations")).json()["total"]
+    ids = [(await _conversation(client, f"c{i}"))["id"] for i in range(5)]
+
+    pages = [(await client.get("/v1/conversations", params={"limit": 2})).json()]
+    while pages[-1]["has_more"]:
+        last = pages[-1]["items"][-1]["id"]
+        params = {"limit": 2 if len(pages) < 3 else 100, "before": last}
+        pages.append((await client.get("/v1/conversations", params=params)).json())
+    seen = [item["id"] for page in pages for item in page["items"]]
+
+    assert seen[:5] == ids[::-1]
+    assert len(seen) == len(set(seen)) == existing + 5
+    assert [len(page["items"]) for page in pages[:2]] == [2, 2]
+
+
+async def test_a_list_before_an_unknown_conversation_is_refused(client: AsyncClient) -> None:
+    unknown = uuid.uuid4()
+
+    response = await client.get("/v1/conversations", params={"before": str(unknown)})
+
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert (error["loc"], error["msg"]) == (
+        ["query", "before"],
+        f"conversation {unknown} not found",
+    )
+
+
 async def test_the_count_stops_at_its_limit_and_says_so(
     client: AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:

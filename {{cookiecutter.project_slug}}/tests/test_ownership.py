@@ -1,21 +1,25 @@
 """Every row belongs to the key that created it; to any other key it is as absent as unknown."""
 
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
+import pytest
 from httpx import AsyncClient, Response
 from pydantic import SecretStr
 from redis.asyncio import Redis
-from sqlalchemy import text
+from sqlalchemy import Select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.config.keys import ApiKey
-from app.conversations.service import page_query
+from app.conversations.service import _RECENT, messages_query, page_query
 from app.core.security import KeyRing, owner_of
 from tests.conftest import OTHER_API_KEY, make_settings, serve
 
 AS_OTHER = {"Authorization": f"Bearer {OTHER_API_KEY}"}
+NOW = datetime.now(UTC)
+INDEX_OF_MESSAGES = "ix_messages_conversation_id_created_at"
 
 
 async def _rows_of_the_first_key(client: AsyncClient) -> tuple[str, str]:
@@ -242,13 +246,47 @@ async def test_values_of_one_named_key_share_its_rate_limit(
     assert statuses == [200, 200, 429, 200]
 
 
-async def test_the_list_query_is_served_by_the_owner_index(connection: AsyncConnection) -> None:
-    query = page_query(owner="mobile", limit=20, offset=0)
+async def test_a_page_after_another_keys_conversation_is_refused_as_after_an_unknown_one(
+    client: AsyncClient,
+) -> None:
+    theirs = (await client.post("/v1/conversations", json={"title": "theirs"})).json()["id"]
+    unknown = str(uuid.uuid4())
+
+    answers = [
+        (await client.get("/v1/conversations", params={"before": id_}, headers=AS_OTHER)).json()
+        for id_ in (theirs, unknown)
+    ]
+
+    assert [a["detail"][0]["msg"] for a in answers] == [
+        f"conversation {id_} not found" for id_ in (theirs, unknown)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("query", "index"),
+    [
+        (page_query(owner="mobile", limit=20, offset=0), "ix_conversations_owner_created_at"),
+        (
+            page_query(owner="mobile", limit=20, offset=0, before=(NOW, uuid.uuid4())),
+            "ix_conversations_owner_created_at",
+        ),
+        (messages_query(conversation_id=uuid.uuid4(), limit=100), INDEX_OF_MESSAGES),
+        (
+            messages_query(conversation_id=uuid.uuid4(), limit=100, before=(NOW, uuid.uuid4())),
+            INDEX_OF_MESSAGES,
+        ),
+        (_RECENT.params(conversation_id=uuid.uuid4(), limit=50), INDEX_OF_MESSAGES),
+    ],
+    ids=["conversations", "conversations before", "messages", "messages before", "history"],
+)
+async def test_pages_and_a_turns_history_are_read_in_order_from_an_index(
+    connection: AsyncConnection, query: Select[Any], index: str
+) -> None:
     sql = query.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True})
 
     # On a near-empty table PostgreSQL would rightly scan it; ask what it does at scale.
     await connection.execute(text("SET LOCAL enable_seqscan = off"))
     plan = "\n".join(row[0] for row in await connection.execute(text(f"EXPLAIN {sql}")))
 
-    assert "Index Scan Backward using ix_conversations_owner_created_at" in plan
+    assert f"Index Scan Backward using {index}" in plan
     assert "Sort" not in plan

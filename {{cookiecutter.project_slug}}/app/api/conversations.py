@@ -51,17 +51,26 @@ async def list_conversations(
     owner: OwnerDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    before: Annotated[
+        uuid.UUID | None,
+        Query(description="A conversation of yours: only those created before it"),
+    ] = None,
 ) -> ConversationPage:
-    """List your conversations, newest first."""
-    items, total = await service.list_conversations(
-        session=session, owner=owner, limit=limit, offset=offset
-    )
+    """List your conversations, newest first. The next page: before set to the last item's
+    id (an offset costs what it skips; before costs nothing), while has_more is true."""
+    try:
+        items, total, more = await service.list_conversations(
+            session=session, owner=owner, limit=limit, offset=offset, before=before
+        )
+    except service.UnknownCursorError:
+        raise _unknown("before", f"conversation {before} not found") from None
     return ConversationPage(
         items=[ConversationOut.model_validate(item) for item in items],
         total=min(total, service.COUNT_LIMIT),
         total_is_exact=total <= service.COUNT_LIMIT,
         limit=limit,
         offset=offset,
+        has_more=more,
     )
 
 
@@ -83,16 +92,18 @@ async def get_conversation(
         found, earlier = await service.message_page(
             session=session, conversation_id=conversation.id, limit=limit, before=before
         )
-    except service.UnknownMessageError:
-        detail = f"message {before} is not in this conversation"
-        raise RequestValidationError(
-            [field_error("unknown_message", ("before",), detail, part="query")]
-        ) from None
+    except service.UnknownCursorError:
+        raise _unknown("before", f"message {before} is not in this conversation") from None
     return ConversationDetail(
         **ConversationOut.model_validate(conversation).model_dump(),
         messages=[MessageOut.model_validate(message) for message in found],
         has_earlier_messages=earlier,
     )
+
+
+def _unknown(parameter: str, detail: str) -> RequestValidationError:
+    """A 422 naming the query parameter whose id is not one of the rows paged."""
+    return RequestValidationError([field_error("unknown_id", (parameter,), detail, part="query")])
 
 
 @router.delete("/{conversation_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -111,6 +111,8 @@ class ConversationPage(BaseModel):
     total_is_exact: bool
     limit: int
     offset: int
+    # Older conversations follow this page: ask with before set to the last item's id.
+    has_more: bool
 
 
 class Exchange(BaseModel):

@@ -3,9 +3,10 @@
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, select, tuple_
+from sqlalchemy import Integer, Select, bindparam, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.conversations.models import CLIENT_ID_UNIQUE, Conversation, Message
@@ -45,26 +46,56 @@ async def create_conversation(
 COUNT_LIMIT = 10_000
 
 
+class UnknownCursorError(Exception):
+    """The id a page was asked to start before is not one of the rows paged (another
+    owner's, or another conversation's, is as unknown)."""
+
+
+# Where a page starts: the sort key of the row `before` names, if it is one of those paged.
+Position = tuple[datetime, uuid.UUID]
+
+
+async def _position(session: AsyncSession, query: Select[datetime, uuid.UUID]) -> Position:
+    found = (await session.execute(query)).one_or_none()
+    if found is None:
+        raise UnknownCursorError
+    return found[0], found[1]
+
+
 async def list_conversations(
-    *, session: AsyncSession, owner: str, limit: int, offset: int
-) -> tuple[list[Conversation], int]:
-    """Return one page of the owner's conversations, newest first, and their count, which
-    stops at COUNT_LIMIT + 1: past COUNT_LIMIT it only says "more"."""
+    *, session: AsyncSession, owner: str, limit: int, offset: int, before: uuid.UUID | None
+) -> tuple[list[Conversation], int, bool]:
+    """Return one page of the owner's conversations, newest first (those created before the
+    conversation `before`, if given), their count, which stops at COUNT_LIMIT + 1 (past
+    COUNT_LIMIT it only says "more"), and whether older ones follow the page."""
     counted = (
         select(Conversation.id).where(Conversation.owner == owner).limit(COUNT_LIMIT + 1)
     ).subquery()
     total = await session.scalar(select(func.count()).select_from(counted))
-    page = await session.scalars(page_query(owner=owner, limit=limit, offset=offset))
-    return list(page), total or 0
+    start = None
+    if before is not None:
+        start = await _position(
+            session,
+            select(Conversation.created_at, Conversation.id).where(
+                Conversation.id == before, Conversation.owner == owner
+            ),
+        )
+    # One more than the page says whether more follow.
+    query = page_query(owner=owner, limit=limit + 1, offset=offset, before=start)
+    page = list(await session.scalars(query))
+    return page[:limit], total or 0, len(page) > limit
 
 
-def page_query(*, owner: str, limit: int, offset: int) -> Select[Conversation]:
-    """Select one page of the owner's conversations, newest first."""
+def page_query(
+    *, owner: str, limit: int, offset: int, before: Position | None = None
+) -> Select[Conversation]:
+    """Select one page of the owner's conversations, newest first, from `before` on."""
     # Both sort keys descending: ix_conversations_owner_created_at serves it, read backwards.
+    query = select(Conversation).where(Conversation.owner == owner)
+    if before is not None:
+        query = query.where(tuple_(Conversation.created_at, Conversation.id) < tuple_(*before))
     return (
-        select(Conversation)
-        .where(Conversation.owner == owner)
-        .order_by(Conversation.created_at.desc(), Conversation.id.desc())
+        query.order_by(Conversation.created_at.desc(), Conversation.id.desc())
         .limit(limit)
         .offset(offset)
     )
@@ -79,33 +110,35 @@ async def get_conversation(
     )
 
 
-class UnknownMessageError(Exception):
-    """A message id given to page from is not one of the conversation's messages."""
-
-
 async def message_page(
     *, session: AsyncSession, conversation_id: uuid.UUID, limit: int, before: uuid.UUID | None
 ) -> tuple[list[Message], bool]:
     """The conversation's newest `limit` messages (those before the message `before`, if
-    given), oldest first, and whether it holds earlier ones. UnknownMessageError: `before`
-    is not a message of this conversation (another's is as unknown)."""
+    given), oldest first, and whether it holds earlier ones. UnknownCursorError: `before` is
+    not a message of this conversation."""
+    start = None
+    if before is not None:
+        start = await _position(
+            session,
+            select(Message.created_at, Message.id).where(
+                Message.id == before, Message.conversation_id == conversation_id
+            ),
+        )
+    # One more than the page says whether earlier messages exist.
+    query = messages_query(conversation_id=conversation_id, limit=limit + 1, before=start)
+    found = list(await session.scalars(query))
+    return found[:limit][::-1], len(found) > limit
+
+
+def messages_query(
+    *, conversation_id: uuid.UUID, limit: int, before: Position | None = None
+) -> Select[Message]:
+    """Select the conversation's newest messages from `before` on, newest first."""
+    # ix_messages_conversation_id_created_at serves it, read backwards.
     query = select(Message).where(Message.conversation_id == conversation_id)
     if before is not None:
-        cursor = (
-            await session.execute(
-                select(Message.created_at, Message.id).where(
-                    Message.id == before, Message.conversation_id == conversation_id
-                )
-            )
-        ).one_or_none()
-        if cursor is None:
-            raise UnknownMessageError(before)
-        query = query.where(tuple_(Message.created_at, Message.id) < tuple_(*cursor))
-    # Newest first from ix_messages_conversation_id_created_at, read backwards; one more
-    # than the page says whether earlier messages exist.
-    newest = query.order_by(Message.created_at.desc(), Message.id.desc()).limit(limit + 1)
-    found = list(await session.scalars(newest))
-    return found[:limit][::-1], len(found) > limit
+        query = query.where(tuple_(Message.created_at, Message.id) < tuple_(*before))
+    return query.order_by(Message.created_at.desc(), Message.id.desc()).limit(limit)
 
 
 async def delete_conversation(*, session: AsyncSession, conversation: Conversation) -> None:
@@ -262,7 +295,7 @@ _RECENT = (
     )
     .where(Message.conversation_id == bindparam("conversation_id"))
     .order_by(Message.created_at.desc(), Message.id.desc())
-    .limit(bindparam("limit"))
+    .limit(bindparam("limit", type_=Integer))
 )
 
 
