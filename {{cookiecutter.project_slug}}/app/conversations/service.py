@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, Select, bindparam, func, select, tuple_
+from sqlalchemy import ColumnElement, Integer, Select, bindparam, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.conversations.models import CLIENT_ID_UNIQUE, Conversation, Message
@@ -55,9 +55,18 @@ class UnknownCursorError(Exception):
 Position = tuple[datetime, uuid.UUID]
 
 
-async def _position(session: AsyncSession, query: Select[datetime, uuid.UUID]) -> Position:
-    found = (await session.execute(query)).one_or_none()
-    if found is None:
+async def _position(
+    session: AsyncSession,
+    model: type[Conversation] | type[Message],
+    row_id: uuid.UUID | None,
+    scope: ColumnElement[bool],
+) -> Position | None:
+    """The sort key of the row row_id names, if it is among those scope selects (None
+    without an id; UnknownCursorError when it is not one of them)."""
+    if row_id is None:
+        return None
+    query = select(model.created_at, model.id).where(model.id == row_id, scope)
+    if (found := (await session.execute(query)).one_or_none()) is None:
         raise UnknownCursorError
     return found[0], found[1]
 
@@ -72,14 +81,7 @@ async def list_conversations(
         select(Conversation.id).where(Conversation.owner == owner).limit(COUNT_LIMIT + 1)
     ).subquery()
     total = await session.scalar(select(func.count()).select_from(counted))
-    start = None
-    if before is not None:
-        start = await _position(
-            session,
-            select(Conversation.created_at, Conversation.id).where(
-                Conversation.id == before, Conversation.owner == owner
-            ),
-        )
+    start = await _position(session, Conversation, before, Conversation.owner == owner)
     # One more than the page says whether more follow.
     query = page_query(owner=owner, limit=limit + 1, offset=offset, before=start)
     page = list(await session.scalars(query))
@@ -116,14 +118,7 @@ async def message_page(
     """The conversation's newest `limit` messages (those before the message `before`, if
     given), oldest first, and whether it holds earlier ones. UnknownCursorError: `before` is
     not a message of this conversation."""
-    start = None
-    if before is not None:
-        start = await _position(
-            session,
-            select(Message.created_at, Message.id).where(
-                Message.id == before, Message.conversation_id == conversation_id
-            ),
-        )
+    start = await _position(session, Message, before, Message.conversation_id == conversation_id)
     # One more than the page says whether earlier messages exist.
     query = messages_query(conversation_id=conversation_id, limit=limit + 1, before=start)
     found = list(await session.scalars(query))
