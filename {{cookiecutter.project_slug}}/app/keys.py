@@ -26,8 +26,8 @@ from app.runs.models import Run
 from app.spend.models import Hold, ModelCall
 
 # Every table with an owner column: a row left behind would answer its new owner 404.
-# The ledger too: a key's spend, and what its calls in progress hold, move with it (its
-# totals per day, spend_days, follow the ledger's rows by themselves).
+# The ledger too: a key's spend, and what its calls in progress hold, move with it (its sums
+# per day and model, spend_days, follow the ledger's rows by themselves).
 OWNED_MODELS = (Conversation, Run, StoredFile, ModelCall, Hold)
 
 

@@ -1,6 +1,6 @@
 """The ledger: one row per model call that answered, under the owner whose turn made it; its
-totals per owner and day, which budgets read; and the holds of the calls in progress on their
-owner's budgets."""
+sums per owner, day and model, which budgets and the usage report read; and the holds of the
+calls in progress on their owner's budgets."""
 
 import uuid
 from datetime import date, datetime
