@@ -4,10 +4,13 @@ The image, compose.override.yaml and a run on the host all start the service thi
 only what differs where they run (--host, --port, --reload). Options given later win.
 """
 
+import importlib
 import signal
 import sys
 
 import uvicorn
+
+from app.core.memory import freeze_imported
 
 # The app factory, and how the server stops: in-flight requests get up to 20 s after SIGTERM
 # (compose's stop_grace_period leaves room for it). No Server header names the software.
@@ -32,6 +35,9 @@ def main() -> None:
     # With a handler installed here that second delivery returns instead of killing the
     # process, so `docker stop` ends with exit code 0, not 143 (which reads as a failure).
     signal.signal(signal.SIGTERM, lambda *_: None)
+    # The app's modules, which uvicorn's factory would import, loaded first to be frozen.
+    importlib.import_module("app.main")
+    freeze_imported()
     sys.argv = [sys.argv[0], *COMMAND_LINE, *sys.argv[1:]]
     uvicorn.main()
 

@@ -28,6 +28,7 @@ from app.config.sections import MetricsConfig
 from app.config.settings import Settings
 from app.core.db import autocommit_sessionmaker, worker_pool_size
 from app.core.logging import setup_logging
+from app.core.memory import freeze_imported
 from app.core.metrics import Metrics
 from app.core.queue import QUEUE_NAME, TASK_NAME, create_broker
 from app.flows.execution import Executor
@@ -128,6 +129,7 @@ def main() -> int:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     setup_logging(settings.config.logging, None)
+    freeze_imported()
     asyncio.run(serve(settings))
     return 0
 
