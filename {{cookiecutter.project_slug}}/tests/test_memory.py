@@ -12,6 +12,7 @@ import uvicorn
 
 from app import __main__ as api_entry
 from app import worker
+from app.config.settings import Settings
 
 
 @pytest.fixture
@@ -45,13 +46,15 @@ def test_the_api_freezes_its_imported_heap_before_it_serves(
 
 
 def test_the_worker_freezes_its_imported_heap_before_it_serves(
-    monkeypatch: pytest.MonkeyPatch, frozen_when_serving: list[int]
+    monkeypatch: pytest.MonkeyPatch, frozen_when_serving: list[int], settings: Settings
 ) -> None:
     def run(coroutine: object) -> None:
         coroutine.close()  # type: ignore[attr-defined]
         frozen_when_serving.append(gc.get_freeze_count())
 
     monkeypatch.setattr(asyncio, "run", run)
+    # The test's settings, whatever the environment holds (a provider's key, for one).
+    monkeypatch.setattr(worker, "get_settings", lambda: settings)
     monkeypatch.setattr(worker, "setup_logging", lambda *_: None)
     gc.unfreeze()
 
