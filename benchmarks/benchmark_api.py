@@ -284,6 +284,21 @@ def our_api(
     return Process(project, command, env, log), port
 
 
+@contextmanager
+def pinned_api(project: Project, env: dict[str, str], work: Path) -> Iterator[tuple[Process, str]]:
+    """The generated api as its image starts it, pinned to SERVER_CPU and answering /health:
+    the process and its base URL; stopped after."""
+    api, port = our_api(project, env, work / "api.log")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        api.start()
+        pinned(api)
+        api.wait_for_http(f"{base}/health")
+        yield api, base
+    finally:
+        api.stop()
+
+
 def hand_written(
     project: Project, factory: str, env: dict[str, str], log: Path
 ) -> tuple[Process, int]:

@@ -27,8 +27,7 @@ from benchmarks.benchmark_api import (
     load_each,
     migrated_env,
     options,
-    our_api,
-    pinned,
+    pinned_api,
     rendered_with_servers,
 )
 from tests.harness.postgres_server import PostgresServer
@@ -48,12 +47,7 @@ def main() -> None:
         key, env = migrated_env(
             project, work, postgres.url, redis.url, {"spend": {"budgets": BUDGET}}
         )
-        api, port = our_api(project, env, work / "api.log")
-        try:
-            api.start()
-            pinned(api)
-            api.wait_for_http(f"http://127.0.0.1:{port}/health")
-            base = f"http://127.0.0.1:{port}"
+        with pinned_api(project, env, work) as (_, base):
             auth = {"Authorization": f"Bearer {key}"}
             empty = measure(base, auth, work, parsed.seconds, parsed.connections)
             started = time.monotonic()
@@ -61,8 +55,6 @@ def main() -> None:
             filled_in = time.monotonic() - started
             full = measure(base, auth, work, parsed.seconds, parsed.connections)
             count = postgres.query("SELECT count(*) FROM model_calls")
-        finally:
-            api.stop()
 
     print(
         f"## {datetime.now(UTC):%Y-%m-%d}, {parsed.seconds} s per run, "

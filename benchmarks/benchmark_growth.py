@@ -29,8 +29,7 @@ from benchmarks.benchmark_api import (
     load_each,
     migrated_env,
     options,
-    our_api,
-    pinned,
+    pinned_api,
     rendered_with_servers,
 )
 from tests.harness.postgres_server import PostgresServer
@@ -48,12 +47,7 @@ def main() -> None:
     parsed = options(__doc__ or "", connections=4)
     with rendered_with_servers() as (work, project, postgres, redis):
         key, env = migrated_env(project, work, postgres.url, redis.url)
-        api, port = our_api(project, env, work / "api.log")
-        try:
-            api.start()
-            pinned(api)
-            api.wait_for_http(f"http://127.0.0.1:{port}/health")
-            base = f"http://127.0.0.1:{port}"
+        with pinned_api(project, env, work) as (_, base):
             auth = {"Authorization": f"Bearer {key}"}
             empty = measure(base, auth, work, parsed)
             started = time.monotonic()
@@ -63,8 +57,6 @@ def main() -> None:
             count = postgres.query("SELECT count(*) FROM conversations")
             one_by_one = alone(base, auth, postgres)
             long = measure(base, auth, work, parsed, grow=lambda id_: lengthen(postgres, id_))
-        finally:
-            api.stop()
 
     print(
         f"## {datetime.now(UTC):%Y-%m-%d}, {parsed.seconds} s per run, "

@@ -54,8 +54,7 @@ from benchmarks.benchmark_api import (
     LOAD_CPU,
     migrated_env,
     options,
-    our_api,
-    pinned,
+    pinned_api,
     rendered_with_servers,
     resident_mb,
 )
@@ -233,16 +232,10 @@ def main() -> None:
         key, env = migrated_env(project, work, postgres.url, redis.url)
         keys = [key, *(new_secret() for _ in range(KEYS - 1))]
         env["API_KEYS"] = ",".join(keys)
-        api, port = our_api(project, env, work / "api.log")
-        api.start()
-        pinned(api)
-        try:
-            api.wait_for_http(f"http://127.0.0.1:{port}/health")
+        with pinned_api(project, env, work) as (api, base):
             tables = [
-                measure(kind, api, port, keys, postgres, work, parsed) for kind in parsed.kinds
+                measure(kind, api, base, keys, postgres, work, parsed) for kind in parsed.kinds
             ]
-        finally:
-            api.stop()
     print(
         f"## {datetime.now(UTC):%Y-%m-%d}, {parsed.seconds} s per level after "
         f"{WARM_UP_SECONDS} s of warm-up, api on CPU 0, wrk on CPU 1\n"
@@ -254,13 +247,12 @@ def main() -> None:
 def measure(
     kind: str,
     api: Process,
-    port: int,
+    base: str,
     keys: list[str],
     postgres: PostgresServer,
     work: Path,
     parsed: argparse.Namespace,
 ) -> str:
-    base = f"http://127.0.0.1:{port}"
 
     def script() -> Path:
         """The level's wrk script; turns go to new conversations at every level, so that
