@@ -5,7 +5,8 @@ import asyncio
 import gc
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any
 
 import pytest
 import uvicorn
@@ -48,8 +49,8 @@ def test_the_api_freezes_its_imported_heap_before_it_serves(
 def test_the_worker_freezes_its_imported_heap_before_it_serves(
     monkeypatch: pytest.MonkeyPatch, frozen_when_serving: list[int], settings: Settings
 ) -> None:
-    def run(coroutine: object) -> None:
-        coroutine.close()  # type: ignore[attr-defined]
+    def run(coroutine: Coroutine[Any, Any, None]) -> None:
+        coroutine.close()
         frozen_when_serving.append(gc.get_freeze_count())
 
     monkeypatch.setattr(asyncio, "run", run)
